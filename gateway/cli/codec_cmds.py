@@ -1,0 +1,7 @@
+"""`gateway codec …` operator commands."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="codec commands.")
