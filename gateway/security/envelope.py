@@ -1,0 +1,191 @@
+"""The envelope: a clear routing header with nothing personal, and a signed, encrypted body.
+
+Wire layout (all integers big-endian)::
+
+    b"TXG1" | u16 header_len | header | u32 ct_len | ciphertext | u16 sig_len | signature
+
+The header is canonical JSON (sorted keys, no whitespace, UTF-8). It is the AEAD associated data,
+so a changed header makes decryption fail; the sender signs ``SIG_CONTEXT + header + ciphertext``,
+so a changed byte anywhere is caught by the signature before any decryption is attempted.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from gateway.security.errors import EnvelopeError
+from gateway.security.suites import SUITES, DEFAULT_SUITE_ID, RecipientKey, SenderKey
+
+MAGIC = b"TXG1"
+PROTOCOL_VERSION = 1
+SIG_CONTEXT = b"township-gateway/envelope/v1\x00"
+MAX_ENVELOPE_BYTES = 1 << 20  # a record is a few KiB; anything near a MiB is abuse, refuse it early
+
+
+@dataclass(frozen=True)
+class EnvelopeHeader:
+    v: int
+    suite: str
+    message_id: str
+    kind: str
+    sender: str
+    recipient: str
+    created_at: str  # ISO 8601 UTC, "Z" suffix, microseconds
+    sender_kid: str
+    recipient_kid: str
+    epk: str  # ephemeral public key, base64url, suite-specific
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @property
+    def created(self) -> datetime:
+        return datetime.fromisoformat(self.created_at.replace("Z", "+00:00"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> EnvelopeHeader:
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EnvelopeError("malformed_header", f"header is not UTF-8 JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise EnvelopeError("malformed_header", "header is not a JSON object")
+        expected = set(cls.__dataclass_fields__)
+        if set(obj) != expected:
+            missing, extra = expected - set(obj), set(obj) - expected
+            raise EnvelopeError("malformed_header", f"header fields: missing {sorted(missing)}, unknown {sorted(extra)}")
+        if obj["v"] != PROTOCOL_VERSION:
+            raise EnvelopeError("unknown_version", f"envelope version {obj['v']!r} is not supported")
+        for name in expected - {"v"}:
+            if not isinstance(obj[name], str):
+                raise EnvelopeError("malformed_header", f"header.{name} must be a string")
+        header = cls(**obj)
+        if header.to_bytes() != raw:
+            # Only the canonical form is signed; any other spelling of the same header is refused.
+            raise EnvelopeError("malformed_header", "header is not in canonical form")
+        return header
+
+
+@dataclass(frozen=True)
+class Envelope:
+    header: EnvelopeHeader
+    header_bytes: bytes
+    ciphertext: bytes
+    signature: bytes
+
+    def to_bytes(self) -> bytes:
+        return b"".join(
+            (
+                MAGIC,
+                struct.pack(">H", len(self.header_bytes)),
+                self.header_bytes,
+                struct.pack(">I", len(self.ciphertext)),
+                self.ciphertext,
+                struct.pack(">H", len(self.signature)),
+                self.signature,
+            )
+        )
+
+    def signed_bytes(self) -> bytes:
+        return SIG_CONTEXT + self.header_bytes + self.ciphertext
+
+
+@dataclass(frozen=True)
+class OpenedEnvelope:
+    header: EnvelopeHeader
+    plaintext: bytes
+
+
+def utc_stamp(instant: datetime) -> str:
+    if instant.tzinfo is None:
+        raise ValueError("created_at must be timezone-aware")
+    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_envelope(data: bytes) -> Envelope:
+    """Split the wire bytes into their parts; checks framing only, not the signature."""
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise EnvelopeError("oversized", f"envelope is {len(data)} bytes, limit {MAX_ENVELOPE_BYTES}")
+    if data[:4] != MAGIC:
+        raise EnvelopeError("bad_magic", "not a township-gateway envelope (magic bytes differ)")
+    pos = 4
+    try:
+        (hlen,) = struct.unpack_from(">H", data, pos)
+        pos += 2
+        header_bytes = data[pos : pos + hlen]
+        if len(header_bytes) != hlen:
+            raise struct.error
+        pos += hlen
+        (clen,) = struct.unpack_from(">I", data, pos)
+        pos += 4
+        ciphertext = data[pos : pos + clen]
+        if len(ciphertext) != clen:
+            raise struct.error
+        pos += clen
+        (slen,) = struct.unpack_from(">H", data, pos)
+        pos += 2
+        signature = data[pos : pos + slen]
+        if len(signature) != slen:
+            raise struct.error
+        pos += slen
+    except struct.error:
+        raise EnvelopeError("truncated", "envelope is truncated") from None
+    if pos != len(data):
+        raise EnvelopeError("trailing_bytes", f"{len(data) - pos} unexpected bytes after the signature")
+    return Envelope(EnvelopeHeader.from_bytes(header_bytes), header_bytes, ciphertext, signature)
+
+
+def seal(
+    *,
+    plaintext: bytes,
+    message_id: str,
+    kind: str,
+    sender: SenderKey,
+    recipient: RecipientKey,
+    created_at: datetime,
+    suite_id: str = DEFAULT_SUITE_ID,
+) -> bytes:
+    suite = SUITES[suite_id]
+    epk, key_material = suite.agree_sender(recipient)
+    header = EnvelopeHeader(
+        v=PROTOCOL_VERSION,
+        suite=suite_id,
+        message_id=message_id,
+        kind=kind,
+        sender=sender.township,
+        recipient=recipient.township,
+        created_at=utc_stamp(created_at),
+        sender_kid=sender.kid,
+        recipient_kid=recipient.kid,
+        epk=epk,
+    )
+    header_bytes = header.to_bytes()
+    ciphertext = suite.encrypt(key_material, header_bytes, plaintext)
+    unsigned = Envelope(header, header_bytes, ciphertext, b"")
+    signature = suite.sign(sender, unsigned.signed_bytes())
+    return Envelope(header, header_bytes, ciphertext, signature).to_bytes()
+
+
+def open_envelope(envelope: Envelope, *, keyring: NodeKeyring, directory: KeyDirectory) -> OpenedEnvelope:
+    """Verify then decrypt an envelope addressed to ``keyring``'s township.
+
+    The signature is checked before decryption so that forged traffic costs one verify, not an ECDH.
+    """
+    header = envelope.header
+    if header.recipient != keyring.township:
+        raise EnvelopeError("wrong_recipient", f"addressed to {header.recipient}, not to {keyring.township}")
+    suite = SUITES.get(header.suite)
+    if suite is None:
+        raise EnvelopeError("unknown_suite", f"cipher suite {header.suite!r} is not supported")
+    verify_key = directory.verify_key(header.sender, header.sender_kid, at=header.created)
+    suite.verify(verify_key, envelope.signature, envelope.signed_bytes())
+    private, public_raw = keyring.decryption_key(header.recipient_kid)
+    key_material = suite.agree_recipient(private, header.epk, public_raw)
+    return OpenedEnvelope(header, suite.decrypt(key_material, envelope.header_bytes, envelope.ciphertext))
+
+
+from gateway.security.directory import KeyDirectory  # noqa: E402  (import cycle: directory uses suites only)
+from gateway.security.keys import NodeKeyring  # noqa: E402
