@@ -1,0 +1,257 @@
+"""Feedback accounting per township, month and quarter, rolled up the divisions (R4, R5).
+
+Who is accounted: the registration township (户籍所在地), which must answer every query and
+notification it receives (rule 十三: the feedback rate must be 100% of the queries received).
+Which period: the reporting month (or quarter) of the instant the query was received.
+
+For each township and period, as of an instant:
+
+* received        — queries and notifications received in the period (withdrawn ones not counted)
+* answered        — of those, replied to (查无此人 included)
+* on_time         — replied before 24:00 CST of the last working day *and* before the query's
+                    reporting month was closed
+* late            — replied, but not on time
+* overdue         — no reply, and the deadline has passed
+* still_open      — no reply, deadline not reached yet
+* no_such_person  — replies that were 查无此人 (part of answered)
+* missed_management — 漏管 charges against the township whose third query falls in the period
+
+so that received = on_time + late + overdue + still_open (three states that sum to 100% once the
+deadlines have passed: on time, late, missing).
+
+Rates, computed from *summed counts* at every level (pooled), never as an average of child rates:
+
+* feedback rate (反馈率)  = answered / received
+* timely rate  (及时率)   = on_time / received
+
+When received = 0 a rate is undefined (``None``, shown as "—"): nothing was asked, so nothing can
+be judged; it is neither 0% nor 100%, and such a township gets no score.
+
+Roll-up by division code: township (9 digits) → county (first 6) → city (first 4) → province (2).
+
+Closing a month (`close_month`) freezes its accounting as of the closing instant: replies that arrive
+later are still delivered, but never change that snapshot, and in every later accounting (the
+quarter) they count as *late* for the month of the query. A snapshot records a digest of the facts
+it was computed from, so it can be recomputed and checked identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import Enum, StrEnum
+from fractions import Fraction
+
+from gateway.workflow.cases import Case
+from gateway.workflow.feedback import FeedbackResult
+from gateway.workflow.instants import to_utc
+from gateway.workflow.periods import Quarter, ReportingMonth
+
+
+@dataclass(frozen=True)
+class Counts:
+    received: int = 0
+    answered: int = 0
+    on_time: int = 0
+    late: int = 0
+    overdue: int = 0
+    still_open: int = 0
+    no_such_person: int = 0
+    missed_management: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def feedback_rate(self) -> Fraction | None:
+        return Fraction(self.answered, self.received) if self.received else None
+
+    @property
+    def timely_rate(self) -> Fraction | None:
+        return Fraction(self.on_time, self.received) if self.received else None
+
+    @property
+    def missed_management_rate(self) -> Fraction | None:
+        return Fraction(self.missed_management, self.received) if self.received else None
+
+
+def percent(rate: Fraction | None, places: int = 1) -> str:
+    """A rate for people: '97.5%' or '—' when undefined."""
+    if rate is None:
+        return "—"
+    return f"{float(round(rate * 100, places)):.{places}f}%"
+
+
+class Outcome(Enum):
+    NOT_COUNTED = "not_counted"
+    ON_TIME = "on_time"
+    LATE = "late"
+    OVERDUE = "overdue"
+    STILL_OPEN = "still_open"
+
+
+def outcome_as_of(case: Case, as_of: datetime, month_closed_at: datetime | None = None) -> Outcome:
+    """How a case counts at instant `as_of`, given when its reporting month closed (if it did)."""
+    if case.received_at > as_of:
+        return Outcome.NOT_COUNTED
+    feedback = case.feedback
+    if feedback is not None and feedback.answered_at <= as_of:
+        closed = month_closed_at is not None and feedback.answered_at >= month_closed_at
+        return Outcome.LATE if closed or feedback.answered_at >= case.deadline.due_at else Outcome.ON_TIME
+    if case.withdrawn_at is not None and case.withdrawn_at <= as_of:
+        return Outcome.NOT_COUNTED
+    return Outcome.OVERDUE if as_of >= case.deadline.due_at else Outcome.STILL_OPEN
+
+
+def _counts_for(case: Case, as_of: datetime, month_closed_at: datetime | None) -> Counts:
+    outcome = outcome_as_of(case, as_of, month_closed_at)
+    if outcome is Outcome.NOT_COUNTED:
+        return Counts()
+    answered = outcome in (Outcome.ON_TIME, Outcome.LATE)
+    nsp = answered and case.feedback is not None and case.feedback.result is FeedbackResult.NO_SUCH_PERSON
+    charged = case.missed_management is not None and case.missed_management.charged_at <= as_of
+    return Counts(
+        received=1,
+        answered=int(answered),
+        on_time=int(outcome is Outcome.ON_TIME),
+        late=int(outcome is Outcome.LATE),
+        overdue=int(outcome is Outcome.OVERDUE),
+        still_open=int(outcome is Outcome.STILL_OPEN),
+        no_such_person=int(nsp),
+        missed_management=int(charged),
+    )
+
+
+Period = ReportingMonth | Quarter
+
+
+def _months(period: Period) -> tuple[ReportingMonth, ...]:
+    return period.months if isinstance(period, Quarter) else (period,)
+
+
+def account(
+    cases: Iterable[Case],
+    period: Period,
+    as_of: datetime,
+    closures: Mapping[ReportingMonth, datetime] | None = None,
+) -> dict[str, Counts]:
+    """Counts per registration township for the cases of `period`, as of `as_of`."""
+    as_of = to_utc(as_of)
+    closures = closures or {}
+    months = set(_months(period))
+    rows: dict[str, Counts] = {}
+    for case in cases:
+        if case.reporting_month not in months:
+            continue
+        c = _counts_for(case, as_of, closures.get(case.reporting_month))
+        if c.received:
+            rows[case.registration_township] = rows.get(case.registration_township, Counts()) + c
+    return rows
+
+
+class Level(StrEnum):
+    TOWNSHIP = "township"
+    COUNTY = "county"
+    CITY = "city"
+    PROVINCE = "province"
+
+
+_PREFIX = {Level.TOWNSHIP: 9, Level.COUNTY: 6, Level.CITY: 4, Level.PROVINCE: 2}
+
+
+def region_code(township: str, level: Level) -> str:
+    return township[: _PREFIX[level]]
+
+
+def roll_up(rows: Mapping[str, Counts], level: Level) -> dict[str, Counts]:
+    """Sum township counts into the regions of `level` (rates are then computed from the sums)."""
+    out: dict[str, Counts] = {}
+    for township, counts in rows.items():
+        code = region_code(township, level)
+        out[code] = out.get(code, Counts()) + counts
+    return out
+
+
+def total(rows: Mapping[str, Counts]) -> Counts:
+    return sum(rows.values(), Counts())
+
+
+@dataclass(frozen=True)
+class AccountingSnapshot:
+    """Frozen accounting of a closed period."""
+
+    period: str
+    closed_at: datetime
+    rows: tuple[tuple[str, Counts], ...]  # sorted by township code
+    inputs_digest: str
+    calendar_versions: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Counts]:
+        return dict(self.rows)
+
+
+def _digest(cases: list[Case], period: Period, as_of: datetime, closures: Mapping[ReportingMonth, datetime]) -> str:
+    def iso(x: datetime | None) -> str | None:
+        return x.isoformat() if x else None
+
+    facts = [
+        [
+            c.case_id,
+            c.registration_township,
+            iso(c.received_at),
+            iso(c.deadline.due_at),
+            iso(c.feedback.answered_at) if c.feedback else None,
+            c.feedback.result.value if c.feedback else None,
+            iso(c.withdrawn_at),
+            iso(c.missed_management.charged_at) if c.missed_management else None,
+        ]
+        for c in sorted(cases, key=lambda c: c.case_id)
+    ]
+    doc = {
+        "period": str(period),
+        "as_of": iso(as_of),
+        "closures": {str(m): iso(t) for m, t in sorted(closures.items()) if m in set(_months(period))},
+        "facts": facts,
+    }
+    return hashlib.sha256(json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def _snapshot(cases: Iterable[Case], period: Period, closed_at: datetime, closures: Mapping[ReportingMonth, datetime]) -> AccountingSnapshot:
+    months = set(_months(period))
+    relevant = [c for c in cases if c.reporting_month in months and c.received_at <= closed_at]
+    rows = account(relevant, period, closed_at, closures)
+    return AccountingSnapshot(
+        period=str(period),
+        closed_at=closed_at,
+        rows=tuple(sorted(rows.items())),
+        inputs_digest=_digest(relevant, period, closed_at, closures),
+        calendar_versions=tuple(sorted({c.deadline.calendar_version for c in relevant})),
+    )
+
+
+def close_month(cases: Iterable[Case], month: ReportingMonth, closed_at: datetime) -> AccountingSnapshot:
+    """Freeze month `month` as of `closed_at` (not before its cutoff, 24:00 CST on the 20th)."""
+    closed_at = to_utc(closed_at)
+    if closed_at < month.ends_at:
+        raise ValueError(f"reporting month {month} cannot close before its cutoff {month.ends_at.isoformat()}")
+    return _snapshot(cases, month, closed_at, {month: closed_at})
+
+
+def close_quarter(
+    cases: Iterable[Case],
+    quarter: Quarter,
+    closed_at: datetime,
+    closures: Mapping[ReportingMonth, datetime],
+) -> AccountingSnapshot:
+    """Freeze a quarter (exchange cycle) as of `closed_at`; its months should have been closed.
+
+    A month not yet closed is treated as closing with the quarter.
+    """
+    closed_at = to_utc(closed_at)
+    if closed_at < quarter.ends_at:
+        raise ValueError(f"quarter {quarter} cannot close before its cutoff {quarter.ends_at.isoformat()}")
+    effective = {m: to_utc(closures.get(m, closed_at)) for m in quarter.months}
+    return _snapshot(cases, quarter, closed_at, effective)
