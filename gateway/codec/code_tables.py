@@ -1,0 +1,98 @@
+"""Code tables (sex, ethnicity, …) read from `schemas/codes/*.json`, one file per table.
+
+An operator replaces a table without a release by putting a file of the same name in the
+overrides folder (`GATEWAY_CODEC_OVERRIDES_DIR/codes/`); the override replaces the whole table.
+Tables are read once per process and cached; `reload()` drops the cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+from gateway.codec.paths import overrides_dir, schemas_dir
+
+TABLE_NAMES = (
+    "sex",
+    "ethnicity",
+    "marital_status",
+    "education",
+    "household_type",
+    "contraception",
+    "pregnancy_outcome",
+    "policy_status",
+    "not_found_reason",
+    "notification_kind",
+    "feedback_result",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    code: str
+    zh: str
+    en: str
+    valid_from: date | None
+    valid_to: date | None
+
+    def current_on(self, day: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (self.valid_to is None or day <= self.valid_to)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeTable:
+    name: str
+    standard: str
+    official_values: bool
+    source: Path
+    codes: dict[str, Code]
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.codes
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.standard})"
+
+    def label(self, code: str) -> str:
+        return self.codes[code].zh
+
+    def code_for_label(self, text: str) -> str | None:
+        """Import helper: a clerk may type the Chinese or English label instead of the code."""
+        text = text.strip()
+        if text in self.codes:
+            return text
+        for c in self.codes.values():
+            if text in (c.zh, c.en):
+                return c.code
+        return None
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _table_file(name: str) -> Path:
+    override = overrides_dir()
+    if override is not None and (override / "codes" / f"{name}.json").is_file():
+        return override / "codes" / f"{name}.json"
+    return schemas_dir() / "codes" / f"{name}.json"
+
+
+@cache
+def table(name: str) -> CodeTable:
+    path = _table_file(name)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    codes = {
+        str(row["code"]): Code(
+            str(row["code"]), row["zh"], row["en"], _date(row.get("valid_from")), _date(row.get("valid_to"))
+        )
+        for row in doc["codes"]
+    }
+    return CodeTable(name, doc.get("standard", ""), bool(doc.get("official_values")), path, codes)
+
+
+def reload() -> None:
+    table.cache_clear()

@@ -1,0 +1,353 @@
+"""The three messages townships exchange, as validated records.
+
+Every cross-field rule is a named check (see `RULES` and docs/codec.md); a record breaking one
+is refused with the rule's reason at the field to correct. Nothing here reads files except
+through the cached code-table and division loaders, and the reference date for "not in the
+future" comes from the validation context (`{"today": date}`) when given.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from gateway.codec import citizen_id
+from gateway.codec.errors import CodecError
+from gateway.codec.rules import (
+    CodeOf,
+    Count,
+    DivisionCode,
+    PastDate,
+    Text,
+    TownshipCode,
+    Violations,
+    fail,
+)
+
+# Rule names → what they demand. The names appear in docs/codec.md and in tests.
+RULES: dict[str, str] = {
+    "citizen_id_passes_gb11643": "The citizen ID passes every GB 11643 check (region, birth date, check "
+    "character) unless the sender sets id_check_confirmed, which then travels with the record.",
+    "birth_date_agrees_with_citizen_id": "A given birth date equals the one in the citizen ID (unless confirmed).",
+    "sex_agrees_with_citizen_id": "A given sex 1/2 matches the parity of ID digit 17 (unless confirmed).",
+    "dates_not_in_future": "No date lies after the reference date (validation context `today`, else today in China).",
+    "townships_differ": "Residence and registration townships are different townships.",
+    "event_not_before_birth": "A notification's event date is not before the person's birth date.",
+    "notification_has_address": "A notification carries a detailed residence or registration address (seed 002, 第二十四条).",
+    "notification_kind_fields": "Each notification kind carries its required fields and no fields of other kinds.",
+    "children_total_is_sons_plus_daughters": "If a total number of children is given it equals sons + daughters.",
+    "youngest_child_only_with_children": "No youngest child's birth date when there are no children.",
+    "youngest_child_born_after_mother": "The youngest child was born after the mother.",
+    "left_after_birth": "The date she left is after her birth date.",
+    "one_child_certificate_needs_a_child": "A one-child parents' certificate date needs at least one child, "
+    "and with exactly one child is not before that child's birth.",
+    "found_has_verified_core": "A found answer carries the verified birth date and the children counts.",
+    "not_found_has_reason_and_remarks": "A 查无此人 answer carries a reason and remarks (rule 六).",
+    "not_found_has_no_verified_fields": "A 查无此人 answer carries no verified fields.",
+}
+
+
+def _citizen_id_format(value: str) -> str:
+    # Only the form is checked here (never confirmable); the logic checks that a sender may
+    # confirm run in Person, where the confirmation flag is visible.
+    found = citizen_id.inspect(value, province_known=_any, county_known=_any)
+    if found.malformed:
+        raise fail("; ".join(found.malformed))
+    return found.number
+
+
+def _any(_: str) -> bool:
+    return True
+
+
+CitizenId = Annotated[
+    str,
+    Field(
+        description="GB 11643 citizen ID: 18 characters (15-digit legacy numbers are upgraded)",
+        json_schema_extra={"pattern": "^([0-9]{17}[0-9Xx]|[0-9]{15})$"},
+    ),
+    AfterValidator(_citizen_id_format),
+]
+MessageId = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"),
+]
+
+
+class Record(BaseModel):
+    # strict: the wire carries JSON types exactly (a count is a number, not "3"); the only
+    # conversions are ISO dates (rules.IsoDate) and whitespace trimming.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, str_strip_whitespace=True)
+
+
+class Person(Record):
+    citizen_id: CitizenId
+    name: Text(50)
+    birth_date: PastDate | None = None
+    sex: CodeOf("sex") | None = None
+    ethnicity: CodeOf("ethnicity") | None = None
+    marital_status: CodeOf("marital_status") | None = None
+    education: CodeOf("education") | None = None
+    id_check_confirmed: bool = Field(
+        False,
+        description="The sender confirms an ID that fails a GB 11643 logic check; the recipient sees this flag.",
+    )
+
+    def id_findings(self) -> citizen_id.IdInspection:
+        return citizen_id.inspect(self.citizen_id)
+
+    @model_validator(mode="after")
+    def _id_rules(self) -> Person:
+        found = citizen_id.inspect(self.citizen_id)
+        if self.id_check_confirmed:
+            return self
+        v = Violations()
+        for problem in found.doubtful:
+            v.add("citizen_id_passes_gb11643", "citizen_id", problem + " (set id_check_confirmed to send it anyway)")
+        if found.birth_date is not None and self.birth_date is not None and self.birth_date != found.birth_date:
+            v.add(
+                "birth_date_agrees_with_citizen_id",
+                "birth_date",
+                f"does not agree with the citizen ID ({found.birth_date.isoformat()})",
+            )
+        if self.sex in ("1", "2") and not found.doubtful and self.sex != found.sex:
+            v.add("sex_agrees_with_citizen_id", "sex", f"does not agree with the citizen ID (sex code {found.sex})")
+        v.raise_if_any()
+        return self
+
+
+class LocalFacts(Record):
+    """What the residence place knows locally, sent with a query to help the search."""
+
+    marital_status: CodeOf("marital_status") | None = None
+    contraception: CodeOf("contraception") | None = None
+    sons: Count | None = None
+    daughters: Count | None = None
+    youngest_child_birth_date: PastDate | None = None
+    pregnant: bool | None = None
+    arrived_on: PastDate | None = None
+    marriage_certificate_no: Text(40) | None = None
+    husband_name: Text(50) | None = None
+
+
+class Query(Record):
+    kind: Literal["query"]
+    residence_township: TownshipCode
+    registration_township: TownshipCode
+    person: Person
+    about_birth: bool = Field(False, description="A query about birth information: 5 working days instead of 10.")
+    registration_address: Text(200) | None = None
+    current_address: Text(200) | None = None
+    known_locally: LocalFacts | None = None
+    remarks: Text(500) | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Query:
+        v = Violations()
+        if self.residence_township == self.registration_township:
+            v.add("townships_differ", "registration_township", "must differ from residence_township")
+        v.raise_if_any()
+        return self
+
+
+# Which optional fields each notification kind requires; a field not listed for the kind
+# must be absent. Kinds are numbered ① to ⑧ as in seed 002, 范文篇10 第二十四条.
+NOTIFICATION_FIELDS: dict[str, tuple[str, ...]] = {
+    "1": ("child_sex",),
+    "2": ("contraception",),
+    "3": ("contraception",),
+    "4": ("pregnancy_weeks",),
+    "5": ("remarks",),
+    "6": ("pregnant",),
+    "7": ("remarks",),
+    "8": ("remarks",),
+}
+NOTIFICATION_OPTIONAL: dict[str, tuple[str, ...]] = {
+    "1": ("pregnancy_outcome", "policy_status", "remarks"),
+    "2": ("remarks",),
+    "3": ("remarks",),
+    "4": ("policy_status", "remarks"),
+    "5": ("marriage_certificate_no",),
+    "6": ("pregnancy_weeks", "remarks"),
+    "7": ("marriage_certificate_no",),
+    "8": ("marriage_certificate_no",),
+}
+KIND_SPECIFIC = (
+    "child_sex",
+    "pregnancy_outcome",
+    "policy_status",
+    "contraception",
+    "pregnancy_weeks",
+    "pregnant",
+    "marriage_certificate_no",
+    "remarks",
+)
+
+
+class Notification(Record):
+    kind: Literal["notification"]
+    notification_kind: CodeOf("notification_kind")
+    residence_township: TownshipCode
+    registration_township: TownshipCode
+    person: Person
+    event_date: PastDate
+    registration_address: Text(200) | None = None
+    current_address: Text(200) | None = None
+    child_sex: CodeOf("sex") | None = None
+    pregnancy_outcome: CodeOf("pregnancy_outcome") | None = None
+    policy_status: CodeOf("policy_status") | None = None
+    contraception: CodeOf("contraception") | None = None
+    pregnancy_weeks: Annotated[int, Field(ge=1, le=45)] | None = None
+    pregnant: bool | None = None
+    marriage_certificate_no: Text(40) | None = None
+    remarks: Text(500) | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Notification:
+        v = Violations()
+        if self.residence_township == self.registration_township:
+            v.add("townships_differ", "registration_township", "must differ from residence_township")
+        if self.person.birth_date is not None and self.event_date < self.person.birth_date:
+            v.add("event_not_before_birth", "event_date", "must not be before the person's birth date")
+        if self.registration_address is None and self.current_address is None:
+            v.add(
+                "notification_has_address",
+                "registration_address",
+                "required (or current_address): a notification must carry a detailed address",
+            )
+        kind = self.notification_kind
+        required = NOTIFICATION_FIELDS.get(kind, ())
+        allowed = required + NOTIFICATION_OPTIONAL.get(kind, ())
+        for name in KIND_SPECIFIC:
+            present = getattr(self, name) is not None
+            if name in required and not present:
+                v.add("notification_kind_fields", name, f"required for notification kind {kind}")
+            elif present and name not in allowed:
+                v.add("notification_kind_fields", name, f"not used with notification kind {kind}")
+        if kind == "2" and self.contraception == "00":
+            v.add("notification_kind_fields", "contraception", "an operation notification needs the measure taken")
+        v.raise_if_any()
+        return self
+
+
+class Children(Record):
+    sons: Count
+    daughters: Count
+    total: Count | None = Field(None, description="If given, must equal sons + daughters.")
+    youngest_birth_date: PastDate | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Children:
+        v = Violations()
+        if self.total is not None and self.total != self.sons + self.daughters:
+            v.add(
+                "children_total_is_sons_plus_daughters",
+                "total",
+                f"must equal sons + daughters ({self.sons + self.daughters})",
+            )
+        if self.youngest_birth_date is not None and self.sons + self.daughters == 0:
+            v.add("youngest_child_only_with_children", "youngest_birth_date", "given but there are no children")
+        v.raise_if_any()
+        return self
+
+
+FOUND_FIELDS = (
+    "birth_date",
+    "household_type",
+    "husband_name",
+    "husband_residence_code",
+    "one_child_certificate_date",
+    "pregnancy_policy_status",
+    "children",
+    "left_on",
+    "marriage_certificate_no",
+)
+
+
+class Feedback(Record):
+    kind: Literal["feedback"]
+    in_reply_to: MessageId
+    result: Literal["found", "not_found"]
+    # found: the verified fields of rule 四
+    birth_date: PastDate | None = None
+    household_type: CodeOf("household_type") | None = None
+    husband_name: Text(50) | None = None
+    husband_residence_code: DivisionCode | None = None
+    one_child_certificate_date: PastDate | None = None
+    pregnancy_policy_status: CodeOf("policy_status") | None = None
+    children: Children | None = None
+    left_on: PastDate | None = None
+    marriage_certificate_no: Text(40) | None = None
+    # not_found: rule 六
+    not_found_reason: CodeOf("not_found_reason") | None = None
+    remarks: Text(500) | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Feedback:
+        v = Violations()
+        if self.result == "not_found":
+            if self.not_found_reason is None:
+                v.add("not_found_has_reason_and_remarks", "not_found_reason", "required when result is not_found")
+            if self.remarks is None:
+                v.add("not_found_has_reason_and_remarks", "remarks", "required when result is not_found (rule 六)")
+            for name in FOUND_FIELDS:
+                if getattr(self, name) is not None:
+                    v.add("not_found_has_no_verified_fields", name, "not allowed when result is not_found")
+            v.raise_if_any()
+            return self
+        if self.not_found_reason is not None:
+            v.add("not_found_has_reason_and_remarks", "not_found_reason", "only allowed when result is not_found")
+        if self.birth_date is None:
+            v.add("found_has_verified_core", "birth_date", "required when result is found")
+        if self.children is None:
+            v.add("found_has_verified_core", "children", "required when result is found")
+        born = self.birth_date
+        kids = self.children
+        if born is not None and kids is not None and kids.youngest_birth_date is not None:
+            if kids.youngest_birth_date <= born:
+                v.add("youngest_child_born_after_mother", "children.youngest_birth_date", "must be after birth_date")
+        if born is not None and self.left_on is not None and self.left_on <= born:
+            v.add("left_after_birth", "left_on", "must be after birth_date")
+        if self.one_child_certificate_date is not None and kids is not None:
+            n = kids.sons + kids.daughters
+            if n == 0:
+                v.add("one_child_certificate_needs_a_child", "one_child_certificate_date", "given but there are no children")
+            elif n == 1 and kids.youngest_birth_date and self.one_child_certificate_date < kids.youngest_birth_date:
+                v.add(
+                    "one_child_certificate_needs_a_child",
+                    "one_child_certificate_date",
+                    "must not be before the child's birth",
+                )
+        v.raise_if_any()
+        return self
+
+
+Message = Annotated[Query | Notification | Feedback, Field(discriminator="kind")]
+MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
+MODELS: dict[str, type[Record]] = {"query": Query, "notification": Notification, "feedback": Feedback}
+
+
+def parse_message(obj: Any, *, today: date | None = None) -> Message:
+    """Validate a message object (a dict as a clerk would POST it, with `kind`)."""
+    from gateway.codec.error_paths import codec_error_from
+
+    try:
+        return MESSAGE_ADAPTER.validate_python(obj, context={"today": today} if today else None)
+    except ValidationError as exc:
+        raise codec_error_from(exc) from None
+
+
+__all__ = [
+    "RULES",
+    "Children",
+    "CodecError",
+    "Feedback",
+    "LocalFacts",
+    "Message",
+    "Notification",
+    "Person",
+    "Query",
+    "parse_message",
+]

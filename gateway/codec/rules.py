@@ -1,0 +1,147 @@
+"""Building blocks shared by the message models: field types that check national codes,
+the reference date for "not in the future", and how a cross-field rule reports a violation.
+
+A cross-field rule names itself (`rule`) and the field it blames (`path`, relative to the
+model that runs it), so the error a clerk sees points at the field to correct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
+from pydantic_core import PydanticCustomError
+
+from gateway.codec import code_tables
+from gateway.codec.divisions import registry
+
+CHINA = ZoneInfo("Asia/Shanghai")
+RULES_ERROR = "codec_rules"
+
+
+def china_today() -> date:
+    return datetime.now(CHINA).date()
+
+
+# Tests and replays inject the reference date through the validation context
+# (`context={"today": date(...)}`); only when none is given does validation read the clock.
+clock: Callable[[], date] = china_today
+
+
+def reference_date(info: ValidationInfo) -> date:
+    ctx = info.context
+    if ctx and (today := ctx.get("today")) is not None:
+        return today
+    return clock()
+
+
+class Violations:
+    """Collects every cross-field problem of one model, then raises them together."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, str]] = []
+
+    def add(self, rule: str, path: str, reason: str) -> None:
+        self.items.append((rule, path, reason))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise PydanticCustomError(
+                RULES_ERROR,
+                "{summary}",
+                {"summary": "; ".join(f"{p}: {r}" for _, p, r in self.items), "violations": tuple(self.items)},
+            )
+
+
+def fail(reason: str) -> PydanticCustomError:
+    return PydanticCustomError("codec", "{reason}", {"reason": reason})
+
+
+def _iso_date(value: Any) -> Any:
+    # Only ISO calendar dates: pydantic's lax parsing would also take numbers as Unix
+    # timestamps, which no clerk means.
+    if isinstance(value, datetime):
+        raise fail("must be a date YYYY-MM-DD, not a date-time")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise fail(f"impossible date {value}") from None
+    raise fail("must be a date YYYY-MM-DD")
+
+
+def _not_future(value: date, info: ValidationInfo) -> date:
+    today = reference_date(info)
+    if value > today:
+        raise fail(f"must not be after the reference date {today.isoformat()}")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+PastDate = Annotated[date, BeforeValidator(_iso_date), AfterValidator(_not_future)]
+
+
+def _code_check(table_name: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        table = code_tables.table(table_name)
+        if value not in table.codes:
+            raise fail(f"unknown code {value!r} in table {table.describe()}")
+        return value
+
+    return check
+
+
+def CodeOf(table_name: str) -> Any:  # noqa: N802 - reads as a type in field declarations
+    return Annotated[
+        str,
+        Field(json_schema_extra={"x-code-table": table_name}, min_length=1, max_length=8),
+        AfterValidator(_code_check(table_name)),
+    ]
+
+
+def _township(value: str) -> str:
+    if len(value) != 9 or not value.isdigit():
+        raise fail("must be a 9-digit township code")
+    if not registry().is_township(value):
+        raise fail(f"unknown township code {value}")
+    return value
+
+
+def _division(value: str) -> str:
+    if len(value) not in (6, 9) or not value.isdigit():
+        raise fail("must be a 6-digit county or 9-digit township code")
+    if not registry().exists(value):
+        raise fail(f"unknown division code {value}")
+    return value
+
+
+TownshipCode = Annotated[
+    str,
+    Field(description="9-digit township code (GB/T 2260 extended)", json_schema_extra={"pattern": "^[0-9]{9}$"}),
+    AfterValidator(_township),
+]
+DivisionCode = Annotated[
+    str,
+    Field(description="6-digit county or 9-digit township code", json_schema_extra={"pattern": "^([0-9]{6}|[0-9]{9})$"}),
+    AfterValidator(_division),
+]
+
+
+def _no_control_chars(value: str) -> str:
+    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value):
+        raise fail("must not contain control characters")
+    return value
+
+
+def Text(max_length: int) -> Any:  # noqa: N802
+    return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_no_control_chars)]
+
+
+Count = Annotated[int, Field(ge=0, le=30)]

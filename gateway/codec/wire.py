@@ -1,0 +1,79 @@
+"""The wire format: canonical, versioned bytes for one message.
+
+`{"v":1,"body":{...}}` as UTF-8 JSON with sorted keys, no whitespace, absent optional fields
+left out. The same record always gives the same bytes, so signatures and duplicate detection
+can work on the bytes. `decode` raises only CodecError, whatever it is given.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.codec.error_paths import codec_error_from
+from gateway.codec.errors import CodecError, FieldError
+from gateway.codec.messages import MESSAGE_ADAPTER, Feedback, Message, Notification, Query
+
+WIRE_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+MAX_WIRE_BYTES = 256 * 1024  # a message is a few KB; anything this large is not one
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+
+
+def encode(msg: Message) -> bytes:
+    if not isinstance(msg, (Query, Notification, Feedback)):
+        raise CodecError.single("", f"cannot encode {type(msg).__name__}: not a message")
+    body = msg.model_dump(mode="json", exclude_none=True)
+    return _dumps({"v": WIRE_VERSION, "body": body}).encode("utf-8")
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one key would make the bytes mean different things to different parsers.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate key {dup!r}")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode(data: bytes, *, today: date | None = None) -> Message:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError.single("", "wire data must be bytes")
+    if len(data) > MAX_WIRE_BYTES:
+        raise CodecError.single("", f"wire data larger than {MAX_WIRE_BYTES} bytes")
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CodecError.single("", f"not UTF-8 (byte {exc.start})") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise CodecError.single("", f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CodecError.single("", "must be an object {\"v\": …, \"body\": …}")
+    extra = sorted(set(doc) - {"v", "body"})
+    errors = [FieldError(k, "unknown field") for k in extra]
+    v = doc.get("v")
+    if "v" not in doc:
+        errors.append(FieldError("v", "required"))
+    elif type(v) is not int or v not in SUPPORTED_VERSIONS:
+        errors.append(FieldError("v", f"unsupported wire version {v!r} (this gateway reads {sorted(SUPPORTED_VERSIONS)})"))
+    if "body" not in doc:
+        errors.append(FieldError("body", "required"))
+    if errors:
+        raise CodecError(errors)
+    try:
+        return MESSAGE_ADAPTER.validate_python(doc["body"], context={"today": today} if today else None)
+    except ValidationError as exc:
+        raise codec_error_from(exc) from None
+    except RecursionError:
+        raise CodecError.single("body", "nested too deeply") from None
