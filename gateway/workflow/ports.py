@@ -1,0 +1,46 @@
+"""Ports: what the workflow commands read cases through, plus an in-memory implementation.
+
+The PostgreSQL adapter (service layer) will implement `CaseSource`; `InMemoryCaseSource` serves
+tests and small tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from gateway.workflow.cases import Case
+from gateway.workflow.periods import Quarter, ReportingMonth
+
+
+class CaseSource(Protocol):
+    def cases_for_quarter(self, quarter: Quarter) -> Iterable[Case]:
+        """Every case whose reporting month is in `quarter` (withdrawn ones included)."""
+        ...
+
+    def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
+        """When each closed month of `quarter` was closed (UTC); open months are absent."""
+        ...
+
+    def quarter_closed_at(self, quarter: Quarter) -> datetime | None:
+        """When `quarter` was closed, or None while it is still open."""
+        ...
+
+
+@dataclass
+class InMemoryCaseSource:
+    cases: list[Case] = field(default_factory=list)
+    closures: dict[ReportingMonth, datetime] = field(default_factory=dict)
+    quarter_closures: dict[Quarter, datetime] = field(default_factory=dict)
+
+    def cases_for_quarter(self, quarter: Quarter) -> Iterable[Case]:
+        months = set(quarter.months)
+        return [c for c in self.cases if c.reporting_month in months]
+
+    def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
+        return {m: t for m, t in self.closures.items() if m in quarter.months}
+
+    def quarter_closed_at(self, quarter: Quarter) -> datetime | None:
+        return self.quarter_closures.get(quarter)
