@@ -1,0 +1,124 @@
+"""In-memory fakes of the exchange's ports, for fast unit tests of the service (cosmicpython style)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from gateway.exchange.ports import Delivery, DeliveryHandler
+from gateway.exchange.records import (
+    Counts,
+    Direction,
+    IncomingResult,
+    OutboxItem,
+    QuarantineItem,
+    Status,
+    StoredMessage,
+)
+
+
+class FakeMessageStore:
+    def __init__(self) -> None:
+        self.messages: dict[tuple[str, str, str, str], StoredMessage] = {}
+        self.outbox: dict[int, OutboxItem] = {}
+        self.quarantine: list[QuarantineItem] = []
+
+    def _mark_answered(self, node: str, direction: Direction, message_id: str, peer: str, by: StoredMessage) -> None:
+        for key, m in self.messages.items():
+            peer_of = m.sender if direction is Direction.IN else m.recipient
+            if (m.node, m.direction, m.message_id) == (node, direction, message_id) and peer_of == peer:
+                self.messages[key] = replace(m, status=Status.ANSWERED, answered_by=by.message_id,
+                                             answered_at=by.accepted_at, result=by.result)
+
+    async def add_outgoing(self, message: StoredMessage, outbox: OutboxItem, *, answers: str | None = None) -> None:
+        self.messages[(message.node, message.direction.value, message.sender, message.message_id)] = message
+        new_id = len(self.outbox) + 1
+        self.outbox[new_id] = replace(outbox, id=new_id)
+        if answers is not None:
+            self._mark_answered(message.node, Direction.IN, answers, message.recipient, message)
+
+    async def add_incoming(self, message: StoredMessage) -> IncomingResult:
+        key = (message.node, message.direction.value, message.sender, message.message_id)
+        if key in self.messages:
+            same = self.messages[key].envelope_sha256 == message.envelope_sha256
+            return IncomingResult.DUPLICATE if same else IncomingResult.CONFLICT
+        self.messages[key] = message
+        if message.kind == "feedback" and message.in_reply_to:
+            self._mark_answered(message.node, Direction.OUT, message.in_reply_to, message.sender, message)
+        return IncomingResult.STORED
+
+    async def add_quarantine(self, item: QuarantineItem) -> None:
+        self.quarantine.append(replace(item, id=len(self.quarantine) + 1))
+
+    async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None:
+        for m in self.messages.values():
+            if (m.node, m.direction, m.message_id) == (node, direction, message_id):
+                return m
+        return None
+
+    async def list_messages(self, node: str, direction: Direction, *, kind: str | None = None, limit: int = 100) -> list[StoredMessage]:
+        found = [m for m in self.messages.values() if m.node == node and m.direction is direction and kind in (None, m.kind)]
+        return sorted(found, key=lambda m: m.accepted_at, reverse=True)[:limit]
+
+    async def due_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
+        due = [o for o in self.outbox.values() if o.published_at is None and o.next_attempt_at <= now]
+        return due[:limit]
+
+    async def mark_published(self, outbox_ids: list[int], at: datetime) -> None:
+        for i in outbox_ids:
+            item = self.outbox[i] = replace(self.outbox[i], published_at=at)
+            for key, m in self.messages.items():
+                if m.direction is Direction.OUT and m.message_id == item.message_id and m.status is Status.QUEUED:
+                    self.messages[key] = m.with_status(Status.SENT)
+
+    async def mark_publish_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+        o = self.outbox[outbox_id]
+        self.outbox[outbox_id] = replace(o, attempts=o.attempts + 1, last_error=error, next_attempt_at=next_attempt_at)
+
+    async def list_quarantine(self, limit: int = 100) -> list[QuarantineItem]:
+        return list(reversed(self.quarantine))[:limit]
+
+    async def counts(self) -> Counts:
+        ms = list(self.messages.values())
+        return Counts(
+            sent=sum(m.direction is Direction.OUT for m in ms),
+            received=sum(m.direction is Direction.IN for m in ms),
+            answered=sum(m.direction is Direction.OUT and m.status is Status.ANSWERED and m.kind != "feedback" for m in ms),
+            outbox_pending=sum(o.published_at is None for o in self.outbox.values()),
+            quarantined=len(self.quarantine),
+        )
+
+    async def ping(self) -> None:
+        return None
+
+
+class FakeBroker:
+    """Routes by township code to the handler of whichever fake gateway hosts it; no network."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+        self._routes: dict[str, DeliveryHandler] = {}
+        self._townships: list[str] = []
+        self.fail_next_publishes = 0
+
+    async def start(self, townships: list[str]) -> None:
+        self._townships = list(townships)
+
+    async def consume(self, handler: DeliveryHandler) -> None:
+        for code in self._townships:
+            self._routes[code] = handler
+
+    async def publish(self, routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
+        if self.fail_next_publishes:
+            self.fail_next_publishes -= 1
+            raise ConnectionError("fake broker: connection dropped")
+        if routing_key not in self._routes:
+            raise ConnectionError(f"fake broker: no queue serves township {routing_key}")
+        self.published.append((routing_key, body))
+        await self._routes[routing_key](Delivery(body, routing_key))
+
+    async def close(self) -> None:
+        self._routes.clear()
+
+    def is_connected(self) -> bool:
+        return True

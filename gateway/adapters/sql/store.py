@@ -1,0 +1,248 @@
+"""The message store on SQLAlchemy Core: messages, outbox and quarantine, each change one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import asdict, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.tables import messages, outbox, quarantine
+from gateway.exchange.records import (
+    Counts,
+    Direction,
+    IncomingResult,
+    OutboxItem,
+    QuarantineItem,
+    Status,
+    StoredMessage,
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone-aware columns; everything stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _message_from_row(row: Any) -> StoredMessage:
+    m = row._mapping
+    return StoredMessage(
+        node=m["node"],
+        direction=Direction(m["direction"]),
+        message_id=m["message_id"],
+        kind=m["kind"],
+        sender=m["sender"],
+        recipient=m["recipient"],
+        in_reply_to=m["in_reply_to"],
+        created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
+        accepted_at=_utc(m["accepted_at"]),  # type: ignore[arg-type]
+        envelope_sha256=m["envelope_sha256"],
+        envelope=bytes(m["envelope"]),
+        body_sealed=bytes(m["body_sealed"]),
+        subject=m["subject"],
+        status=Status(m["status"]),
+        answered_by=m["answered_by"],
+        answered_at=_utc(m["answered_at"]),
+        result=m["result"],
+    )
+
+
+def _record_from_row(cls: type, row: Any) -> Any:
+    m = row._mapping
+    values = {f.name: m[f.name] for f in fields(cls)}
+    for key, value in values.items():
+        if isinstance(value, datetime):
+            values[key] = _utc(value)
+        elif isinstance(value, memoryview):
+            values[key] = bytes(value)
+    return cls(**values)
+
+
+def _message_values(message: StoredMessage) -> dict[str, Any]:
+    values = asdict(message)
+    values["direction"] = message.direction.value
+    values["status"] = message.status.value
+    return values
+
+
+class SqlMessageStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # SQLite allows one writer; serialising writes here beats "database is locked" retries.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    async def add_outgoing(self, message: StoredMessage, item: OutboxItem, *, answers: str | None = None) -> None:
+        async with self._write() as conn:
+            await conn.execute(insert(messages).values(**_message_values(message)))
+            values = asdict(item)
+            values.pop("id")
+            await conn.execute(insert(outbox).values(**values))
+            if answers is not None:
+                await conn.execute(
+                    update(messages)
+                    .where(
+                        messages.c.node == message.node,
+                        messages.c.direction == Direction.IN.value,
+                        messages.c.message_id == answers,
+                        messages.c.sender == message.recipient,
+                    )
+                    .values(status=Status.ANSWERED.value, answered_by=message.message_id,
+                            answered_at=message.accepted_at, result=message.result)
+                )
+
+    async def add_incoming(self, message: StoredMessage) -> IncomingResult:
+        try:
+            async with self._write() as conn:
+                existing = await self._existing_sha(conn, message)
+                if existing is not None:
+                    return IncomingResult.DUPLICATE if existing == message.envelope_sha256 else IncomingResult.CONFLICT
+                await conn.execute(insert(messages).values(**_message_values(message)))
+                if message.kind == "feedback" and message.in_reply_to:
+                    await conn.execute(
+                        update(messages)
+                        .where(
+                            messages.c.node == message.node,
+                            messages.c.direction == Direction.OUT.value,
+                            messages.c.message_id == message.in_reply_to,
+                            messages.c.recipient == message.sender,
+                        )
+                        .values(status=Status.ANSWERED.value, answered_by=message.message_id,
+                                answered_at=message.accepted_at, result=message.result)
+                    )
+                return IncomingResult.STORED
+        except IntegrityError:
+            # Two consumers raced on the same delivery: the other one stored it.
+            async with self.engine.connect() as conn:
+                existing = await self._existing_sha(conn, message)
+            if existing is None:
+                raise
+            return IncomingResult.DUPLICATE if existing == message.envelope_sha256 else IncomingResult.CONFLICT
+
+    @staticmethod
+    async def _existing_sha(conn: AsyncConnection, message: StoredMessage) -> str | None:
+        return (
+            await conn.execute(
+                select(messages.c.envelope_sha256).where(
+                    messages.c.node == message.node,
+                    messages.c.direction == message.direction.value,
+                    messages.c.sender == message.sender,
+                    messages.c.message_id == message.message_id,
+                )
+            )
+        ).scalar_one_or_none()
+
+    async def add_quarantine(self, item: QuarantineItem) -> None:
+        values = asdict(item)
+        values.pop("id")
+        async with self._write() as conn:
+            await conn.execute(insert(quarantine).values(**values))
+
+    async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(messages).where(
+                        messages.c.node == node,
+                        messages.c.direction == direction.value,
+                        messages.c.message_id == message_id,
+                    )
+                )
+            ).first()
+        return _message_from_row(row) if row else None
+
+    async def list_messages(
+        self, node: str, direction: Direction, *, kind: str | None = None, limit: int = 100
+    ) -> list[StoredMessage]:
+        query = select(messages).where(messages.c.node == node, messages.c.direction == direction.value)
+        if kind is not None:
+            query = query.where(messages.c.kind == kind)
+        query = query.order_by(messages.c.accepted_at.desc(), messages.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_message_from_row(r) for r in rows]
+
+    async def due_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
+        query = (
+            select(outbox)
+            .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_record_from_row(OutboxItem, r) for r in rows]
+
+    async def mark_published(self, outbox_ids: list[int], at: datetime) -> None:
+        if not outbox_ids:
+            return
+        async with self._write() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id.in_(outbox_ids)).values(published_at=at))
+            sent_ids = select(outbox.c.message_id).where(outbox.c.id.in_(outbox_ids))
+            await conn.execute(
+                update(messages)
+                .where(
+                    messages.c.direction == Direction.OUT.value,
+                    messages.c.status == Status.QUEUED.value,
+                    messages.c.message_id.in_(sent_ids),
+                )
+                .values(status=Status.SENT.value)
+            )
+
+    async def mark_publish_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == outbox_id)
+                .values(attempts=outbox.c.attempts + 1, last_error=error[:2000], next_attempt_at=next_attempt_at)
+            )
+
+    async def list_quarantine(self, limit: int = 100) -> list[QuarantineItem]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(quarantine).order_by(quarantine.c.id.desc()).limit(limit))).all()
+        return [_record_from_row(QuarantineItem, r) for r in rows]
+
+    async def counts(self) -> Counts:
+        async with self.engine.connect() as conn:
+            by_dir = dict(
+                (await conn.execute(select(messages.c.direction, func.count()).group_by(messages.c.direction))).all()
+            )
+            answered = (
+                await conn.execute(
+                    select(func.count()).where(
+                        and_(messages.c.direction == Direction.OUT.value, messages.c.status == Status.ANSWERED.value,
+                             messages.c.kind != "feedback")
+                    )
+                )
+            ).scalar_one()
+            pending = (await conn.execute(select(func.count()).where(outbox.c.published_at.is_(None)))).scalar_one()
+            quarantined = (await conn.execute(select(func.count()).select_from(quarantine))).scalar_one()
+        return Counts(
+            sent=by_dir.get(Direction.OUT.value, 0),
+            received=by_dir.get(Direction.IN.value, 0),
+            answered=answered,
+            outbox_pending=pending,
+            quarantined=quarantined,
+        )
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+

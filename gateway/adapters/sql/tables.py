@@ -1,0 +1,87 @@
+"""The gateway's tables, as SQLAlchemy Core. One metadata; SQLite and PostgreSQL alike.
+
+Nothing personal is stored in clear: bodies are kept encrypted at rest (``body_sealed``) and the
+citizen ID only as a keyed pseudonym (``subject``), which is all the workflow needs to group by person.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for long-lived tables.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("node", String(9), nullable=False),
+    Column("direction", String(3), nullable=False),  # "out" sent by node, "in" received by node
+    Column("message_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("sender", String(9), nullable=False),
+    Column("recipient", String(9), nullable=False),
+    Column("in_reply_to", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),  # sender's clock, from the header
+    Column("accepted_at", DateTime(timezone=True), nullable=False),  # this gateway's clock
+    Column("envelope_sha256", String(64), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("body_sealed", LargeBinary, nullable=False),
+    Column("subject", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("answered_by", String(64)),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("result", String(16)),  # of a feedback: found / not_found
+    UniqueConstraint("node", "direction", "sender", "message_id", name="uq_messages_identity"),
+)
+Index("ix_messages_node_dir_kind", messages.c.node, messages.c.direction, messages.c.kind, messages.c.accepted_at)
+Index("ix_messages_reply", messages.c.node, messages.c.in_reply_to)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("sender", String(9), nullable=False),
+    Column("routing_key", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+)
+Index("ix_outbox_pending", outbox.c.published_at, outbox.c.next_attempt_at)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(48), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("message_id", String(64)),
+    Column("sender", String(9)),
+    Column("recipient", String(9)),
+    Column("kind", String(16)),
+    Column("envelope_sha256", String(64), nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("redriven_at", DateTime(timezone=True)),
+    Column("resolved", Boolean, nullable=False, default=False),
+)

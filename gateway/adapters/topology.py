@@ -1,0 +1,70 @@
+"""The RabbitMQ topology as data: declared by the gateway at start-up, exportable as broker definitions.
+
+- one durable direct exchange; the routing key is the recipient's 9-digit township code;
+- one quorum queue per hosting gateway (a county or province gateway hosts many townships), bound once
+  per hosted township — 40,000 townships become a few hundred queues, not 40,000 (see README);
+- a dead-letter exchange and a ``poison`` quorum queue: a message that keeps failing is moved there
+  after ``delivery_limit`` attempts, at least once, instead of being dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DELIVERY_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchange: str
+    queue: str
+    delivery_limit: int = DELIVERY_LIMIT
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.exchange}.dlx"
+
+    @property
+    def poison_queue(self) -> str:
+        return f"{self.exchange}.poison"
+
+    def inbox_arguments(self) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": self.dead_letter_exchange,
+            # at-least-once dead-lettering needs reject-publish overflow; without it a DLX move can lose messages.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    @staticmethod
+    def poison_arguments() -> dict[str, Any]:
+        return {"x-queue-type": "quorum"}
+
+    def definitions(self, townships: list[str], vhost: str = "/") -> dict[str, Any]:
+        """The same topology in the format of `rabbitmqctl import_definitions`."""
+        return {
+            "exchanges": [
+                {"name": self.exchange, "vhost": vhost, "type": "direct", "durable": True, "auto_delete": False,
+                 "internal": False, "arguments": {}},
+                {"name": self.dead_letter_exchange, "vhost": vhost, "type": "fanout", "durable": True,
+                 "auto_delete": False, "internal": False, "arguments": {}},
+            ],
+            "queues": [
+                {"name": self.queue, "vhost": vhost, "durable": True, "auto_delete": False,
+                 "arguments": self.inbox_arguments()},
+                {"name": self.poison_queue, "vhost": vhost, "durable": True, "auto_delete": False,
+                 "arguments": self.poison_arguments()},
+            ],
+            "bindings": [
+                {"source": self.exchange, "vhost": vhost, "destination": self.queue, "destination_type": "queue",
+                 "routing_key": code, "arguments": {}}
+                for code in sorted(townships)
+            ]
+            + [
+                {"source": self.dead_letter_exchange, "vhost": vhost, "destination": self.poison_queue,
+                 "destination_type": "queue", "routing_key": "", "arguments": {}}
+            ],
+        }

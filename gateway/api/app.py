@@ -1,0 +1,133 @@
+"""The HTTP API for township clerks (and, later, supervisors): submit, read the inbox, answer.
+
+Request bodies are validated by the codec, not by FastAPI, so a clerk gets the codec's precise paths
+(``query.person.citizen_id: check character should be 7``) in the usual 422 shape.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gateway.bootstrap import Gateway
+from gateway.codec.errors import CodecError, FieldError
+from gateway.exchange.errors import ExchangeError, InvalidRequest, UnknownMessage
+from gateway.exchange.records import Direction, StoredMessage
+
+
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+Payload = Annotated[dict[str, Any], Body(description="the record as JSON; validated by the codec")]
+
+
+def _field_errors(errors: list[FieldError]) -> list[dict[str, Any]]:
+    return [{"loc": ["body", *e.path.split(".")] if e.path else ["body"], "msg": e.reason, "type": "value_error"}
+            for e in errors]
+
+
+def render(gateway: Gateway, m: StoredMessage, *, body: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "message_id": m.message_id,
+        "kind": m.kind,
+        "direction": m.direction.value,
+        "sender": m.sender,
+        "recipient": m.recipient,
+        "in_reply_to": m.in_reply_to,
+        "created_at": m.created_at.isoformat(),
+        "accepted_at": m.accepted_at.isoformat(),
+        "status": m.status.value,
+        "answered_by": m.answered_by,
+        "answered_at": m.answered_at.isoformat() if m.answered_at else None,
+        "result": m.result,
+    }
+    if body:
+        out["body"] = gateway.service.read_body(m).model_dump(mode="json")
+    return out
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    app = FastAPI(title="Township exchange gateway", version="0.1.0")
+    app.state.gateway = gateway
+
+    @app.exception_handler(CodecError)
+    async def codec_error(_: Request, exc: CodecError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _field_errors(exc.errors)})
+
+    @app.exception_handler(InvalidRequest)
+    async def invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _field_errors(exc.errors)})
+
+    @app.exception_handler(ExchangeError)
+    async def exchange_error(_: Request, exc: ExchangeError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content={"detail": exc.detail})
+
+    @app.get("/health")
+    async def health(gw: GatewayDep) -> JSONResponse:
+        report = await gw.health()
+        return JSONResponse(status_code=200 if report["status"] == "ok" else 503, content=report)
+
+    @app.get("/nodes")
+    async def nodes(gw: GatewayDep) -> list[str]:
+        return sorted(gw.service.nodes)
+
+    @app.post("/nodes/{code}/queries", status_code=202)
+    async def submit_query(code: str, payload: Payload, gw: GatewayDep) -> dict[str, Any]:
+        stored = await gw.service.submit(code, {**payload, "kind": payload.get("kind", "query")})
+        return render(gw, stored, body=False)
+
+    @app.post("/nodes/{code}/notifications", status_code=202)
+    async def submit_notification(code: str, payload: Payload, gw: GatewayDep) -> dict[str, Any]:
+        stored = await gw.service.submit(code, {**payload, "kind": payload.get("kind", "notification")})
+        return render(gw, stored, body=False)
+
+    @app.get("/nodes/{code}/inbox")
+    async def inbox(code: str, gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
+        gw.service.node(code)
+        received = await gw.store.list_messages(code, Direction.IN, limit=limit)
+        return [render(gw, m) for m in received if m.kind != "feedback"]
+
+    @app.get("/nodes/{code}/sent")
+    async def sent(code: str, gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
+        gw.service.node(code)
+        return [render(gw, m) for m in await gw.store.list_messages(code, Direction.OUT, limit=limit) if m.kind != "feedback"]
+
+    @app.get("/nodes/{code}/messages/{message_id}")
+    async def message(code: str, message_id: str, gw: GatewayDep) -> dict[str, Any]:
+        gw.service.node(code)
+        for direction in (Direction.OUT, Direction.IN):
+            stored = await gw.store.find(code, direction, message_id)
+            if stored is not None:
+                out = render(gw, stored)
+                if stored.answered_by:
+                    reply_dir = Direction.IN if direction is Direction.OUT else Direction.OUT
+                    reply = await gw.store.find(code, reply_dir, stored.answered_by)
+                    out["feedback"] = render(gw, reply) if reply else None
+                return out
+        raise UnknownMessage(f"{code} has no message {message_id}")
+
+    @app.post("/nodes/{code}/inbox/{message_id}/feedback", status_code=202)
+    async def answer(code: str, message_id: str, payload: Payload, gw: GatewayDep) -> dict[str, Any]:
+        stored = await gw.service.answer(code, message_id, payload)
+        return render(gw, stored, body=False)
+
+    @app.get("/quarantine")
+    async def quarantine(gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
+        return [
+            {"id": q.id, "received_at": q.received_at.isoformat(), "reason": q.reason, "detail": q.detail,
+             "message_id": q.message_id, "sender": q.sender, "recipient": q.recipient, "kind": q.kind,
+             "envelope_sha256": q.envelope_sha256, "size": len(q.raw)}
+            for q in await gw.store.list_quarantine(limit)
+        ]
+
+    @app.get("/stats")
+    async def stats(gw: GatewayDep) -> dict[str, Any]:
+        c = await gw.store.counts()
+        return {"sent": c.sent, "received": c.received, "answered": c.answered,
+                "outbox_pending": c.outbox_pending, "quarantined": c.quarantined}
+
+    return app

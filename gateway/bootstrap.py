@@ -1,0 +1,150 @@
+"""The composition root: the one place where adapters are wired to the domain.
+
+Nothing connects to a broker or a database at import time; ``build_gateway`` creates objects and
+``Gateway.start`` connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapters.amqp import AmqpBroker
+from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.store import SqlMessageStore
+from gateway.adapters.topology import Topology
+from gateway.clock import Clock, SystemClock
+from gateway.exchange.nodes import HostedNode
+from gateway.exchange.ports import Broker, Delivery, MessageStore
+from gateway.exchange.relay import OutboxRelay
+from gateway.exchange.service import ExchangeService, ReceiveOutcome
+from gateway.security.directory import KeyDirectory
+from gateway.security.keys import generate_keyring, load_keyring, save_keyring
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    store: MessageStore
+    broker: Broker
+    service: ExchangeService
+    relay: OutboxRelay
+    clock: Clock
+    engine: AsyncEngine | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def handle(self, delivery: Delivery) -> ReceiveOutcome:
+        outcome = await self.service.receive(delivery)
+        self.outcomes[outcome.result] = self.outcomes.get(outcome.result, 0) + 1
+        return outcome
+
+    async def start(self, *, consume: bool = True, relay: bool = True) -> None:
+        if self.engine is not None:
+            await create_schema(self.engine)
+        await self.broker.start(sorted(self.service.nodes))
+        if consume:
+            await self.broker.consume(self.handle)
+        if relay:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+
+    async def stop(self) -> None:
+        self.relay.stop()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        self._tasks.clear()
+        await self.broker.close()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def health(self) -> dict[str, Any]:
+        database = "ok"
+        try:
+            await self.store.ping()
+        except Exception as exc:  # report, do not raise: this is what /health is for
+            database = f"error: {type(exc).__name__}"
+        broker = "ok" if self.broker.is_connected() else "disconnected"
+        return {"status": "ok" if database == broker == "ok" else "degraded", "database": database, "broker": broker}
+
+
+def load_directory(settings: Settings) -> KeyDirectory:
+    path = settings.resolved_directory_path
+    if not path.exists():
+        raise FileNotFoundError(f"key directory {path} not found; run `gateway init`")
+    return KeyDirectory.load(path)
+
+
+def load_nodes(settings: Settings) -> dict[str, HostedNode]:
+    if not settings.nodes:
+        raise ValueError("no township nodes configured: set GATEWAY_NODES, e.g. GATEWAY_NODES=110101001,110101002")
+    return {
+        code: HostedNode(load_keyring(code, settings.resolved_keys_dir, settings.passphrase_bytes))
+        for code in settings.nodes
+    }
+
+
+def init_nodes(settings: Settings) -> list[str]:
+    """Create keys for configured nodes that have none, and publish their public keys in the directory."""
+    keys_dir = settings.resolved_keys_dir
+    created = []
+    keyrings = []
+    for code in settings.nodes:
+        if (keys_dir / code).exists():
+            keyrings.append(load_keyring(code, keys_dir, settings.passphrase_bytes))
+        else:
+            keyring = generate_keyring(code)
+            save_keyring(keyring, keys_dir, settings.passphrase_bytes)
+            keyrings.append(keyring)
+            created.append(code)
+    path = settings.resolved_directory_path
+    directory = KeyDirectory.from_keyrings(keyrings)
+    if path.exists():
+        directory = KeyDirectory.load(path).merged(directory)
+    directory.save(path)
+    return created
+
+
+async def init_database(settings: Settings) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await create_schema(engine)
+    finally:
+        await engine.dispose()
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    broker: Broker | None = None,
+    store: MessageStore | None = None,
+    nodes: dict[str, HostedNode] | None = None,
+    directory: KeyDirectory | None = None,
+) -> Gateway:
+    clock = clock or SystemClock()
+    engine = None
+    if store is None:
+        engine = create_engine(settings.resolved_database_url)
+        store = SqlMessageStore(engine)
+    if broker is None:
+        broker = AmqpBroker(
+            settings.amqp_url,
+            Topology(settings.exchange, settings.queue_name),
+            prefetch=settings.prefetch,
+            publish_timeout_s=settings.publish_timeout_s,
+        )
+    nodes = nodes if nodes is not None else load_nodes(settings)
+    directory = directory if directory is not None else load_directory(settings)
+    relay = OutboxRelay(store, broker, clock, batch=settings.relay_batch)
+    service = ExchangeService(nodes, directory, store, clock, on_outbox=relay.nudge)
+    return Gateway(settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine)

@@ -1,0 +1,93 @@
+"""`gateway init`, `gateway serve` and `gateway demo`: setting up, running and showing the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from gateway.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad variable; show it without a traceback
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def init() -> None:
+    """Create the database and the keys of the configured township nodes (GATEWAY_NODES)."""
+    from gateway.bootstrap import init_database, init_nodes
+
+    settings = _settings()
+    if not settings.nodes:
+        typer.echo("no township nodes configured: set GATEWAY_NODES, e.g. GATEWAY_NODES=110101001,110101002", err=True)
+        raise typer.Exit(2)
+    created = init_nodes(settings)
+    asyncio.run(init_database(settings))
+    typer.echo(f"database: {settings.resolved_database_url}")
+    typer.echo(f"keys: {settings.resolved_keys_dir} (new for {len(created)} of {len(settings.nodes)} nodes)")
+    typer.echo(f"directory: {settings.resolved_directory_path}")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="HTTP address (default GATEWAY_HTTP_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default GATEWAY_HTTP_PORT)")] = None,
+) -> None:
+    """Run the HTTP API, the consumers and the outbox relay for the configured nodes."""
+    import uvicorn
+
+    from gateway.api.app import create_app
+    from gateway.bootstrap import build_gateway
+
+    settings = _settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run() -> None:
+        gateway = build_gateway(settings)
+        await gateway.start()
+        config = uvicorn.Config(create_app(gateway), host=host or settings.http_host, port=port or settings.http_port)
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            await gateway.stop()
+
+    asyncio.run(run())
+
+
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON summary object and nothing else")] = False,
+    townships: Annotated[int, typer.Option("--townships", min=2, help="number of township nodes")] = 4,
+    messages: Annotated[int, typer.Option("--messages", min=1, help="number of queries to exchange")] = 8,
+    tamper: Annotated[int, typer.Option("--tamper", min=0, help="also inject this many tampered envelopes")] = 0,
+) -> None:
+    """Start township nodes in one process, run a scripted exchange over RabbitMQ, print what happened."""
+    from gateway.demo import run_demo, summary_dict
+
+    settings = _settings()
+    logging.basicConfig(level=logging.ERROR if as_json else logging.WARNING)
+    echo = (lambda _line: None) if as_json else typer.echo
+    try:
+        summary = asyncio.run(
+            run_demo(amqp_url=settings.amqp_url, townships=townships, messages=messages, tamper=tamper,
+                     database_url=settings.database_url, echo=echo)
+        )
+    except (ConnectionError, OSError) as exc:
+        typer.echo(
+            f"cannot reach RabbitMQ at {settings.amqp_url}: {exc}\n"
+            "start it with `rabbitmq-server -detached` (or `docker compose up -d rabbitmq`)",
+            err=True,
+        )
+        raise typer.Exit(3) from None
+    data = summary_dict(summary)
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    else:
+        typer.echo(" ".join(f"{k}={v}" for k, v in data.items()))
+    raise typer.Exit(0 if summary.ok else 1)

@@ -1,0 +1,1 @@
+"""The exchange: submitting, receiving and answering messages between hosted township nodes."""

@@ -1,0 +1,35 @@
+"""Refusals the exchange gives to a clerk's request (the HTTP API maps them to status codes)."""
+
+from __future__ import annotations
+
+from gateway.codec.errors import FieldError
+
+
+class ExchangeError(Exception):
+    status = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UnknownNode(ExchangeError):
+    status = 404
+
+
+class UnknownMessage(ExchangeError):
+    status = 404
+
+
+class AlreadyAnswered(ExchangeError):
+    status = 409
+
+
+class InvalidRequest(ExchangeError):
+    """The record is well-formed but does not fit this exchange; carries field paths like CodecError."""
+
+    status = 422
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors

@@ -1,0 +1,254 @@
+"""The exchange service: what a node does when a clerk submits or answers, and when a message arrives.
+
+Submitting validates the record (codec), signs and encrypts it for the recipient (envelope), and stores
+it together with its outbox row in one transaction; the relay publishes it. Receiving verifies and
+decrypts, validates again (nothing is trusted), and stores it idempotently; every refusal is kept in
+the quarantine with its reason, and nothing raises out of ``receive`` but a failure of our own storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.clock import Clock
+from gateway.codec import wire
+from gateway.codec.errors import CodecError, FieldError
+from gateway.codec.messages import Feedback, Message, parse_message
+from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode
+from gateway.exchange.nodes import HostedNode, storage_context
+from gateway.exchange.ports import Delivery, MessageStore
+from gateway.exchange.records import (
+    Direction,
+    IncomingResult,
+    OutboxItem,
+    QuarantineItem,
+    Status,
+    StoredMessage,
+)
+from gateway.security.directory import KeyDirectory
+from gateway.security.envelope import open_envelope, parse_envelope, seal
+from gateway.security.errors import EnvelopeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReceiveOutcome:
+    result: str  # "stored", "duplicate" or "quarantined"
+    reason: str | None = None
+    message_id: str | None = None
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ExchangeService:
+    def __init__(
+        self,
+        nodes: Mapping[str, HostedNode],
+        directory: KeyDirectory,
+        store: MessageStore,
+        clock: Clock,
+        *,
+        new_id: Callable[[], str] = new_message_id,
+        on_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.nodes = dict(nodes)
+        self.directory = directory
+        self.store = store
+        self.clock = clock
+        self.new_id = new_id
+        self.on_outbox = on_outbox
+
+    def node(self, code: str) -> HostedNode:
+        try:
+            return self.nodes[code]
+        except KeyError:
+            raise UnknownNode(f"township {code} is not hosted by this gateway") from None
+
+    # --- a clerk submits --------------------------------------------------------------------------
+
+    async def submit(self, node_code: str, payload: Mapping[str, Any]) -> StoredMessage:
+        """A residence-place clerk submits a query or a notification about a person."""
+        node = self.node(node_code)
+        record = dict(payload)
+        record.setdefault("kind", "query")
+        record.setdefault("residence_township", node_code)
+        message = parse_message(record)
+        if isinstance(message, Feedback):
+            raise InvalidRequest([FieldError("kind", "feedback is sent as the answer to a received message")])
+        errors = []
+        if message.residence_township != node_code:
+            errors.append(FieldError(f"{message.kind}.residence_township", f"must be this node, {node_code}"))
+        if message.registration_township not in self.directory:
+            errors.append(FieldError(f"{message.kind}.registration_township",
+                                     f"no gateway serves township {message.registration_township} (not in the key directory)"))
+        if errors:
+            raise InvalidRequest(errors)
+        return await self._send(node, message, recipient=message.registration_township, subject=message.person.citizen_id)
+
+    async def answer(self, node_code: str, in_reply_to: str, payload: Mapping[str, Any]) -> StoredMessage:
+        """A registration-place clerk answers a received query or notification."""
+        node = self.node(node_code)
+        original = await self.store.find(node_code, Direction.IN, in_reply_to)
+        if original is None or original.kind == "feedback":
+            raise UnknownMessage(f"{node_code} received no query or notification {in_reply_to}")
+        if original.status is Status.ANSWERED:
+            raise AlreadyAnswered(f"{in_reply_to} was already answered by {original.answered_by}")
+        record = {**payload, "kind": "feedback", "in_reply_to": in_reply_to}
+        feedback = parse_message(record)
+        return await self._send(node, feedback, recipient=original.sender, subject=original.subject, answers=in_reply_to)
+
+    async def _send(
+        self, node: HostedNode, message: Message, *, recipient: str, subject: str | None, answers: str | None = None
+    ) -> StoredMessage:
+        now = self.clock.now()
+        message_id = self.new_id()
+        plaintext = wire.encode(message)
+        envelope = seal(
+            plaintext=plaintext,
+            message_id=message_id,
+            kind=message.kind,
+            sender=node.keyring.sender_key(),
+            recipient=self.directory.recipient_key(recipient),
+            created_at=now,
+        )
+        stored = StoredMessage(
+            node=node.code,
+            direction=Direction.OUT,
+            message_id=message_id,
+            kind=message.kind,
+            sender=node.code,
+            recipient=recipient,
+            in_reply_to=getattr(message, "in_reply_to", None),
+            created_at=now,
+            accepted_at=now,
+            envelope_sha256=hashlib.sha256(envelope).hexdigest(),
+            envelope=envelope,
+            body_sealed=node.storage.seal(plaintext, storage_context(node.code, Direction.OUT.value, message_id)),
+            subject=node.storage.pseudonym(subject) if subject and answers is None else subject,
+            status=Status.QUEUED,
+            result=getattr(message, "result", None),
+        )
+        outbox = OutboxItem(
+            message_id=message_id,
+            sender=node.code,
+            routing_key=recipient,
+            kind=message.kind,
+            envelope=envelope,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        await self.store.add_outgoing(stored, outbox, answers=answers)
+        self.on_outbox()
+        return stored
+
+    # --- a message arrives ------------------------------------------------------------------------
+
+    async def receive(self, delivery: Delivery) -> ReceiveOutcome:
+        raw = delivery.body
+        now = self.clock.now()
+        sha = hashlib.sha256(raw).hexdigest()
+        header = None
+        try:
+            envelope = parse_envelope(raw)
+            header = envelope.header
+            node = self.nodes.get(header.recipient)
+            if node is None:
+                raise EnvelopeError("not_hosted", f"township {header.recipient} is not hosted by this gateway")
+            if delivery.routing_key and delivery.routing_key != header.recipient:
+                raise EnvelopeError("wrong_recipient", f"routed to {delivery.routing_key}, addressed to {header.recipient}")
+            opened = open_envelope(envelope, keyring=node.keyring, directory=self.directory)
+            message = wire.decode(opened.plaintext)
+            await self._check_consistent(node, header.sender, header.kind, message)
+        except EnvelopeError as exc:
+            return await self._quarantine(raw, sha, now, exc.reason, exc.detail, header)
+        except CodecError as exc:
+            return await self._quarantine(raw, sha, now, "invalid_record", str(exc), header)
+        except _Inconsistent as exc:
+            return await self._quarantine(raw, sha, now, exc.reason, exc.detail, header)
+
+        subject = None
+        if message.kind != "feedback":
+            subject = node.storage.pseudonym(message.person.citizen_id)
+        stored = StoredMessage(
+            node=node.code,
+            direction=Direction.IN,
+            message_id=header.message_id,
+            kind=header.kind,
+            sender=header.sender,
+            recipient=header.recipient,
+            in_reply_to=getattr(message, "in_reply_to", None),
+            created_at=header.created,
+            accepted_at=now,
+            envelope_sha256=sha,
+            envelope=raw,
+            body_sealed=node.storage.seal(opened.plaintext, storage_context(node.code, Direction.IN.value, header.message_id)),
+            subject=subject,
+            status=Status.RECEIVED,
+            result=getattr(message, "result", None),
+        )
+        result = await self.store.add_incoming(stored)
+        if result is IncomingResult.CONFLICT:
+            return await self._quarantine(raw, sha, now, "replay",
+                                          f"message id {header.message_id} from {header.sender} was already used for other content",
+                                          header)
+        return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=header.message_id)
+
+    async def _check_consistent(self, node: HostedNode, sender: str, kind: str, message: Message) -> None:
+        if message.kind != kind:
+            raise _Inconsistent("kind_mismatch", f"header says {kind}, body is {message.kind}")
+        if isinstance(message, Feedback):
+            original = await self.store.find(node.code, Direction.OUT, message.in_reply_to)
+            if original is None:
+                raise _Inconsistent("unknown_reference", f"{node.code} sent no message {message.in_reply_to}")
+            if original.recipient != sender:
+                raise _Inconsistent("reply_from_wrong_township",
+                                    f"{message.in_reply_to} was sent to {original.recipient}, answered by {sender}")
+            return
+        if message.residence_township != sender or message.registration_township != node.code:
+            raise _Inconsistent(
+                "route_mismatch",
+                f"record names residence {message.residence_township} → registration {message.registration_township}, "
+                f"envelope {sender} → {node.code}",
+            )
+
+    async def _quarantine(
+        self, raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any
+    ) -> ReceiveOutcome:
+        log.warning("quarantined %s: %s (%s)", getattr(header, "message_id", sha[:16]), reason, detail)
+        await self.store.add_quarantine(
+            QuarantineItem(
+                received_at=now,
+                reason=reason,
+                detail=detail,
+                envelope_sha256=sha,
+                raw=raw,
+                message_id=getattr(header, "message_id", None),
+                sender=getattr(header, "sender", None),
+                recipient=getattr(header, "recipient", None),
+                kind=getattr(header, "kind", None),
+            )
+        )
+        return ReceiveOutcome("quarantined", reason=reason, message_id=getattr(header, "message_id", None))
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def read_body(self, stored: StoredMessage) -> Message:
+        node = self.node(stored.node)
+        plaintext = node.storage.open(stored.body_sealed, storage_context(stored.node, stored.direction.value, stored.message_id))
+        return wire.decode(plaintext)
+
+
+class _Inconsistent(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail

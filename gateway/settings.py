@@ -1,0 +1,68 @@
+"""The one settings object. Read from the environment (prefix ``GATEWAY_``) or a ``gateway.env`` file.
+
+There are no default secrets: key passphrases are unset unless the operator sets them, and the AMQP
+default is the broker's own loopback-only ``guest`` account, which RabbitMQ refuses from other hosts.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file="gateway.env", extra="ignore")
+
+    gateway_id: str = Field("gw1", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="names this gateway's broker queue")
+    nodes: list[str] = Field(default_factory=list, description="township codes hosted by this gateway")
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    keys_dir: Path | None = None
+    directory_path: Path | None = None
+    key_passphrase: SecretStr | None = None
+    exchange: str = "township.exchange"
+    prefetch: int = Field(200, ge=1, le=10_000)
+    publish_timeout_s: float = Field(10.0, gt=0)
+    relay_batch: int = Field(500, ge=1)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _split_nodes(cls, value: object) -> object:
+        # Environment variables carry lists as "110101001,110101002".
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [code.strip() for code in value.split(",") if code.strip()]
+        return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _township_codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if len(code) != 9 or not code.isdigit():
+                raise ValueError(f"{code!r} is not a 9-digit township code")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def resolved_keys_dir(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def resolved_directory_path(self) -> Path:
+        return self.directory_path or self.data_dir / "directory.json"
+
+    @property
+    def passphrase_bytes(self) -> bytes | None:
+        return self.key_passphrase.get_secret_value().encode() if self.key_passphrase else None
+
+    @property
+    def queue_name(self) -> str:
+        return f"gateway.{self.gateway_id}.inbox"
