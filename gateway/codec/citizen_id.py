@@ -7,8 +7,10 @@ testable without the division registry; the default asks the registry.
 from __future__ import annotations
 
 from collections.abc import Callable
+import re
 from dataclasses import dataclass, field
 from datetime import date
+from operator import mul
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS = "10X98765432"
@@ -17,17 +19,23 @@ CHECK_CHARACTERS = "10X98765432"
 EARLIEST_BIRTH_YEAR = 1900
 
 
+_WELL_FORMED = re.compile(r"[0-9]{17}[0-9X]")
+_DIGITS15 = re.compile(r"[0-9]{15}")
+_ASCII_DIGITS = frozenset("0123456789")
+
+
 def check_character(first17: str) -> str:
     """ISO 7064 MOD 11-2 check character over the first 17 digits."""
-    total = sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True))
-    return CHECK_CHARACTERS[total % 11]
+    if len(first17) != 17:
+        raise ValueError("the check character is computed over exactly 17 digits")
+    return CHECK_CHARACTERS[sum(map(mul, map(int, first17), WEIGHTS)) % 11]
 
 
 def upgrade_legacy(number15: str) -> str:
     """GB 11643-1999 transition rule: 15-digit numbers (1984–1999) omit the century of the
     birth year and the check character. Insert "19" before the two-digit year and append the
     check character; the result is what the holder's 18-character number became."""
-    if len(number15) != 15 or not number15.isdigit():
+    if not _DIGITS15.fullmatch(number15):
         raise ValueError("a legacy number is exactly 15 digits")
     first17 = number15[:6] + "19" + number15[6:]
     return first17 + check_character(first17)
@@ -61,6 +69,29 @@ class IdInspection:
         return not self.problems
 
 
+def normalise(raw: str) -> tuple[str, str | None, tuple[str, ...]]:
+    """Upper-case the check character and upgrade a 15-digit legacy number; report what makes
+    the value no identity number at all. Returns (number, upgraded_from, malformed)."""
+    number = raw.strip().upper()
+    if _WELL_FORMED.fullmatch(number):
+        return number, None, ()
+    if len(number) == 15:
+        if not _DIGITS15.fullmatch(number):
+            return number, None, ("a 15-digit legacy number must be digits only",)
+        return upgrade_legacy(number), number, ()
+    if len(number) != 18:
+        return number, None, (f"must be 18 characters (or a 15-digit legacy number), got {len(number)}",)
+    malformed = [
+        f"character {i + 1} ({c!r}) must be a digit"
+        + (" ('X' is allowed only as the last character)" if c == "X" else "")
+        for i, c in enumerate(number[:17])
+        if c not in _ASCII_DIGITS
+    ]
+    if not (number[17] in _ASCII_DIGITS or number[17] == "X"):
+        malformed.append(f"character 18 ({number[17]!r}) must be a digit or 'X'")
+    return number, None, tuple(malformed)
+
+
 def _default_province_known(prefix: str) -> bool:
     from gateway.codec.divisions import registry
 
@@ -81,29 +112,9 @@ def inspect(
     county_known: Callable[[str], bool] | None = None,
 ) -> IdInspection:
     """Apply every GB 11643 rule to `raw` and report all findings (never raises)."""
-    number = raw.strip().upper()
-    if len(number) == 15:
-        if not number.isdigit():
-            return IdInspection(number, malformed=("a 15-digit legacy number must be digits only",))
-        legacy = number
-        number = upgrade_legacy(number)
-        upgraded_from: str | None = legacy
-    else:
-        upgraded_from = None
-    if len(number) != 18:
-        return IdInspection(
-            number, malformed=(f"must be 18 characters (or a 15-digit legacy number), got {len(number)}",)
-        )
-    malformed = [
-        f"character {i + 1} ({c!r}) must be a digit"
-        + (" ('X' is allowed only as the last character)" if c == "X" else "")
-        for i, c in enumerate(number[:17])
-        if not c.isdigit()
-    ]
-    if not (number[17].isdigit() or number[17] == "X"):
-        malformed.append(f"character 18 ({number[17]!r}) must be a digit or 'X'")
+    number, upgraded_from, malformed = normalise(raw)
     if malformed:
-        return IdInspection(number, malformed=tuple(malformed))
+        return IdInspection(number, malformed=malformed)
 
     doubtful: list[str] = []
     notes: list[str] = []

@@ -37,6 +37,7 @@ class Code:
     en: str
     valid_from: date | None
     valid_to: date | None
+    aliases: tuple[str, ...] = ()
 
     def current_on(self, day: date) -> bool:
         return (self.valid_from is None or self.valid_from <= day) and (self.valid_to is None or day <= self.valid_to)
@@ -65,7 +66,7 @@ class CodeTable:
         if text in self.codes:
             return text
         for c in self.codes.values():
-            if text in (c.zh, c.en):
+            if text == c.zh or text == c.en or text in c.aliases:
                 return c.code
         return None
 
@@ -87,7 +88,12 @@ def table(name: str) -> CodeTable:
     doc = json.loads(path.read_text(encoding="utf-8"))
     codes = {
         str(row["code"]): Code(
-            str(row["code"]), row["zh"], row["en"], _date(row.get("valid_from")), _date(row.get("valid_to"))
+            str(row["code"]),
+            row["zh"],
+            row["en"],
+            _date(row.get("valid_from")),
+            _date(row.get("valid_to")),
+            tuple(row.get("aliases", ())),
         )
         for row in doc["codes"]
     }

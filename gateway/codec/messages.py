@@ -11,7 +11,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from gateway.codec import citizen_id
 from gateway.codec.errors import CodecError
@@ -24,6 +33,7 @@ from gateway.codec.rules import (
     TownshipCode,
     Violations,
     fail,
+    reference_date,
 )
 
 # Rule names → what they demand. The names appear in docs/codec.md and in tests.
@@ -52,14 +62,10 @@ RULES: dict[str, str] = {
 def _citizen_id_format(value: str) -> str:
     # Only the form is checked here (never confirmable); the logic checks that a sender may
     # confirm run in Person, where the confirmation flag is visible.
-    found = citizen_id.inspect(value, province_known=_any, county_known=_any)
-    if found.malformed:
-        raise fail("; ".join(found.malformed))
-    return found.number
-
-
-def _any(_: str) -> bool:
-    return True
+    number, _upgraded_from, malformed = citizen_id.normalise(value)
+    if malformed:
+        raise fail("; ".join(malformed))
+    return number
 
 
 CitizenId = Annotated[
@@ -99,8 +105,8 @@ class Person(Record):
         return citizen_id.inspect(self.citizen_id)
 
     @model_validator(mode="after")
-    def _id_rules(self) -> Person:
-        found = citizen_id.inspect(self.citizen_id)
+    def _id_rules(self, info: ValidationInfo) -> Person:
+        found = citizen_id.inspect(self.citizen_id, today=reference_date(info))
         if self.id_check_confirmed:
             return self
         v = Violations()

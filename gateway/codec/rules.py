@@ -7,6 +7,7 @@ model that runs it), so the error a clerk sees points at the field to correct.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -134,8 +135,11 @@ DivisionCode = Annotated[
 ]
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _no_control_chars(value: str) -> str:
-    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value):
+    if _CONTROL.search(value):
         raise fail("must not contain control characters")
     return value
 
