@@ -7,6 +7,8 @@ Wire layout (all integers big-endian)::
 The header is canonical JSON (sorted keys, no whitespace, UTF-8). It is the AEAD associated data,
 so a changed header makes decryption fail; the sender signs ``SIG_CONTEXT + header + ciphertext``,
 so a changed byte anywhere is caught by the signature before any decryption is attempted.
+
+The full specification, with test vectors, is docs/envelope.md.
 """
 
 from __future__ import annotations
@@ -14,10 +16,23 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
+from gateway.security.encoding import parse_stamp, sha256_hex, utc_stamp
 from gateway.security.errors import EnvelopeError
-from gateway.security.suites import SUITES, DEFAULT_SUITE_ID, RecipientKey, SenderKey
+from gateway.security.suites import SUITES, DEFAULT_SUITE_ID, RecipientKey, Rng, SenderKey
+
+__all__ = [
+    "Envelope",
+    "EnvelopeHeader",
+    "OpenedEnvelope",
+    "open_envelope",
+    "parse_envelope",
+    "seal",
+    "seal_for",
+    "utc_stamp",
+    "verify_envelope",
+]
 
 MAGIC = b"TXG1"
 PROTOCOL_VERSION = 1
@@ -43,13 +58,16 @@ class EnvelopeHeader:
 
     @property
     def created(self) -> datetime:
-        return datetime.fromisoformat(self.created_at.replace("Z", "+00:00"))
+        try:
+            return parse_stamp(self.created_at)
+        except ValueError:
+            raise EnvelopeError("malformed_header", "created_at is not a UTC timestamp") from None
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> EnvelopeHeader:
         try:
             obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise EnvelopeError("malformed_header", f"header is not UTF-8 JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise EnvelopeError("malformed_header", "header is not a JSON object")
@@ -57,7 +75,7 @@ class EnvelopeHeader:
         if set(obj) != expected:
             missing, extra = expected - set(obj), set(obj) - expected
             raise EnvelopeError("malformed_header", f"header fields: missing {sorted(missing)}, unknown {sorted(extra)}")
-        if obj["v"] != PROTOCOL_VERSION:
+        if type(obj["v"]) is not int or obj["v"] != PROTOCOL_VERSION:  # not True, not 1.0
             raise EnvelopeError("unknown_version", f"envelope version {obj['v']!r} is not supported")
         for name in expected - {"v"}:
             if not isinstance(obj[name], str):
@@ -92,17 +110,16 @@ class Envelope:
     def signed_bytes(self) -> bytes:
         return SIG_CONTEXT + self.header_bytes + self.ciphertext
 
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the wire bytes: what receipts, replay records and the archive refer to."""
+        return sha256_hex(self.to_bytes())
+
 
 @dataclass(frozen=True)
 class OpenedEnvelope:
     header: EnvelopeHeader
     plaintext: bytes
-
-
-def utc_stamp(instant: datetime) -> str:
-    if instant.tzinfo is None:
-        raise ValueError("created_at must be timezone-aware")
-    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_envelope(data: bytes) -> Envelope:
@@ -147,9 +164,11 @@ def seal(
     recipient: RecipientKey,
     created_at: datetime,
     suite_id: str = DEFAULT_SUITE_ID,
+    rng: Rng | None = None,
 ) -> bytes:
+    """Seal ``plaintext`` for ``recipient``. ``rng`` replaces the system RNG for test vectors only."""
     suite = SUITES[suite_id]
-    epk, key_material = suite.agree_sender(recipient)
+    epk, key_material = suite.agree_sender(recipient, rng)
     header = EnvelopeHeader(
         v=PROTOCOL_VERSION,
         suite=suite_id,
@@ -169,19 +188,55 @@ def seal(
     return Envelope(header, header_bytes, ciphertext, signature).to_bytes()
 
 
-def open_envelope(envelope: Envelope, *, keyring: NodeKeyring, directory: KeyDirectory) -> OpenedEnvelope:
-    """Verify then decrypt an envelope addressed to ``keyring``'s township.
+def seal_for(
+    *,
+    plaintext: bytes,
+    message_id: str,
+    kind: str,
+    keyring: NodeKeyring,
+    directory: KeyDirectory,
+    recipient: str,
+    created_at: datetime,
+) -> bytes:
+    """Seal with the suite this pair must use and the recipient's current key: what a gateway sends."""
+    suite_id = directory.choose_suite(keyring.township, recipient)
+    return seal(
+        plaintext=plaintext,
+        message_id=message_id,
+        kind=kind,
+        sender=keyring.sender_key(suite_id),
+        recipient=directory.recipient_key(recipient, suite_id, at=created_at),
+        created_at=created_at,
+        suite_id=suite_id,
+    )
 
-    The signature is checked before decryption so that forged traffic costs one verify, not an ECDH.
+
+def verify_envelope(envelope: Envelope, *, directory: KeyDirectory) -> EnvelopeHeader:
+    """Check the sender's signature, and that its key was valid at created_at; no decryption.
+
+    What an auditor, or anyone but the recipient, can check.
     """
     header = envelope.header
-    if header.recipient != keyring.township:
-        raise EnvelopeError("wrong_recipient", f"addressed to {header.recipient}, not to {keyring.township}")
     suite = SUITES.get(header.suite)
     if suite is None:
         raise EnvelopeError("unknown_suite", f"cipher suite {header.suite!r} is not supported")
     verify_key = directory.verify_key(header.sender, header.sender_kid, at=header.created)
     suite.verify(verify_key, envelope.signature, envelope.signed_bytes())
+    return header
+
+
+def open_envelope(envelope: Envelope, *, keyring: NodeKeyring, directory: KeyDirectory) -> OpenedEnvelope:
+    """Verify then decrypt an envelope addressed to ``keyring``'s township.
+
+    The signature is checked before decryption so that forged traffic costs one verify, not an ECDH;
+    the suite is checked after it, so that a tampered header is reported as tampering.
+    """
+    header = envelope.header
+    if header.recipient != keyring.township:
+        raise EnvelopeError("wrong_recipient", f"addressed to {header.recipient}, not to {keyring.township}")
+    suite = SUITES[verify_envelope(envelope, directory=directory).suite]
+    directory.check_suite(header.suite, header.sender, header.recipient)
+    directory.check_recipient_key(header.recipient, header.recipient_kid, at=header.created)
     private, public_raw = keyring.decryption_key(header.recipient_kid)
     key_material = suite.agree_recipient(private, header.epk, public_raw)
     return OpenedEnvelope(header, suite.decrypt(key_material, envelope.header_bytes, envelope.ciphertext))

@@ -1,5 +1,8 @@
 """Cipher suites: the primitives an envelope is sealed with, chosen per node pair.
 
+Every suite draws its per-message randomness from an ``rng(n) -> bytes`` that defaults to
+``os.urandom``; only the test-vector generator passes a deterministic one.
+
 The default suite uses the primitives of eDelivery AS4 2.0's main profile: X25519 key agreement with
 a fresh ephemeral key per message, HKDF-SHA256, AES-256-GCM with the header as associated data and
 an Ed25519 signature by the sender over header and ciphertext.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,6 +24,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from gateway.security.errors import EnvelopeError
 
 DEFAULT_SUITE_ID = "x25519-hkdf-sha256-aes256gcm-ed25519"
+SM_SUITE_ID = "sm2-sm3-sm4gcm"
+
+Rng = Callable[[int], bytes]
+
+# Key algorithms, as the directory and the key files name them.
+ED25519, X25519, SM2 = "ed25519", "x25519", "sm2"
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,10 @@ def b64d(text: str) -> bytes:
 
 class Suite(Protocol):
     suite_id: str
+    signing_alg: str  # the key algorithm of the sender's signing key
+    encryption_alg: str  # the key algorithm of the recipient's encryption key
 
-    def agree_sender(self, recipient: RecipientKey) -> tuple[str, bytes]: ...
+    def agree_sender(self, recipient: RecipientKey, rng: Rng | None = None) -> tuple[str, bytes]: ...
     def agree_recipient(self, private: Any, epk: str, recipient_public_raw: bytes) -> bytes: ...
     def encrypt(self, key_material: bytes, aad: bytes, plaintext: bytes) -> bytes: ...
     def decrypt(self, key_material: bytes, aad: bytes, ciphertext: bytes) -> bytes: ...
@@ -64,11 +75,48 @@ class Suite(Protocol):
 
 
 def raw_public(public: Any) -> bytes:
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    """The bytes the directory publishes: raw for Ed25519/X25519, the uncompressed point for SM2."""
+    if isinstance(public, (Ed25519PublicKey, X25519PublicKey)):
+        return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    from gateway.security import sm2
+
+    if sm2.is_sm2_public(public):
+        return sm2.public_bytes(public)
+    raise TypeError(f"not a supported public key: {type(public).__name__}")
+
+
+def key_alg(key: Any) -> str:
+    """The algorithm name of a private or public key."""
+    if isinstance(key, (Ed25519PrivateKey, Ed25519PublicKey)):
+        return ED25519
+    if isinstance(key, (X25519PrivateKey, X25519PublicKey)):
+        return X25519
+    from gateway.security import sm2
+
+    if sm2.is_sm2_private(key) or sm2.is_sm2_public(key):
+        return SM2
+    raise TypeError(f"not a supported key: {type(key).__name__}")
+
+
+def load_public(alg: str, raw: bytes) -> Any:
+    try:
+        if alg == ED25519:
+            return Ed25519PublicKey.from_public_bytes(raw)
+        if alg == X25519:
+            return X25519PublicKey.from_public_bytes(raw)
+        if alg == SM2:
+            from gateway.security import sm2
+
+            return sm2.public_from_bytes(raw)
+    except ValueError:
+        raise ValueError(f"not a valid {alg} public key") from None
+    raise ValueError(f"unknown key algorithm {alg!r}")
 
 
 class X25519Ed25519Suite:
     suite_id = DEFAULT_SUITE_ID
+    signing_alg = ED25519
+    encryption_alg = X25519
     _info = b"township-gateway/v1/" + DEFAULT_SUITE_ID.encode()
 
     def _derive(self, shared: bytes, epk_raw: bytes, recipient_raw: bytes) -> bytes:
@@ -76,8 +124,10 @@ class X25519Ed25519Suite:
         # never repeats, and no nonce needs to travel in the header.
         return HKDF(algorithm=hashes.SHA256(), length=44, salt=epk_raw + recipient_raw, info=self._info).derive(shared)
 
-    def agree_sender(self, recipient: RecipientKey) -> tuple[str, bytes]:
-        eph = X25519PrivateKey.generate()
+    def agree_sender(self, recipient: RecipientKey, rng: Rng | None = None) -> tuple[str, bytes]:
+        if not isinstance(recipient.public, X25519PublicKey):
+            raise ValueError(f"suite {self.suite_id} needs an X25519 recipient key")
+        eph = X25519PrivateKey.from_private_bytes(rng(32)) if rng else X25519PrivateKey.generate()
         epk_raw = raw_public(eph.public_key())
         shared = eph.exchange(recipient.public)
         return b64e(epk_raw), self._derive(shared, epk_raw, raw_public(recipient.public))
@@ -86,7 +136,8 @@ class X25519Ed25519Suite:
         epk_raw = b64d(epk)
         try:
             shared = private.exchange(X25519PublicKey.from_public_bytes(epk_raw))
-        except ValueError:
+        except (ValueError, AttributeError):
+            # AttributeError: the recipient key held for this kid is not an X25519 key.
             raise EnvelopeError("malformed_header", "ephemeral key is not a valid X25519 public key") from None
         return self._derive(shared, epk_raw, recipient_public_raw)
 
@@ -100,9 +151,13 @@ class X25519Ed25519Suite:
             raise EnvelopeError("decrypt_failed", "ciphertext does not decrypt (tampered, or not for this key)") from None
 
     def sign(self, sender: SenderKey, data: bytes) -> bytes:
+        if not isinstance(sender.private, Ed25519PrivateKey):
+            raise ValueError(f"suite {self.suite_id} needs an Ed25519 signing key")
         return sender.private.sign(data)
 
     def verify(self, public: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
+        if not isinstance(public, Ed25519PublicKey):
+            raise EnvelopeError("unknown_sender_key", "the sender's key does not belong to this suite")
         try:
             public.verify(signature, data)
         except InvalidSignature:
@@ -111,6 +166,9 @@ class X25519Ed25519Suite:
 
 SUITES: dict[str, Suite] = {DEFAULT_SUITE_ID: X25519Ed25519Suite()}
 
+# Preference order when a pair has no configured preference: the first suite both sides accept.
+SUITE_ORDER: tuple[str, ...] = (DEFAULT_SUITE_ID, SM_SUITE_ID)
+
 
 def new_signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
@@ -118,3 +176,15 @@ def new_signing_key() -> Ed25519PrivateKey:
 
 def new_encryption_key() -> X25519PrivateKey:
     return X25519PrivateKey.generate()
+
+
+def _register_sm_suite() -> None:
+    # The 国密 suite needs tongsuopy; without it a node simply cannot accept that suite.
+    try:
+        from gateway.security.sm_suite import SmSuite
+    except ImportError:  # pragma: no cover - tongsuopy is a declared dependency
+        return
+    SUITES[SM_SUITE_ID] = SmSuite()
+
+
+_register_sm_suite()
