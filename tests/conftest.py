@@ -1,0 +1,69 @@
+"""Shared fixtures: the real broker and database (see tests/services.py), keys made per test."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests import services
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    try:
+        with services.rabbitmq_url() as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    try:
+        with services.postgres_url() as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+async def _admin(server_url: str, statement: str) -> None:
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    # Sync fixture with its own short-lived loop, so both sync and async tests and fixtures can use it.
+    asyncio.run(_admin(postgres_server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each connected test runs on the embedded default and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def run_token() -> str:
+    """Unique exchange/queue names per test, so tests never read each other's traffic."""
+    return secrets.token_hex(4)

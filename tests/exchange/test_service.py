@@ -1,0 +1,185 @@
+"""The exchange service on in-memory adapters: the rules of submitting, receiving and answering."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.codec.errors import CodecError
+from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownNode
+from gateway.exchange.ports import Delivery
+from gateway.exchange.records import Direction, Status
+from gateway.security.envelope import seal
+from gateway.codec import wire
+from gateway.codec.messages import parse_message
+from tests.gateways import ELSEWHERE, FOUND, NOT_FOUND, REGISTRATION, RESIDENCE, T0, fake_gateway, keyrings, sample_query
+
+
+@pytest.fixture
+async def gateway():
+    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION, ELSEWHERE))
+    await gw.start(relay=False)
+    yield gw
+    await gw.stop()
+
+
+async def test_feedback_arrives_linked_to_its_query(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    await gateway.relay.run_once()
+    received = await gateway.store.find(REGISTRATION, Direction.IN, query.message_id)
+    assert received is not None and received.status is Status.RECEIVED
+
+    feedback = await gateway.service.answer(REGISTRATION, query.message_id, FOUND)
+    await gateway.relay.run_once()
+
+    sent = await gateway.store.find(RESIDENCE, Direction.OUT, query.message_id)
+    assert sent.status is Status.ANSWERED
+    assert sent.answered_by == feedback.message_id
+    assert sent.result == "found"
+    answered_incoming = await gateway.store.find(REGISTRATION, Direction.IN, query.message_id)
+    assert answered_incoming.status is Status.ANSWERED
+
+
+async def test_recipient_reads_the_decrypted_record(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    await gateway.relay.run_once()
+    received = await gateway.store.find(REGISTRATION, Direction.IN, query.message_id)
+    body = gateway.service.read_body(received)
+    assert body.person.name == "王秀英"
+    assert body.person.citizen_id == "120101199005170245"
+
+
+async def test_nothing_personal_is_stored_in_clear(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    await gateway.relay.run_once()
+    for stored in gateway.store.messages.values():
+        for blob in (stored.envelope, stored.body_sealed, (stored.subject or "").encode()):
+            assert b"120101199005170245" not in blob
+            assert "王秀英".encode() not in blob
+    assert query.subject is not None and len(query.subject) == 64
+
+
+async def test_tampered_envelope_is_quarantined_as_bad_signature(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    forged = bytearray(query.envelope)
+    forged[-80] ^= 0x01
+    outcome = await gateway.service.receive(Delivery(bytes(forged), REGISTRATION))
+    assert outcome.result == "quarantined"
+    assert outcome.reason == "bad_signature"
+    assert gateway.store.quarantine[0].raw == bytes(forged)
+
+
+async def test_garbage_on_the_wire_is_quarantined_not_raised(gateway):
+    outcome = await gateway.service.receive(Delivery(b"hello", REGISTRATION))
+    assert (outcome.result, outcome.reason) == ("quarantined", "bad_magic")
+
+
+async def test_envelope_for_a_township_this_gateway_does_not_host_is_quarantined():
+    rings = keyrings(RESIDENCE, REGISTRATION)
+    sender_side = fake_gateway(rings)
+    only_residence = fake_gateway({RESIDENCE: rings[RESIDENCE]})
+    only_residence.service.directory = sender_side.service.directory
+    query = await sender_side.service.submit(RESIDENCE, sample_query())
+    outcome = await only_residence.service.receive(Delivery(query.envelope, REGISTRATION))
+    assert (outcome.result, outcome.reason) == ("quarantined", "not_hosted")
+
+
+async def test_envelope_routed_to_another_township_is_quarantined_as_wrong_recipient(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    outcome = await gateway.service.receive(Delivery(query.envelope, ELSEWHERE))
+    assert (outcome.result, outcome.reason) == ("quarantined", "wrong_recipient")
+
+
+async def test_identical_redelivery_is_a_harmless_no_op(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    first = await gateway.service.receive(Delivery(query.envelope, REGISTRATION))
+    again = await gateway.service.receive(Delivery(query.envelope, REGISTRATION))
+    assert (first.result, again.result) == ("stored", "duplicate")
+    assert gateway.store.quarantine == []
+
+
+async def test_reused_message_id_with_other_content_is_quarantined_as_replay(gateway):
+    rings = {n.code: n.keyring for n in gateway.service.nodes.values()}
+    first = await gateway.service.submit(RESIDENCE, sample_query())
+    await gateway.service.receive(Delivery(first.envelope, REGISTRATION))
+    other = sample_query()
+    other["person"] = {**other["person"], "name": "李秀兰"}
+    reused = seal(
+        plaintext=wire.encode(parse_message(other)),
+        message_id=first.message_id,
+        kind="query",
+        sender=rings[RESIDENCE].sender_key(),
+        recipient=gateway.service.directory.recipient_key(REGISTRATION),
+        created_at=T0,
+    )
+    outcome = await gateway.service.receive(Delivery(reused, REGISTRATION))
+    assert (outcome.result, outcome.reason) == ("quarantined", "replay")
+
+
+async def test_feedback_to_a_query_never_sent_is_quarantined(gateway):
+    rings = {n.code: n.keyring for n in gateway.service.nodes.values()}
+    feedback = parse_message({"kind": "feedback", "in_reply_to": "nosuchquery", **NOT_FOUND})
+    envelope = seal(plaintext=wire.encode(feedback), message_id="f1", kind="feedback",
+                    sender=rings[REGISTRATION].sender_key(),
+                    recipient=gateway.service.directory.recipient_key(RESIDENCE), created_at=T0)
+    outcome = await gateway.service.receive(Delivery(envelope, RESIDENCE))
+    assert (outcome.result, outcome.reason) == ("quarantined", "unknown_reference")
+
+
+async def test_feedback_from_a_township_that_was_not_asked_is_quarantined(gateway):
+    rings = {n.code: n.keyring for n in gateway.service.nodes.values()}
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    feedback = parse_message({"kind": "feedback", "in_reply_to": query.message_id, **NOT_FOUND})
+    envelope = seal(plaintext=wire.encode(feedback), message_id="f2", kind="feedback",
+                    sender=rings[ELSEWHERE].sender_key(),
+                    recipient=gateway.service.directory.recipient_key(RESIDENCE), created_at=T0)
+    outcome = await gateway.service.receive(Delivery(envelope, RESIDENCE))
+    assert (outcome.result, outcome.reason) == ("quarantined", "reply_from_wrong_township")
+
+
+async def test_record_whose_townships_disagree_with_the_envelope_is_quarantined(gateway):
+    rings = {n.code: n.keyring for n in gateway.service.nodes.values()}
+    body = parse_message(sample_query(residence=ELSEWHERE))
+    envelope = seal(plaintext=wire.encode(body), message_id="q9", kind="query",
+                    sender=rings[RESIDENCE].sender_key(),
+                    recipient=gateway.service.directory.recipient_key(REGISTRATION), created_at=T0)
+    outcome = await gateway.service.receive(Delivery(envelope, REGISTRATION))
+    assert (outcome.result, outcome.reason) == ("quarantined", "route_mismatch")
+
+
+async def test_query_with_a_bad_check_character_is_refused_with_its_field_path(gateway):
+    record = sample_query()
+    record["person"] = {**record["person"], "citizen_id": "120101199005170242"}
+    with pytest.raises(CodecError) as refused:
+        await gateway.service.submit(RESIDENCE, record)
+    assert any(e.path.endswith("person.citizen_id") and "check character" in e.reason for e in refused.value.errors)
+    assert gateway.store.outbox == {}
+
+
+async def test_query_to_a_township_outside_the_directory_is_refused(gateway):
+    with pytest.raises(InvalidRequest) as refused:
+        await gateway.service.submit(RESIDENCE, sample_query(registration="140105001"))
+    assert refused.value.errors[0].path == "query.registration_township"
+
+
+async def test_query_from_a_node_not_hosted_here_is_refused(gateway):
+    with pytest.raises(UnknownNode):
+        await gateway.service.submit("140105001", sample_query(residence="140105001"))
+
+
+async def test_a_query_is_answered_once(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    await gateway.relay.run_once()
+    await gateway.service.answer(REGISTRATION, query.message_id, NOT_FOUND)
+    with pytest.raises(AlreadyAnswered):
+        await gateway.service.answer(REGISTRATION, query.message_id, FOUND)
+
+
+async def test_relay_keeps_a_refused_message_and_publishes_it_later(gateway):
+    gateway.broker.fail_next_publishes = 1
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    assert await gateway.relay.run_once() == 0
+    [item] = gateway.store.outbox.values()
+    assert item.attempts == 1 and item.published_at is None and "dropped" in item.last_error
+    gateway.clock.advance(item.next_attempt_at - gateway.clock.now())
+    assert await gateway.relay.run_once() == 1
+    assert (await gateway.store.find(REGISTRATION, Direction.IN, query.message_id)) is not None

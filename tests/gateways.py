@@ -1,0 +1,86 @@
+"""Building gateways for tests: fresh keys per test, real or fake adapters as the test asks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gateway.adapters.fakes import FakeBroker, FakeMessageStore
+from gateway.bootstrap import Gateway, build_gateway
+from gateway.clock import FakeClock
+from gateway.exchange.nodes import HostedNode
+from gateway.security.directory import KeyDirectory
+from gateway.security.keys import NodeKeyring, generate_keyring
+from gateway.settings import Settings
+
+RESIDENCE = "110101001"  # 东华门街道, Beijing: where she lives
+REGISTRATION = "120101001"  # 劝业场街道, Tianjin: where her household is registered
+ELSEWHERE = "130102001"  # 建北街道, Shijiazhuang: a third township
+
+T0 = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)
+
+
+def keyrings(*codes: str) -> dict[str, NodeKeyring]:
+    return {code: generate_keyring(code) for code in codes}
+
+
+def fake_gateway(rings: dict[str, NodeKeyring], *, clock: FakeClock | None = None) -> Gateway:
+    """One gateway hosting every given node, on the in-memory store and broker."""
+    settings = Settings(nodes=sorted(rings), data_dir=Path("/nonexistent"))
+    broker = FakeBroker()
+    return build_gateway(
+        settings,
+        clock=clock or FakeClock(T0),
+        broker=broker,
+        store=FakeMessageStore(),
+        nodes={code: HostedNode(ring) for code, ring in rings.items()},
+        directory=KeyDirectory.from_keyrings(rings.values()),
+    )
+
+
+def real_gateway(
+    hosted: list[NodeKeyring],
+    directory: KeyDirectory,
+    *,
+    amqp_url: str,
+    database_url: str,
+    token: str,
+    gateway_id: str,
+    data_dir: Path,
+) -> Gateway:
+    settings = Settings(
+        gateway_id=f"{gateway_id}-{token}",
+        exchange=f"test-{token}.exchange",
+        nodes=[k.township for k in hosted],
+        data_dir=data_dir,
+        database_url=database_url,
+        amqp_url=amqp_url,
+    )
+    return build_gateway(settings, nodes={k.township: HostedNode(k) for k in hosted}, directory=directory)
+
+
+def sample_query(residence: str = RESIDENCE, registration: str = REGISTRATION) -> dict:
+    return {
+        "kind": "query",
+        "residence_township": residence,
+        "registration_township": registration,
+        "person": {
+            # 120101 (和平区, Tianjin) + 1990-05-17 + sequence 024 (even: a woman) + check character 5
+            "citizen_id": "120101199005170245",
+            "name": "王秀英",
+            "birth_date": "1990-05-17",
+            "sex": "2",
+        },
+        "current_address": "幸福路1号",
+    }
+
+
+FOUND = {
+    "result": "found",
+    "birth_date": "1990-05-17",
+    "household_type": "1",
+    "husband_name": "李伟",
+    "husband_residence_code": "120101001",
+    "children": {"sons": 1, "daughters": 0, "youngest_birth_date": "2015-03-02"},
+}
+NOT_FOUND = {"result": "not_found", "not_found_reason": "1", "remarks": "门牌号不存在"}
