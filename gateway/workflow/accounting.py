@@ -97,13 +97,14 @@ def outcome_as_of(case: Case, as_of: datetime, month_closed_at: datetime | None 
     """How a case counts at instant `as_of`, given when its reporting month closed (if it did)."""
     if case.received_at > as_of:
         return Outcome.NOT_COUNTED
+    due_at = case.deadline_as_of(as_of).due_at
     feedback = case.feedback
     if feedback is not None and feedback.answered_at <= as_of:
         closed = month_closed_at is not None and feedback.answered_at >= month_closed_at
-        return Outcome.LATE if closed or feedback.answered_at >= case.deadline.due_at else Outcome.ON_TIME
+        return Outcome.LATE if closed or feedback.answered_at >= due_at else Outcome.ON_TIME
     if case.withdrawn_at is not None and case.withdrawn_at <= as_of:
         return Outcome.NOT_COUNTED
-    return Outcome.OVERDUE if as_of >= case.deadline.due_at else Outcome.STILL_OPEN
+    return Outcome.OVERDUE if as_of >= due_at else Outcome.STILL_OPEN
 
 
 def _counts_for(case: Case, as_of: datetime, month_closed_at: datetime | None) -> Counts:
@@ -194,17 +195,18 @@ class AccountingSnapshot:
 
 
 def _digest(cases: list[Case], period: Period, as_of: datetime, closures: Mapping[ReportingMonth, datetime]) -> str:
+    # Only facts known at `as_of` enter the digest: a reply arriving after a close must not change it.
     def iso(x: datetime | None) -> str | None:
-        return x.isoformat() if x else None
+        return x.isoformat() if x is not None and x <= as_of else None
 
     facts = [
         [
             c.case_id,
             c.registration_township,
             iso(c.received_at),
-            iso(c.deadline.due_at),
+            c.deadline_as_of(as_of).due_at.isoformat(),
             iso(c.feedback.answered_at) if c.feedback else None,
-            c.feedback.result.value if c.feedback else None,
+            c.feedback.result.value if c.feedback and iso(c.feedback.answered_at) else None,
             iso(c.withdrawn_at),
             iso(c.missed_management.charged_at) if c.missed_management else None,
         ]
@@ -212,8 +214,8 @@ def _digest(cases: list[Case], period: Period, as_of: datetime, closures: Mappin
     ]
     doc = {
         "period": str(period),
-        "as_of": iso(as_of),
-        "closures": {str(m): iso(t) for m, t in sorted(closures.items()) if m in set(_months(period))},
+        "as_of": as_of.isoformat(),
+        "closures": {str(m): t.isoformat() for m, t in sorted(closures.items()) if m in set(_months(period))},
         "facts": facts,
     }
     return hashlib.sha256(json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
@@ -228,7 +230,7 @@ def _snapshot(cases: Iterable[Case], period: Period, closed_at: datetime, closur
         closed_at=closed_at,
         rows=tuple(sorted(rows.items())),
         inputs_digest=_digest(relevant, period, closed_at, closures),
-        calendar_versions=tuple(sorted({c.deadline.calendar_version for c in relevant})),
+        calendar_versions=tuple(sorted({c.deadline_as_of(closed_at).calendar_version for c in relevant})),
     )
 
 

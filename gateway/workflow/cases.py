@@ -87,6 +87,12 @@ class DueSoonWindow:
 
 
 @dataclass(frozen=True)
+class DeadlineChange:
+    at: datetime  # UTC, when the new calendar was applied
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
 class Case:
     case_id: str  # the query / notification message id
     kind: CaseKind
@@ -106,6 +112,15 @@ class Case:
     withdrawn_at: datetime | None = None
     missed_management: MissedManagementCharge | None = None
     reminders_sent: frozenset[str] = frozenset()
+    deadline_changes: tuple[DeadlineChange, ...] = ()  # every recomputation, oldest first
+
+    def deadline_as_of(self, instant: datetime) -> Deadline:
+        """The deadline in force at `instant`, so a closed period recomputes as it was closed."""
+        current = self.original_deadline
+        for change in self.deadline_changes:
+            if change.at <= instant:
+                current = change.deadline
+        return current
 
     @property
     def is_open(self) -> bool:
@@ -300,7 +315,11 @@ def recompute_open_deadlines(
                 f"{old.last_working_day.isoformat()}{' (provisional)' if old.provisional else ''} → "
                 f"{new.last_working_day.isoformat()}{' (provisional)' if new.provisional else ''}"
             )
-            moved = replace(moved, history=(*moved.history, Transition(to_utc(now), case.state, case.state, note)))
+            moved = replace(
+                moved,
+                history=(*moved.history, Transition(to_utc(now), case.state, case.state, note)),
+                deadline_changes=(*moved.deadline_changes, DeadlineChange(to_utc(now), new)),
+            )
         out.append(_reevaluate(moved, to_utc(now)))
     return out
 
