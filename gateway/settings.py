@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file="gateway.env", extra="ignore")
 
     gateway_id: str = Field("gw1", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$", description="names this gateway's broker queue")
-    nodes: list[str] = Field(default_factory=list, description="township codes hosted by this gateway")
+    # NoDecode: the environment carries "110101001,110101002", not JSON.
+    nodes: Annotated[list[str], NoDecode] = Field(default_factory=list, description="township codes hosted by this gateway")
     data_dir: Path = Path("var")
     database_url: str | None = None
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"

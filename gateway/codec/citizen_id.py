@@ -14,9 +14,9 @@ from operator import mul
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS = "10X98765432"
-# The earliest birth year accepted: nobody older is alive to be a subject of the exchange,
-# and a smaller year is more likely a typing error than a person.
-EARLIEST_BIRTH_YEAR = 1900
+# GB 11643 birth years carry the century as 18, 19 or 20; anything earlier cannot be a date
+# the standard encodes (the standard's own example number is born in 1880).
+EARLIEST_BIRTH_YEAR = 1800
 
 
 _WELL_FORMED = re.compile(r"[0-9]{17}[0-9X]")

@@ -135,12 +135,14 @@ DivisionCode = Annotated[
 ]
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Control characters and lone surrogates (which JSON's \ud800 escapes can produce) cannot be
+# printed on a form or encoded back to UTF-8.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _no_control_chars(value: str) -> str:
     if _CONTROL.search(value):
-        raise fail("must not contain control characters")
+        raise fail("must not contain control characters or lone surrogates")
     return value
 
 
