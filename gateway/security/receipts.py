@@ -1,0 +1,124 @@
+"""Signed delivery receipts: the recipient's proof that it received exactly these envelope bytes.
+
+A receipt is its own small signed structure, not an envelope: it carries nothing personal, so it
+needs no encryption, and a distinct magic keeps the two from ever being confused. Wire form
+(integers big-endian)::
+
+    b"TXR1" | u16 body_len | body | u16 sig_len | signature
+
+The body is canonical JSON ``{"v": 1, "suite", "message_id", "envelope_sha256", "sender",
+"recipient", "received_at", "kid"}`` where ``sender`` is the township that received the envelope
+and now signs, ``recipient`` the one that sent it. The signature is over
+``RECEIPT_CONTEXT + body`` with the signer's key of the envelope's suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from gateway.security.directory import KeyDirectory
+from gateway.security.encoding import canonical_json, parse_stamp, utc_stamp
+from gateway.security.envelope import parse_envelope
+from gateway.security.errors import EnvelopeError
+from gateway.security.keys import NodeKeyring
+from gateway.security.suites import SUITES
+
+RECEIPT_MAGIC = b"TXR1"
+RECEIPT_VERSION = 1
+RECEIPT_CONTEXT = b"township-gateway/receipt/v1\x00"
+RECEIPT_KIND = "receipt"  # the broker message kind receipts travel under
+
+
+@dataclass(frozen=True)
+class Receipt:
+    v: int
+    suite: str
+    message_id: str
+    envelope_sha256: str
+    sender: str
+    recipient: str
+    received_at: str
+    kid: str
+
+    @property
+    def received(self) -> datetime:
+        return parse_stamp(self.received_at)
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(asdict(self))
+
+
+def make_receipt(envelope_bytes: bytes, keyring: NodeKeyring, received_at: datetime) -> bytes:
+    """Sign a receipt for an envelope addressed to ``keyring``'s township (verify it first)."""
+    header = parse_envelope(envelope_bytes).header
+    if header.recipient != keyring.township:
+        raise EnvelopeError("wrong_recipient", f"addressed to {header.recipient}, not to {keyring.township}")
+    signer = keyring.sender_key(header.suite)
+    body = Receipt(
+        v=RECEIPT_VERSION,
+        suite=header.suite,
+        message_id=header.message_id,
+        envelope_sha256=hashlib.sha256(envelope_bytes).hexdigest(),
+        sender=keyring.township,
+        recipient=header.sender,
+        received_at=utc_stamp(received_at),
+        kid=signer.kid,
+    ).to_bytes()
+    signature = SUITES[header.suite].sign(signer, RECEIPT_CONTEXT + body)
+    return RECEIPT_MAGIC + struct.pack(">H", len(body)) + body + struct.pack(">H", len(signature)) + signature
+
+
+def parse_receipt(data: bytes) -> tuple[Receipt, bytes, bytes]:
+    """(receipt, body bytes, signature): framing and form only, no signature check."""
+    if data[:4] != RECEIPT_MAGIC:
+        raise EnvelopeError("bad_magic", "not a township-gateway receipt (magic bytes differ)")
+    try:
+        (blen,) = struct.unpack_from(">H", data, 4)
+        body = data[6 : 6 + blen]
+        (slen,) = struct.unpack_from(">H", data, 6 + blen)
+        signature = data[8 + blen : 8 + blen + slen]
+        if len(body) != blen or len(signature) != slen:
+            raise struct.error
+    except struct.error:
+        raise EnvelopeError("truncated", "receipt is truncated") from None
+    if 8 + blen + slen != len(data):
+        raise EnvelopeError("trailing_bytes", "unexpected bytes after the receipt signature")
+    try:
+        obj = json.loads(body.decode("utf-8"))
+        receipt = Receipt(**obj)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, TypeError):
+        raise EnvelopeError("malformed_receipt", "receipt body is not a receipt object") from None
+    if receipt.to_bytes() != body or type(receipt.v) is not int or receipt.v != RECEIPT_VERSION:
+        raise EnvelopeError("malformed_receipt", "receipt body is not canonical version-1 JSON")
+    if not all(isinstance(getattr(receipt, f), str) for f in Receipt.__dataclass_fields__ if f != "v"):
+        raise EnvelopeError("malformed_receipt", "receipt fields must be strings")
+    try:
+        receipt.received
+    except ValueError:
+        raise EnvelopeError("malformed_receipt", "received_at is not a UTC timestamp") from None
+    return receipt, body, signature
+
+
+def verify_receipt(receipt_bytes: bytes, envelope_bytes: bytes, directory: KeyDirectory) -> Receipt:
+    """Check that the envelope's recipient signed a receipt for exactly these envelope bytes."""
+    receipt, body, signature = parse_receipt(receipt_bytes)
+    header = parse_envelope(envelope_bytes).header
+    if receipt.envelope_sha256 != hashlib.sha256(envelope_bytes).hexdigest():
+        raise EnvelopeError("receipt_mismatch", "the receipt is for other envelope bytes")
+    if (receipt.message_id, receipt.sender, receipt.recipient, receipt.suite) != (
+        header.message_id,
+        header.recipient,
+        header.sender,
+        header.suite,
+    ):
+        raise EnvelopeError("receipt_mismatch", "the receipt names another message, party or suite")
+    suite = SUITES.get(receipt.suite)
+    if suite is None:
+        raise EnvelopeError("unknown_suite", f"cipher suite {receipt.suite!r} is not supported")
+    public = directory.verify_key(receipt.sender, receipt.kid, at=receipt.received)
+    suite.verify(public, signature, RECEIPT_CONTEXT + body)
+    return receipt
