@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -324,7 +325,7 @@ def import_file(path: Path | str, kind: Kind, *, today: date | None = None, prog
             report.file_errors.append(f"{path.name}: unsupported file type (use .csv or .xlsx)")
             return report
         return importer.run(rows, total=total, progress=progress)
-    except (OSError, csv.Error, ValueError, KeyError) as exc:
+    except (OSError, csv.Error, ValueError, KeyError, zipfile.BadZipFile) as exc:
         # openpyxl raises these on files that are not workbooks
         report = ImportReport(kind)
         report.file_errors.append(f"{path.name}: cannot read ({exc})")

@@ -20,7 +20,6 @@ from pathlib import Path
 from gateway.codec.paths import overrides_dir, schemas_dir
 
 LEVELS = {2: "province", 4: "city", 6: "county", 9: "township"}
-PARENT_LENGTH = {4: 2, 6: 4, 9: 6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +142,15 @@ def _read_rows(path: Path) -> Iterator[list[str]]:
         yield from rows
 
 
+def _nearest_parent(divisions: dict[str, Division], code: str) -> str | None:
+    # Units coded only by family-planning systems often skip levels (a 兵团 township directly
+    # under province 66), so the parent is the nearest code above that exists.
+    for length in (6, 4, 2):
+        if length < len(code) and code[:length] in divisions:
+            return code[:length]
+    return None
+
+
 def _apply_local(divisions: dict[str, Division], path: Path) -> None:
     with path.open(encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
@@ -150,9 +158,9 @@ def _apply_local(divisions: dict[str, Division], path: Path) -> None:
             if len(code) not in LEVELS or not code.isdigit():
                 raise ValueError(f"{path}: bad division code {code!r}")
             old = divisions.get(code)
-            parent = (row.get("parent") or "").strip() or (
-                old.parent if old else (code[: PARENT_LENGTH[len(code)]] if len(code) > 2 else None)
-            )
+            parent = (row.get("parent") or "").strip() or (old.parent if old else _nearest_parent(divisions, code))
+            if len(code) > 2 and parent not in divisions:
+                raise ValueError(f"{path}: {code} has no known parent division (list parents before children)")
             divisions[code] = Division(
                 code,
                 (row.get("name") or "").strip() or (old.name if old else ""),

@@ -69,6 +69,8 @@ def decode(data: bytes, *, today: date | None = None) -> Message:
         errors.append(FieldError("v", f"unsupported wire version {v!r} (this gateway reads {sorted(SUPPORTED_VERSIONS)})"))
     if "body" not in doc:
         errors.append(FieldError("body", "required"))
+    elif not isinstance(doc["body"], dict):
+        errors.append(FieldError("body", "must be a message object (with kind)"))
     if errors:
         raise CodecError(errors)
     try:
