@@ -66,15 +66,16 @@ def fail(reason: str) -> PydanticCustomError:
 def _iso_date(value: Any) -> Any:
     # Only ISO calendar dates: pydantic's lax parsing would also take numbers as Unix
     # timestamps, which no clerk means.
-    if isinstance(value, datetime):
-        raise fail("must be a date YYYY-MM-DD, not a date-time")
-    if isinstance(value, date):
+    if type(value) is str:
+        if len(value) == 10 and value[4] == "-" and value[7] == "-":
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                raise fail(f"impossible date {value}") from None
+    elif isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise fail(f"impossible date {value}") from None
+    elif isinstance(value, datetime):
+        raise fail("must be a date YYYY-MM-DD, not a date-time")
     raise fail("must be a date YYYY-MM-DD")
 
 
