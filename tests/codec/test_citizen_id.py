@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.codec.citizen_id import check_character, inspect, upgrade_legacy
+from gateway.codec.citizen_id import check_character, inspect, passes, upgrade_legacy
 
 TODAY = date(2026, 11, 23)
 
@@ -108,3 +110,16 @@ def test_birth_date_and_sex_are_read_from_the_number() -> None:
 def test_residence_permit_prefix_of_hong_kong_residents_is_a_known_region() -> None:
     first17 = "81000019900101002"
     assert inspect(first17 + check_character(first17), today=TODAY).valid
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.from_regex(r"[1-9][0-9]{5}(18|19|20)[0-9]{2}[01][0-9][0-3][0-9][0-9]{3}[0-9X]", fullmatch=True),
+    st.dates(min_value=date(1990, 1, 1), max_value=date(2030, 1, 1)),
+)
+def test_fast_path_agrees_with_the_full_inspection(number: str, today: date) -> None:
+    full = inspect(number, today=today)
+    quick = passes(number, today)
+    assert (quick is not None) == full.valid
+    if quick is not None:
+        assert quick == (full.birth_date, full.sex)

@@ -40,6 +40,19 @@ def test_confirmed_failing_id_is_accepted_and_the_confirmation_travels_with_the_
     assert msg.person.id_findings().problems == ("wrong check character '1', expected 'X'",)
 
 
+def test_confirmation_also_covers_a_birth_date_disagreeing_with_the_id() -> None:
+    obj = query_dict(person=person(birth_date="1950-01-01", id_check_confirmed=True))
+    assert parse_message(obj, today=TODAY).person.birth_date == date(1950, 1, 1)
+
+
+def test_confirmation_flag_is_carried_on_the_wire() -> None:
+    from gateway.codec import decode, encode
+
+    msg = parse_message(query_dict(person=person(citizen_id="110105194912310021", id_check_confirmed=True)), today=TODAY)
+    assert b'"id_check_confirmed":true' in encode(msg)
+    assert decode(encode(msg), today=TODAY).person.id_check_confirmed is True
+
+
 def test_malformed_id_is_refused_even_when_confirmed() -> None:
     errs = errors_of(query_dict(person=person(citizen_id="12345", id_check_confirmed=True)))
     assert errs == {"query.person.citizen_id": "must be 18 characters (or a 15-digit legacy number), got 5"}
