@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.amqp import AmqpBroker
 from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.store import SqlMessageStore
 from gateway.adapters.topology import Topology
 from gateway.clock import Clock, SystemClock
@@ -25,6 +26,10 @@ from gateway.exchange.service import ExchangeService, ReceiveOutcome
 from gateway.security.directory import KeyDirectory
 from gateway.security.keys import generate_keyring, load_keyring, save_keyring
 from gateway.settings import Settings
+from gateway.tracking.observer import TrackingObserver
+from gateway.tracking.ports import CaseStore
+from gateway.tracking.tracker import CaseTracker
+from gateway.workflow.data_files import load_calendar, load_deadline_rules
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ class Gateway:
     service: ExchangeService
     relay: OutboxRelay
     clock: Clock
+    tracker: CaseTracker | None = None
     engine: AsyncEngine | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -54,10 +60,23 @@ class Gateway:
             await self.broker.consume(self.handle)
         if relay:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        if self.tracker is not None and self.settings.tick_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._tick_forever(), name="workflow-tick"))
+
+    async def _tick_forever(self) -> None:
+        assert self.tracker is not None
+        while True:
+            try:
+                await self.tracker.tick()
+            except Exception:
+                log.exception("workflow tick failed; trying again next interval")
+            await asyncio.sleep(self.settings.tick_interval_s)
 
     async def stop(self) -> None:
         self.relay.stop()
         for task in self._tasks:
+            if task.get_name() == "workflow-tick":
+                task.cancel()
             try:
                 await asyncio.wait_for(task, timeout=5)
             except (asyncio.TimeoutError, asyncio.CancelledError):
@@ -128,14 +147,16 @@ def build_gateway(
     clock: Clock | None = None,
     broker: Broker | None = None,
     store: MessageStore | None = None,
+    case_store: CaseStore | None = None,
     nodes: dict[str, HostedNode] | None = None,
     directory: KeyDirectory | None = None,
 ) -> Gateway:
     clock = clock or SystemClock()
     engine = None
-    if store is None:
+    if store is None or case_store is None:
         engine = create_engine(settings.resolved_database_url)
-        store = SqlMessageStore(engine)
+        store = store or SqlMessageStore(engine)
+        case_store = case_store or SqlCaseStore(engine)
     if broker is None:
         broker = AmqpBroker(
             settings.amqp_url,
@@ -146,5 +167,16 @@ def build_gateway(
     nodes = nodes if nodes is not None else load_nodes(settings)
     directory = directory if directory is not None else load_directory(settings)
     relay = OutboxRelay(store, broker, clock, batch=settings.relay_batch)
-    service = ExchangeService(nodes, directory, store, clock, on_outbox=relay.nudge)
-    return Gateway(settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine)
+    tracker = CaseTracker(
+        case_store,
+        clock,
+        load_calendar(settings.calendar_file),
+        load_deadline_rules(settings.deadlines_file),
+    )
+    service = ExchangeService(
+        nodes, directory, store, clock, on_outbox=relay.nudge, observer=TrackingObserver(tracker, store)
+    )
+    return Gateway(
+        settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,
+        tracker=tracker,
+    )

@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, DEFAULT_SCORING_FILE
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file="gateway.env", extra="ignore")
@@ -30,6 +32,10 @@ class Settings(BaseSettings):
     prefetch: int = Field(200, ge=1, le=10_000)
     publish_timeout_s: float = Field(10.0, gt=0)
     relay_batch: int = Field(500, ge=1)
+    calendar_file: Path = DEFAULT_CALENDAR_FILE
+    deadlines_file: Path = DEFAULT_DEADLINES_FILE
+    scoring_file: Path = DEFAULT_SCORING_FILE
+    tick_interval_s: float = Field(60.0, ge=0, description="how often deadlines, reminders and cutoffs are checked; 0 = never")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 

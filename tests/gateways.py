@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gateway.adapters.fake_case_store import FakeCaseStore
 from gateway.adapters.fakes import FakeBroker, FakeMessageStore
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.clock import FakeClock
@@ -33,6 +34,7 @@ def fake_gateway(rings: dict[str, NodeKeyring], *, clock: FakeClock | None = Non
         clock=clock or FakeClock(T0),
         broker=broker,
         store=FakeMessageStore(),
+        case_store=FakeCaseStore(),
         nodes={code: HostedNode(ring) for code, ring in rings.items()},
         directory=KeyDirectory.from_keyrings(rings.values()),
     )

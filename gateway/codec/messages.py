@@ -152,6 +152,9 @@ class Query(Record):
     current_address: Text(200) | None = None
     known_locally: LocalFacts | None = None
     remarks: Text(500) | None = None
+    resubmission_of: MessageId | None = Field(
+        None, description="The earlier query answered 查无此人 that this corrected query re-submits (rule 五)."
+    )
 
     @model_validator(mode="after")
     def _rules(self) -> Query:

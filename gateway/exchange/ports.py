@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from gateway.exchange.records import Counts, Direction, IncomingResult, OutboxItem, QuarantineItem, StoredMessage
+from gateway.exchange.records import (
+    Counts,
+    Direction,
+    IncomingResult,
+    OutboxBacklog,
+    OutboxItem,
+    QuarantineItem,
+    StoredMessage,
+)
 
 
 class MessageStore(Protocol):
@@ -17,7 +25,16 @@ class MessageStore(Protocol):
     async def add_incoming(self, message: StoredMessage) -> IncomingResult:
         """Store a received message in one transaction (idempotent by sender and id); link feedback."""
 
+    async def add_incoming_batch(
+        self, batch: Sequence[StoredMessage], refused: Sequence[QuarantineItem] = ()
+    ) -> list[IncomingResult]:
+        """``add_incoming`` for each message and ``add_quarantine`` for each refusal, in one transaction."""
+
     async def add_quarantine(self, item: QuarantineItem) -> None: ...
+
+    async def get_quarantine(self, item_id: int) -> QuarantineItem | None: ...
+
+    async def mark_quarantine_redriven(self, item_id: int, at: datetime, *, resolved: bool) -> None: ...
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None: ...
 
@@ -26,6 +43,11 @@ class MessageStore(Protocol):
     ) -> list[StoredMessage]: ...
 
     async def due_outbox(self, now: datetime, limit: int) -> list[OutboxItem]: ...
+
+    async def claim_outbox(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
+        """Due rows, leased to the caller until ``lease_until`` so no other relay publishes them meanwhile."""
+
+    async def outbox_backlog(self, now: datetime) -> OutboxBacklog: ...
 
     async def mark_published(self, outbox_ids: list[int], at: datetime) -> None: ...
 
@@ -54,9 +76,27 @@ class Publisher(Protocol):
     async def publish(self, routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
         """Return only once the broker has confirmed the message; raise on refusal or timeout."""
 
+    async def wait_until_ready(self, timeout_s: float) -> bool:
+        """Wait until publishing can succeed (connected, not blocked); False when ``timeout_s`` ran out."""
+        ...
+
 
 class Broker(Publisher, Protocol):
     async def start(self, townships: list[str]) -> None: ...
     async def consume(self, handler: DeliveryHandler) -> None: ...
     async def close(self) -> None: ...
     def is_connected(self) -> bool: ...
+    def state(self) -> str:
+        """"ok", "disconnected" or "blocked" (the broker holds publishers back: memory or disk alarm)."""
+        ...
+
+
+class ExchangeObserver(Protocol):
+    """Told about every message once it is committed (and again on a redelivery: be idempotent)."""
+
+    async def message_stored(self, stored: StoredMessage, message: Any) -> None: ...
+
+
+class NoObserver:
+    async def message_stored(self, stored: StoredMessage, message: Any) -> None:
+        return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from gateway.codec.errors import CodecError, FieldError
 from gateway.codec.messages import Feedback, Message, parse_message
 from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode
 from gateway.exchange.nodes import HostedNode, storage_context
-from gateway.exchange.ports import Delivery, MessageStore
+from gateway.exchange.ports import Delivery, ExchangeObserver, MessageStore, NoObserver
 from gateway.exchange.records import (
     Direction,
     IncomingResult,
@@ -59,6 +59,7 @@ class ExchangeService:
         *,
         new_id: Callable[[], str] = new_message_id,
         on_outbox: Callable[[], None] = lambda: None,
+        observer: ExchangeObserver | None = None,
     ) -> None:
         self.nodes = dict(nodes)
         self.directory = directory
@@ -66,6 +67,7 @@ class ExchangeService:
         self.clock = clock
         self.new_id = new_id
         self.on_outbox = on_outbox
+        self.observer: ExchangeObserver = observer or NoObserver()
 
     def node(self, code: str) -> HostedNode:
         try:
@@ -148,11 +150,42 @@ class ExchangeService:
         )
         await self.store.add_outgoing(stored, outbox, answers=answers)
         self.on_outbox()
+        try:
+            await self.observer.message_stored(stored, message)
+        except Exception:
+            # The message is committed and will be sent; tracking catches up in reconcile().
+            log.exception("tracking of sent message %s failed", message_id)
         return stored
 
     # --- a message arrives ------------------------------------------------------------------------
 
     async def receive(self, delivery: Delivery) -> ReceiveOutcome:
+        prepared = await self.prepare(delivery)
+        if isinstance(prepared, QuarantineItem):
+            return await self._keep_refused(prepared)
+        result = await self.store.add_incoming(prepared.stored)
+        return await self._settle(prepared, result)
+
+    async def receive_batch(self, deliveries: Sequence[Delivery]) -> list[ReceiveOutcome]:
+        """``receive`` for many deliveries, with every accepted one stored in one transaction.
+
+        Refusals are still kept one by one in the quarantine with their own reason; a failure of our
+        own storage raises for the whole batch (the caller retries them one by one).
+        """
+        prepared = [await self.prepare(d) for d in deliveries]
+        accepted = [p for p in prepared if isinstance(p, Accepted)]
+        refused = [p for p in prepared if isinstance(p, QuarantineItem)]
+        results = iter(await self.store.add_incoming_batch([a.stored for a in accepted], refused))
+        outcomes = []
+        for p in prepared:
+            if isinstance(p, QuarantineItem):
+                outcomes.append(ReceiveOutcome("quarantined", reason=p.reason, message_id=p.message_id))
+            else:
+                outcomes.append(await self._settle(p, next(results)))
+        return outcomes
+
+    async def prepare(self, delivery: Delivery) -> Accepted | QuarantineItem:
+        """Verify, decrypt and validate one delivery: the row to store, or the refusal to keep. Stores nothing."""
         raw = delivery.body
         now = self.clock.now()
         sha = hashlib.sha256(raw).hexdigest()
@@ -169,11 +202,11 @@ class ExchangeService:
             message = wire.decode(opened.plaintext)
             await self._check_consistent(node, header.sender, header.kind, message)
         except EnvelopeError as exc:
-            return await self._quarantine(raw, sha, now, exc.reason, exc.detail, header)
+            return _refusal(raw, sha, now, exc.reason, exc.detail, header)
         except CodecError as exc:
-            return await self._quarantine(raw, sha, now, "invalid_record", str(exc), header)
+            return _refusal(raw, sha, now, "invalid_record", str(exc), header)
         except _Inconsistent as exc:
-            return await self._quarantine(raw, sha, now, exc.reason, exc.detail, header)
+            return _refusal(raw, sha, now, exc.reason, exc.detail, header)
 
         subject = None
         if message.kind != "feedback":
@@ -195,12 +228,23 @@ class ExchangeService:
             status=Status.RECEIVED,
             result=getattr(message, "result", None),
         )
-        result = await self.store.add_incoming(stored)
+        return Accepted(stored, message)
+
+    async def _settle(self, accepted: Accepted, result: IncomingResult) -> ReceiveOutcome:
+        stored, message = accepted.stored, accepted.message
+        if result is not IncomingResult.CONFLICT:
+            # Also on a duplicate: if tracking failed the first time, the redelivery completes it.
+            await self.observer.message_stored(stored, message)
         if result is IncomingResult.CONFLICT:
-            return await self._quarantine(raw, sha, now, "replay",
-                                          f"message id {header.message_id} from {header.sender} was already used for other content",
-                                          header)
-        return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=header.message_id)
+            return await self._keep_refused(_refusal(
+                stored.envelope, stored.envelope_sha256, stored.accepted_at, "replay",
+                f"message id {stored.message_id} from {stored.sender} was already used for other content", stored))
+        return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=stored.message_id)
+
+    async def _keep_refused(self, item: QuarantineItem) -> ReceiveOutcome:
+        log.warning("quarantined %s: %s (%s)", item.message_id or item.envelope_sha256[:16], item.reason, item.detail)
+        await self.store.add_quarantine(item)
+        return ReceiveOutcome("quarantined", reason=item.reason, message_id=item.message_id)
 
     async def _check_consistent(self, node: HostedNode, sender: str, kind: str, message: Message) -> None:
         if message.kind != kind:
@@ -220,31 +264,34 @@ class ExchangeService:
                 f"envelope {sender} → {node.code}",
             )
 
-    async def _quarantine(
-        self, raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any
-    ) -> ReceiveOutcome:
-        log.warning("quarantined %s: %s (%s)", getattr(header, "message_id", sha[:16]), reason, detail)
-        await self.store.add_quarantine(
-            QuarantineItem(
-                received_at=now,
-                reason=reason,
-                detail=detail,
-                envelope_sha256=sha,
-                raw=raw,
-                message_id=getattr(header, "message_id", None),
-                sender=getattr(header, "sender", None),
-                recipient=getattr(header, "recipient", None),
-                kind=getattr(header, "kind", None),
-            )
-        )
-        return ReceiveOutcome("quarantined", reason=reason, message_id=getattr(header, "message_id", None))
-
     # --- reading ----------------------------------------------------------------------------------
 
     def read_body(self, stored: StoredMessage) -> Message:
         node = self.node(stored.node)
         plaintext = node.storage.open(stored.body_sealed, storage_context(stored.node, stored.direction.value, stored.message_id))
         return wire.decode(plaintext)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A delivery that passed every check: the row to store and the decoded record (for the observer)."""
+
+    stored: StoredMessage
+    message: Message
+
+
+def _refusal(raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any) -> QuarantineItem:
+    return QuarantineItem(
+        received_at=now,
+        reason=reason,
+        detail=detail,
+        envelope_sha256=sha,
+        raw=raw,
+        message_id=getattr(header, "message_id", None),
+        sender=getattr(header, "sender", None),
+        recipient=getattr(header, "recipient", None),
+        kind=getattr(header, "kind", None),
+    )
 
 
 class _Inconsistent(Exception):

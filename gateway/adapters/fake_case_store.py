@@ -1,0 +1,91 @@
+"""In-memory fake of the tracking store (gateway/tracking/ports.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from gateway.workflow.accounting import AccountingSnapshot
+from gateway.workflow.cases import Case
+from gateway.workflow.periods import Quarter, ReportingMonth
+from gateway.workflow.reminders import Reminder
+from gateway.workflow.reverification import ReverificationTask
+from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
+
+
+class FakeCaseStore:
+    def __init__(self) -> None:
+        self.cases: dict[str, Case] = {}
+        self.charge_list: list[MissedManagementCharge] = []
+        self.snapshots: dict[str, AccountingSnapshot] = {}
+        self.task_map: dict[str, ReverificationTask] = {}
+        self.sent_reminders: list[tuple[datetime, Reminder]] = []
+
+    async def get_case(self, case_id: str) -> Case | None:
+        return self.cases.get(case_id)
+
+    async def add_case(self, case: Case) -> bool:
+        if case.case_id in self.cases:
+            return False
+        self.cases[case.case_id] = case
+        return True
+
+    async def save_cases(self, cases: Iterable[Case]) -> None:
+        for case in cases:
+            self.cases[case.case_id] = case
+
+    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
+        self.cases[case.case_id] = case
+        if charge is not None:
+            self.charge_list.append(charge)
+
+    async def cases_for_key(self, key: StrikeKey) -> list[Case]:
+        return [c for c in self.cases.values() if c.strike_key == key]
+
+    async def open_cases(self) -> list[Case]:
+        return [c for c in self.cases.values() if c.is_open]
+
+    async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]:
+        wanted = set(months)
+        return [c for c in self.cases.values() if c.reporting_month in wanted]
+
+    async def charges(self, registration_township: str | None = None) -> list[MissedManagementCharge]:
+        return [c for c in self.charge_list if registration_township in (None, c.registration_township)]
+
+    async def unclosed_months(self) -> list[ReportingMonth]:
+        return sorted({c.reporting_month for c in self.cases.values() if str(c.reporting_month) not in self.snapshots})
+
+    async def month_closures(self, months: Iterable[ReportingMonth] | None = None) -> dict[ReportingMonth, datetime]:
+        wanted = None if months is None else {str(m) for m in months}
+        return {
+            ReportingMonth.parse(p): s.closed_at
+            for p, s in self.snapshots.items()
+            if "Q" not in p and (wanted is None or p in wanted)
+        }
+
+    async def close_month(self, snapshot: AccountingSnapshot) -> None:
+        self.snapshots[snapshot.period] = snapshot
+
+    async def close_quarter(self, snapshot: AccountingSnapshot) -> None:
+        self.snapshots[snapshot.period] = snapshot
+
+    async def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
+        return self.snapshots.get(str(quarter))
+
+    async def add_task(self, task: ReverificationTask) -> None:
+        self.task_map.setdefault(task.query_id, task)
+
+    async def save_task(self, task: ReverificationTask) -> None:
+        self.task_map[task.query_id] = task
+
+    async def get_task(self, query_id: str) -> ReverificationTask | None:
+        return self.task_map.get(query_id)
+
+    async def tasks(self, residence_township: str) -> list[ReverificationTask]:
+        return [t for t in self.task_map.values() if t.residence_township == residence_township]
+
+    async def add_reminder(self, reminder: Reminder, at: datetime) -> None:
+        self.sent_reminders.append((at, reminder))
+
+    async def reminders(self, township: str) -> list[tuple[datetime, Reminder]]:
+        return [(at, r) for at, r in self.sent_reminders if r.township == township]

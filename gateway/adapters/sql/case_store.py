@@ -1,0 +1,207 @@
+"""The tracking store on SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.store import _utc
+from gateway.adapters.sql.workflow_tables import cases, missed_management, period_closures, reminders, reverification_tasks
+from gateway.tracking.serialization import CASE, CHARGE, REMINDER, SNAPSHOT, TASK
+from gateway.workflow.accounting import AccountingSnapshot
+from gateway.workflow.cases import OPEN_STATES, Case
+from gateway.workflow.periods import Quarter, ReportingMonth
+from gateway.workflow.reminders import Reminder
+from gateway.workflow.reverification import ReverificationTask
+from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
+
+
+def _case_values(case: Case) -> dict[str, object]:
+    return {
+        "case_id": case.case_id,
+        "kind": case.kind.value,
+        "residence_township": case.residence_township,
+        "registration_township": case.registration_township,
+        "subject": case.citizen_id,
+        "received_at": case.received_at,
+        "reporting_month": str(case.reporting_month),
+        "state": case.state.value,
+        "due_at": case.deadline.due_at,
+        "data": CASE.dump_json(case).decode(),
+    }
+
+
+def _cases(rows: Iterable[object]) -> list[Case]:
+    return [CASE.validate_json(row[0]) for row in rows]  # type: ignore[index]
+
+
+class SqlCaseStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    async def _select(self, query: object) -> list[object]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())  # type: ignore[arg-type]
+
+    async def get_case(self, case_id: str) -> Case | None:
+        found = _cases(await self._select(select(cases.c.data).where(cases.c.case_id == case_id)))
+        return found[0] if found else None
+
+    async def add_case(self, case: Case) -> bool:
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(cases).values(**_case_values(case)))
+            return True
+        except IntegrityError:
+            return False
+
+    async def save_cases(self, updated: Iterable[Case]) -> None:
+        async with self._write() as conn:
+            for case in updated:
+                await self._update(conn, case)
+
+    @staticmethod
+    async def _update(conn: AsyncConnection, case: Case) -> None:
+        values = _case_values(case)
+        await conn.execute(update(cases).where(cases.c.case_id == case.case_id).values(**values))
+
+    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
+        async with self._write() as conn:
+            await self._update(conn, case)
+            if charge is not None:
+                await conn.execute(
+                    insert(missed_management).values(
+                        registration_township=charge.registration_township,
+                        last_query_id=charge.evidence_query_ids[-1],
+                        charged_at=charge.charged_at,
+                        data=CHARGE.dump_json(charge).decode(),
+                    )
+                )
+
+    async def cases_for_key(self, key: StrikeKey) -> list[Case]:
+        return _cases(
+            await self._select(
+                select(cases.c.data).where(
+                    cases.c.residence_township == key.residence_township,
+                    cases.c.registration_township == key.registration_township,
+                    cases.c.subject == key.citizen_id,
+                )
+            )
+        )
+
+    async def open_cases(self) -> list[Case]:
+        states = [s.value for s in OPEN_STATES]
+        return _cases(await self._select(select(cases.c.data).where(cases.c.state.in_(states))))
+
+    async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]:
+        labels = [str(m) for m in months]
+        return _cases(await self._select(select(cases.c.data).where(cases.c.reporting_month.in_(labels))))
+
+    async def charges(self, registration_township: str | None = None) -> list[MissedManagementCharge]:
+        query = select(missed_management.c.data).order_by(missed_management.c.id)
+        if registration_township is not None:
+            query = query.where(missed_management.c.registration_township == registration_township)
+        return [CHARGE.validate_json(row[0]) for row in await self._select(query)]  # type: ignore[index]
+
+    async def unclosed_months(self) -> list[ReportingMonth]:
+        closed = select(period_closures.c.period)
+        rows = await self._select(
+            select(cases.c.reporting_month).where(cases.c.reporting_month.not_in(closed)).distinct()
+        )
+        return sorted(ReportingMonth.parse(row[0]) for row in rows)  # type: ignore[index]
+
+    async def month_closures(self, months: Iterable[ReportingMonth] | None = None) -> dict[ReportingMonth, datetime]:
+        query = select(period_closures.c.period, period_closures.c.closed_at)
+        if months is not None:
+            query = query.where(period_closures.c.period.in_([str(m) for m in months]))
+        out: dict[ReportingMonth, datetime] = {}
+        for period, closed_at in await self._select(query):  # type: ignore[misc]
+            if "Q" not in period:
+                out[ReportingMonth.parse(period)] = _utc(closed_at)  # type: ignore[assignment]
+        return out
+
+    async def _close(self, snapshot: AccountingSnapshot) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                insert(period_closures).values(
+                    period=snapshot.period,
+                    closed_at=snapshot.closed_at,
+                    inputs_digest=snapshot.inputs_digest,
+                    snapshot=SNAPSHOT.dump_json(snapshot).decode(),
+                )
+            )
+
+    async def close_month(self, snapshot: AccountingSnapshot) -> None:
+        await self._close(snapshot)
+
+    async def close_quarter(self, snapshot: AccountingSnapshot) -> None:
+        await self._close(snapshot)
+
+    async def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
+        rows = await self._select(select(period_closures.c.snapshot).where(period_closures.c.period == str(quarter)))
+        return SNAPSHOT.validate_json(rows[0][0]) if rows else None  # type: ignore[index]
+
+    async def add_task(self, task: ReverificationTask) -> None:
+        try:
+            async with self._write() as conn:
+                await conn.execute(
+                    insert(reverification_tasks).values(
+                        query_id=task.query_id,
+                        residence_township=task.residence_township,
+                        state=task.state.value,
+                        data=TASK.dump_json(task).decode(),
+                    )
+                )
+        except IntegrityError:
+            pass  # the same 查无此人 delivered again: the task exists
+
+    async def save_task(self, task: ReverificationTask) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                update(reverification_tasks)
+                .where(reverification_tasks.c.query_id == task.query_id)
+                .values(state=task.state.value, data=TASK.dump_json(task).decode())
+            )
+
+    async def get_task(self, query_id: str) -> ReverificationTask | None:
+        rows = await self._select(select(reverification_tasks.c.data).where(reverification_tasks.c.query_id == query_id))
+        return TASK.validate_json(rows[0][0]) if rows else None  # type: ignore[index]
+
+    async def tasks(self, residence_township: str) -> list[ReverificationTask]:
+        rows = await self._select(
+            select(reverification_tasks.c.data).where(reverification_tasks.c.residence_township == residence_township)
+        )
+        return [TASK.validate_json(row[0]) for row in rows]  # type: ignore[index]
+
+    async def add_reminder(self, reminder: Reminder, at: datetime) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                insert(reminders).values(
+                    township=reminder.township, case_id=reminder.case_id, kind=reminder.kind.value, sent_at=at,
+                    data=REMINDER.dump_json(reminder).decode(),
+                )
+            )
+
+    async def reminders(self, township: str) -> list[tuple[datetime, Reminder]]:
+        rows = await self._select(
+            select(reminders.c.sent_at, reminders.c.data).where(reminders.c.township == township).order_by(reminders.c.id)
+        )
+        return [(_utc(at), REMINDER.validate_json(data)) for at, data in rows]  # type: ignore[misc]
+

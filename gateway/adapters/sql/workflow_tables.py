@@ -1,0 +1,64 @@
+"""Tables of the workflow tracker. A case is stored whole as JSON plus the columns queries filter on."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Index, String, Table, Text
+
+from gateway.adapters.sql.tables import Id, metadata
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("residence_township", String(9), nullable=False),
+    Column("registration_township", String(9), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("reporting_month", String(7), nullable=False),  # "2026-03"
+    Column("state", String(24), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),
+)
+Index("ix_cases_open", cases.c.state, cases.c.due_at)
+Index("ix_cases_month", cases.c.reporting_month, cases.c.registration_township)
+Index("ix_cases_strike", cases.c.residence_township, cases.c.registration_township, cases.c.subject)
+
+missed_management = Table(
+    "missed_management",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("registration_township", String(9), nullable=False, index=True),
+    Column("last_query_id", String(64), nullable=False, unique=True),
+    Column("charged_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+period_closures = Table(
+    "period_closures",
+    metadata,
+    Column("period", String(7), primary_key=True),  # "2026-03" or "2026Q1"
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("inputs_digest", String(64), nullable=False),
+    Column("snapshot", Text, nullable=False),
+)
+
+reverification_tasks = Table(
+    "reverification_tasks",
+    metadata,
+    Column("query_id", String(64), primary_key=True),
+    Column("residence_township", String(9), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("township", String(9), nullable=False, index=True),
+    Column("case_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Tracking: applies the workflow rules (gateway/workflow) to the messages the exchange carries."""

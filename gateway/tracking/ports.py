@@ -1,0 +1,57 @@
+"""The tracking store port; the SQL adapter is gateway/adapters/sql/case_store.py, the fake beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from gateway.workflow.accounting import AccountingSnapshot
+from gateway.workflow.cases import Case
+from gateway.workflow.periods import Quarter, ReportingMonth
+from gateway.workflow.reminders import Reminder
+from gateway.workflow.reverification import ReverificationTask
+from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
+
+
+class CaseStore(Protocol):
+    async def get_case(self, case_id: str) -> Case | None: ...
+
+    async def add_case(self, case: Case) -> bool:
+        """Insert a new case; False when it exists already (opening a case is idempotent)."""
+
+    async def save_cases(self, cases: Iterable[Case]) -> None: ...
+
+    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
+        """The answered case and its 漏管 charge, if any, in one transaction."""
+
+    async def cases_for_key(self, key: StrikeKey) -> list[Case]: ...
+
+    async def open_cases(self) -> list[Case]: ...
+
+    async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]: ...
+
+    async def charges(self, registration_township: str | None = None) -> list[MissedManagementCharge]: ...
+
+    async def unclosed_months(self) -> list[ReportingMonth]:
+        """Reporting months that have cases but no closure yet."""
+
+    async def month_closures(self, months: Iterable[ReportingMonth] | None = None) -> dict[ReportingMonth, datetime]: ...
+
+    async def close_month(self, snapshot: AccountingSnapshot) -> None: ...
+
+    async def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None: ...
+
+    async def close_quarter(self, snapshot: AccountingSnapshot) -> None: ...
+
+    async def add_task(self, task: ReverificationTask) -> None: ...
+
+    async def save_task(self, task: ReverificationTask) -> None: ...
+
+    async def get_task(self, query_id: str) -> ReverificationTask | None: ...
+
+    async def tasks(self, residence_township: str) -> list[ReverificationTask]: ...
+
+    async def add_reminder(self, reminder: Reminder, at: datetime) -> None: ...
+
+    async def reminders(self, township: str) -> list[tuple[datetime, Reminder]]: ...

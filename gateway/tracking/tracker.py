@@ -1,0 +1,199 @@
+"""The case tracker: the workflow rules (R1–R5) applied to the messages the gateway exchanges.
+
+- The registration township's gateway opens a case when it accepts a query or notification, and
+  records the reply when its clerk answers: on time or late, 查无此人, three strikes → 漏管.
+- The residence township's gateway opens a re-verification task when a 查无此人 arrives, and closes it
+  when the clerk submits the corrected query (``resubmission_of``).
+- ``tick`` moves open cases to due-soon / overdue, delivers reminders, and closes reporting months and
+  quarters whose cutoff has passed, freezing their accounting.
+
+Every hook is idempotent, and ``reconcile`` replays the message store at start-up, so a crash between
+storing a message and tracking it loses nothing: cases are always derivable from the stored messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from gateway.clock import Clock
+from gateway.codec.messages import Feedback, Notification, Query
+from gateway.exchange.records import StoredMessage
+from gateway.tracking.ports import CaseStore
+from gateway.workflow.accounting import close_month, close_quarter
+from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.cases import Case, evaluate, mark_reminder_sent, open_case, recompute_open_deadlines
+from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
+from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
+from gateway.workflow.feedback_handling import handle_feedback, rebuild_ledger
+from gateway.workflow.periods import Quarter, ReportingMonth
+from gateway.workflow.reminders import Reminder, reminders_due
+from gateway.workflow.reverification import ReverificationTask, TaskState
+
+log = logging.getLogger(__name__)
+
+# The codec's 查无此人 reason codes (schemas/codes/not_found_reason.json) in the workflow's terms.
+NOT_FOUND_REASONS = {
+    "1": NoSuchPersonReason.WRONG_ADDRESS,
+    "2": NoSuchPersonReason.WRONG_NAME,
+    "3": NoSuchPersonReason.WRONG_ID_NUMBER,
+    "9": NoSuchPersonReason.OTHER,
+}
+
+
+def case_kind(message: Query | Notification) -> CaseKind:
+    if isinstance(message, Notification):
+        return CaseKind.NOTIFICATION
+    return CaseKind.BIRTH_QUERY if message.about_birth else CaseKind.QUERY
+
+
+def feedback_result(feedback: Feedback) -> FeedbackResult:
+    return FeedbackResult.FOUND if feedback.result == "found" else FeedbackResult.NO_SUCH_PERSON
+
+
+@dataclass
+class TickReport:
+    moved: int = 0
+    reminders: list[Reminder] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+
+class CaseTracker:
+    def __init__(
+        self, store: CaseStore, clock: Clock, calendar: WorkingDayCalendar, rules: DeadlineRuleSet
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.calendar = calendar
+        self.rules = rules
+
+    # --- the registration township's side ---------------------------------------------------------
+
+    async def query_received(self, stored: StoredMessage, message: Query | Notification) -> Case:
+        existing = await self.store.get_case(stored.message_id)
+        if existing is not None:
+            return existing
+        earlier_id = getattr(message, "resubmission_of", None)
+        earlier = await self.store.get_case(earlier_id) if earlier_id else None
+        if earlier is not None and earlier.residence_township != stored.sender:
+            earlier = None  # only the township that asked may correct its query
+        case = open_case(
+            stored.message_id,
+            case_kind(message),
+            stored.sender,
+            stored.recipient,
+            stored.subject or "",
+            stored.accepted_at,
+            self.rules,
+            self.calendar,
+            resubmits=earlier,
+        )
+        case = evaluate(case, self.clock.now())
+        await self.store.add_case(case)
+        return case
+
+    async def answered(self, stored: StoredMessage, feedback: Feedback) -> Case | None:
+        case = await self.store.get_case(feedback.in_reply_to)
+        if case is None:
+            log.warning("feedback %s answers %s, which has no case", stored.message_id, feedback.in_reply_to)
+            return None
+        if not case.is_open:
+            return case  # already recorded (a replay of this hook)
+        ledger = rebuild_ledger(await self.store.cases_for_key(case.strike_key))
+        closures = await self.store.month_closures([case.reporting_month])
+        outcome = handle_feedback(
+            evaluate(case, stored.accepted_at),
+            ledger,
+            stored.accepted_at,
+            feedback_result(feedback),
+            reason=NOT_FOUND_REASONS.get(feedback.not_found_reason or ""),
+            remarks=feedback.remarks or "",
+            message_id=stored.message_id,
+            month_closed_at=closures.get(case.reporting_month),
+        )
+        await self.store.save_answer(outcome.case, outcome.charge)
+        return outcome.case
+
+    # --- the residence township's side ------------------------------------------------------------
+
+    async def feedback_received(self, stored: StoredMessage, feedback: Feedback, query: StoredMessage | None) -> None:
+        if feedback.result != "not_found":
+            return
+        await self.store.add_task(
+            ReverificationTask(
+                task_id=f"reverify:{feedback.in_reply_to}",
+                residence_township=stored.recipient,
+                registration_township=stored.sender,
+                citizen_id=(query.subject if query else None) or "",
+                query_id=feedback.in_reply_to,
+                opened_at=stored.accepted_at,
+                reason=NOT_FOUND_REASONS.get(feedback.not_found_reason or ""),
+                remarks=feedback.remarks or "",
+            )
+        )
+
+    async def query_sent(self, stored: StoredMessage, message: Query | Notification) -> None:
+        earlier_id = getattr(message, "resubmission_of", None)
+        if not earlier_id:
+            return
+        task = await self.store.get_task(earlier_id)
+        if task is not None and task.state is TaskState.OPEN:
+            await self.store.save_task(
+                replace(task, state=TaskState.RESUBMITTED, resubmitted_as=stored.message_id,
+                        resubmitted_at=stored.accepted_at)
+            )
+
+    # --- time passing -----------------------------------------------------------------------------
+
+    async def tick(self) -> TickReport:
+        now = self.clock.now()
+        report = TickReport()
+        open_cases = await self.store.open_cases()
+        evaluated = [evaluate(c, now) for c in open_cases]
+        due = reminders_due(evaluated, now)
+        by_id = {c.case_id: c for c in evaluated}
+        for reminder in due:
+            by_id[reminder.case_id] = mark_reminder_sent(by_id[reminder.case_id], reminder.kind.value)
+            await self.store.add_reminder(reminder, now)
+        changed = [c for c, before in zip(by_id.values(), open_cases) if c != before]
+        await self.store.save_cases(changed)
+        report.moved, report.reminders = len(changed), due
+        report.closed = await self.close_due_periods(now)
+        return report
+
+    async def close_due_periods(self, now: datetime) -> list[str]:
+        """Close every reporting month (and then quarter) whose cutoff has passed; R1, R5."""
+        closed: list[str] = []
+        for month in await self.store.unclosed_months():
+            if now < month.ends_at:
+                continue
+            snapshot = close_month(await self.store.cases_in_months([month]), month, now)
+            await self.store.close_month(snapshot)
+            closed.append(str(month))
+            quarter = month.quarter
+            if month == quarter.months[-1] and await self.store.quarter_snapshot(quarter) is None:
+                closures = await self.store.month_closures(quarter.months)
+                snapshot = close_quarter(await self.store.cases_in_months(quarter.months), quarter, now, closures)
+                await self.store.close_quarter(snapshot)
+                closed.append(str(quarter))
+        return closed
+
+    async def calendar_updated(self, calendar: WorkingDayCalendar) -> int:
+        """A new calendar (e.g. next year's schedule): recompute open deadlines only, never closed ones."""
+        self.calendar = calendar
+        open_cases = await self.store.open_cases()
+        updated = recompute_open_deadlines(open_cases, calendar, self.clock.now())
+        changed = [c for c, before in zip(updated, open_cases) if c != before]
+        await self.store.save_cases(changed)
+        return len(changed)
+
+    async def recompute_quarter(self, quarter: Quarter):  # type: ignore[no-untyped-def]
+        """Recompute a closed quarter from the stored cases, as an auditor would (R5 reproducibility)."""
+        stored = await self.store.quarter_snapshot(quarter)
+        if stored is None:
+            return None, None
+        closures = await self.store.month_closures(quarter.months)
+        again = close_quarter(await self.store.cases_in_months(quarter.months), quarter, stored.closed_at, closures)
+        return stored, again
+
