@@ -1,18 +1,56 @@
-"""The `gateway` command line: one Typer app, one module per command group."""
+"""The `gateway` command line: one Typer app, one module per command group.
+
+This module is also the command line's composition root: it tells the command groups that read the
+database (scores, archive) where their stores come from.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from gateway.cli import calendar_cmds, codec_cmds, service_cmds
+from gateway.cli import archive_cmds, calendar_cmds, codec_cmds, keys_cmds, scores_cmds, service_cmds
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="The township exchange gateway.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="The township exchange gateway."
+)
 app.command("init")(service_cmds.init)
 app.command("serve")(service_cmds.serve)
 app.command("demo")(service_cmds.demo)
+app.command("scores")(scores_cmds.scores)
 app.add_typer(codec_cmds.app, name="codec")
 app.add_typer(calendar_cmds.app, name="calendar")
+app.add_typer(keys_cmds.app, name="keys")
+app.add_typer(archive_cmds.app, name="archive")
+
+
+def _configure_stores() -> None:
+    from gateway.settings import Settings
+
+    def database_url() -> str:
+        import asyncio
+
+        from gateway.bootstrap import init_database
+
+        settings = Settings()
+        # Tables added by a newer release are created here; the data in existing ones is untouched.
+        asyncio.run(init_database(settings))
+        return settings.resolved_database_url
+
+    def archive_store():  # type: ignore[no-untyped-def]
+        from gateway.adapters.sql.archive_store import SqlArchiveStore
+        from gateway.adapters.sql.engine import create_engine
+
+        return SqlArchiveStore(create_engine(database_url()))
+
+    def case_source():  # type: ignore[no-untyped-def]
+        from gateway.adapters.sql.case_source import SqlCaseSource
+
+        return SqlCaseSource(database_url())
+
+    archive_cmds.STORE_FACTORY = archive_store
+    scores_cmds.configure(case_source)
 
 
 def main() -> None:
+    _configure_stores()
     app()

@@ -66,7 +66,7 @@ def _cells(row: ScoreRow) -> list[str]:
 
 
 def scores(
-    quarter: Annotated[str, typer.Argument(help="Quarter (exchange cycle), e.g. 2026Q1.")],
+    quarter: Annotated[str, typer.Option("--quarter", help="Quarter (exchange cycle), e.g. 2026Q1.")],
     region: Annotated[str | None, typer.Option("--region", help="Only townships whose code starts with this prefix.")] = None,
     csv: Annotated[bool, typer.Option("--csv", help="CSV (comma-separated, header line) instead of a table.")] = False,
     level: Annotated[Level, typer.Option("--level", help="Roll the rows up to this level.")] = Level.TOWNSHIP,

@@ -116,7 +116,7 @@ def scores_app(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> Ite
 
 
 def test_scores_csv_per_county_for_a_region(scores_app: typer.Typer) -> None:
-    result = runner.invoke(scores_app, ["scores", "2026Q1", "--region", "43", "--level", "county", "--csv"])
+    result = runner.invoke(scores_app, ["scores", "--quarter", "2026Q1", "--region", "43", "--level", "county", "--csv"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "region,received,answered,on_time,late,overdue,still_open,no_such_person,missed_management,feedback_rate,timely_rate,score",
@@ -125,7 +125,7 @@ def test_scores_csv_per_county_for_a_region(scores_app: typer.Typer) -> None:
 
 
 def test_scores_table_per_township(scores_app: typer.Typer) -> None:
-    result = runner.invoke(scores_app, ["scores", "2026Q1"])
+    result = runner.invoke(scores_app, ["scores", "--quarter", "2026Q1"])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].startswith("quarter 2026Q1 (closed")
@@ -134,12 +134,12 @@ def test_scores_table_per_township(scores_app: typer.Typer) -> None:
 
 
 def test_scores_rejects_a_bad_quarter(scores_app: typer.Typer) -> None:
-    result = runner.invoke(scores_app, ["scores", "2026Q5"])
+    result = runner.invoke(scores_app, ["scores", "--quarter", "2026Q5"])
     assert result.exit_code == 2 and "2026Q1" in result.stderr
 
 
 def test_scores_of_an_open_quarter_use_the_injected_clock(scores_app: typer.Typer) -> None:
-    result = runner.invoke(scores_app, ["scores", "2026q2"])
+    result = runner.invoke(scores_app, ["scores", "--quarter", "2026q2"])
     assert result.exit_code == 0
     assert "open, as of " + cst(2026, 3, 30).isoformat() in result.stdout
     assert len(result.stdout.splitlines()) == 2  # header only: no cases in Q2

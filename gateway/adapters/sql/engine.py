@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.adapters.sql import workflow_tables  # noqa: F401  (registers the tracker's tables)
+from gateway.adapters.sql import security_tables, workflow_tables  # noqa: F401  (register their tables)
 from gateway.adapters.sql.tables import metadata
 
 

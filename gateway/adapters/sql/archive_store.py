@@ -1,0 +1,133 @@
+"""The hash-chained archive on SQLAlchemy Core.
+
+The archiver copies every stored envelope (sent and received) and every receipt, byte for byte, into
+the chain in batches, off the delivery path: a row is archived once (unique source row), in the same
+transaction that appends it, so a crash never leaves a message out of the chain for long — the next
+pass picks it up. Appends are serialised (a PostgreSQL advisory lock; SQLite has one writer anyway),
+so two gateways sharing one database keep one gap-free chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.security_tables import archive, receipts
+from gateway.adapters.sql.tables import messages
+from gateway.security.archive import ArchiveRecord, NewRecord, StoredRecord, chain_append
+
+# Any constant will do; it only has to be the same for every gateway sharing the database.
+ARCHIVE_LOCK_KEY = 0x7A6B_0001
+
+_RECORD_COLUMNS = ("seq", "direction", "item", "message_id", "sender", "recipient", "sha256", "recorded_at",
+                   "prev_hash", "record_hash")
+
+
+def _record(row: Any) -> ArchiveRecord:
+    m = row._mapping
+    return ArchiveRecord(**{c: m[c] for c in _RECORD_COLUMNS})
+
+
+class SqlArchiveStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
+
+    @contextlib.asynccontextmanager
+    async def _appending(self) -> AsyncIterator[AsyncConnection]:
+        if self._write_lock is not None:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield conn
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVE_LOCK_KEY})
+            yield conn
+
+    @staticmethod
+    async def _head(conn: AsyncConnection) -> ArchiveRecord | None:
+        row = (await conn.execute(select(archive).order_by(archive.c.seq.desc()).limit(1))).first()
+        return _record(row) if row else None
+
+    @staticmethod
+    async def _insert(conn: AsyncConnection, record: ArchiveRecord, data: bytes, source: str, source_id: int) -> None:
+        await conn.execute(
+            insert(archive).values(
+                **{c: getattr(record, c) for c in _RECORD_COLUMNS}, source=source, source_id=source_id, data=data
+            )
+        )
+
+    async def append(self, new: NewRecord, data: bytes) -> ArchiveRecord:
+        async with self._appending() as conn:
+            head = await self._head(conn)
+            record = chain_append(head, new)
+            # Records appended by hand (not from a stored row) get a negative, unique source id.
+            await self._insert(conn, record, data, "manual", -record.seq)
+            return record
+
+    async def archive_pending(self, now: datetime, limit: int = 500) -> int:
+        """Append every stored message and receipt not yet in the chain (oldest first); return how many."""
+        async with self._appending() as conn:
+            pending_messages = (
+                await conn.execute(
+                    select(messages.c.id, messages.c.direction, messages.c.message_id, messages.c.sender,
+                           messages.c.recipient, messages.c.envelope_sha256, messages.c.envelope)
+                    .outerjoin(archive, and_(archive.c.source == "message", archive.c.source_id == messages.c.id))
+                    .where(archive.c.seq.is_(None))
+                    .order_by(messages.c.id)
+                    .limit(limit)
+                )
+            ).all()
+            pending_receipts = (
+                await conn.execute(
+                    select(receipts.c.id, receipts.c.direction, receipts.c.message_id, receipts.c.sender,
+                           receipts.c.recipient, receipts.c.data)
+                    .outerjoin(archive, and_(archive.c.source == "receipt", archive.c.source_id == receipts.c.id))
+                    .where(archive.c.seq.is_(None))
+                    .order_by(receipts.c.id)
+                    .limit(limit)
+                )
+            ).all()
+            if not pending_messages and not pending_receipts:
+                return 0
+            head = await self._head(conn)
+            count = 0
+            for row_id, direction, message_id, sender, recipient, sha, envelope in pending_messages:
+                new = NewRecord("sent" if direction == "out" else "received", "envelope", message_id, sender,
+                                recipient, sha, now)
+                head = chain_append(head, new)
+                await self._insert(conn, head, bytes(envelope), "message", row_id)
+                count += 1
+            for row_id, direction, message_id, sender, recipient, data in pending_receipts:
+                new = NewRecord(direction, "receipt", message_id, sender, recipient,
+                                hashlib.sha256(bytes(data)).hexdigest(), now)
+                head = chain_append(head, new)
+                await self._insert(conn, head, bytes(data), "receipt", row_id)
+                count += 1
+            return count
+
+    async def records(self) -> AsyncIterator[StoredRecord]:
+        async with self.engine.connect() as conn:
+            result = await conn.stream(select(archive).order_by(archive.c.seq))
+            async for row in result:
+                yield StoredRecord(_record(row), bytes(row._mapping["data"]))
+
+    async def find(self, message_id: str) -> list[StoredRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(archive).where(archive.c.message_id == message_id).order_by(archive.c.seq))).all()
+        return [StoredRecord(_record(r), bytes(r._mapping["data"])) for r in rows]
+
+    async def head(self) -> ArchiveRecord | None:
+        async with self.engine.connect() as conn:
+            return await self._head(conn)
+
+    async def count(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(func.count()).select_from(archive))).scalar_one()

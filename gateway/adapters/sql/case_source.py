@@ -1,0 +1,46 @@
+"""The workflow's CaseSource (read by `gateway scores`) over the tracker's tables, for command-line use.
+
+CaseSource is synchronous, as the command line is; each call runs its query on a short-lived engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TypeVar
+
+from gateway.adapters.sql.case_store import SqlCaseStore
+from gateway.adapters.sql.engine import create_engine
+from gateway.workflow.cases import Case
+from gateway.workflow.periods import Quarter, ReportingMonth
+
+T = TypeVar("T")
+
+
+class SqlCaseSource:
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+
+    def _run(self, query: Callable[[SqlCaseStore], Awaitable[T]]) -> T:
+        async def run() -> T:
+            engine = create_engine(self.database_url)
+            try:
+                return await query(SqlCaseStore(engine))
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    def cases_for_quarter(self, quarter: Quarter) -> Iterable[Case]:
+        return self._run(lambda store: store.cases_in_months(quarter.months))
+
+    def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
+        return self._run(lambda store: store.month_closures(quarter.months))
+
+    def quarter_closed_at(self, quarter: Quarter) -> datetime | None:
+        async def closed(store: SqlCaseStore) -> datetime | None:
+            snapshot = await store.quarter_snapshot(quarter)
+            return snapshot.closed_at if snapshot else None
+
+        return self._run(closed)
