@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.amqp import AmqpBroker
 from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.archive_store import SqlArchiveStore
 from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.store import SqlMessageStore
 from gateway.adapters.topology import Topology
@@ -24,7 +25,7 @@ from gateway.exchange.ports import Broker, Delivery, MessageStore
 from gateway.exchange.relay import OutboxRelay
 from gateway.exchange.service import ExchangeService, ReceiveOutcome
 from gateway.security.directory import KeyDirectory
-from gateway.security.keys import generate_keyring, load_keyring, save_keyring
+from gateway.node_setup import load_directory, load_nodes
 from gateway.settings import Settings
 from gateway.tracking.observer import TrackingObserver
 from gateway.tracking.ports import CaseStore
@@ -43,9 +44,11 @@ class Gateway:
     relay: OutboxRelay
     clock: Clock
     tracker: CaseTracker | None = None
+    archive: SqlArchiveStore | None = None
     engine: AsyncEngine | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _directory_mtime: float | None = None
 
     async def handle(self, delivery: Delivery) -> ReceiveOutcome:
         outcome = await self.service.receive(delivery)
@@ -62,11 +65,42 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self.tracker is not None and self.settings.tick_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._tick_forever(), name="workflow-tick"))
+        if self.archive is not None:
+            self._tasks.append(asyncio.create_task(self._archive_forever(), name="archiver"))
+
+    async def _archive_forever(self) -> None:
+        assert self.archive is not None
+        while True:
+            try:
+                while await self.archive.archive_pending(self.clock.now()) > 0:
+                    pass
+            except Exception:
+                log.exception("archiving failed; trying again shortly")
+            await asyncio.sleep(self.settings.archive_interval_s)
+
+    def refresh_directory(self) -> bool:
+        """Reload the key directory if its file changed; keep the old one if the new one is refused."""
+        path = self.settings.resolved_directory_path
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return False
+        if mtime == self._directory_mtime:
+            return False
+        try:
+            self.service.directory = load_directory(self.settings, self.clock.now())
+        except Exception as exc:  # an unsigned or stale directory never replaces a trusted one
+            log.error("refused the key directory %s: %s", path, exc)
+            return False
+        finally:
+            self._directory_mtime = mtime
+        return True
 
     async def _tick_forever(self) -> None:
         assert self.tracker is not None
         while True:
             try:
+                self.refresh_directory()
                 await self.tracker.tick()
             except Exception:
                 log.exception("workflow tick failed; trying again next interval")
@@ -75,7 +109,7 @@ class Gateway:
     async def stop(self) -> None:
         self.relay.stop()
         for task in self._tasks:
-            if task.get_name() == "workflow-tick":
+            if task.get_name() in ("workflow-tick", "archiver"):
                 task.cancel()
             try:
                 await asyncio.wait_for(task, timeout=5)
@@ -94,43 +128,6 @@ class Gateway:
             database = f"error: {type(exc).__name__}"
         broker = "ok" if self.broker.is_connected() else "disconnected"
         return {"status": "ok" if database == broker == "ok" else "degraded", "database": database, "broker": broker}
-
-
-def load_directory(settings: Settings) -> KeyDirectory:
-    path = settings.resolved_directory_path
-    if not path.exists():
-        raise FileNotFoundError(f"key directory {path} not found; run `gateway init`")
-    return KeyDirectory.load(path)
-
-
-def load_nodes(settings: Settings) -> dict[str, HostedNode]:
-    if not settings.nodes:
-        raise ValueError("no township nodes configured: set GATEWAY_NODES, e.g. GATEWAY_NODES=110101001,110101002")
-    return {
-        code: HostedNode(load_keyring(code, settings.resolved_keys_dir, settings.passphrase_bytes))
-        for code in settings.nodes
-    }
-
-
-def init_nodes(settings: Settings) -> list[str]:
-    """Create keys for configured nodes that have none, and publish their public keys in the directory."""
-    keys_dir = settings.resolved_keys_dir
-    created = []
-    keyrings = []
-    for code in settings.nodes:
-        if (keys_dir / code).exists():
-            keyrings.append(load_keyring(code, keys_dir, settings.passphrase_bytes))
-        else:
-            keyring = generate_keyring(code)
-            save_keyring(keyring, keys_dir, settings.passphrase_bytes)
-            keyrings.append(keyring)
-            created.append(code)
-    path = settings.resolved_directory_path
-    directory = KeyDirectory.from_keyrings(keyrings)
-    if path.exists():
-        directory = KeyDirectory.load(path).merged(directory)
-    directory.save(path)
-    return created
 
 
 async def init_database(settings: Settings) -> None:
@@ -165,7 +162,7 @@ def build_gateway(
             publish_timeout_s=settings.publish_timeout_s,
         )
     nodes = nodes if nodes is not None else load_nodes(settings)
-    directory = directory if directory is not None else load_directory(settings)
+    directory = directory if directory is not None else load_directory(settings, clock.now())
     relay = OutboxRelay(store, broker, clock, batch=settings.relay_batch)
     tracker = CaseTracker(
         case_store,
@@ -178,5 +175,5 @@ def build_gateway(
     )
     return Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,
-        tracker=tracker,
+        tracker=tracker, archive=SqlArchiveStore(engine) if engine is not None else None,
     )

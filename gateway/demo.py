@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ import httpx
 
 from gateway import demo_records
 from gateway.api.app import create_app
-from gateway.bootstrap import Gateway, build_gateway, init_nodes
+from gateway.bootstrap import Gateway, build_gateway
+from gateway.node_setup import init_nodes
 from gateway.codec.divisions import registry
 from gateway.settings import Settings
 
@@ -101,7 +102,7 @@ async def run_demo(
             amqp_url=amqp_url,
             key_passphrase=None,
         )
-        init_nodes(settings)
+        init_nodes(settings, datetime.now(timezone.utc))
         gateway = build_gateway(settings)
         await gateway.start()
         try:

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     keys_dir: Path | None = None
     directory_path: Path | None = None
     key_passphrase: SecretStr | None = None
+    authority_key: Path | None = Field(None, description="the directory authority's private key (signs the directory)")
+    authority_pub: Path | None = Field(None, description="the directory authority's public key (verifies it)")
+    allow_unsigned_directory: bool = False
     exchange: str = "township.exchange"
     prefetch: int = Field(200, ge=1, le=10_000)
     publish_timeout_s: float = Field(10.0, gt=0)
@@ -36,6 +39,7 @@ class Settings(BaseSettings):
     deadlines_file: Path = DEFAULT_DEADLINES_FILE
     scoring_file: Path = DEFAULT_SCORING_FILE
     tick_interval_s: float = Field(60.0, ge=0, description="how often deadlines, reminders and cutoffs are checked; 0 = never")
+    archive_interval_s: float = Field(1.0, gt=0, description="how often new envelopes are chained into the archive")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 
@@ -66,6 +70,14 @@ class Settings(BaseSettings):
     @property
     def resolved_directory_path(self) -> Path:
         return self.directory_path or self.data_dir / "directory.json"
+
+    @property
+    def resolved_authority_key(self) -> Path:
+        return self.authority_key or self.data_dir / "authority" / "authority.key"
+
+    @property
+    def resolved_authority_pub(self) -> Path:
+        return self.authority_pub or self.resolved_authority_key.with_suffix(".pub")
 
     @property
     def passphrase_bytes(self) -> bytes | None:

@@ -23,13 +23,16 @@ def _settings() -> Settings:
 
 def init() -> None:
     """Create the database and the keys of the configured township nodes (GATEWAY_NODES)."""
-    from gateway.bootstrap import init_database, init_nodes
+    from datetime import datetime, timezone
+
+    from gateway.bootstrap import init_database
+    from gateway.node_setup import init_nodes
 
     settings = _settings()
     if not settings.nodes:
         typer.echo("no township nodes configured: set GATEWAY_NODES, e.g. GATEWAY_NODES=110101001,110101002", err=True)
         raise typer.Exit(2)
-    created = init_nodes(settings)
+    created = init_nodes(settings, datetime.now(timezone.utc))
     asyncio.run(init_database(settings))
     typer.echo(f"database: {settings.resolved_database_url}")
     typer.echo(f"keys: {settings.resolved_keys_dir} (new for {len(created)} of {len(settings.nodes)} nodes)")
