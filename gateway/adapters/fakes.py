@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from gateway.exchange.records import (
     Counts,
     Direction,
     IncomingResult,
+    OutboxBacklog,
     OutboxItem,
     QuarantineItem,
     Status,
@@ -47,8 +49,23 @@ class FakeMessageStore:
             self._mark_answered(message.node, Direction.OUT, message.in_reply_to, message.sender, message)
         return IncomingResult.STORED
 
+    async def add_incoming_batch(
+        self, batch: Sequence[StoredMessage], refused: Sequence[QuarantineItem] = ()
+    ) -> list[IncomingResult]:
+        results = [await self.add_incoming(m) for m in batch]
+        for item in refused:
+            await self.add_quarantine(item)
+        return results
+
     async def add_quarantine(self, item: QuarantineItem) -> None:
         self.quarantine.append(replace(item, id=len(self.quarantine) + 1))
+
+    async def get_quarantine(self, item_id: int) -> QuarantineItem | None:
+        return next((q for q in self.quarantine if q.id == item_id), None)
+
+    async def mark_quarantine_redriven(self, item_id: int, at: datetime, *, resolved: bool) -> None:
+        self.quarantine = [replace(q, redriven_at=at, resolved=resolved) if q.id == item_id else q
+                           for q in self.quarantine]
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None:
         for m in self.messages.values():
@@ -63,6 +80,23 @@ class FakeMessageStore:
     async def due_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
         due = [o for o in self.outbox.values() if o.published_at is None and o.next_attempt_at <= now]
         return due[:limit]
+
+    async def claim_outbox(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
+        claimed = await self.due_outbox(now, limit)
+        for o in claimed:
+            assert o.id is not None
+            self.outbox[o.id] = replace(o, next_attempt_at=lease_until)
+        return claimed
+
+    async def outbox_backlog(self, now: datetime) -> OutboxBacklog:
+        pending = [o for o in self.outbox.values() if o.published_at is None]
+        return OutboxBacklog(
+            pending=len(pending),
+            due=sum(o.next_attempt_at <= now for o in pending),
+            retrying=sum(o.attempts > 0 for o in pending),
+            oldest_created_at=min((o.created_at for o in pending), default=None),
+            last_error=next((o.last_error for o in reversed(pending) if o.last_error), None),
+        )
 
     async def mark_published(self, outbox_ids: list[int], at: datetime) -> None:
         for i in outbox_ids:
@@ -121,4 +155,10 @@ class FakeBroker:
         self._routes.clear()
 
     def is_connected(self) -> bool:
+        return True
+
+    def state(self) -> str:
+        return "ok"
+
+    async def wait_until_ready(self, timeout_s: float) -> bool:
         return True

@@ -88,3 +88,14 @@ class Counts:
     outbox_pending: int = 0
     quarantined: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    """What the operator needs to see of the outbox: how much is waiting, since when, and why."""
+
+    pending: int = 0  # committed, not yet confirmed by the broker
+    due: int = 0  # of those, due for (another) attempt now
+    retrying: int = 0  # of those, refused at least once
+    oldest_created_at: datetime | None = None
+    last_error: str | None = None
