@@ -17,11 +17,13 @@ from gateway.adapters.amqp import AmqpBroker
 from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.archive_store import SqlArchiveStore
 from gateway.adapters.sql.case_store import SqlCaseStore
+from gateway.adapters.sql.receipt_store import SqlReceiptStore
 from gateway.adapters.sql.store import SqlMessageStore
 from gateway.adapters.topology import Topology
 from gateway.clock import Clock, SystemClock
 from gateway.exchange.nodes import HostedNode
 from gateway.exchange.ports import Broker, Delivery, MessageStore
+from gateway.exchange.receipting import ReceiptStore
 from gateway.exchange.relay import OutboxRelay
 from gateway.exchange.service import ExchangeService, ReceiveOutcome
 from gateway.security.directory import KeyDirectory
@@ -145,6 +147,7 @@ def build_gateway(
     broker: Broker | None = None,
     store: MessageStore | None = None,
     case_store: CaseStore | None = None,
+    receipt_store: ReceiptStore | None = None,
     nodes: dict[str, HostedNode] | None = None,
     directory: KeyDirectory | None = None,
 ) -> Gateway:
@@ -154,6 +157,7 @@ def build_gateway(
         engine = create_engine(settings.resolved_database_url)
         store = store or SqlMessageStore(engine)
         case_store = case_store or SqlCaseStore(engine)
+        receipt_store = receipt_store or SqlReceiptStore(engine)
     if broker is None:
         broker = AmqpBroker(
             settings.amqp_url,
@@ -171,7 +175,8 @@ def build_gateway(
         load_deadline_rules(settings.deadlines_file),
     )
     service = ExchangeService(
-        nodes, directory, store, clock, on_outbox=relay.nudge, observer=TrackingObserver(tracker, store)
+        nodes, directory, store, clock, on_outbox=relay.nudge, observer=TrackingObserver(tracker, store),
+        receipts=receipt_store,
     )
     return Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,

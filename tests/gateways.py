@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gateway.adapters.fake_case_store import FakeCaseStore
-from gateway.adapters.fakes import FakeBroker, FakeMessageStore
+from gateway.adapters.fakes import FakeBroker, FakeMessageStore, FakeReceiptStore
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.clock import FakeClock
 from gateway.exchange.nodes import HostedNode
@@ -29,12 +29,14 @@ def fake_gateway(rings: dict[str, NodeKeyring], *, clock: FakeClock | None = Non
     """One gateway hosting every given node, on the in-memory store and broker."""
     settings = Settings(nodes=sorted(rings), data_dir=Path("/nonexistent"))
     broker = FakeBroker()
+    store = FakeMessageStore()
     return build_gateway(
         settings,
         clock=clock or FakeClock(T0),
         broker=broker,
-        store=FakeMessageStore(),
+        store=store,
         case_store=FakeCaseStore(),
+        receipt_store=FakeReceiptStore(store),
         nodes={code: HostedNode(ring) for code, ring in rings.items()},
         directory=KeyDirectory.from_keyrings(rings.values()),
     )

@@ -34,7 +34,7 @@ class FakeMessageStore:
 
     async def add_outgoing(self, message: StoredMessage, outbox: OutboxItem, *, answers: str | None = None) -> None:
         self.messages[(message.node, message.direction.value, message.sender, message.message_id)] = message
-        new_id = len(self.outbox) + 1
+        new_id = max(self.outbox, default=0) + 1
         self.outbox[new_id] = replace(outbox, id=new_id)
         if answers is not None:
             self._mark_answered(message.node, Direction.IN, answers, message.recipient, message)
@@ -162,3 +162,33 @@ class FakeBroker:
 
     async def wait_until_ready(self, timeout_s: float) -> bool:
         return True
+
+
+class FakeReceiptStore:
+    """Receipts in memory; queued receipts go into the fake message store's outbox, as in SQL."""
+
+    def __init__(self, messages: FakeMessageStore) -> None:
+        self.messages = messages
+        self.sent: dict[tuple[str, str], bytes] = {}
+        self.received: dict[str, datetime] = {}
+
+    async def add_sent(self, receipt, data: bytes, item: OutboxItem) -> bool:  # type: ignore[no-untyped-def]
+        key = (receipt.sender, receipt.message_id)
+        existing = [i for i, o in self.messages.outbox.items() if o.message_id == item.message_id]
+        if key in self.sent and existing:
+            self.messages.outbox[existing[0]] = replace(self.messages.outbox[existing[0]], published_at=None,
+                                                        next_attempt_at=item.created_at)
+            return False
+        self.sent[key] = data
+        new_id = max(self.messages.outbox, default=0) + 1
+        self.messages.outbox[new_id] = replace(item, id=new_id)
+        return True
+
+    async def add_received(self, receipt, data: bytes, at: datetime) -> bool:  # type: ignore[no-untyped-def]
+        if receipt.message_id in self.received:
+            return False
+        self.received[receipt.message_id] = receipt.received
+        return True
+
+    async def received_for(self, message_ids) -> dict[str, datetime]:  # type: ignore[no-untyped-def]
+        return {m: self.received[m] for m in message_ids if m in self.received}

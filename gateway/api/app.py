@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from gateway.bootstrap import Gateway
 from gateway.codec.errors import CodecError, FieldError
 from gateway.exchange.errors import ExchangeError, InvalidRequest, UnknownMessage
-from gateway.exchange.records import Direction, StoredMessage
+from gateway.exchange.records import Direction, Status, StoredMessage
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -30,7 +30,9 @@ def _field_errors(errors: list[FieldError]) -> list[dict[str, Any]]:
             for e in errors]
 
 
-def render(gateway: Gateway, m: StoredMessage, *, body: bool = True) -> dict[str, Any]:
+def render(
+    gateway: Gateway, m: StoredMessage, *, body: bool = True, receipted: dict[str, Any] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "message_id": m.message_id,
         "kind": m.kind,
@@ -45,9 +47,21 @@ def render(gateway: Gateway, m: StoredMessage, *, body: bool = True) -> dict[str
         "answered_at": m.answered_at.isoformat() if m.answered_at else None,
         "result": m.result,
     }
+    if m.direction is Direction.OUT:
+        at = (receipted or {}).get(m.message_id)
+        out["receipted_at"] = at.isoformat() if at else None
+        if at and m.status is Status.SENT:
+            out["status"] = "receipted"
     if body:
         out["body"] = gateway.service.read_body(m).model_dump(mode="json")
     return out
+
+
+async def _receipted(gateway: Gateway, sent: list[StoredMessage]) -> dict[str, Any]:
+    receipts = gateway.service.receipts
+    if receipts is None:
+        return {}
+    return await receipts.received_for([m.message_id for m in sent if m.direction is Direction.OUT])
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -94,7 +108,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/nodes/{code}/sent")
     async def sent(code: str, gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
         gw.service.node(code)
-        return [render(gw, m) for m in await gw.store.list_messages(code, Direction.OUT, limit=limit) if m.kind != "feedback"]
+        sent_messages = [m for m in await gw.store.list_messages(code, Direction.OUT, limit=limit) if m.kind != "feedback"]
+        receipted = await _receipted(gw, sent_messages)
+        return [render(gw, m, receipted=receipted) for m in sent_messages]
 
     @app.get("/nodes/{code}/messages/{message_id}")
     async def message(code: str, message_id: str, gw: GatewayDep) -> dict[str, Any]:
@@ -102,7 +118,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         for direction in (Direction.OUT, Direction.IN):
             stored = await gw.store.find(code, direction, message_id)
             if stored is not None:
-                out = render(gw, stored)
+                out = render(gw, stored, receipted=await _receipted(gw, [stored]))
                 if stored.answered_by:
                     reply_dir = Direction.IN if direction is Direction.OUT else Direction.OUT
                     reply = await gw.store.find(code, reply_dir, stored.answered_by)

@@ -32,7 +32,10 @@ from gateway.exchange.records import (
     StoredMessage,
 )
 from gateway.security.directory import KeyDirectory
-from gateway.security.envelope import open_envelope, parse_envelope, seal
+from gateway.exchange.receipting import ReceiptStore, is_receipt, receipt_for
+from gateway.security.envelope import open_envelope, parse_envelope, seal_for
+from gateway.security.receipts import RECEIPT_KIND, parse_receipt, verify_receipt
+from gateway.security.replay import ReplayPolicy, check_window
 from gateway.security.errors import EnvelopeError
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,8 @@ class ExchangeService:
         new_id: Callable[[], str] = new_message_id,
         on_outbox: Callable[[], None] = lambda: None,
         observer: ExchangeObserver | None = None,
+        receipts: ReceiptStore | None = None,
+        replay_policy: ReplayPolicy = ReplayPolicy(),
     ) -> None:
         self.nodes = dict(nodes)
         self.directory = directory
@@ -68,6 +73,8 @@ class ExchangeService:
         self.new_id = new_id
         self.on_outbox = on_outbox
         self.observer: ExchangeObserver = observer or NoObserver()
+        self.receipts = receipts
+        self.replay_policy = replay_policy
 
     def node(self, code: str) -> HostedNode:
         try:
@@ -114,12 +121,14 @@ class ExchangeService:
         now = self.clock.now()
         message_id = self.new_id()
         plaintext = wire.encode(message)
-        envelope = seal(
+        # The suite is the one this pair must use (downgrades are refused by the recipient).
+        envelope = seal_for(
             plaintext=plaintext,
             message_id=message_id,
             kind=message.kind,
-            sender=node.keyring.sender_key(),
-            recipient=self.directory.recipient_key(recipient),
+            keyring=node.keyring,
+            directory=self.directory,
+            recipient=recipient,
             created_at=now,
         )
         stored = StoredMessage(
@@ -160,6 +169,8 @@ class ExchangeService:
     # --- a message arrives ------------------------------------------------------------------------
 
     async def receive(self, delivery: Delivery) -> ReceiveOutcome:
+        if is_receipt(delivery.body):
+            return await self._receive_receipt(delivery)
         prepared = await self.prepare(delivery)
         if isinstance(prepared, QuarantineItem):
             return await self._keep_refused(prepared)
@@ -172,6 +183,11 @@ class ExchangeService:
         Refusals are still kept one by one in the quarantine with their own reason; a failure of our
         own storage raises for the whole batch (the caller retries them one by one).
         """
+        if any(is_receipt(d.body) for d in deliveries):
+            # Receipts are few and small: take them one by one, the envelopes as a batch.
+            receipts = {i: await self._receive_receipt(d) for i, d in enumerate(deliveries) if is_receipt(d.body)}
+            rest = iter(await self.receive_batch([d for d in deliveries if not is_receipt(d.body)]))
+            return [receipts[i] if i in receipts else next(rest) for i in range(len(deliveries))]
         prepared = [await self.prepare(d) for d in deliveries]
         accepted = [p for p in prepared if isinstance(p, Accepted)]
         refused = [p for p in prepared if isinstance(p, QuarantineItem)]
@@ -199,6 +215,7 @@ class ExchangeService:
             if delivery.routing_key and delivery.routing_key != header.recipient:
                 raise EnvelopeError("wrong_recipient", f"routed to {delivery.routing_key}, addressed to {header.recipient}")
             opened = open_envelope(envelope, keyring=node.keyring, directory=self.directory)
+            check_window(header.created, now, self.replay_policy)
             message = wire.decode(opened.plaintext)
             await self._check_consistent(node, header.sender, header.kind, message)
         except EnvelopeError as exc:
@@ -233,13 +250,42 @@ class ExchangeService:
     async def _settle(self, accepted: Accepted, result: IncomingResult) -> ReceiveOutcome:
         stored, message = accepted.stored, accepted.message
         if result is not IncomingResult.CONFLICT:
-            # Also on a duplicate: if tracking failed the first time, the redelivery completes it.
+            # Also on a duplicate: if tracking failed the first time, the redelivery completes it,
+            # and the sender, which may have missed our receipt, gets it again.
             await self.observer.message_stored(stored, message)
+            await self._acknowledge(stored)
         if result is IncomingResult.CONFLICT:
             return await self._keep_refused(_refusal(
                 stored.envelope, stored.envelope_sha256, stored.accepted_at, "replay",
                 f"message id {stored.message_id} from {stored.sender} was already used for other content", stored))
         return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=stored.message_id)
+
+    async def _acknowledge(self, stored: StoredMessage) -> None:
+        if self.receipts is None:
+            return
+        receipt, data, item = receipt_for(stored.envelope, self.node(stored.node).keyring, stored.sender, self.clock.now())
+        await self.receipts.add_sent(receipt, data, item)
+        self.on_outbox()
+
+    async def _receive_receipt(self, delivery: Delivery) -> ReceiveOutcome:
+        """A receipt for one of our messages: verify it against the exact bytes we sent, then keep it."""
+        raw, now = delivery.body, self.clock.now()
+        sha = hashlib.sha256(raw).hexdigest()
+        receipt = None
+        try:
+            receipt, _, _ = parse_receipt(raw)
+            if receipt.recipient not in self.nodes:
+                raise EnvelopeError("not_hosted", f"township {receipt.recipient} is not hosted by this gateway")
+            sent = await self.store.find(receipt.recipient, Direction.OUT, receipt.message_id)
+            if sent is None:
+                raise EnvelopeError("unknown_reference", f"{receipt.recipient} sent no message {receipt.message_id}")
+            verify_receipt(raw, sent.envelope, self.directory)
+        except EnvelopeError as exc:
+            header = None if receipt is None else _ReceiptHeader(receipt.message_id, receipt.sender, receipt.recipient)
+            return await self._keep_refused(_refusal(raw, sha, now, exc.reason, exc.detail, header))
+        if self.receipts is not None:
+            await self.receipts.add_received(receipt, raw, now)
+        return ReceiveOutcome("receipted", message_id=receipt.message_id)
 
     async def _keep_refused(self, item: QuarantineItem) -> ReceiveOutcome:
         log.warning("quarantined %s: %s (%s)", item.message_id or item.envelope_sha256[:16], item.reason, item.detail)
@@ -292,6 +338,14 @@ def _refusal(raw: bytes, sha: str, now: datetime, reason: str, detail: str, head
         recipient=getattr(header, "recipient", None),
         kind=getattr(header, "kind", None),
     )
+
+
+@dataclass(frozen=True)
+class _ReceiptHeader:
+    message_id: str
+    sender: str
+    recipient: str
+    kind: str = RECEIPT_KIND
 
 
 class _Inconsistent(Exception):

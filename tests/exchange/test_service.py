@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from gateway.codec.errors import CodecError
@@ -183,3 +185,48 @@ async def test_relay_keeps_a_refused_message_and_publishes_it_later(gateway):
     gateway.clock.advance(item.next_attempt_at - gateway.clock.now())
     assert await gateway.relay.run_once() == 1
     assert (await gateway.store.find(REGISTRATION, Direction.IN, query.message_id)) is not None
+
+
+async def test_the_recipient_returns_a_signed_receipt_and_the_sender_keeps_it(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    await gateway.relay.run_once()  # the query goes out, is stored, and its receipt is queued
+    await gateway.relay.run_once()  # the receipt goes back
+    receipted = await gateway.service.receipts.received_for([query.message_id])
+    assert receipted == {query.message_id: T0}
+
+
+async def test_a_redelivered_envelope_gets_the_same_receipt_again(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    await gateway.relay.run_once()
+    await gateway.relay.run_once()
+    [(key, first)] = gateway.service.receipts.sent.items()
+    await gateway.service.receive(Delivery(query.envelope, REGISTRATION))
+    assert await gateway.relay.run_once() == 1  # re-queued and sent again
+    assert gateway.service.receipts.sent[key] == first
+
+
+async def test_a_receipt_that_does_not_match_the_envelope_is_quarantined(gateway):
+    from gateway.security.receipts import make_receipt
+
+    first = await gateway.service.submit(RESIDENCE, sample_query())
+    second = await gateway.service.submit(RESIDENCE, sample_query())
+    ring = gateway.service.nodes[REGISTRATION].keyring
+    receipt_for_second = bytearray(make_receipt(second.envelope, ring, T0))
+    # A receipt for the second envelope, relabelled as for the first: the signature no longer holds.
+    forged = bytes(receipt_for_second).replace(second.message_id.encode(), first.message_id.encode())
+    outcome = await gateway.service.receive(Delivery(forged, RESIDENCE))
+    assert outcome.result == "quarantined" and outcome.reason == "receipt_mismatch"
+
+
+async def test_an_envelope_created_more_than_a_week_ago_is_refused_as_stale(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    gateway.clock.advance(timedelta(days=8))
+    outcome = await gateway.service.receive(Delivery(query.envelope, REGISTRATION))
+    assert (outcome.result, outcome.reason) == ("quarantined", "stale")
+
+
+async def test_an_envelope_from_the_future_is_refused(gateway):
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    gateway.clock.advance(-timedelta(minutes=6))
+    outcome = await gateway.service.receive(Delivery(query.envelope, REGISTRATION))
+    assert (outcome.result, outcome.reason) == ("quarantined", "future")

@@ -113,6 +113,12 @@ async def test_query_and_feedback_round_trip_over_rabbitmq_from_http_to_http(two
         assert detail["feedback"]["body"]["result"] == "found"
         assert detail["feedback"]["body"]["husband_name"] == FOUND["husband_name"]
 
+        async def receipted():
+            detail = (await res_http.get(f"/nodes/{RESIDENCE}/messages/{query_id}")).json()
+            return detail if detail["receipted_at"] else None
+
+        assert await eventually(receipted), "no signed delivery receipt came back"
+
     async def both_legs_seen():
         return len(witness) >= 2
 
