@@ -15,6 +15,7 @@ from gateway.bootstrap import Gateway
 from gateway.codec.errors import CodecError, FieldError
 from gateway.exchange.errors import ExchangeError, InvalidRequest, UnknownMessage
 from gateway.exchange.records import Direction, Status, StoredMessage
+from gateway.tracking.serialization import CASE, REMINDER, TASK
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -130,6 +131,33 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def answer(code: str, message_id: str, payload: Payload, gw: GatewayDep) -> dict[str, Any]:
         stored = await gw.service.answer(code, message_id, payload)
         return render(gw, stored, body=False)
+
+    @app.get("/nodes/{code}/cases")
+    async def cases(code: str, gw: GatewayDep, open_only: bool = True) -> list[dict[str, Any]]:
+        """The queries and notifications this township must answer, with their deadlines and states."""
+        gw.service.node(code)
+        if gw.tracker is None:
+            return []
+        found = await gw.tracker.store.open_cases() if open_only else await gw.tracker.store.cases_in_months(
+            await gw.tracker.store.unclosed_months())
+        return [CASE.dump_python(c, mode="json") for c in found if c.registration_township == code]
+
+    @app.get("/nodes/{code}/tasks")
+    async def tasks(code: str, gw: GatewayDep) -> list[dict[str, Any]]:
+        """Re-verification tasks: queries answered 查无此人 that this township must visit again and correct."""
+        gw.service.node(code)
+        if gw.tracker is None:
+            return []
+        return [TASK.dump_python(t, mode="json") for t in await gw.tracker.store.tasks(code)]
+
+    @app.get("/nodes/{code}/reminders")
+    async def reminders(code: str, gw: GatewayDep) -> list[dict[str, Any]]:
+        """Due-soon and overdue notices the gateway sent this township."""
+        gw.service.node(code)
+        if gw.tracker is None:
+            return []
+        return [{"sent_at": at.isoformat(), **REMINDER.dump_python(r, mode="json")}
+                for at, r in await gw.tracker.store.reminders(code)]
 
     @app.get("/quarantine")
     async def quarantine(gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:

@@ -34,9 +34,10 @@ DirectoryPath = Annotated[Path, typer.Option("--directory", envvar="GATEWAY_DIRE
 AuthorityKey = Annotated[Path, typer.Option("--authority-key", envvar="GATEWAY_AUTHORITY_KEY", help="Authority private key (PEM).")]
 AtOption = Annotated[str | None, typer.Option("--at", help="ISO 8601 instant with time zone (default: now).")]
 
-DEFAULT_KEYS_DIR = Path("keys")
-DEFAULT_DIRECTORY = Path("directory.json")
-DEFAULT_AUTHORITY = Path("authority/authority.pem")
+# The same files the gateway uses by default (gateway/settings.py: data dir "var").
+DEFAULT_KEYS_DIR = Path("var/keys")
+DEFAULT_DIRECTORY = Path("var/directory.json")
+DEFAULT_AUTHORITY = Path("var/authority/authority.key")
 
 
 def _passphrase(var: str) -> bytes | None:

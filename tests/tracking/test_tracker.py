@@ -154,3 +154,21 @@ async def test_redelivered_query_does_not_open_a_second_case(gateway):
     assert again.result == "duplicate"
     assert len(gateway.tracker.store.cases) == 1
     assert ReportingMonth.parse("2026-03") in {c.reporting_month for c in gateway.tracker.store.cases.values()}
+
+
+async def test_clerks_see_cases_tasks_and_reminders_over_http(gateway):
+    import httpx
+
+    from gateway.api.app import create_app
+
+    query = await send_query(gateway)
+    await answer(gateway, await send_query(gateway), NOT_FOUND)
+    gateway.clock.set(datetime(2026, 3, 25, 0, 0, tzinfo=CST))
+    await gateway.tracker.tick()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gateway)), base_url="http://gw") as http:
+        cases = (await http.get(f"/nodes/{REGISTRATION}/cases")).json()
+        tasks = (await http.get(f"/nodes/{RESIDENCE}/tasks")).json()
+        reminders = (await http.get(f"/nodes/{REGISTRATION}/reminders")).json()
+    assert [(c["case_id"], c["state"]) for c in cases] == [(query.message_id, "overdue")]
+    assert [t["state"] for t in tasks] == ["open"]
+    assert [r["kind"] for r in reminders] == ["overdue"]
