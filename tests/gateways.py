@@ -25,7 +25,9 @@ def keyrings(*codes: str) -> dict[str, NodeKeyring]:
     return {code: generate_keyring(code) for code in codes}
 
 
-def fake_gateway(rings: dict[str, NodeKeyring], *, clock: FakeClock | None = None) -> Gateway:
+def fake_gateway(
+    rings: dict[str, NodeKeyring], *, clock: FakeClock | None = None, directory: KeyDirectory | None = None
+) -> Gateway:
     """One gateway hosting every given node, on the in-memory store and broker."""
     settings = Settings(nodes=sorted(rings), data_dir=Path("/nonexistent"))
     broker = FakeBroker()
@@ -38,7 +40,7 @@ def fake_gateway(rings: dict[str, NodeKeyring], *, clock: FakeClock | None = Non
         case_store=FakeCaseStore(),
         receipt_store=FakeReceiptStore(store),
         nodes={code: HostedNode(ring) for code, ring in rings.items()},
-        directory=KeyDirectory.from_keyrings(rings.values()),
+        directory=directory or KeyDirectory.from_keyrings(rings.values()),
     )
 
 
@@ -88,3 +90,17 @@ FOUND = {
     "children": {"sons": 1, "daughters": 0, "youngest_birth_date": "2015-03-02"},
 }
 NOT_FOUND = {"result": "not_found", "not_found_reason": "1", "remarks": "门牌号不存在"}
+
+
+def sample_notification(residence: str = RESIDENCE, registration: str = REGISTRATION) -> dict:
+    """Notification kind ④: a pregnancy at the residence place."""
+    return {
+        "kind": "notification",
+        "notification_kind": "4",
+        "residence_township": residence,
+        "registration_township": registration,
+        "person": sample_query()["person"],
+        "event_date": "2026-03-02",
+        "current_address": "幸福路1号",
+        "pregnancy_weeks": 12,
+    }
