@@ -9,7 +9,6 @@ so two gateways sharing one database keep one gap-free chain.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.engine import is_sqlite, write_transaction
 from gateway.adapters.sql.security_tables import archive, receipts
 from gateway.adapters.sql.tables import messages
 from gateway.security.archive import ArchiveRecord, NewRecord, StoredRecord, chain_append
@@ -39,16 +38,12 @@ def _record(row: Any) -> ArchiveRecord:
 class SqlArchiveStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
 
     @contextlib.asynccontextmanager
     async def _appending(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_lock is not None:
-            async with self._write_lock, self.engine.begin() as conn:
-                yield conn
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVE_LOCK_KEY})
+        async with write_transaction(self.engine) as conn:
+            if not is_sqlite(str(self.engine.url)):
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVE_LOCK_KEY})
             yield conn
 
     @staticmethod

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.engine import write_transaction
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.workflow_tables import cases, missed_management, period_closures, reminders, reverification_tasks
 from gateway.tracking.serialization import CASE, CHARGE, REMINDER, SNAPSHOT, TASK
@@ -45,16 +44,9 @@ def _cases(rows: Iterable[object]) -> list[Case]:
 class SqlCaseStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self.engine)
 
     async def _select(self, query: object) -> list[object]:
         async with self.engine.connect() as conn:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.adapters.sql import security_tables, workflow_tables  # noqa: F401  (register their tables)
 from gateway.adapters.sql.tables import metadata
@@ -39,3 +43,19 @@ def create_engine(url: str) -> AsyncEngine:
 async def create_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One writing transaction. On SQLite, one at a time per engine, for every store sharing it:
+    SQLite has a single writer, and queueing here beats "database is locked" retries."""
+    if not is_sqlite(str(engine.url)):
+        async with engine.begin() as conn:
+            yield conn
+        return
+    lock = _WRITE_LOCKS.setdefault(engine.sync_engine, asyncio.Lock())
+    async with lock, engine.begin() as conn:
+        yield conn

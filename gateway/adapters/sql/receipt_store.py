@@ -3,16 +3,15 @@ ones we get back for our own messages."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.engine import write_transaction
 from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.tables import outbox
@@ -23,16 +22,9 @@ from gateway.security.receipts import Receipt
 class SqlReceiptStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self.engine)
 
     @staticmethod
     def _row(direction: str, receipt: Receipt, data: bytes, at: datetime) -> dict[str, object]:
