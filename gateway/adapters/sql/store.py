@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -13,7 +12,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.engine import write_transaction
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.exchange.records import (
     Counts,
@@ -78,17 +77,9 @@ def _message_values(message: StoredMessage) -> dict[str, Any]:
 class SqlMessageStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # SQLite allows one writer; serialising writes here beats "database is locked" retries.
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(str(engine.url)) else None
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self.engine)
 
     async def add_outgoing(self, message: StoredMessage, item: OutboxItem, *, answers: str | None = None) -> None:
         async with self._write() as conn:
