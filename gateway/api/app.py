@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from gateway.api import imports
 from gateway.bootstrap import Gateway
 from gateway.codec.errors import CodecError, FieldError
 from gateway.exchange.errors import ExchangeError, InvalidRequest, UnknownMessage
@@ -68,6 +69,7 @@ async def _receipted(gateway: Gateway, sent: list[StoredMessage]) -> dict[str, A
 def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="Township exchange gateway", version="0.1.0")
     app.state.gateway = gateway
+    app.include_router(imports.router)
 
     @app.exception_handler(CodecError)
     async def codec_error(_: Request, exc: CodecError) -> JSONResponse:
