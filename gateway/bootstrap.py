@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from gateway.adapters.sql.store import SqlMessageStore
 from gateway.adapters.topology import Topology
 from gateway.clock import Clock, SystemClock
 from gateway.exchange.nodes import HostedNode
+from gateway.exchange.inbox_batch import InboxBatcher
 from gateway.exchange.ports import Broker, Delivery, MessageStore
 from gateway.exchange.receipting import ReceiptStore
 from gateway.exchange.relay import OutboxRelay
@@ -48,6 +50,7 @@ class Gateway:
     tracker: CaseTracker | None = None
     archive: SqlArchiveStore | None = None
     engine: AsyncEngine | None = None
+    inbox: InboxBatcher | None = None  # batches deliveries into one transaction; None: one by one
     outcomes: dict[str, int] = field(default_factory=dict)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _directory_mtime: float | None = None
@@ -57,12 +60,18 @@ class Gateway:
         self.outcomes[outcome.result] = self.outcomes.get(outcome.result, 0) + 1
         return outcome
 
+    async def handle_batch(self, deliveries: Sequence[Delivery]) -> list[ReceiveOutcome]:
+        outcomes = await self.service.receive_batch(deliveries)
+        for outcome in outcomes:
+            self.outcomes[outcome.result] = self.outcomes.get(outcome.result, 0) + 1
+        return outcomes
+
     async def start(self, *, consume: bool = True, relay: bool = True) -> None:
         if self.engine is not None:
             await create_schema(self.engine)
         await self.broker.start(sorted(self.service.nodes))
         if consume:
-            await self.broker.consume(self.handle)
+            await self.broker.consume(self.inbox.submit if self.inbox is not None else self.handle)
         if relay:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self.tracker is not None and self.settings.tick_interval_s > 0:
@@ -128,7 +137,7 @@ class Gateway:
             await self.store.ping()
         except Exception as exc:  # report, do not raise: this is what /health is for
             database = f"error: {type(exc).__name__}"
-        broker = "ok" if self.broker.is_connected() else "disconnected"
+        broker = self.broker.state()  # "ok", "disconnected" (reconnecting) or "blocked" (broker alarm)
         return {"status": "ok" if database == broker == "ok" else "degraded", "database": database, "broker": broker}
 
 
@@ -178,7 +187,9 @@ def build_gateway(
         nodes, directory, store, clock, on_outbox=relay.nudge, observer=TrackingObserver(tracker, store),
         receipts=receipt_store,
     )
-    return Gateway(
+    gateway = Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,
         tracker=tracker, archive=SqlArchiveStore(engine) if engine is not None else None,
     )
+    gateway.inbox = InboxBatcher(gateway.handle_batch, gateway.handle, store.ping, max_batch=min(100, settings.prefetch))
+    return gateway

@@ -3,15 +3,29 @@
 Acks happen here, at the consumer's edge, only after the handler returned — that is, after the
 database commit. A handler that raises gets the message back on the queue after a pause; the quorum
 queue's delivery limit moves a message that keeps failing to the poison queue.
+
+Resilience: the connection is robust (aio-pika reconnects, re-declares the topology and re-registers
+the consumer by itself); start-up retries with backoff while the broker is down; while the broker
+blocks publishers (``connection.blocked``: memory or disk alarm) a publish waits for the unblock
+instead of timing out, and ``state()`` says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from gateway.adapters.topology import Topology
 from gateway.exchange.ports import Delivery, DeliveryHandler
@@ -19,10 +33,22 @@ from gateway.exchange.ports import Delivery, DeliveryHandler
 log = logging.getLogger(__name__)
 
 ENVELOPE_CONTENT_TYPE = "application/vnd.township-gateway.envelope"
+BIND_WINDOW = 64  # bindings declared in flight at once at start-up (a province gateway has thousands)
 
 
 class BrokerError(Exception):
     pass
+
+
+class BrokerUnavailable(BrokerError, ConnectionError):
+    """Not connected, or no confirm in time: transient, the relay retries soon without growing delays."""
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    queue: str
+    messages: int  # ready (not yet delivered) messages: the consumer lag
+    consumers: int
 
 
 class AmqpBroker:
@@ -34,42 +60,121 @@ class AmqpBroker:
         prefetch: int = 200,
         publish_timeout_s: float = 10.0,
         failure_pause_s: float = 1.0,
+        reconnect_interval_s: float = 1.0,
+        start_timeout_s: float = 120.0,
     ) -> None:
         self.url = url
         self.topology = topology
         self.prefetch = prefetch
         self.publish_timeout_s = publish_timeout_s
         self.failure_pause_s = failure_pause_s
+        self.reconnect_interval_s = reconnect_interval_s
+        self.start_timeout_s = start_timeout_s
         self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._consume_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
+        self._unblocked = asyncio.Event()
+        self._unblocked.set()
+
+    # --- connecting -------------------------------------------------------------------------------
 
     async def start(self, townships: list[str]) -> None:
-        self._connection = await aio_pika.connect_robust(self.url, client_properties={"connection_name": self.topology.queue})
-        publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchange = await self._declare(publish_channel, townships)
-        consume_channel = await self._connection.channel()
-        await consume_channel.set_qos(prefetch_count=self.prefetch)
-        self._queue = await consume_channel.get_queue(self.topology.queue)
+        """Connect and declare the topology; while the broker is down, retry with backoff (start_timeout_s)."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((ConnectionError, OSError, asyncio.TimeoutError,
+                                           aio_pika.exceptions.AMQPConnectionError)),
+            wait=wait_exponential(multiplier=0.5, min=0.5, max=10),
+            stop=stop_after_delay(self.start_timeout_s),
+            before_sleep=lambda s: log.warning("broker not reachable (%s); retrying in %.1fs",
+                                               s.outcome.exception() if s.outcome else "?", s.upcoming_sleep),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                self._connection = await aio_pika.connect_robust(
+                    self.url,
+                    reconnect_interval=self.reconnect_interval_s,
+                    client_properties={"connection_name": self.topology.queue},
+                )
+        assert self._connection is not None
+        self._watch_blocking(self._connection)
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await self._declare(self._publish_channel, townships)
+        self._consume_channel = await self._connection.channel()
+        await self._consume_channel.set_qos(prefetch_count=self.prefetch)
+        self._queue = await self._consume_channel.get_queue(self.topology.queue)
 
-    async def _declare(self, channel: aio_pika.abc.AbstractChannel, townships: list[str]) -> AbstractExchange:
+    def _on_reconnect(self, connection: Any) -> None:
+        log.warning("reconnected to the broker; topology and consumer restored")
+        self._unblocked.set()  # a fresh connection starts unblocked
+        self._watch_blocking(connection)
+
+    def _watch_blocking(self, connection: Any) -> None:
+        """Follow connection.blocked / unblocked frames of the underlying aiormq connection."""
+        transport = getattr(connection, "transport", None)
+        underlying = getattr(transport, "connection", None)
+        if underlying is None:
+            return
+        # aiormq keeps the state in a private event; reading it is the only way it is exposed.
+        event = getattr(underlying, "_Connection__connection_unblocked", None)
+        if isinstance(event, asyncio.Event):
+            self._unblocked = event
+
+    async def _declare(self, channel: AbstractChannel, townships: list[str]) -> AbstractExchange:
         t = self.topology
         exchange = await channel.declare_exchange(t.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
         dlx = await channel.declare_exchange(t.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
         poison = await channel.declare_queue(t.poison_queue, durable=True, arguments=t.poison_arguments())
         await poison.bind(dlx, routing_key="")
         inbox = await channel.declare_queue(t.queue, durable=True, arguments=t.inbox_arguments())
-        for code in townships:
-            await inbox.bind(exchange, routing_key=code)
+        codes = sorted(townships)
+        for i in range(0, len(codes), BIND_WINDOW):
+            await asyncio.gather(*(inbox.bind(exchange, routing_key=code) for code in codes[i:i + BIND_WINDOW]))
         return exchange
 
+    # --- state ------------------------------------------------------------------------------------
+
     def is_connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed and self._connection.connected.is_set()
+        c = self._connection
+        if c is None or c.is_closed or not c.connected.is_set():
+            return False
+        return all(ch is not None and not ch.is_closed for ch in (self._publish_channel, self._consume_channel))
+
+    def is_blocked(self) -> bool:
+        return not self._unblocked.is_set()
+
+    def state(self) -> str:
+        if not self.is_connected():
+            return "disconnected"
+        return "blocked" if self.is_blocked() else "ok"
+
+    async def wait_until_ready(self, timeout_s: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.state() != "ok":
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self.is_connected() and self.is_blocked():
+                try:
+                    await asyncio.wait_for(self._unblocked.wait(), timeout=remaining)
+                except asyncio.TimeoutError:
+                    return False
+            else:
+                await asyncio.sleep(min(0.2, remaining))  # reconnecting: poll, not spin
+        return True
+
+    # --- publishing -------------------------------------------------------------------------------
 
     async def publish(self, routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
         if self._exchange is None:
             raise BrokerError("broker not started")
+        if not self.is_connected():
+            raise BrokerUnavailable("not connected to the broker")
         message = aio_pika.Message(
             body,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -77,15 +182,28 @@ class AmqpBroker:
             type=kind,
             content_type=ENVELOPE_CONTENT_TYPE,
         )
+        # mandatory: a township that no gateway serves comes back as an error, not into the void.
+        confirm = asyncio.ensure_future(self._exchange.publish(message, routing_key=routing_key, mandatory=True))
         try:
-            # mandatory: a township that no gateway serves comes back as an error, not into the void.
-            await self._exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=self.publish_timeout_s)
+            while True:
+                done, _ = await asyncio.wait({confirm}, timeout=self.publish_timeout_s)
+                if done:
+                    confirm.result()
+                    return
+                if self.is_connected() and self.is_blocked():
+                    continue  # the broker holds publishers back: wait for it, neither drop nor retry
+                raise BrokerUnavailable(f"no publisher confirm within {self.publish_timeout_s}s")
         except aio_pika.exceptions.DeliveryError as exc:
             raise BrokerError(f"broker returned the message: no queue serves township {routing_key} ({exc})") from exc
-        except asyncio.TimeoutError as exc:
-            raise BrokerError(f"no publisher confirm within {self.publish_timeout_s}s") from exc
-        except aio_pika.exceptions.AMQPError as exc:
-            raise BrokerError(f"publish failed: {exc!r}") from exc
+        except (aio_pika.exceptions.AMQPError, ConnectionError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not confirm.cancelled():
+                raise
+            raise BrokerUnavailable(f"publish failed: {exc!r}") from exc
+        finally:
+            if not confirm.done():
+                confirm.cancel()
+
+    # --- consuming --------------------------------------------------------------------------------
 
     async def consume(self, handler: DeliveryHandler) -> None:
         if self._queue is None:
@@ -97,23 +215,71 @@ class AmqpBroker:
                 await handler(delivery)
             except Exception:
                 log.exception("handler failed for delivery %s; returning it to the queue", message.message_id)
-                # The pause keeps a persistent failure (say, the database down) from busy-looping.
+                # The pause keeps a persistent failure (say, one message the database refuses) from busy-looping.
                 await asyncio.sleep(self.failure_pause_s)
-                await message.nack(requeue=True)
+                await _settle(message.nack(requeue=True))
             else:
-                await message.ack()
+                await _settle(message.ack())
 
         self._consumer_tag = await self._queue.consume(on_message, no_ack=False)
+
+    # --- operator ---------------------------------------------------------------------------------
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Ready messages and consumers of the inbox and the poison queue (consumer lag, poison backlog)."""
+        connection = await aio_pika.connect(self.url)
+        async with connection:
+            channel = await connection.channel()
+            depths = []
+            for name in (self.topology.queue, self.topology.poison_queue):
+                q = await channel.declare_queue(name, passive=True)
+                result = q.declaration_result
+                depths.append(QueueDepth(name, result.message_count or 0, result.consumer_count or 0))
+            return depths
+
+    async def redrive_poison(self, limit: int = 1000) -> int:
+        """Move messages from the poison queue back through the exchange to their townships' inbox.
+
+        Each message is republished with a confirm before it is acked on the poison queue: a crash in
+        between leaves a copy in both, which the idempotent inbox absorbs. Returns how many moved.
+        """
+        connection = await aio_pika.connect(self.url)
+        moved = 0
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            exchange = await channel.get_exchange(self.topology.exchange)
+            poison = await channel.get_queue(self.topology.poison_queue)
+            while moved < limit:
+                message = await poison.get(no_ack=False, fail=False, timeout=5)
+                if message is None:
+                    break
+                routing_key = _original_routing_key(message)
+                await exchange.publish(
+                    aio_pika.Message(message.body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                     message_id=message.message_id, type=message.type,
+                                     content_type=message.content_type,
+                                     headers={"x-redriven-from": self.topology.poison_queue}),
+                    routing_key=routing_key, mandatory=True, timeout=self.publish_timeout_s,
+                )
+                await message.ack()
+                moved += 1
+        return moved
+
+    # --- closing ----------------------------------------------------------------------------------
 
     async def close(self) -> None:
         if self._queue is not None and self._consumer_tag is not None:
             try:
-                await self._queue.cancel(self._consumer_tag)
+                await asyncio.wait_for(self._queue.cancel(self._consumer_tag), timeout=5)
             except Exception:  # closing anyway; the broker requeues unacked messages
                 log.debug("cancel failed during close", exc_info=True)
         if self._connection is not None:
-            await self._connection.close()
+            try:
+                await asyncio.wait_for(self._connection.close(), timeout=5)
+            except Exception:
+                log.debug("close failed", exc_info=True)
         self._connection = self._exchange = self._queue = None
+        self._publish_channel = self._consume_channel = None
 
     async def delete_topology(self) -> None:
         """Remove this gateway's queues and exchanges (demo and test runs clean up after themselves)."""
@@ -125,3 +291,22 @@ class AmqpBroker:
                 await channel.queue_delete(queue)
             for exchange in (t.exchange, t.dead_letter_exchange):
                 await channel.exchange_delete(exchange)
+
+
+async def _settle(action: Any) -> None:
+    """Ack or nack; on a dropped channel the broker requeues the message by itself, so just log it."""
+    try:
+        await action
+    except Exception as exc:
+        log.info("could not settle a delivery (%r); the broker will redeliver it", exc)
+
+
+def _original_routing_key(message: AbstractIncomingMessage) -> str:
+    """A dead-lettered message keeps its routing key; x-death names it too (used if a shovel changed it)."""
+    deaths = (message.headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths:
+        keys = deaths[0].get("routing-keys") if isinstance(deaths[0], dict) else None
+        if keys:
+            key = keys[0]
+            return key.decode() if isinstance(key, bytes) else str(key)
+    return message.routing_key or ""
