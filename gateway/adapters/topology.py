@@ -2,7 +2,8 @@
 
 - one durable direct exchange; the routing key is the recipient's 9-digit township code;
 - one quorum queue per hosting gateway (a county or province gateway hosts many townships), bound once
-  per hosted township — 40,000 townships become a few hundred queues, not 40,000 (see README);
+  per hosted township — 40,000 townships become a few hundred queues, not 40,000 (measured in
+  docs/transport.md: an idle quorum queue costs ~150 KB and slows broker start-up; a binding ~1.5 KB);
 - a dead-letter exchange and a ``poison`` quorum queue: a message that keeps failing is moved there
   after ``delivery_limit`` attempts, at least once, instead of being dropped.
 """
@@ -68,3 +69,27 @@ class Topology:
                  "destination_type": "queue", "routing_key": "", "arguments": {}}
             ],
         }
+
+
+def federation_definitions(
+    upstreams: dict[str, str], *, exchange: str = "township.exchange", vhost: str = "/"
+) -> dict[str, Any]:
+    """Definitions that join provincial clusters: ``exchange`` here is federated from every other province.
+
+    A federated exchange carries the downstream's bindings (its townships) to each upstream, so a message
+    published in province A for a township hosted in province B is routed by A's broker to B's — with
+    ``ack-mode: on-confirm`` it is acked upstream only once B's broker confirmed it: at least once, and
+    no relay of our own. ``upstreams`` maps a province name to its AMQP URI (credentials from a secret).
+    """
+    return {
+        "parameters": [
+            {"vhost": vhost, "component": "federation-upstream", "name": name,
+             "value": {"uri": uri, "ack-mode": "on-confirm", "max-hops": 1, "prefetch-count": 1000,
+                       "reconnect-delay": 5, "trust-user-id": False, "exchange": exchange}}
+            for name, uri in sorted(upstreams.items())
+        ],
+        "policies": [
+            {"vhost": vhost, "name": "federate-township-exchange", "pattern": f"^{exchange.replace('.', '[.]')}$",
+             "apply-to": "exchanges", "priority": 10, "definition": {"federation-upstream-set": "all"}}
+        ],
+    }

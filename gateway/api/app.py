@@ -12,6 +12,7 @@ from fastapi import Body, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api import imports
+from gateway.api import operator
 from gateway.bootstrap import Gateway
 from gateway.codec.errors import CodecError, FieldError
 from gateway.exchange.errors import ExchangeError, InvalidRequest, UnknownMessage
@@ -176,4 +177,5 @@ def create_app(gateway: Gateway) -> FastAPI:
         return {"sent": c.sent, "received": c.received, "answered": c.answered,
                 "outbox_pending": c.outbox_pending, "quarantined": c.quarantined}
 
+    app.include_router(operator.router)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import archive_cmds, calendar_cmds, codec_cmds, keys_cmds, scores_cmds, service_cmds
+from gateway.cli import archive_cmds, calendar_cmds, codec_cmds, keys_cmds, ops_cmds, scores_cmds, service_cmds
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="The township exchange gateway."
@@ -21,6 +21,10 @@ app.add_typer(codec_cmds.app, name="codec")
 app.add_typer(calendar_cmds.app, name="calendar")
 app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(archive_cmds.app, name="archive")
+app.add_typer(ops_cmds.quarantine_app, name="quarantine")
+app.add_typer(ops_cmds.outbox_app, name="outbox")
+app.add_typer(ops_cmds.queues_app, name="queues")
+app.add_typer(ops_cmds.topology_app, name="topology")
 
 
 def _configure_stores() -> None:
