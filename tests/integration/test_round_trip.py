@@ -19,7 +19,9 @@ from gateway.api.app import create_app
 from gateway.bootstrap import Gateway
 from gateway.exchange.records import Direction
 from gateway.security.directory import KeyDirectory
+from gateway.exchange.receipting import is_receipt
 from gateway.security.envelope import open_envelope, parse_envelope
+from gateway.security.receipts import parse_receipt, verify_receipt
 from gateway.security.suites import SUITES
 from tests.gateways import FOUND, REGISTRATION, RESIDENCE, keyrings, real_gateway, sample_query
 
@@ -119,17 +121,24 @@ async def test_query_and_feedback_round_trip_over_rabbitmq_from_http_to_http(two
 
         assert await eventually(receipted), "no signed delivery receipt came back"
 
-    async def both_legs_seen():
-        return len(witness) >= 2
+    async def both_legs_and_receipts_seen():
+        return sum(is_receipt(b) for b in witness) >= 2 and sum(not is_receipt(b) for b in witness) >= 2
 
-    assert await eventually(both_legs_seen)
+    assert await eventually(both_legs_and_receipts_seen)
     directory = KeyDirectory.from_keyrings(rings.values())
+    envelopes = {parse_envelope(b).header.message_id: b for b in witness if not is_receipt(b)}
+    assert set(envelopes) == {query_id, feedback_id}
     for body in witness:
         # Nothing personal crosses the broker in clear…
         assert CITIZEN_ID.encode() not in body
         assert NAME.encode() not in body
         assert FOUND["husband_name"].encode() not in body
-        # …and every message on the wire carries a signature that verifies with its sender's key.
+        if is_receipt(body):
+            # …every receipt is signed by the recipient over the exact envelope bytes…
+            receipt, _, _ = parse_receipt(body)
+            verify_receipt(body, envelopes[receipt.message_id], directory)
+            continue
+        # …and every message carries a signature that verifies with its sender's key.
         envelope = parse_envelope(body)
         sender_key = directory.verify_key(envelope.header.sender, envelope.header.sender_kid, at=envelope.header.created)
         SUITES[envelope.header.suite].verify(sender_key, envelope.signature, envelope.signed_bytes())
