@@ -1,0 +1,114 @@
+"""Closing a period counts in one fast pass; it must freeze exactly what the plain rules give.
+
+The reference below is the closing code as first written: `account` for the counts, `_digest` for
+the digest, each case's deadline in force for the calendar versions. Generated quarters mix every
+outcome: on time, late, late because the month had closed, 查无此人, 漏管, withdrawn, overdue,
+still open, deadlines moved by a calendar update, and facts that happen after the closing instant.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from gateway.workflow.accounting import AccountingSnapshot, Period, _digest, _months, account, close_month, close_quarter
+from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.cases import Case, evaluate, open_case, recompute_open_deadlines, withdraw
+from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
+from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
+from gateway.workflow.feedback_handling import handle_feedback
+from gateway.workflow.periods import Quarter, ReportingMonth
+from gateway.workflow.strikes import StrikeLedger
+
+from .conftest import cst
+
+Q1 = Quarter(2026, 1)
+TOWNSHIPS = ("430521101", "430521102", "430602001", "431102003")
+RESIDENCES = ("440106001", "330102001")
+
+
+def reference_snapshot(cases: list[Case], period: Period, closed_at: datetime, closures: dict) -> AccountingSnapshot:
+    months = set(_months(period))
+    relevant = [c for c in cases if c.reporting_month in months and c.received_at <= closed_at]
+    return AccountingSnapshot(
+        period=str(period),
+        closed_at=closed_at,
+        rows=tuple(sorted(account(relevant, period, closed_at, closures).items())),
+        inputs_digest=_digest(relevant, period, closed_at, closures),
+        calendar_versions=tuple(sorted({c.deadline_as_of(closed_at).calendar_version for c in relevant})),
+    )
+
+
+def later_calendar(calendar: WorkingDayCalendar) -> WorkingDayCalendar:
+    """The same calendar with two extra holidays in March 2026, as a corrected notice would add."""
+    year = calendar.schedules[2026]
+    extra = replace(year, holidays=year.holidays | {datetime(2026, 3, 9).date(), datetime(2026, 3, 10).date()})
+    return WorkingDayCalendar({**calendar.schedules, 2026: extra}, calendar.version + "+fix")
+
+
+def generated_quarter(seed: int, rules: DeadlineRuleSet, calendar: WorkingDayCalendar) -> list[Case]:
+    rng = random.Random(seed)
+    start = cst(2025, 12, 14)  # a week before the quarter, to have cases of another month too
+    cases: list[Case] = []
+    for i in range(600):
+        received = start + timedelta(hours=rng.uniform(0, 24 * 105))
+        kind = rng.choice(list(CaseKind))
+        person = f"4305211990010{i % 40:04d}X"  # repeated people: some keys collect strikes
+        cases.append(open_case(f"c{seed}-{i:04d}", kind, rng.choice(RESIDENCES), rng.choice(TOWNSHIPS), person,
+                               received, rules, calendar))
+    # A calendar update on 5 March moves the deadlines of the cases open then.
+    update_at = cst(2026, 3, 5, 12)
+    moved = recompute_open_deadlines([c for c in cases if c.received_at <= update_at and rng.random() < 0.5],
+                                     later_calendar(calendar), update_at)
+    by_id = {c.case_id: c for c in cases} | {c.case_id: c for c in moved}
+    ledger = StrikeLedger()
+    month_closed = {m: m.ends_at + timedelta(minutes=5) for m in Q1.months}
+    answered: list[Case] = []
+    for case in sorted(by_id.values(), key=lambda c: c.received_at):
+        p = rng.random()
+        if p < 0.05:
+            answered.append(withdraw(case, case.received_at + timedelta(hours=rng.uniform(1, 200))))
+            continue
+        if p < 0.12:
+            answered.append(evaluate(case, cst(2026, 3, 25)))  # never answered
+            continue
+        at = case.received_at + timedelta(days=rng.uniform(0.1, 25))
+        if rng.random() < 0.1:  # the boundaries, both late: exactly 24:00 of the last working day, exactly the close
+            at = rng.choice([case.deadline.due_at, month_closed.get(case.reporting_month, case.deadline.due_at)])
+        result = FeedbackResult.NO_SUCH_PERSON if rng.random() < 0.35 else FeedbackResult.FOUND
+        reason = NoSuchPersonReason.WRONG_ADDRESS if result is FeedbackResult.NO_SUCH_PERSON else None
+        outcome = handle_feedback(evaluate(case, at), ledger, at, result, reason=reason,
+                                  month_closed_at=month_closed.get(case.reporting_month))
+        ledger = outcome.ledger
+        answered.append(outcome.case)
+    return answered
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_closing_a_month_freezes_what_the_plain_rules_count(seed: int, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
+    cases = generated_quarter(seed, rules, real_calendar)
+    for month in (*Q1.months, ReportingMonth(2026, 4)):
+        for closed_at in (month.ends_at, month.ends_at + timedelta(days=9, hours=3)):
+            assert close_month(cases, month, closed_at) == reference_snapshot(cases, month, closed_at, {month: closed_at})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_closing_a_quarter_freezes_what_the_plain_rules_count(seed: int, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
+    cases = generated_quarter(seed, rules, real_calendar)
+    closed_at = Q1.ends_at + timedelta(minutes=5)
+    on_time = {m: m.ends_at + timedelta(minutes=5) for m in Q1.months}
+    for closures in ({}, on_time, {Q1.months[0]: on_time[Q1.months[0]]}):
+        expected = reference_snapshot(cases, Q1, closed_at, {m: closures.get(m, closed_at) for m in Q1.months})
+        assert close_quarter(cases, Q1, closed_at, closures) == expected
+
+
+def test_the_generated_quarters_exercise_every_outcome(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
+    cases = [c for seed in (1, 2, 3) for c in generated_quarter(seed, rules, real_calendar)]
+    totals = close_quarter(cases, Q1, Q1.ends_at, {m: m.ends_at for m in Q1.months}).rows
+    summed = {field: sum(getattr(counts, field) for _, counts in totals) for field in
+              ("on_time", "late", "overdue", "still_open", "no_such_person", "missed_management")}
+    assert all(summed.values()), summed
+    assert any(c.deadline_changes for c in cases) and any(c.withdrawn_at for c in cases)
