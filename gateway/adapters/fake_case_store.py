@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from gateway.tracking.ports import township_range
 from gateway.workflow.accounting import AccountingSnapshot
 from gateway.workflow.cases import Case
 from gateway.workflow.periods import Quarter, ReportingMonth
@@ -48,6 +49,15 @@ class FakeCaseStore:
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]:
         wanted = set(months)
         return [c for c in self.cases.values() if c.reporting_month in wanted]
+
+    async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
+        low, high = township_range(region_prefix)
+        found = [
+            c for c in self.cases.values()
+            if c.is_open and c.reporting_month == month and low <= c.registration_township <= high
+            and now >= c.deadline.due_at
+        ]
+        return sorted(found, key=lambda c: (c.deadline.due_at, c.case_id))
 
     async def charges(self, registration_township: str | None = None) -> list[MissedManagementCharge]:
         return [c for c in self.charge_list if registration_township in (None, c.registration_township)]

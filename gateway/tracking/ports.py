@@ -14,6 +14,16 @@ from gateway.workflow.reverification import ReverificationTask
 from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
 
 
+REGION_CODE_LENGTHS = (2, 4, 6, 9)  # province, city, county, township
+
+
+def township_range(region_prefix: str) -> tuple[str, str]:
+    """The first and last 9-digit township codes under a division code, e.g. 430181 → 430181000..430181999."""
+    if len(region_prefix) not in REGION_CODE_LENGTHS or not region_prefix.isdigit():
+        raise ValueError(f"a region is a 2, 4, 6 or 9-digit division code, got {region_prefix!r}")
+    return region_prefix.ljust(9, "0"), region_prefix.ljust(9, "9")
+
+
 class CaseStore(Protocol):
     async def get_case(self, case_id: str) -> Case | None: ...
 
@@ -30,6 +40,11 @@ class CaseStore(Protocol):
     async def open_cases(self) -> list[Case]: ...
 
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]: ...
+
+    async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
+        """Open cases of reporting month `month` whose deadline had passed at `now`, for the townships
+        under `region_prefix` (a province, city, county or township code), longest overdue first
+        (by deadline, then case id). Judged by the deadline, whatever state was last stored."""
 
     async def charges(self, registration_township: str | None = None) -> list[MissedManagementCharge]: ...
 

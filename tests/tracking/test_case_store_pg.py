@@ -1,0 +1,171 @@
+"""The case store on a real database: a county's overdue list, and bulk reads in batches.
+
+Each test runs on the embedded default (SQLite) and on PostgreSQL (`database_url`); the fake store
+must give the same answers, since the tracker's tests run on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event, text
+
+from gateway.adapters.fake_case_store import FakeCaseStore
+from gateway.adapters.sql import case_store as case_store_module
+from gateway.adapters.sql.case_store import SqlCaseStore
+from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.workflow_tables import OPEN_STATE_VALUES
+from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.cases import OPEN_STATES, Case, evaluate, open_case, record_feedback, withdraw
+from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, load_calendar, load_deadline_rules
+from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
+from gateway.workflow.feedback import FeedbackResult
+from gateway.workflow.instants import SHANGHAI
+from gateway.workflow.periods import ReportingMonth
+
+pytestmark = pytest.mark.database
+
+LIUYANG = "430181"  # a county: 浏阳市
+IN_LIUYANG = ("430181001", "430181102")
+NEXT_COUNTY = "430182001"  # 宁乡市, one code further
+RESIDENCE = "440106001"
+MARCH = ReportingMonth(2026, 3)
+
+
+def cst(y: int, m: int, d: int, h: int = 0) -> datetime:
+    return datetime(y, m, d, h, tzinfo=SHANGHAI).astimezone(timezone.utc)
+
+
+NOW = cst(2026, 3, 20, 21)  # the supervisor's evening on the cutoff day
+
+
+@pytest.fixture(scope="module")
+def calendar() -> WorkingDayCalendar:
+    return load_calendar(DEFAULT_CALENDAR_FILE)
+
+
+@pytest.fixture(scope="module")
+def rules() -> DeadlineRuleSet:
+    return load_deadline_rules(DEFAULT_DEADLINES_FILE)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlCaseStore]:
+    engine = create_engine(database_url)
+    await create_schema(engine)
+    yield SqlCaseStore(engine)
+    await engine.dispose()
+
+
+class Cases:
+    """Queries received at a given CST time by a given township, with readable ids."""
+
+    def __init__(self, rules: DeadlineRuleSet, calendar: WorkingDayCalendar) -> None:
+        self.rules, self.calendar = rules, calendar
+
+    def query(self, case_id: str, received: datetime, township: str = IN_LIUYANG[0]) -> Case:
+        return open_case(case_id, CaseKind.QUERY, RESIDENCE, township, "430181199001010011", received,
+                         self.rules, self.calendar)
+
+
+@pytest.fixture
+def a(rules: DeadlineRuleSet, calendar: WorkingDayCalendar) -> Cases:
+    return Cases(rules, calendar)
+
+
+def overdue_world(a: Cases) -> tuple[list[Case], list[str]]:
+    """Cases around the rule, and the ids of those the county's March list must show, in order."""
+    cases = [
+        evaluate(a.query("overdue", cst(2026, 2, 26, 9)), NOW),  # due 24:00 12 March, stored as overdue
+        # Stored as awaiting reply (no tick has run since), but overdue by its deadline, which is earlier:
+        a.query("also-overdue", cst(2026, 2, 24, 9), IN_LIUYANG[1]),
+        a.query("not-yet-due", cst(2026, 3, 16, 9)),
+        record_feedback(a.query("answered-late", cst(2026, 2, 25, 9)), cst(2026, 3, 18, 9), FeedbackResult.FOUND),
+        withdraw(a.query("withdrawn", cst(2026, 2, 25, 10)), cst(2026, 2, 27, 9)),
+        a.query("other-county", cst(2026, 2, 26, 9), NEXT_COUNTY),
+        a.query("february", cst(2026, 2, 10, 9)),  # overdue, but of reporting month 2026-02
+    ]
+    return cases, ["also-overdue", "overdue"]
+
+
+async def test_a_county_s_overdue_list_is_its_open_cases_of_the_month_past_their_deadline(store: SqlCaseStore, a: Cases) -> None:
+    cases, expected = overdue_world(a)
+    for case in cases:
+        await store.add_case(case)
+    listed = await store.overdue_cases(LIUYANG, MARCH, NOW)
+    assert [c.case_id for c in listed] == expected
+    assert listed[0] == next(c for c in cases if c.case_id == expected[0])  # whole cases, as stored
+
+
+async def test_a_case_is_overdue_from_24_00_of_its_last_working_day_on(store: SqlCaseStore, a: Cases) -> None:
+    case = a.query("q", cst(2026, 3, 2, 9))
+    await store.add_case(case)
+    due = case.deadline.due_at
+    assert await store.overdue_cases(LIUYANG, MARCH, due - timedelta(microseconds=1)) == []
+    assert [c.case_id for c in await store.overdue_cases(LIUYANG, MARCH, due)] == ["q"]
+
+
+async def test_the_region_may_be_a_township_a_county_a_city_or_the_province(store: SqlCaseStore, a: Cases) -> None:
+    await store.add_case(a.query("q", cst(2026, 2, 26, 9), IN_LIUYANG[1]))
+    for region in (IN_LIUYANG[1], LIUYANG, "4301", "43"):
+        assert [c.case_id for c in await store.overdue_cases(region, MARCH, NOW)] == ["q"]
+    assert await store.overdue_cases(IN_LIUYANG[0], MARCH, NOW) == []
+    with pytest.raises(ValueError, match="division code"):
+        await store.overdue_cases("43018", MARCH, NOW)
+
+
+async def test_the_fake_store_lists_the_same_cases(store: SqlCaseStore, a: Cases) -> None:
+    cases, expected = overdue_world(a)
+    fake = FakeCaseStore()
+    for case in cases:
+        await store.add_case(case)
+        await fake.add_case(case)
+    for region in (LIUYANG, "43", NEXT_COUNTY):
+        from_sql = [c.case_id for c in await store.overdue_cases(region, MARCH, NOW)]
+        assert from_sql == [c.case_id for c in await fake.overdue_cases(region, MARCH, NOW)]
+
+
+async def test_bulk_reads_return_every_case_across_batches(store: SqlCaseStore, a: Cases, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(case_store_module, "_BATCH", 3)
+    start = cst(2026, 2, 23, 9)
+    cases = [a.query(f"q{i:02d}", start + timedelta(hours=i), IN_LIUYANG[i % 2]) for i in range(10)]
+    for case in cases:
+        await store.add_case(case)
+    loaded = await store.cases_in_months([MARCH])
+    assert sorted(loaded, key=lambda c: c.case_id) == cases
+    assert len(await store.open_cases()) == 10
+
+
+async def test_postgresql_answers_the_overdue_list_from_the_partial_index_even_with_a_generic_plan(
+    postgres_url: str, a: Cases
+) -> None:
+    engine = create_engine(postgres_url)
+    await create_schema(engine)
+    store = SqlCaseStore(engine)
+    statements: list[tuple[str, tuple[object, ...]]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "due_at <=" in statement:
+            statements.append((statement, tuple(parameters)))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        await store.add_case(a.query("q", cst(2026, 2, 26, 9)))
+        await store.overdue_cases(LIUYANG, MARCH, NOW)
+        (statement, parameters), = statements
+        values = ", ".join(f"'{p.isoformat() if isinstance(p, datetime) else p}'" for p in parameters)
+        async with engine.connect() as conn:
+            # The plan PostgreSQL caches after a few runs of a prepared statement: parameters unknown.
+            await conn.execute(text("SET plan_cache_mode = force_generic_plan"))
+            await conn.execute(text("SET enable_seqscan = off"))  # a one-row table would be scanned otherwise
+            await conn.exec_driver_sql(f"PREPARE overdue AS {statement}")
+            plan = "\n".join(r[0] for r in (await conn.exec_driver_sql(f"EXPLAIN EXECUTE overdue({values})")).all())
+        assert "ix_cases_overdue" in plan, plan
+    finally:
+        await engine.dispose()
+
+
+def test_the_states_indexed_as_open_are_the_domain_s_open_states() -> None:
+    assert set(OPEN_STATE_VALUES) == set(OPEN_STATES)
