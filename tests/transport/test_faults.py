@@ -193,7 +193,7 @@ async def test_consumer_killed_mid_batch_loses_nothing_and_applies_nothing_twice
 
 async def test_gateway_killed_between_commit_and_publish_sends_the_backlog_on_restart(setup):
     registration = setup(REGISTRATION, "reg")
-    await registration.start()
+    await registration.start(relay=False)  # one database: only the residence's relays may publish its backlog
     crashed = setup(RESIDENCE, "res")
     await crashed.start(relay=False)  # commits go through, nothing is published: the crash window
     sent = await submit_paced(crashed, 40, 0)
@@ -218,9 +218,7 @@ async def test_gateway_killed_between_commit_and_publish_sends_the_backlog_on_re
 
 async def test_two_relays_never_claim_the_same_outbox_row(setup, postgres_url):
     residence = setup(RESIDENCE, "res")
-    registration = setup(REGISTRATION, "reg")
-    await registration.start()
-    await residence.start(relay=False)
+    await residence.start(consume=False, relay=False)  # only the two racing relays below touch the outbox
     await submit_paced(residence, 200, 0)
     engines = [create_engine(postgres_url) for _ in range(2)]
     try:
