@@ -30,6 +30,10 @@ _RECORD_COLUMNS = ("seq", "direction", "item", "message_id", "sender", "recipien
                    "prev_hash", "record_hash")
 
 
+def _row(record: ArchiveRecord, data: bytes, source: str, source_id: int) -> dict[str, object]:
+    return {**{c: getattr(record, c) for c in _RECORD_COLUMNS}, "source": source, "source_id": source_id, "data": data}
+
+
 def _record(row: Any) -> ArchiveRecord:
     m = row._mapping
     return ArchiveRecord(**{c: m[c] for c in _RECORD_COLUMNS})
@@ -53,11 +57,7 @@ class SqlArchiveStore:
 
     @staticmethod
     async def _insert(conn: AsyncConnection, record: ArchiveRecord, data: bytes, source: str, source_id: int) -> None:
-        await conn.execute(
-            insert(archive).values(
-                **{c: getattr(record, c) for c in _RECORD_COLUMNS}, source=source, source_id=source_id, data=data
-            )
-        )
+        await conn.execute(insert(archive).values(**_row(record, data, source, source_id)))
 
     async def append(self, new: NewRecord, data: bytes) -> ArchiveRecord:
         async with self._appending() as conn:
@@ -93,20 +93,20 @@ class SqlArchiveStore:
             if not pending_messages and not pending_receipts:
                 return 0
             head = await self._head(conn)
-            count = 0
+            rows: list[dict[str, object]] = []
             for row_id, direction, message_id, sender, recipient, sha, envelope in pending_messages:
                 new = NewRecord("sent" if direction == "out" else "received", "envelope", message_id, sender,
                                 recipient, sha, now)
                 head = chain_append(head, new)
-                await self._insert(conn, head, bytes(envelope), "message", row_id)
-                count += 1
+                rows.append(_row(head, bytes(envelope), "message", row_id))
             for row_id, direction, message_id, sender, recipient, data in pending_receipts:
                 new = NewRecord(direction, "receipt", message_id, sender, recipient,
                                 hashlib.sha256(bytes(data)).hexdigest(), now)
                 head = chain_append(head, new)
-                await self._insert(conn, head, bytes(data), "receipt", row_id)
-                count += 1
-            return count
+                rows.append(_row(head, bytes(data), "receipt", row_id))
+            # One multi-row INSERT for the whole batch: appending is serialised, so it must be cheap.
+            await conn.execute(insert(archive), rows)
+            return len(rows)
 
     async def records(self) -> AsyncIterator[StoredRecord]:
         async with self.engine.connect() as conn:

@@ -37,7 +37,9 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip on every checkout, on the hot path; stale connections are
+    # recycled instead, and a failed transaction is retried by the caller (outbox, redelivery).
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 async def create_schema(engine: AsyncEngine) -> None:
