@@ -31,6 +31,13 @@ class FakeCaseStore:
         self.cases[case.case_id] = case
         return True
 
+    async def add_cases(self, cases: list[Case]) -> None:
+        for case in cases:
+            await self.add_case(case)
+
+    async def existing_case_ids(self, case_ids: list[str]) -> set[str]:
+        return {c for c in case_ids if c in self.cases}
+
     async def save_cases(self, cases: Iterable[Case]) -> None:
         for case in cases:
             self.cases[case.case_id] = case

@@ -184,6 +184,14 @@ class FakeReceiptStore:
         self.messages.outbox[new_id] = replace(item, id=new_id)
         return True
 
+    async def add_sent_many(self, batch) -> None:  # type: ignore[no-untyped-def]
+        for receipt, data, item in batch:
+            await self.add_sent(receipt, data, item)
+
+    async def add_received_many(self, batch, at: datetime) -> None:  # type: ignore[no-untyped-def]
+        for receipt, data in batch:
+            await self.add_received(receipt, data, at)
+
     async def add_received(self, receipt, data: bytes, at: datetime) -> bool:  # type: ignore[no-untyped-def]
         if receipt.message_id in self.received:
             return False

@@ -22,7 +22,12 @@ class ReceiptStore(Protocol):
         """Keep a receipt we signed and queue it in the outbox, in one transaction; on a second call
         for the same message, queue the stored bytes again and return False."""
 
+    async def add_sent_many(self, receipts: list[tuple[Receipt, bytes, OutboxItem]]) -> None:
+        """``add_sent`` for a batch, in one transaction where none was sent before."""
+
     async def add_received(self, receipt: Receipt, data: bytes, at: datetime) -> bool: ...
+
+    async def add_received_many(self, receipts: list[tuple[Receipt, bytes]], at: datetime) -> None: ...
 
     async def received_for(self, message_ids: Iterable[str]) -> dict[str, datetime]: ...
 

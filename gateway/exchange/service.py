@@ -34,7 +34,7 @@ from gateway.exchange.records import (
 from gateway.security.directory import KeyDirectory
 from gateway.exchange.receipting import ReceiptStore, is_receipt, receipt_for
 from gateway.security.envelope import open_envelope, parse_envelope, seal_for
-from gateway.security.receipts import RECEIPT_KIND, parse_receipt, verify_receipt
+from gateway.security.receipts import RECEIPT_KIND, Receipt, parse_receipt, verify_receipt
 from gateway.security.replay import ReplayPolicy, check_window
 from gateway.security.errors import EnvelopeError
 
@@ -184,21 +184,24 @@ class ExchangeService:
         own storage raises for the whole batch (the caller retries them one by one).
         """
         if any(is_receipt(d.body) for d in deliveries):
-            # Receipts are few and small: take them one by one, the envelopes as a batch.
-            receipts = {i: await self._receive_receipt(d) for i, d in enumerate(deliveries) if is_receipt(d.body)}
+            receipts = iter(await self._receive_receipts([d for d in deliveries if is_receipt(d.body)]))
             rest = iter(await self.receive_batch([d for d in deliveries if not is_receipt(d.body)]))
-            return [receipts[i] if i in receipts else next(rest) for i in range(len(deliveries))]
+            return [next(receipts) if is_receipt(d.body) else next(rest) for d in deliveries]
         prepared = [await self.prepare(d) for d in deliveries]
         accepted = [p for p in prepared if isinstance(p, Accepted)]
         refused = [p for p in prepared if isinstance(p, QuarantineItem)]
         results = iter(await self.store.add_incoming_batch([a.stored for a in accepted], refused))
-        outcomes = []
-        for p in prepared:
-            if isinstance(p, QuarantineItem):
-                outcomes.append(ReceiveOutcome("quarantined", reason=p.reason, message_id=p.message_id))
-            else:
-                outcomes.append(await self._settle(p, next(results)))
-        return outcomes
+        settled = {id(p): await self._settle_many(p, next(results)) for p in accepted}
+        ok = [p for p in accepted if settled[id(p)].result != "quarantined"]
+        # The effects of the whole batch together: one transaction each, not one per message.
+        await self._observe([(p.stored, p.message) for p in ok])
+        await self._acknowledge_many([p.stored for p in ok])
+        return [
+            ReceiveOutcome("quarantined", reason=p.reason, message_id=p.message_id)
+            if isinstance(p, QuarantineItem)
+            else settled[id(p)]
+            for p in prepared
+        ]
 
     async def prepare(self, delivery: Delivery) -> Accepted | QuarantineItem:
         """Verify, decrypt and validate one delivery: the row to store, or the refusal to keep. Stores nothing."""
@@ -247,6 +250,43 @@ class ExchangeService:
         )
         return Accepted(stored, message)
 
+    async def _settle_many(self, accepted: Accepted, result: IncomingResult) -> ReceiveOutcome:
+        """Like ``_settle`` but leaves tracking and the receipt to the batch."""
+        stored = accepted.stored
+        if result is IncomingResult.CONFLICT:
+            return await self._keep_refused(_refusal(
+                stored.envelope, stored.envelope_sha256, stored.accepted_at, "replay",
+                f"message id {stored.message_id} from {stored.sender} was already used for other content", stored))
+        return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=stored.message_id)
+
+    async def _observe(self, items: list[tuple[StoredMessage, Message]]) -> None:
+        many = getattr(self.observer, "messages_stored", None)
+        if many is not None:
+            await many(items)
+            return
+        for stored, message in items:
+            await self.observer.message_stored(stored, message)
+
+    async def _acknowledge_many(self, stored: list[StoredMessage]) -> None:
+        if self.receipts is None or not stored:
+            return
+        now = self.clock.now()
+        await self.receipts.add_sent_many(
+            [receipt_for(m.envelope, self.node(m.node).keyring, m.sender, now) for m in stored]
+        )
+        self.on_outbox()
+
+    async def _receive_receipts(self, deliveries: list[Delivery]) -> list[ReceiveOutcome]:
+        outcomes, verified = [], []
+        for delivery in deliveries:
+            outcome, receipt = await self._check_receipt(delivery)
+            outcomes.append(outcome)
+            if receipt is not None:
+                verified.append((receipt, delivery.body))
+        if verified and self.receipts is not None:
+            await self.receipts.add_received_many(verified, self.clock.now())
+        return outcomes
+
     async def _settle(self, accepted: Accepted, result: IncomingResult) -> ReceiveOutcome:
         stored, message = accepted.stored, accepted.message
         if result is not IncomingResult.CONFLICT:
@@ -269,6 +309,12 @@ class ExchangeService:
 
     async def _receive_receipt(self, delivery: Delivery) -> ReceiveOutcome:
         """A receipt for one of our messages: verify it against the exact bytes we sent, then keep it."""
+        outcome, receipt = await self._check_receipt(delivery)
+        if receipt is not None and self.receipts is not None:
+            await self.receipts.add_received(receipt, delivery.body, self.clock.now())
+        return outcome
+
+    async def _check_receipt(self, delivery: Delivery) -> tuple[ReceiveOutcome, Receipt | None]:
         raw, now = delivery.body, self.clock.now()
         sha = hashlib.sha256(raw).hexdigest()
         receipt = None
@@ -282,10 +328,8 @@ class ExchangeService:
             verify_receipt(raw, sent.envelope, self.directory)
         except EnvelopeError as exc:
             header = None if receipt is None else _ReceiptHeader(receipt.message_id, receipt.sender, receipt.recipient)
-            return await self._keep_refused(_refusal(raw, sha, now, exc.reason, exc.detail, header))
-        if self.receipts is not None:
-            await self.receipts.add_received(receipt, raw, now)
-        return ReceiveOutcome("receipted", message_id=receipt.message_id)
+            return await self._keep_refused(_refusal(raw, sha, now, exc.reason, exc.detail, header)), None
+        return ReceiveOutcome("receipted", message_id=receipt.message_id), receipt
 
     async def _keep_refused(self, item: QuarantineItem) -> ReceiveOutcome:
         log.warning("quarantined %s: %s (%s)", item.message_id or item.envelope_sha256[:16], item.reason, item.detail)

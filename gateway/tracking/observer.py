@@ -15,6 +15,15 @@ class TrackingObserver:
         self.tracker = tracker
         self.messages = messages
 
+    async def messages_stored(self, items: list[tuple[StoredMessage, Any]]) -> None:
+        """A batch of received messages: new cases opened together, the rest one by one."""
+        queries = [(s, m) for s, m in items if s.direction is Direction.IN and isinstance(m, (Query, Notification))]
+        if queries:
+            await self.tracker.queries_received(queries)
+        for stored, message in items:
+            if not (stored.direction is Direction.IN and isinstance(message, (Query, Notification))):
+                await self.message_stored(stored, message)
+
     async def message_stored(self, stored: StoredMessage, message: Any) -> None:
         incoming = stored.direction is Direction.IN
         if isinstance(message, (Query, Notification)):

@@ -30,6 +30,11 @@ class CaseStore(Protocol):
     async def add_case(self, case: Case) -> bool:
         """Insert a new case; False when it exists already (opening a case is idempotent)."""
 
+    async def add_cases(self, cases: list[Case]) -> None:
+        """Insert new cases together; any that exist already are left as they are."""
+
+    async def existing_case_ids(self, case_ids: list[str]) -> set[str]: ...
+
     async def save_cases(self, cases: Iterable[Case]) -> None: ...
 
     async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:

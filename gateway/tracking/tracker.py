@@ -93,6 +93,22 @@ class CaseTracker:
         await self.store.add_case(case)
         return case
 
+    async def queries_received(self, items: list[tuple[StoredMessage, Query | Notification]]) -> None:
+        """``query_received`` for a batch: one lookup and one insert for all of them."""
+        existing = await self.store.existing_case_ids([stored.message_id for stored, _ in items])
+        now = self.clock.now()
+        new: list[Case] = []
+        for stored, message in items:
+            if stored.message_id in existing:
+                continue
+            if getattr(message, "resubmission_of", None):
+                await self.query_received(stored, message)  # rare: needs the earlier case
+                continue
+            case = open_case(stored.message_id, case_kind(message), stored.sender, stored.recipient,
+                             stored.subject or "", stored.accepted_at, self.rules, self.calendar)
+            new.append(evaluate(case, now))
+        await self.store.add_cases(new)
+
     async def answered(self, stored: StoredMessage, feedback: Feedback) -> Case | None:
         case = await self.store.get_case(feedback.in_reply_to)
         if case is None:

@@ -172,3 +172,20 @@ async def test_clerks_see_cases_tasks_and_reminders_over_http(gateway):
     assert [(c["case_id"], c["state"]) for c in cases] == [(query.message_id, "overdue")]
     assert [t["state"] for t in tasks] == ["open"]
     assert [r["kind"] for r in reminders] == ["overdue"]
+
+
+async def test_a_batch_of_deliveries_opens_every_case_and_returns_every_receipt(gateway):
+    from gateway.exchange.ports import Delivery
+
+    queries = [await gateway.service.submit(RESIDENCE, sample_query()) for _ in range(3)]
+    deliveries = [Delivery(q.envelope, REGISTRATION) for q in queries]
+    outcomes = await gateway.service.receive_batch(deliveries + deliveries[:1])  # one redelivered in the batch
+    assert [o.result for o in outcomes] == ["stored", "stored", "stored", "duplicate"]
+    assert {c for c in gateway.tracker.store.cases} == {q.message_id for q in queries}
+    receipts = [o for o in gateway.store.outbox.values() if o.kind == "receipt"]
+    assert len(receipts) == 3
+    outcomes = await gateway.service.receive_batch([Delivery(r.envelope, RESIDENCE) for r in receipts])
+    assert [o.result for o in outcomes] == ["receipted"] * 3
+    assert set(await gateway.service.receipts.received_for([q.message_id for q in queries])) == {
+        q.message_id for q in queries
+    }

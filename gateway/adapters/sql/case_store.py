@@ -108,6 +108,22 @@ class SqlCaseStore:
         except IntegrityError:
             return False
 
+    async def add_cases(self, new: list[Case]) -> None:
+        if not new:
+            return
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(cases), [_case_values(c) for c in new])
+        except IntegrityError:
+            for case in new:  # a redelivered batch: some exist already
+                await self.add_case(case)
+
+    async def existing_case_ids(self, case_ids: list[str]) -> set[str]:
+        if not case_ids:
+            return set()
+        rows = await self._select(select(cases.c.case_id).where(cases.c.case_id.in_(case_ids)))
+        return {row[0] for row in rows}  # type: ignore[index]
+
     async def save_cases(self, updated: Iterable[Case]) -> None:
         async with self._write() as conn:
             for case in updated:

@@ -59,6 +59,28 @@ class SqlReceiptStore:
                 )
             return False
 
+    async def add_sent_many(self, batch: list[tuple[Receipt, bytes, OutboxItem]]) -> None:
+        if not batch:
+            return
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(receipts), [self._row("sent", r, d, i.created_at) for r, d, i in batch])
+                await conn.execute(insert(outbox), [_outbox_values(i) for _, _, i in batch])
+        except IntegrityError:
+            # Some were sent before (a redelivered batch): take them one by one, which re-queues those.
+            for receipt, data, item in batch:
+                await self.add_sent(receipt, data, item)
+
+    async def add_received_many(self, batch: list[tuple[Receipt, bytes]], at: datetime) -> None:
+        if not batch:
+            return
+        try:
+            async with self._write() as conn:
+                await conn.execute(insert(receipts), [self._row("received", r, d, at) for r, d in batch])
+        except IntegrityError:
+            for receipt, data in batch:
+                await self.add_received(receipt, data, at)
+
     async def add_received(self, receipt: Receipt, data: bytes, at: datetime) -> bool:
         try:
             async with self._write() as conn:
