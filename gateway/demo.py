@@ -185,7 +185,9 @@ async def _script(
         echo(f"registration places answered {len(answers)} ({not_found} 查无此人)")
 
         async def answered() -> bool:
-            return (await gateway.store.counts()).answered >= len(answers)
+            # Both: the answers are linked in the database, and every delivery has been counted.
+            all_counted = gateway.outcomes.get("stored", 0) >= delivered + len(answers)
+            return all_counted and (await gateway.store.counts()).answered >= len(answers)
 
         await _wait_until(answered, settle_timeout_s)
         counts = await gateway.store.counts()
