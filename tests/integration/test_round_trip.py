@@ -121,6 +121,11 @@ async def test_query_and_feedback_round_trip_over_rabbitmq_from_http_to_http(two
 
         assert await eventually(receipted), "no signed delivery receipt came back"
 
+    # The workflow is driven by what crossed the broker: the registration township's case is answered.
+    case = await registration.tracker.store.get_case(query_id)
+    assert case is not None and case.state.value == "answered_on_time"
+    assert case.residence_township == RESIDENCE and case.registration_township == REGISTRATION
+
     async def both_legs_and_receipts_seen():
         return sum(is_receipt(b) for b in witness) >= 2 and sum(not is_receipt(b) for b in witness) >= 2
 
