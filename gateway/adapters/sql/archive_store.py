@@ -57,7 +57,7 @@ class SqlArchiveStore:
 
     @staticmethod
     async def _insert(conn: AsyncConnection, record: ArchiveRecord, data: bytes, source: str, source_id: int) -> None:
-        await conn.execute(insert(archive).values(**_row(record, data, source, source_id)))
+        await conn.execute(insert(archive), _row(record, data, source, source_id))
 
     async def append(self, new: NewRecord, data: bytes) -> ArchiveRecord:
         async with self._appending() as conn:

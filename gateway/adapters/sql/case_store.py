@@ -103,7 +103,7 @@ class SqlCaseStore:
     async def add_case(self, case: Case) -> bool:
         try:
             async with self._write() as conn:
-                await conn.execute(insert(cases).values(**_case_values(case)))
+                await conn.execute(insert(cases), _case_values(case))
             return True
         except IntegrityError:
             return False

@@ -47,8 +47,8 @@ class SqlReceiptStore:
         """
         try:
             async with self._write() as conn:
-                await conn.execute(insert(receipts).values(**self._row("sent", receipt, data, item.created_at)))
-                await conn.execute(insert(outbox).values(**_outbox_values(item)))
+                await conn.execute(insert(receipts), self._row("sent", receipt, data, item.created_at))
+                await conn.execute(insert(outbox), _outbox_values(item))
             return True
         except IntegrityError:
             async with self._write() as conn:
@@ -84,7 +84,7 @@ class SqlReceiptStore:
     async def add_received(self, receipt: Receipt, data: bytes, at: datetime) -> bool:
         try:
             async with self._write() as conn:
-                await conn.execute(insert(receipts).values(**self._row("received", receipt, data, at)))
+                await conn.execute(insert(receipts), self._row("received", receipt, data, at))
             return True
         except IntegrityError:
             return False  # the same receipt again

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -67,8 +67,13 @@ def _record_from_row(cls: type, row: Any) -> Any:
     return cls(**values)
 
 
+def _shallow(record: Any) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies every field (bytes included) on the hot path; a row needs no copy.
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 def _message_values(message: StoredMessage) -> dict[str, Any]:
-    values = asdict(message)
+    values = _shallow(message)
     values["direction"] = message.direction.value
     values["status"] = message.status.value
     return values
@@ -83,10 +88,10 @@ class SqlMessageStore:
 
     async def add_outgoing(self, message: StoredMessage, item: OutboxItem, *, answers: str | None = None) -> None:
         async with self._write() as conn:
-            await conn.execute(insert(messages).values(**_message_values(message)))
-            values = asdict(item)
+            await conn.execute(insert(messages), _message_values(message))
+            values = _shallow(item)
             values.pop("id")
-            await conn.execute(insert(outbox).values(**values))
+            await conn.execute(insert(outbox), values)
             if answers is not None:
                 await conn.execute(
                     update(messages)
@@ -106,7 +111,7 @@ class SqlMessageStore:
                 existing = await self._existing_sha(conn, message)
                 if existing is not None:
                     return IncomingResult.DUPLICATE if existing == message.envelope_sha256 else IncomingResult.CONFLICT
-                await conn.execute(insert(messages).values(**_message_values(message)))
+                await conn.execute(insert(messages), _message_values(message))
                 if message.kind == "feedback" and message.in_reply_to:
                     await conn.execute(
                         update(messages)
@@ -188,7 +193,7 @@ class SqlMessageStore:
                   "b_at": m.accepted_at, "b_result": m.result} for m in answers],
             )
         if refused:
-            await conn.execute(insert(quarantine), [{k: v for k, v in asdict(q).items() if k != "id"} for q in refused])
+            await conn.execute(insert(quarantine), [{k: v for k, v in _shallow(q).items() if k != "id"} for q in refused])
         return results
 
     @staticmethod
@@ -205,10 +210,10 @@ class SqlMessageStore:
         ).scalar_one_or_none()
 
     async def add_quarantine(self, item: QuarantineItem) -> None:
-        values = asdict(item)
+        values = _shallow(item)
         values.pop("id")
         async with self._write() as conn:
-            await conn.execute(insert(quarantine).values(**values))
+            await conn.execute(insert(quarantine), values)
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None:
         async with self.engine.connect() as conn:
