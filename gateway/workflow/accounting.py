@@ -223,7 +223,10 @@ def _hash_facts(facts: list[list[str | None]], period: Period, as_of: datetime, 
         "closures": {str(m): t.isoformat() for m, t in sorted(closures.items()) if m in set(_months(period))},
         "facts": facts,
     }
-    return hashlib.sha256(json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+    # check_circular=False: the facts are fresh lists of strings, and skipping the check does not change
+    # the text (it only saves bookkeeping for each of a quarter's two million facts).
+    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, check_circular=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # Positions in a township's running tally, in the order of the fields of `Counts`.
