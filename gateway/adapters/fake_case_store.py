@@ -50,8 +50,8 @@ class FakeCaseStore:
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return [c for c in self.cases.values() if c.strike_key == key]
 
-    async def open_cases(self) -> list[Case]:
-        return [c for c in self.cases.values() if c.is_open]
+    async def open_cases(self, registration_township: str | None = None) -> list[Case]:
+        return [c for c in self.cases.values() if c.is_open and registration_township in (None, c.registration_township)]
 
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]:
         wanted = set(months)

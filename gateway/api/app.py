@@ -136,14 +136,13 @@ def create_app(gateway: Gateway) -> FastAPI:
         return render(gw, stored, body=False)
 
     @app.get("/nodes/{code}/cases")
-    async def cases(code: str, gw: GatewayDep, open_only: bool = True) -> list[dict[str, Any]]:
-        """The queries and notifications this township must answer, with their deadlines and states."""
+    async def cases(code: str, gw: GatewayDep) -> list[dict[str, Any]]:
+        """The open queries and notifications this township must answer, with their deadlines and states."""
         gw.service.node(code)
         if gw.tracker is None:
             return []
-        found = await gw.tracker.store.open_cases() if open_only else await gw.tracker.store.cases_in_months(
-            await gw.tracker.store.unclosed_months())
-        return [CASE.dump_python(c, mode="json") for c in found if c.registration_township == code]
+        found = await gw.tracker.store.open_cases(registration_township=code)
+        return [CASE.dump_python(c, mode="json") for c in sorted(found, key=lambda c: c.deadline.due_at)]
 
     @app.get("/nodes/{code}/tasks")
     async def tasks(code: str, gw: GatewayDep) -> list[dict[str, Any]]:

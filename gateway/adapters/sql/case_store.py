@@ -158,8 +158,11 @@ class SqlCaseStore:
             )
         )
 
-    async def open_cases(self) -> list[Case]:
-        return await self._bulk_cases(select(cases.c.data).where(cases.c.state.in_(OPEN_STATE_VALUES)))
+    async def open_cases(self, registration_township: str | None = None) -> list[Case]:
+        query = select(cases.c.data).where(cases.c.state.in_(OPEN_STATE_VALUES))
+        if registration_township is not None:
+            query = query.where(cases.c.registration_township == registration_township)
+        return await self._bulk_cases(query)
 
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]:
         labels = [str(m) for m in months]
