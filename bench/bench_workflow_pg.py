@@ -344,7 +344,8 @@ def cpu_and_memory(cpu_before: float) -> str:
 
 
 class ProposedTracker(CaseTracker):
-    """`close_due_periods` as proposed for gateway/tracking/tracker.py (not this bench's file to change).
+    """`close_due_periods` as it was proposed for gateway/tracking/tracker.py — since applied there, so
+    `--proposed` now measures the same code path twice; kept to compare against future changes.
 
     Two differences, same snapshots: each month's cases are read once per tick and reused by its
     quarter (today the quarter reads all three months again), and the cyclic collector is paused for
