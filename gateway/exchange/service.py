@@ -191,7 +191,7 @@ class ExchangeService:
         accepted = [p for p in prepared if isinstance(p, Accepted)]
         refused = [p for p in prepared if isinstance(p, QuarantineItem)]
         results = iter(await self.store.add_incoming_batch([a.stored for a in accepted], refused))
-        settled = {id(p): await self._settle_many(p, next(results)) for p in accepted}
+        settled = {id(p): await self._outcome_of(p, next(results)) for p in accepted}
         ok = [p for p in accepted if settled[id(p)].result != "quarantined"]
         # The effects of the whole batch together: one transaction each, not one per message.
         await self._observe([(p.stored, p.message) for p in ok])
@@ -250,8 +250,9 @@ class ExchangeService:
         )
         return Accepted(stored, message)
 
-    async def _settle_many(self, accepted: Accepted, result: IncomingResult) -> ReceiveOutcome:
-        """Like ``_settle`` but leaves tracking and the receipt to the batch."""
+    async def _outcome_of(self, accepted: Accepted, result: IncomingResult) -> ReceiveOutcome:
+        """The outcome of storing one delivery; a conflict is a replay and goes to the quarantine.
+        Tracking and the receipt are left to the caller, who does them for the whole batch."""
         stored = accepted.stored
         if result is IncomingResult.CONFLICT:
             return await self._keep_refused(_refusal(
@@ -288,24 +289,13 @@ class ExchangeService:
         return outcomes
 
     async def _settle(self, accepted: Accepted, result: IncomingResult) -> ReceiveOutcome:
-        stored, message = accepted.stored, accepted.message
-        if result is not IncomingResult.CONFLICT:
+        outcome = await self._outcome_of(accepted, result)
+        if outcome.result != "quarantined":
             # Also on a duplicate: if tracking failed the first time, the redelivery completes it,
             # and the sender, which may have missed our receipt, gets it again.
-            await self.observer.message_stored(stored, message)
-            await self._acknowledge(stored)
-        if result is IncomingResult.CONFLICT:
-            return await self._keep_refused(_refusal(
-                stored.envelope, stored.envelope_sha256, stored.accepted_at, "replay",
-                f"message id {stored.message_id} from {stored.sender} was already used for other content", stored))
-        return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=stored.message_id)
-
-    async def _acknowledge(self, stored: StoredMessage) -> None:
-        if self.receipts is None:
-            return
-        receipt, data, item = receipt_for(stored.envelope, self.node(stored.node).keyring, stored.sender, self.clock.now())
-        await self.receipts.add_sent(receipt, data, item)
-        self.on_outbox()
+            await self._observe([(accepted.stored, accepted.message)])
+            await self._acknowledge_many([accepted.stored])
+        return outcome
 
     async def _receive_receipt(self, delivery: Delivery) -> ReceiveOutcome:
         """A receipt for one of our messages: verify it against the exact bytes we sent, then keep it."""
