@@ -343,59 +343,9 @@ def cpu_and_memory(cpu_before: float) -> str:
     return f"(this process: {time.process_time() - cpu_before:.1f} s CPU; peak RSS so far {peak:.1f} GiB)"
 
 
-class ProposedTracker(CaseTracker):
-    """`close_due_periods` as it was proposed for gateway/tracking/tracker.py — since applied there, so
-    `--proposed` now measures the same code path twice; kept to compare against future changes.
-
-    Two differences, same snapshots: each month's cases are read once per tick and reused by its
-    quarter (today the quarter reads all three months again), and the cyclic collector is paused for
-    the close (the cases are acyclic; scanning millions of them again and again costs more than the
-    accounting). `--proposed` measures it next to the gateway's own.
-    """
-
-    async def close_due_periods(self, now: datetime) -> list[str]:
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return await self._close_due_periods(now)
-        finally:
-            if enabled:
-                gc.enable()
-
-    async def _close_due_periods(self, now: datetime) -> list[str]:
-        closed: list[str] = []
-        loaded: dict[ReportingMonth, list[Case]] = {}
-
-        async def cases_of(months: tuple[ReportingMonth, ...]) -> list[Case]:
-            missing = [m for m in months if m not in loaded]
-            loaded.update({m: [] for m in missing})
-            for case in await self.store.cases_in_months(missing) if missing else []:
-                loaded[case.reporting_month].append(case)
-            return [c for m in months for c in loaded[m]]
-
-        for month in await self.store.unclosed_months():
-            if now < month.ends_at:
-                continue
-            await self.store.close_month(close_month(await cases_of((month,)), month, now))
-            closed.append(str(month))
-            quarter = month.quarter
-            if month == quarter.months[-1] and await self.store.quarter_snapshot(quarter) is None:
-                closures = await self.store.month_closures(quarter.months)
-                await self.store.close_quarter(close_quarter(await cases_of(quarter.months), quarter, now, closures))
-                closed.append(str(quarter))
-                loaded.clear()
-        return closed
-
-
-def make_tracker(store: SqlCaseStore, proposed: bool = False) -> CaseTracker:
+def make_tracker(store: SqlCaseStore) -> CaseTracker:
     calendar, rules = load_calendar(DEFAULT_CALENDAR_FILE), load_deadline_rules(DEFAULT_DEADLINES_FILE)
-    return (ProposedTracker if proposed else CaseTracker)(store, FakeClock(QUARTER_CLOSE), calendar, rules)
-
-
-async def snapshots(store: SqlCaseStore) -> dict[str, str]:
-    async with store.engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT period, snapshot FROM period_closures"))).all()
-    return dict(rows)  # type: ignore[arg-type]
+    return CaseTracker(store, FakeClock(QUARTER_CLOSE), calendar, rules)
 
 
 async def reset_closures(store: SqlCaseStore) -> None:
@@ -403,18 +353,18 @@ async def reset_closures(store: SqlCaseStore) -> None:
         await conn.execute(text("DELETE FROM period_closures"))
 
 
-async def close_quarter_at_once(store: SqlCaseStore, proposed: bool = False) -> tuple[float, list[str]]:
+async def close_quarter_at_once(store: SqlCaseStore) -> tuple[float, list[str]]:
     """The brief's case: three months and the quarter closed by one tick (e.g. after an outage)."""
     await reset_closures(store)
-    tracker = make_tracker(store, proposed)
+    tracker = make_tracker(store)
     seconds, closed = await timed(lambda: tracker.close_due_periods(QUARTER_CLOSE))
     return seconds, closed  # type: ignore[return-value]
 
 
-async def close_routinely(store: SqlCaseStore, proposed: bool = False) -> list[tuple[str, float]]:
+async def close_routinely(store: SqlCaseStore) -> list[tuple[str, float]]:
     """Months 1 and 2 closed by the tick after their cutoffs, month 3 with the quarter."""
     await reset_closures(store)
-    tracker = make_tracker(store, proposed)
+    tracker = make_tracker(store)
     out = []
     for month in QUARTER.months:
         seconds, closed = await timed(lambda: tracker.close_due_periods(MONTH_CLOSES[month]))
@@ -522,18 +472,12 @@ async def measure_overdue(store: SqlCaseStore, setup: Setup, args: argparse.Name
 
 
 async def measure_close(store: SqlCaseStore, args: argparse.Namespace) -> None:
-    for proposed in (False, True) if args.proposed else (False,):
-        label = "proposed tracker" if proposed else "gateway's tracker"
-        cpu = time.process_time()
-        seconds, closed = await close_quarter_at_once(store, proposed)
-        print(f"quarter close, one tick ({', '.join(closed)}), {label}: {seconds:.1f} s {cpu_and_memory(cpu)}")
-        frozen = await snapshots(store)
-        if proposed:
-            print(f"  snapshots identical to the gateway's tracker's: {frozen == gateways_snapshots}")
-        gateways_snapshots = frozen
-        if args.routine:
-            for closed_now, seconds in await close_routinely(store, proposed):
-                print(f"  routine tick closing {closed_now}: {seconds:.1f} s")
+    cpu = time.process_time()
+    seconds, closed = await close_quarter_at_once(store)
+    print(f"quarter close, one tick ({', '.join(closed)}), gateway's tracker: {seconds:.1f} s {cpu_and_memory(cpu)}")
+    if args.routine:
+        for closed_now, seconds in await close_routinely(store):
+            print(f"  routine tick closing {closed_now}: {seconds:.1f} s")
     if args.skip_audit:
         return
     tracker = make_tracker(store)
@@ -553,7 +497,6 @@ def main() -> None:
     parser.add_argument("--scan-runs", type=int, default=3, help="runs of the open_cases() scan; 0 to skip")
     parser.add_argument("--routine", action="store_true", help="also close month by month, as the tick does on time")
     parser.add_argument("--skip-close", action="store_true")
-    parser.add_argument("--proposed", action="store_true", help="also close with the proposed tracker change")
     parser.add_argument("--skip-audit", action="store_true", help="do not time recompute_quarter")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse a kept database of the same size")
