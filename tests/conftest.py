@@ -13,6 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, load_calendar, load_deadline_rules
+from gateway.workflow.deadlines import DeadlineRuleSet
 from tests import services
 
 
@@ -61,6 +64,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def real_calendar() -> WorkingDayCalendar:
+    """The shipped working-day calendar: the chinesecalendar package plus schemas/calendar."""
+    return load_calendar(DEFAULT_CALENDAR_FILE)
+
+
+@pytest.fixture(scope="session")
+def rules() -> DeadlineRuleSet:
+    """The shipped deadline rule-set (schemas/workflow/deadlines.json)."""
+    return load_deadline_rules(DEFAULT_DEADLINES_FILE)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.workflow_tables import OPEN_STATE_VALUES
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.cases import OPEN_STATES, Case, evaluate, open_case, record_feedback, withdraw
-from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, load_calendar, load_deadline_rules
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult
 from gateway.workflow.instants import SHANGHAI
@@ -39,16 +38,6 @@ def cst(y: int, m: int, d: int, h: int = 0) -> datetime:
 
 
 NOW = cst(2026, 3, 20, 21)  # the supervisor's evening on the cutoff day
-
-
-@pytest.fixture(scope="module")
-def calendar() -> WorkingDayCalendar:
-    return load_calendar(DEFAULT_CALENDAR_FILE)
-
-
-@pytest.fixture(scope="module")
-def rules() -> DeadlineRuleSet:
-    return load_deadline_rules(DEFAULT_DEADLINES_FILE)
 
 
 @pytest.fixture
@@ -71,8 +60,8 @@ class Cases:
 
 
 @pytest.fixture
-def a(rules: DeadlineRuleSet, calendar: WorkingDayCalendar) -> Cases:
-    return Cases(rules, calendar)
+def a(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> Cases:
+    return Cases(rules, real_calendar)
 
 
 def overdue_world(a: Cases) -> tuple[list[Case], list[str]]:

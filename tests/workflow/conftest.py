@@ -1,4 +1,4 @@
-"""Shared fixtures: the real calendar data (package + shipped file), the shipped rule-set, a fake clock."""
+"""Workflow fixtures: a fake clock and CST instants (the real calendar and rule-set are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gateway.workflow.calendar import WorkingDayCalendar
-from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, load_calendar, load_deadline_rules
-from gateway.workflow.deadlines import DeadlineRuleSet
 from gateway.workflow.instants import SHANGHAI
 
 
@@ -29,16 +26,6 @@ class FakeClock:
     def set(self, instant: datetime) -> datetime:
         self.now = instant
         return self.now
-
-
-@pytest.fixture(scope="session")
-def real_calendar() -> WorkingDayCalendar:
-    return load_calendar(DEFAULT_CALENDAR_FILE)
-
-
-@pytest.fixture(scope="session")
-def rules() -> DeadlineRuleSet:
-    return load_deadline_rules(DEFAULT_DEADLINES_FILE)
 
 
 @pytest.fixture
