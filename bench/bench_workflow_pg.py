@@ -45,7 +45,8 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from gateway.adapters.sql.case_store import SqlCaseStore  # noqa: E402
+from gateway.adapters.sql.case_store import SqlCaseStore, case_values  # noqa: E402
+from gateway.adapters.sql.workflow_tables import cases as cases_table  # noqa: E402
 from gateway.adapters.sql.engine import create_engine, create_schema  # noqa: E402
 from gateway.clock import FakeClock  # noqa: E402
 from gateway.codec.divisions import registry  # noqa: E402
@@ -231,10 +232,8 @@ def missed_management_chain(rng: random.Random, serial: int) -> tuple[list[Case]
 
 
 def case_row(case: Case) -> tuple[object, ...]:
-    # The same columns SqlCaseStore writes (gateway/adapters/sql/case_store.py: _case_values).
-    return (case.case_id, case.kind.value, case.residence_township, case.registration_township, case.citizen_id,
-            case.received_at, str(case.reporting_month), case.state.value, case.deadline.due_at,
-            CASE.dump_json(case).decode())
+    values = case_values(case)  # the row SqlCaseStore writes
+    return tuple(values[column] for column in CASE_COLUMNS)
 
 
 def generate_chunk(index: int, size: int) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
@@ -258,8 +257,7 @@ def generate_chunk(index: int, size: int) -> tuple[list[tuple[object, ...]], lis
 
 # --- the database ---------------------------------------------------------------------------------
 
-CASE_COLUMNS = ("case_id", "kind", "residence_township", "registration_township", "subject", "received_at",
-                "reporting_month", "state", "due_at", "data")
+CASE_COLUMNS = tuple(cases_table.c.keys())
 CHARGE_COLUMNS = ("registration_township", "last_query_id", "charged_at", "data")
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from gateway.tracking.ports import township_range
 from gateway.workflow.accounting import AccountingSnapshot
+from gateway.workflow.case_facts import CaseFacts, facts_of
 from gateway.workflow.cases import Case
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
@@ -56,6 +57,9 @@ class FakeCaseStore:
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]:
         wanted = set(months)
         return [c for c in self.cases.values() if c.reporting_month in wanted]
+
+    async def facts_in_months(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:
+        return [facts_of(c) for c in await self.cases_in_months(months)]
 
     async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
         low, high = township_range(region_prefix)

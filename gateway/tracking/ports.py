@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.workflow.accounting import AccountingSnapshot
+from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.cases import Case
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
@@ -45,6 +46,9 @@ class CaseStore(Protocol):
     async def open_cases(self, registration_township: str | None = None) -> list[Case]: ...
 
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]: ...
+
+    async def facts_in_months(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:
+        """The accounting facts of every case of these months (what a close reads; see case_facts)."""
 
     async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
         """Open cases of reporting month `month` whose deadline had passed at `now`, for the townships

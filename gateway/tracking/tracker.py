@@ -24,6 +24,7 @@ from gateway.exchange.records import StoredMessage
 from gateway.tracking.ports import CaseStore
 from gateway.workflow.accounting import close_month, close_quarter
 from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.cases import Case, evaluate, mark_reminder_sent, open_case, recompute_open_deadlines
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
@@ -193,25 +194,25 @@ class CaseTracker:
 
     async def _close_due_periods(self, now: datetime) -> list[str]:
         closed: list[str] = []
-        loaded: dict[ReportingMonth, list[Case]] = {}
+        loaded: dict[ReportingMonth, list[CaseFacts]] = {}
 
-        async def cases_of(months: tuple[ReportingMonth, ...]) -> list[Case]:
+        async def facts_of_months(months: tuple[ReportingMonth, ...]) -> list[CaseFacts]:
             # Each month is read once per tick; its quarter reuses it.
             missing = [m for m in months if m not in loaded]
             loaded.update({m: [] for m in missing})
-            for case in await self.store.cases_in_months(missing) if missing else []:
-                loaded[case.reporting_month].append(case)
-            return [c for m in months for c in loaded[m]]
+            for facts in await self.store.facts_in_months(missing) if missing else []:
+                loaded[facts.reporting_month].append(facts)
+            return [f for m in months for f in loaded[m]]
 
         for month in await self.store.unclosed_months():
             if now < month.ends_at:
                 continue
-            await self.store.close_month(close_month(await cases_of((month,)), month, now))
+            await self.store.close_month(close_month(await facts_of_months((month,)), month, now))
             closed.append(str(month))
             quarter = month.quarter
             if month == quarter.months[-1] and await self.store.quarter_snapshot(quarter) is None:
                 closures = await self.store.month_closures(quarter.months)
-                await self.store.close_quarter(close_quarter(await cases_of(quarter.months), quarter, now, closures))
+                await self.store.close_quarter(close_quarter(await facts_of_months(quarter.months), quarter, now, closures))
                 closed.append(str(quarter))
                 loaded.clear()
         return closed
@@ -226,7 +227,9 @@ class CaseTracker:
         return len(changed)
 
     async def recompute_quarter(self, quarter: Quarter):  # type: ignore[no-untyped-def]
-        """Recompute a closed quarter from the stored cases, as an auditor would (R5 reproducibility)."""
+        """Recompute a closed quarter from the stored cases, as an auditor would (R5 reproducibility).
+
+        From the whole stored cases, not the fact columns the close read: the audit checks those too."""
         stored = await self.store.quarter_snapshot(quarter)
         if stored is None:
             return None, None

@@ -1,8 +1,13 @@
-"""Tables of the workflow tracker. A case is stored whole as JSON plus the columns queries filter on."""
+"""Tables of the workflow tracker.
+
+A case is stored whole as JSON (`data`), plus the columns queries filter on, plus the facts a period
+close reads (`gateway.workflow.case_facts`): a close of two million cases then reads a few columns
+instead of decoding every case. `case_values` in case_store.py writes both from the same case.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, String, Table, Text, literal_column
+from sqlalchemy import Boolean, Column, DateTime, Index, String, Table, Text, false, literal_column
 
 from gateway.adapters.sql.tables import Id, metadata
 from gateway.workflow.cases import OPEN_STATES
@@ -20,8 +25,17 @@ cases = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("reporting_month", String(7), nullable=False),  # "2026-03"
     Column("state", String(24), nullable=False),
-    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),  # the current deadline
     Column("data", Text, nullable=False),
+    # The accounting facts (CaseFacts).
+    Column("original_due_at", DateTime(timezone=True), nullable=False),
+    Column("calendar_version", String(64), nullable=False),  # of the original deadline
+    Column("answered_at", DateTime(timezone=True)),
+    Column("result", String(16)),  # FeedbackResult
+    Column("withdrawn_at", DateTime(timezone=True)),
+    Column("charged_at", DateTime(timezone=True)),  # 漏管 charged on this case
+    # A calendar update moved the deadline: the moves are in `data` (rare, so read from there).
+    Column("deadline_moved", Boolean, nullable=False, server_default=false()),
 )
 Index("ix_cases_open", cases.c.state, cases.c.due_at)
 Index("ix_cases_month", cases.c.reporting_month, cases.c.registration_township)
