@@ -22,6 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
 
 from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.migrate import (
@@ -35,6 +36,7 @@ from gateway.adapters.sql.migrate import (
 )
 from gateway.adapters.sql.tables import metadata
 from gateway.adapters.sql.workflow_tables import OPEN_STATE_VALUES
+from gateway.cli import app
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.database)
@@ -236,3 +238,22 @@ async def test_two_gateways_starting_at_once_on_one_postgresql_database_take_tur
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+def test_gateway_db_current_and_upgrade_on_a_sqlite_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no gateway.env of the developer's
+    env = {"GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"}
+    head = head_revision()
+
+    before = CliRunner().invoke(app, ["db", "current"], env=env)
+    assert before.exit_code == 1 and "no revision" in before.output
+
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert upgraded.output.splitlines() == ["created the schema", f"database at {head} (head)"]
+
+    again = CliRunner().invoke(app, ["db", "upgrade"], env=env)
+    assert again.exit_code == 0 and again.output.splitlines()[-1] == f"database at {head} (head)"
+
+    after = CliRunner().invoke(app, ["db", "current"], env=env)
+    assert after.exit_code == 0 and after.output == f"database at {head} (head)\n"
