@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import archive_cmds, calendar_cmds, codec_cmds, keys_cmds, ops_cmds, scores_cmds, service_cmds
+from gateway.cli import (
+    archive_cmds,
+    calendar_cmds,
+    codec_cmds,
+    db_cmds,
+    keys_cmds,
+    ops_cmds,
+    scores_cmds,
+    service_cmds,
+)
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="The township exchange gateway."
@@ -21,6 +30,7 @@ app.add_typer(codec_cmds.app, name="codec")
 app.add_typer(calendar_cmds.app, name="calendar")
 app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(archive_cmds.app, name="archive")
+app.add_typer(db_cmds.app, name="db")
 app.add_typer(ops_cmds.quarantine_app, name="quarantine")
 app.add_typer(ops_cmds.outbox_app, name="outbox")
 app.add_typer(ops_cmds.queues_app, name="queues")
@@ -36,7 +46,7 @@ def _configure_stores() -> None:
         from gateway.bootstrap import init_database
 
         settings = Settings()
-        # Tables added by a newer release are created here; the data in existing ones is untouched.
+        # The schema is migrated to this release's here (see gateway/adapters/sql/migrate.py); data is kept.
         asyncio.run(init_database(settings))
         return settings.resolved_database_url
 

@@ -13,7 +13,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.adapters.sql import security_tables, workflow_tables  # noqa: F401  (register their tables)
-from gateway.adapters.sql.tables import metadata
 
 
 def is_sqlite(url: str) -> bool:
@@ -43,8 +42,10 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+    """Bring the database to the newest schema: create it when empty, else migrate it (see migrate.py)."""
+    from gateway.adapters.sql.migrate import migrate  # Alembic is imported only by what opens a database
+
+    await migrate(engine)
 
 
 _WRITE_LOCKS: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
