@@ -22,7 +22,7 @@ from gateway.clock import Clock
 from gateway.codec.messages import Feedback, Notification, Query
 from gateway.exchange.records import StoredMessage
 from gateway.tracking.ports import CaseStore
-from gateway.workflow.accounting import close_month, close_quarter
+from gateway.workflow.accounting import ClosingAt, close_quarter
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.cases import Case, evaluate, mark_reminder_sent, open_case, recompute_open_deadlines
@@ -195,6 +195,7 @@ class CaseTracker:
     async def _close_due_periods(self, now: datetime) -> list[str]:
         closed: list[str] = []
         loaded: dict[ReportingMonth, list[CaseFacts]] = {}
+        closing = ClosingAt(now)
 
         async def facts_of_months(months: tuple[ReportingMonth, ...]) -> list[CaseFacts]:
             # Each month is read once per tick; its quarter reuses it.
@@ -207,12 +208,12 @@ class CaseTracker:
         for month in await self.store.unclosed_months():
             if now < month.ends_at:
                 continue
-            await self.store.close_month(close_month(await facts_of_months((month,)), month, now))
+            await self.store.close_month(closing.month(await facts_of_months((month,)), month))
             closed.append(str(month))
             quarter = month.quarter
             if month == quarter.months[-1] and await self.store.quarter_snapshot(quarter) is None:
                 closures = await self.store.month_closures(quarter.months)
-                await self.store.close_quarter(close_quarter(await facts_of_months(quarter.months), quarter, now, closures))
+                await self.store.close_quarter(closing.quarter(await facts_of_months(quarter.months), quarter, closures))
                 closed.append(str(quarter))
                 loaded.clear()
         return closed

@@ -303,9 +303,13 @@ def _as_facts(cases: Iterable[Case | CaseFacts]) -> Iterator[CaseFacts]:
         yield c if isinstance(c, CaseFacts) else facts_of(c)
 
 
-def _snapshot(cases: Iterable[Case | CaseFacts], period: Period, closed_at: datetime, closures: Mapping[ReportingMonth, datetime]) -> AccountingSnapshot:
-    closing = _closing_pass(_as_facts(cases), set(_months(period)), closed_at, closures)
+def _sorted_pass(cases: Iterable[CaseFacts], months: set[ReportingMonth], as_of: datetime, closures: Mapping[ReportingMonth, datetime]) -> _Closing:
+    closing = _closing_pass(cases, months, as_of, closures)
     closing.facts.sort(key=itemgetter(0))  # stable, as `_digest` sorts the cases by id
+    return closing
+
+
+def _snapshot_of(period: Period, closed_at: datetime, closures: Mapping[ReportingMonth, datetime], closing: _Closing) -> AccountingSnapshot:
     return AccountingSnapshot(
         period=str(period),
         closed_at=closed_at,
@@ -315,12 +319,66 @@ def _snapshot(cases: Iterable[Case | CaseFacts], period: Period, closed_at: date
     )
 
 
+def _check_cutoff(period: Period, closed_at: datetime) -> None:
+    if closed_at < period.ends_at:
+        what = "reporting month" if isinstance(period, ReportingMonth) else "quarter"
+        raise ValueError(f"{what} {period} cannot close before its cutoff {period.ends_at.isoformat()}")
+
+
+class ClosingAt:
+    """Months and quarters closed at one instant (one tick), each month's cases counted once.
+
+    The tick after a quarter's cutoff closes the quarter's last month and then the quarter (after an
+    outage, several months and the quarter). Within the quarter, a month closed in the same tick
+    counts exactly as in its own snapshot (same instant, same closure), so its pass is reused
+    instead of counting its cases a second time; a month closed in an earlier tick is counted again
+    as of this instant, with its own closure.
+    """
+
+    def __init__(self, closed_at: datetime) -> None:
+        self.closed_at = to_utc(closed_at)
+        self._passes: dict[tuple[ReportingMonth, datetime], _Closing] = {}
+
+    def _month_pass(self, cases: Iterable[CaseFacts], month: ReportingMonth, month_closed_at: datetime) -> _Closing:
+        key = (month, month_closed_at)
+        if key not in self._passes:
+            self._passes[key] = _sorted_pass(cases, {month}, self.closed_at, {month: month_closed_at})
+        return self._passes[key]
+
+    def month(self, cases: Iterable[Case | CaseFacts], month: ReportingMonth) -> AccountingSnapshot:
+        """Freeze month `month` (not before its cutoff, 24:00 CST on the 20th)."""
+        _check_cutoff(month, self.closed_at)
+        closing = self._month_pass(_as_facts(cases), month, self.closed_at)
+        return _snapshot_of(month, self.closed_at, {month: self.closed_at}, closing)
+
+    def quarter(
+        self, cases: Iterable[Case | CaseFacts], quarter: Quarter, closures: Mapping[ReportingMonth, datetime]
+    ) -> AccountingSnapshot:
+        """Freeze a quarter; `closures` are its months' closing instants (a month not yet closed is
+        treated as closing with the quarter)."""
+        _check_cutoff(quarter, self.closed_at)
+        effective = {m: to_utc(closures.get(m, self.closed_at)) for m in quarter.months}
+        by_month: dict[ReportingMonth, list[CaseFacts]] = {m: [] for m in quarter.months
+                                                            if (m, effective[m]) not in self._passes}
+        if by_month:
+            for c in _as_facts(cases):
+                facts = by_month.get(c.reporting_month)
+                if facts is not None:
+                    facts.append(c)
+        passes = [self._month_pass(by_month.get(m, ()), m, effective[m]) for m in quarter.months]
+        rows: dict[str, Counts] = {}
+        for closing in passes:
+            for township, counts in closing.rows.items():
+                rows[township] = rows[township] + counts if township in rows else counts
+        facts_of_quarter = [fact for closing in passes for fact in closing.facts]
+        facts_of_quarter.sort(key=itemgetter(0))  # three sorted runs: a merge
+        versions = set().union(*(closing.calendar_versions for closing in passes))
+        return _snapshot_of(quarter, self.closed_at, effective, _Closing(rows, facts_of_quarter, versions))
+
+
 def close_month(cases: Iterable[Case | CaseFacts], month: ReportingMonth, closed_at: datetime) -> AccountingSnapshot:
     """Freeze month `month` as of `closed_at` (not before its cutoff, 24:00 CST on the 20th)."""
-    closed_at = to_utc(closed_at)
-    if closed_at < month.ends_at:
-        raise ValueError(f"reporting month {month} cannot close before its cutoff {month.ends_at.isoformat()}")
-    return _snapshot(cases, month, closed_at, {month: closed_at})
+    return ClosingAt(closed_at).month(cases, month)
 
 
 def close_quarter(
@@ -333,8 +391,4 @@ def close_quarter(
 
     A month not yet closed is treated as closing with the quarter.
     """
-    closed_at = to_utc(closed_at)
-    if closed_at < quarter.ends_at:
-        raise ValueError(f"quarter {quarter} cannot close before its cutoff {quarter.ends_at.isoformat()}")
-    effective = {m: to_utc(closures.get(m, closed_at)) for m in quarter.months}
-    return _snapshot(cases, quarter, closed_at, effective)
+    return ClosingAt(closed_at).quarter(cases, quarter, closures)

@@ -14,7 +14,16 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from gateway.workflow.accounting import AccountingSnapshot, Period, _digest, _months, account, close_month, close_quarter
+from gateway.workflow.accounting import (
+    AccountingSnapshot,
+    ClosingAt,
+    Period,
+    _digest,
+    _months,
+    account,
+    close_month,
+    close_quarter,
+)
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.cases import Case, evaluate, open_case, recompute_open_deadlines, withdraw
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
@@ -103,6 +112,26 @@ def test_closing_a_quarter_freezes_what_the_plain_rules_count(seed: int, rules: 
     for closures in ({}, on_time, {Q1.months[0]: on_time[Q1.months[0]]}):
         expected = reference_snapshot(cases, Q1, closed_at, {m: closures.get(m, closed_at) for m in Q1.months})
         assert close_quarter(cases, Q1, closed_at, closures) == expected
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_quarter_closed_in_the_tick_of_its_months_reuses_their_counts_and_freezes_the_same(
+    seed: int, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    cases = generated_quarter(seed, rules, real_calendar)
+    # After an outage: the three months and the quarter in one tick.
+    late_tick = Q1.ends_at + timedelta(days=3)
+    closing = ClosingAt(late_tick)
+    months = [closing.month(cases, m) for m in Q1.months]
+    assert months == [close_month(cases, m, late_tick) for m in Q1.months]
+    assert closing.quarter(cases, Q1, {m: late_tick for m in Q1.months}) == reference_snapshot(
+        cases, Q1, late_tick, {m: late_tick for m in Q1.months})
+    # On time: the first two months closed in earlier ticks, the last one with the quarter.
+    tick = Q1.ends_at + timedelta(minutes=5)
+    closures = {m: m.ends_at + timedelta(minutes=5) for m in Q1.months}
+    closing = ClosingAt(tick)
+    closing.month(cases, Q1.months[-1])
+    assert closing.quarter(cases, Q1, closures) == reference_snapshot(cases, Q1, tick, closures)
 
 
 def test_the_generated_quarters_exercise_every_outcome(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
