@@ -1,0 +1,97 @@
+"""Revision 0002: cases stored before the accounting facts were columns get them from their JSON.
+
+The rows are written as the baseline's schema held them (the JSON and the filter columns only),
+then the database is upgraded; the facts a close reads must then be exactly those of the cases.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from gateway.adapters.sql.case_store import SqlCaseStore
+from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.migrate import BASELINE, alembic_config, current_revision, head_revision
+from gateway.tracking.serialization import CASE
+from gateway.workflow.calendar import WorkingDayCalendar, YearSchedule
+from gateway.workflow.case_facts import facts_of
+from gateway.workflow.cases import Case, mark_missed_management, open_case, record_feedback, recompute_open_deadlines, withdraw
+from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
+from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
+from gateway.workflow.instants import SHANGHAI
+from gateway.workflow.periods import ReportingMonth
+from gateway.workflow.strikes import MissedManagementCharge
+
+MARCH = ReportingMonth(2026, 3)
+REGISTRATION, RESIDENCE = "430181001", "440106001"
+POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.database)
+MOVED = WorkingDayCalendar.from_schedules([YearSchedule(2026, holidays=frozenset({date(2026, 3, 9)}), source="test")], "test-moved")
+
+
+def cst(d: int, h: int = 9) -> datetime:
+    return datetime(2026, 3, d, h, tzinfo=SHANGHAI).astimezone(timezone.utc)
+
+
+def cases_of_every_kind(rules: DeadlineRuleSet, calendar: WorkingDayCalendar) -> list[Case]:
+    def query(case_id: str, received: datetime) -> Case:
+        return open_case(case_id, CaseKind.QUERY, RESIDENCE, REGISTRATION, "430181199001010011", received, rules, calendar)
+
+    nsp = [record_feedback(query(f"nsp-{i}", cst(2 + i)), cst(5 + i), FeedbackResult.NO_SUCH_PERSON,
+                           reason=NoSuchPersonReason.WRONG_ADDRESS) for i in range(3)]
+    charge = MissedManagementCharge(nsp[-1].strike_key, tuple(c.case_id for c in nsp), cst(8), MARCH)
+    (moved,) = recompute_open_deadlines([query("moved", cst(2, 10))], MOVED, now=cst(3))
+    return [
+        query("open", cst(2)),
+        record_feedback(query("found", cst(2, 11)), cst(4), FeedbackResult.FOUND),
+        *nsp[:2],
+        mark_missed_management(nsp[2], charge),
+        withdraw(query("withdrawn", cst(3)), cst(4)),
+        moved,
+    ]
+
+
+def at_baseline_with(cases: list[Case]):  # type: ignore[no-untyped-def]
+    def build(conn: Connection) -> None:
+        command.upgrade(alembic_config(conn), BASELINE)
+        for case in cases:
+            conn.execute(
+                text("INSERT INTO cases (case_id, kind, residence_township, registration_township, subject, received_at,"
+                     " reporting_month, state, due_at, data) VALUES (:id, :kind, :res, :reg, :subject, :received,"
+                     " :month, :state, :due, :data)"),
+                {"id": case.case_id, "kind": case.kind.value, "res": case.residence_township,
+                 "reg": case.registration_township, "subject": case.citizen_id, "received": case.received_at,
+                 "month": str(case.reporting_month), "state": case.state.value, "due": case.deadline.due_at,
+                 "data": CASE.dump_json(case).decode()},
+            )
+    return build
+
+
+@pytest.fixture(params=["sqlite", POSTGRESQL])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+async def test_cases_stored_before_the_facts_were_columns_get_their_facts_from_their_json(
+    url: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    cases = cases_of_every_kind(rules, real_calendar)
+    assert any(c.deadline_changes for c in cases) and any(c.missed_management for c in cases)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(at_baseline_with(cases))
+
+        await create_schema(engine)
+
+        assert await current_revision(engine) == head_revision()
+        facts = sorted(await SqlCaseStore(engine).facts_in_months([MARCH]), key=lambda f: f.case_id)
+        assert facts == sorted((facts_of(c) for c in cases), key=lambda f: f.case_id)
+    finally:
+        await engine.dispose()
