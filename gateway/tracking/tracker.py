@@ -199,10 +199,9 @@ class CaseTracker:
 
         async def facts_of_months(months: tuple[ReportingMonth, ...]) -> list[CaseFacts]:
             # Each month is read once per tick; its quarter reuses it.
-            missing = [m for m in months if m not in loaded]
-            loaded.update({m: [] for m in missing})
-            for facts in await self.store.facts_in_months(missing) if missing else []:
-                loaded[facts.reporting_month].append(facts)
+            for m in months:
+                if m not in loaded:
+                    loaded[m] = await self.store.facts_in_months([m])
             return [f for m in months for f in loaded[m]]
 
         for month in await self.store.unclosed_months():

@@ -241,8 +241,8 @@ class _Closing:
     calendar_versions: set[str]
 
 
-def _closing_pass(cases: Iterable[CaseFacts], months: set[ReportingMonth], as_of: datetime, closures: Mapping[ReportingMonth, datetime]) -> _Closing:
-    """`account`, the facts of `_digest` and the calendar versions of a close, in one pass.
+def _closing_pass(cases: Iterable[CaseFacts], month: ReportingMonth, as_of: datetime, month_closed_at: datetime) -> _Closing:
+    """`account`, the facts of `_digest` and the calendar versions of one month's cases, in one pass.
 
     A province closes about two million cases a quarter. This is the same rule as `outcome_as_of` /
     `_counts_for` and the same facts as `_digest`, written over `CaseFacts` (a few columns, not whole
@@ -256,8 +256,15 @@ def _closing_pass(cases: Iterable[CaseFacts], months: set[ReportingMonth], as_of
     no_such_person = FeedbackResult.NO_SUCH_PERSON
     # Deadlines are midnights, shared by thousands of cases: format each once.
     due_text: dict[datetime, str] = {}
+    same: ReportingMonth | None = None  # the last instance found equal to `month`
     for c in cases:
-        if c.reporting_month not in months or c.received_at > as_of:
+        # The store hands out one ReportingMonth instance per month read: compared by identity first,
+        # the dataclass's value comparison runs once per instance instead of once per case.
+        if c.reporting_month is not same:
+            if c.reporting_month != month:
+                continue
+            same = c.reporting_month
+        if c.received_at > as_of:
             continue
         if c.deadline_moves:
             due_at, version = c.deadline_as_of(as_of)
@@ -276,7 +283,7 @@ def _closing_pass(cases: Iterable[CaseFacts], months: set[ReportingMonth], as_of
             c.received_at.isoformat(),
             due_iso,
             answered_at.isoformat() if answered_at is not None else None,
-            c.result.value if answered_at is not None else None,  # type: ignore[union-attr]
+            c.result if answered_at is not None else None,  # a StrEnum: JSON writes its value
             withdrawn_at.isoformat() if withdrawn_at is not None else None,
             charged_at.isoformat() if charged_at is not None else None,
         ])
@@ -287,8 +294,7 @@ def _closing_pass(cases: Iterable[CaseFacts], months: set[ReportingMonth], as_of
             tally = tallies[c.registration_township] = [0] * 8
         tally[_RECEIVED] += 1
         if answered_at is not None:
-            closed_at = closures.get(c.reporting_month)
-            late = (closed_at is not None and answered_at >= closed_at) or answered_at >= due_at
+            late = answered_at >= month_closed_at or answered_at >= due_at
             tally[_ANSWERED] += 1
             tally[_LATE if late else _ON_TIME] += 1
             tally[_NO_SUCH_PERSON] += c.result is no_such_person
@@ -303,8 +309,8 @@ def _as_facts(cases: Iterable[Case | CaseFacts]) -> Iterator[CaseFacts]:
         yield c if isinstance(c, CaseFacts) else facts_of(c)
 
 
-def _sorted_pass(cases: Iterable[CaseFacts], months: set[ReportingMonth], as_of: datetime, closures: Mapping[ReportingMonth, datetime]) -> _Closing:
-    closing = _closing_pass(cases, months, as_of, closures)
+def _sorted_pass(cases: Iterable[CaseFacts], month: ReportingMonth, as_of: datetime, month_closed_at: datetime) -> _Closing:
+    closing = _closing_pass(cases, month, as_of, month_closed_at)
     closing.facts.sort(key=itemgetter(0))  # stable, as `_digest` sorts the cases by id
     return closing
 
@@ -342,7 +348,7 @@ class ClosingAt:
     def _month_pass(self, cases: Iterable[CaseFacts], month: ReportingMonth, month_closed_at: datetime) -> _Closing:
         key = (month, month_closed_at)
         if key not in self._passes:
-            self._passes[key] = _sorted_pass(cases, {month}, self.closed_at, {month: month_closed_at})
+            self._passes[key] = _sorted_pass(cases, month, self.closed_at, month_closed_at)
         return self._passes[key]
 
     def month(self, cases: Iterable[Case | CaseFacts], month: ReportingMonth) -> AccountingSnapshot:
