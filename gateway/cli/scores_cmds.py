@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.workflow.accounting import Counts, Level, account, close_quarter, percent
+from gateway.workflow.accounting import Counts, Level, count_as_of, percent
 from gateway.workflow.data_files import DEFAULT_SCORING_FILE, DataFileError, load_score_formula
 from gateway.workflow.periods import Quarter
 from gateway.workflow.ports import CaseSource
@@ -88,15 +88,13 @@ def scores(
     if _source_provider is None:
         raise _fail("no case source configured (the database adapter is not installed)")
     source = _source_provider()
-    cases = list(source.cases_for_quarter(q))
-    closures = dict(source.month_closures(q))
-    closed_at = source.quarter_closed_at(q)
-    if closed_at is not None:
-        rows = close_quarter(cases, q, closed_at, closures).as_dict()
-        as_of, status = closed_at, "closed"
+    snapshot = source.quarter_snapshot(q)
+    if snapshot is not None:
+        # Closed: the figures frozen at the close (R5), not a recount.
+        rows, as_of, status = snapshot.as_dict(), snapshot.closed_at, "closed"
     else:
         as_of, status = _clock(), "open"
-        rows = account(cases, q, as_of, closures)
+        rows = count_as_of(source.cases_for_quarter(q), q, as_of, source.month_closures(q))
     table = score_table(rows, formula, level, region)
 
     if csv:

@@ -41,7 +41,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum, StrEnum
 from fractions import Fraction
 from operator import itemgetter
@@ -315,6 +315,14 @@ def _sorted_pass(cases: Iterable[CaseFacts], month: ReportingMonth, as_of: datet
     return closing
 
 
+def _merged_rows(closings: Iterable[_Closing]) -> dict[str, Counts]:
+    rows: dict[str, Counts] = {}
+    for closing in closings:
+        for township, counts in closing.rows.items():
+            rows[township] = rows[township] + counts if township in rows else counts
+    return rows
+
+
 def _snapshot_of(period: Period, closed_at: datetime, closures: Mapping[ReportingMonth, datetime], closing: _Closing) -> AccountingSnapshot:
     return AccountingSnapshot(
         period=str(period),
@@ -372,14 +380,35 @@ class ClosingAt:
                 if facts is not None:
                     facts.append(c)
         passes = [self._month_pass(by_month.get(m, ()), m, effective[m]) for m in quarter.months]
-        rows: dict[str, Counts] = {}
-        for closing in passes:
-            for township, counts in closing.rows.items():
-                rows[township] = rows[township] + counts if township in rows else counts
+        rows = _merged_rows(passes)
         facts_of_quarter = [fact for closing in passes for fact in closing.facts]
         facts_of_quarter.sort(key=itemgetter(0))  # three sorted runs: a merge
         versions = set().union(*(closing.calendar_versions for closing in passes))
         return _snapshot_of(quarter, self.closed_at, effective, _Closing(rows, facts_of_quarter, versions))
+
+
+_NEVER = datetime.max.replace(tzinfo=timezone.utc)  # the closure of a month not closed yet
+
+
+def count_as_of(
+    cases: Iterable[Case | CaseFacts],
+    period: Period,
+    as_of: datetime,
+    closures: Mapping[ReportingMonth, datetime] | None = None,
+) -> dict[str, Counts]:
+    """`account` through the closing pass: the counts of a period at any instant, closed or not
+    (e.g. a quarter in progress), from cases or their facts."""
+    as_of = to_utc(as_of)
+    closures = closures or {}
+    months = _months(period)
+    by_month: dict[ReportingMonth, list[CaseFacts]] = {m: [] for m in months}
+    for c in _as_facts(cases):
+        facts = by_month.get(c.reporting_month)
+        if facts is not None:
+            facts.append(c)
+    return _merged_rows(
+        _closing_pass(by_month[month], month, as_of, to_utc(closures.get(month, _NEVER))) for month in months
+    )
 
 
 def close_month(cases: Iterable[Case | CaseFacts], month: ReportingMonth, closed_at: datetime) -> AccountingSnapshot:

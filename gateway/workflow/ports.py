@@ -1,7 +1,7 @@
 """Ports: what the workflow commands read cases through, plus an in-memory implementation.
 
-The PostgreSQL adapter (service layer) will implement `CaseSource`; `InMemoryCaseSource` serves
-tests and small tools.
+The SQL adapter (gateway/adapters/sql/case_source.py) implements `CaseSource`; `InMemoryCaseSource`
+serves tests and small tools.
 """
 
 from __future__ import annotations
@@ -11,21 +11,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from gateway.workflow.accounting import AccountingSnapshot, close_quarter
+from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.cases import Case
 from gateway.workflow.periods import Quarter, ReportingMonth
 
 
 class CaseSource(Protocol):
-    def cases_for_quarter(self, quarter: Quarter) -> Iterable[Case]:
-        """Every case whose reporting month is in `quarter` (withdrawn ones included)."""
+    def cases_for_quarter(self, quarter: Quarter) -> Iterable[Case | CaseFacts]:
+        """Every case whose reporting month is in `quarter` (withdrawn ones included), or its facts."""
         ...
 
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         """When each closed month of `quarter` was closed (UTC); open months are absent."""
         ...
 
-    def quarter_closed_at(self, quarter: Quarter) -> datetime | None:
-        """When `quarter` was closed, or None while it is still open."""
+    def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
+        """The frozen accounting of `quarter`, or None while it is still open."""
         ...
 
 
@@ -42,5 +44,8 @@ class InMemoryCaseSource:
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         return {m: t for m, t in self.closures.items() if m in quarter.months}
 
-    def quarter_closed_at(self, quarter: Quarter) -> datetime | None:
-        return self.quarter_closures.get(quarter)
+    def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
+        closed_at = self.quarter_closures.get(quarter)
+        if closed_at is None:
+            return None
+        return close_quarter(self.cases_for_quarter(quarter), quarter, closed_at, self.month_closures(quarter))

@@ -23,6 +23,7 @@ from gateway.workflow.accounting import (
     account,
     close_month,
     close_quarter,
+    count_as_of,
 )
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.cases import Case, evaluate, open_case, recompute_open_deadlines, withdraw
@@ -141,3 +142,13 @@ def test_the_generated_quarters_exercise_every_outcome(rules: DeadlineRuleSet, r
               ("on_time", "late", "overdue", "still_open", "no_such_person", "missed_management")}
     assert all(summed.values()), summed
     assert any(c.deadline_changes for c in cases) and any(c.withdrawn_at for c in cases)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_counting_a_quarter_in_progress_gives_what_the_plain_rules_count(
+    seed: int, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    cases = generated_quarter(seed, rules, real_calendar)
+    closures = {Q1.months[0]: Q1.months[0].ends_at + timedelta(minutes=5)}
+    for as_of in (cst(2026, 1, 10), cst(2026, 2, 25, 12), cst(2026, 3, 19, 23, 59)):
+        assert count_as_of(cases, Q1, as_of, closures) == account(cases, Q1, as_of, closures)

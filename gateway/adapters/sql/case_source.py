@@ -12,7 +12,8 @@ from typing import TypeVar
 
 from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.engine import create_engine
-from gateway.workflow.cases import Case
+from gateway.workflow.accounting import AccountingSnapshot
+from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.periods import Quarter, ReportingMonth
 
 T = TypeVar("T")
@@ -32,15 +33,11 @@ class SqlCaseSource:
 
         return asyncio.run(run())
 
-    def cases_for_quarter(self, quarter: Quarter) -> Iterable[Case]:
-        return self._run(lambda store: store.cases_in_months(quarter.months))
+    def cases_for_quarter(self, quarter: Quarter) -> Iterable[CaseFacts]:
+        return self._run(lambda store: store.facts_in_months(quarter.months))
 
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         return self._run(lambda store: store.month_closures(quarter.months))
 
-    def quarter_closed_at(self, quarter: Quarter) -> datetime | None:
-        async def closed(store: SqlCaseStore) -> datetime | None:
-            snapshot = await store.quarter_snapshot(quarter)
-            return snapshot.closed_at if snapshot else None
-
-        return self._run(closed)
+    def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
+        return self._run(lambda store: store.quarter_snapshot(quarter))
