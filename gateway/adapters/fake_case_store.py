@@ -61,6 +61,9 @@ class FakeCaseStore:
     async def facts_in_months(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:
         return [facts_of(c) for c in await self.cases_in_months(months)]
 
+    async def facts_from_whole_cases(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:
+        return await self.facts_in_months(months)  # the fake keeps only whole cases
+
     async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
         low, high = township_range(region_prefix)
         found = [

@@ -50,6 +50,10 @@ class CaseStore(Protocol):
     async def facts_in_months(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:
         """The accounting facts of every case of these months (what a close reads; see case_facts)."""
 
+    async def facts_from_whole_cases(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:
+        """The same facts, derived from each whole stored case rather than read from where the store
+        keeps them for closing: what an audit recomputes from."""
+
     async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
         """Open cases of reporting month `month` whose deadline had passed at `now`, for the townships
         under `region_prefix` (a province, city, county or township code), longest overdue first

@@ -234,6 +234,6 @@ class CaseTracker:
         if stored is None:
             return None, None
         closures = await self.store.month_closures(quarter.months)
-        again = close_quarter(await self.store.cases_in_months(quarter.months), quarter, stored.closed_at, closures)
+        again = close_quarter(await self.store.facts_from_whole_cases(quarter.months), quarter, stored.closed_at, closures)
         return stored, again
 

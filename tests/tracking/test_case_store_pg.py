@@ -225,3 +225,11 @@ async def test_a_month_closed_from_the_facts_equals_one_closed_from_the_whole_ca
     assert from_facts == close_month(await store.cases_in_months([MARCH]), MARCH, closed_at)
     assert from_facts.as_dict()[IN_LIUYANG[0]].missed_management == 1
     assert from_facts.calendar_versions == tuple(sorted({a.calendar.version, "test-moved"}))
+
+
+async def test_the_audit_derives_the_same_facts_from_the_whole_stored_cases(store: SqlCaseStore, a: Cases) -> None:
+    for case in closing_world(a):
+        await store.add_case(case)
+    from_columns = sorted(await store.facts_in_months([MARCH]), key=lambda f: f.case_id)
+    assert sorted(await store.facts_from_whole_cases([MARCH]), key=lambda f: f.case_id) == from_columns
+    assert len(from_columns) == 7

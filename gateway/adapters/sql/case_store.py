@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy import case as sql_case
@@ -102,6 +103,8 @@ class _FactsReader:
         return out
 
 
+T = TypeVar("T")
+
 # Bulk reads (a month, a quarter, every open case) fetch and decode this many rows at a time, so the
 # raw JSON of a province's quarter (2 million cases, ~2.6 GB) is never held all at once.
 _BATCH = 10_000
@@ -143,14 +146,17 @@ class SqlCaseStore:
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).all())  # type: ignore[arg-type]
 
-    async def _bulk_cases(self, query: Select[tuple[str]]) -> list[Case]:
-        """Many cases, streamed from a server-side cursor and decoded batch by batch."""
-        out: list[Case] = []
+    async def _bulk(self, query: Select[Any], read: Callable[[Sequence[Any]], list[T]]) -> list[T]:
+        """Many rows, streamed from a server-side cursor and turned into values batch by batch."""
+        out: list[T] = []
         async with self.engine.connect() as conn:
             result = await conn.stream(query.execution_options(yield_per=_BATCH))
             async for batch in result.partitions():
-                out.extend(_cases(batch))
+                out.extend(read(batch))
         return out
+
+    async def _bulk_cases(self, query: Select[tuple[str]]) -> list[Case]:
+        return await self._bulk(query, _cases)
 
     async def get_case(self, case_id: str) -> Case | None:
         found = _cases(await self._select(select(cases.c.data).where(cases.c.case_id == case_id)))
@@ -227,13 +233,14 @@ class SqlCaseStore:
     async def facts_in_months(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:
         labels = [str(m) for m in months]
         query = select(*_FACT_COLUMNS).where(cases.c.reporting_month.in_(labels))
-        read = _FactsReader(naive_times=is_sqlite(str(self.engine.url)))
-        out: list[CaseFacts] = []
-        async with self.engine.connect() as conn:
-            result = await conn.stream(query.execution_options(yield_per=_BATCH))
-            async for batch in result.partitions():
-                out.extend(read(batch))
-        return out
+        return await self._bulk(query, _FactsReader(naive_times=is_sqlite(str(self.engine.url))))
+
+    async def facts_from_whole_cases(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:
+        labels = [str(m) for m in months]
+        query = select(cases.c.data).where(cases.c.reporting_month.in_(labels))
+        # Each batch of whole cases is reduced to facts at once: a province's quarter of whole cases
+        # would take 9 GiB held together.
+        return await self._bulk(query, lambda rows: [facts_of(case) for case in _cases(rows)])
 
     async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
         low, high = township_range(region_prefix)
