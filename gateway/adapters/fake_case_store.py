@@ -54,6 +54,9 @@ class FakeCaseStore:
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
         return [c for c in self.cases.values() if c.is_open and registration_township in (None, c.registration_township)]
 
+    async def cases_to_advance(self, now: datetime) -> list[Case]:
+        return [c for c in self.cases.values() if c.next_change_at is not None and c.next_change_at <= now]
+
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]:
         wanted = set(months)
         return [c for c in self.cases.values() if c.reporting_month in wanted]

@@ -45,6 +45,9 @@ class CaseStore(Protocol):
 
     async def open_cases(self, registration_township: str | None = None) -> list[Case]: ...
 
+    async def cases_to_advance(self, now: datetime) -> list[Case]:
+        """The open cases whose `next_change_at` has come by `now` (what a tick has to look at)."""
+
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]: ...
 
     async def facts_in_months(self, months: Iterable[ReportingMonth]) -> list[CaseFacts]:

@@ -167,14 +167,15 @@ class CaseTracker:
     async def tick(self) -> TickReport:
         now = self.clock.now()
         report = TickReport()
-        open_cases = await self.store.open_cases()
-        evaluated = [evaluate(c, now) for c in open_cases]
+        # Only the cases time has changed: a province gateway has hundreds of thousands open.
+        ripe = await self.store.cases_to_advance(now)
+        evaluated = [evaluate(c, now) for c in ripe]
         due = reminders_due(evaluated, now)
         by_id = {c.case_id: c for c in evaluated}
         for reminder in due:
             by_id[reminder.case_id] = mark_reminder_sent(by_id[reminder.case_id], reminder.kind.value)
             await self.store.add_reminder(reminder, now)
-        changed = [c for c, before in zip(by_id.values(), open_cases) if c != before]
+        changed = [c for c, before in zip(by_id.values(), ripe) if c != before]
         await self.store.save_cases(changed)
         report.moved, report.reminders = len(changed), due
         report.closed = await self.close_due_periods(now)

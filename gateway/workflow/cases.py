@@ -127,6 +127,29 @@ class Case:
         return self.state in OPEN_STATES
 
     @property
+    def next_change_at(self) -> datetime | None:
+        """The first instant at which time alone changes this case: its state moves (`evaluate`) or
+        a reminder falls due (`gateway.workflow.reminders.reminders_due`); None when closed or when
+        nothing is left to happen. A tick need only look at the cases whose instant has come.
+
+        Assumes the state was brought up to date (`evaluate`) when the case was last changed, as
+        every transition here does.
+        """
+        if not self.is_open:
+            return None
+        starts, due = self.due_soon.starts_at, self.deadline.due_at
+        instants = []
+        if self.state is CaseState.AWAITING_REPLY:
+            instants.append(min(starts, due))
+        elif self.state is CaseState.DUE_SOON:
+            instants.append(due)
+        if "overdue" not in self.reminders_sent:
+            instants.append(due)
+            if "due_soon" not in self.reminders_sent:
+                instants.append(starts)
+        return min(instants) if instants else None
+
+    @property
     def responsible_township(self) -> str:
         return self.registration_township
 

@@ -233,3 +233,14 @@ async def test_the_audit_derives_the_same_facts_from_the_whole_stored_cases(stor
     from_columns = sorted(await store.facts_in_months([MARCH]), key=lambda f: f.case_id)
     assert sorted(await store.facts_from_whole_cases([MARCH]), key=lambda f: f.case_id) == from_columns
     assert len(from_columns) == 7
+
+
+async def test_a_tick_reads_only_the_open_cases_whose_next_change_has_come(store: SqlCaseStore, a: Cases) -> None:
+    ripe = a.query("ripe", cst(2026, 2, 26, 9))  # its due-soon window opened before NOW
+    later = a.query("later", cst(2026, 3, 19, 9))
+    answered = record_feedback(a.query("answered", cst(2026, 2, 26, 10)), cst(2026, 3, 2), FeedbackResult.FOUND)
+    for case in (ripe, later, answered):
+        await store.add_case(case)
+    assert ripe.next_change_at <= NOW < later.next_change_at  # type: ignore[operator]
+    assert [c.case_id for c in await store.cases_to_advance(NOW)] == ["ripe"]
+    assert {c.case_id for c in await store.cases_to_advance(later.next_change_at)} == {"ripe", "later"}  # type: ignore[arg-type]

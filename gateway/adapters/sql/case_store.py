@@ -56,6 +56,7 @@ def case_values(case: Case) -> dict[str, object]:
         "withdrawn_at": facts.withdrawn_at,
         "charged_at": facts.charged_at,
         "deadline_moved": bool(facts.deadline_moves),
+        "next_change_at": case.next_change_at,
     }
 
 
@@ -224,6 +225,10 @@ class SqlCaseStore:
         query = select(cases.c.data).where(cases.c.state.in_(OPEN_STATE_VALUES))
         if registration_township is not None:
             query = query.where(cases.c.registration_township == registration_township)
+        return await self._bulk_cases(query)
+
+    async def cases_to_advance(self, now: datetime) -> list[Case]:
+        query = select(cases.c.data).where(cases.c.next_change_at <= now.astimezone(timezone.utc))
         return await self._bulk_cases(query)
 
     async def cases_in_months(self, months: Iterable[ReportingMonth]) -> list[Case]:

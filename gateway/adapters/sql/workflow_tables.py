@@ -36,6 +36,8 @@ cases = Table(
     Column("charged_at", DateTime(timezone=True)),  # 漏管 charged on this case
     # A calendar update moved the deadline: the moves are in `data` (rare, so read from there).
     Column("deadline_moved", Boolean, nullable=False, server_default=false()),
+    # Case.next_change_at: when time alone next changes the case (NULL: closed, or nothing left).
+    Column("next_change_at", DateTime(timezone=True)),
 )
 Index("ix_cases_open", cases.c.state, cases.c.due_at)
 Index("ix_cases_month", cases.c.reporting_month, cases.c.registration_township)
@@ -51,6 +53,10 @@ Index(
     postgresql_where=_is_open,
     sqlite_where=_is_open,
 )
+
+# The tick's work: the open cases whose next change has come (a small part of the open ones).
+_has_next_change = cases.c.next_change_at.is_not(None)
+Index("ix_cases_next_change", cases.c.next_change_at, postgresql_where=_has_next_change, sqlite_where=_has_next_change)
 
 missed_management = Table(
     "missed_management",

@@ -1,26 +1,39 @@
-"""Revision 0002: cases stored before the accounting facts were columns get them from their JSON.
+"""Revisions 0002 and 0003: cases stored before the accounting facts and the next-change instant
+were columns get them from their JSON.
 
 The rows are written as the baseline's schema held them (the JSON and the filter columns only),
-then the database is upgraded; the facts a close reads must then be exactly those of the cases.
+then the database is upgraded; the columns must then say exactly what the cases say.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.store import _utc
+from gateway.adapters.sql.workflow_tables import cases as cases_table
 from gateway.adapters.sql.migrate import BASELINE, alembic_config, current_revision, head_revision
 from gateway.tracking.serialization import CASE
 from gateway.workflow.calendar import WorkingDayCalendar, YearSchedule
 from gateway.workflow.case_facts import facts_of
-from gateway.workflow.cases import Case, mark_missed_management, open_case, record_feedback, recompute_open_deadlines, withdraw
+from gateway.workflow.cases import (
+    Case,
+    evaluate,
+    mark_missed_management,
+    mark_reminder_sent,
+    open_case,
+    record_feedback,
+    recompute_open_deadlines,
+    withdraw,
+)
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.instants import SHANGHAI
@@ -93,5 +106,29 @@ async def test_cases_stored_before_the_facts_were_columns_get_their_facts_from_t
         assert await current_revision(engine) == head_revision()
         facts = sorted(await SqlCaseStore(engine).facts_in_months([MARCH]), key=lambda f: f.case_id)
         assert facts == sorted((facts_of(c) for c in cases), key=lambda f: f.case_id)
+    finally:
+        await engine.dispose()
+
+
+async def test_open_cases_stored_before_revision_0003_get_their_next_change_from_their_json(
+    url: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    fresh = open_case("fresh", CaseKind.QUERY, RESIDENCE, REGISTRATION, "430181199001010011", cst(2), rules, real_calendar)
+    due_soon = mark_reminder_sent(evaluate(fresh, fresh.due_soon.starts_at), "due_soon")
+    overdue = mark_reminder_sent(evaluate(fresh, fresh.deadline.due_at), "overdue")
+    cases = [fresh, replace(due_soon, case_id="due-soon"), replace(overdue, case_id="overdue"),
+             *cases_of_every_kind(rules, real_calendar)]
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(at_baseline_with(cases))
+
+        await create_schema(engine)
+
+        async with engine.connect() as conn:
+            stored = dict((await conn.execute(select(cases_table.c.case_id, cases_table.c.next_change_at))).all())
+        assert {case_id: _utc(at) for case_id, at in stored.items()} == {c.case_id: c.next_change_at for c in cases}
+        assert stored["overdue"] is None and stored["found"] is None
+        assert _utc(stored["due-soon"]) == fresh.deadline.due_at
     finally:
         await engine.dispose()
