@@ -111,8 +111,9 @@ class FakeCaseStore:
     async def tasks(self, residence_township: str) -> list[ReverificationTask]:
         return [t for t in self.task_map.values() if t.residence_township == residence_township]
 
-    async def add_reminder(self, reminder: Reminder, at: datetime) -> None:
-        self.sent_reminders.append((at, reminder))
+    async def save_advanced(self, cases: Iterable[Case], reminders: Iterable[Reminder], at: datetime) -> None:
+        await self.save_cases(cases)
+        self.sent_reminders.extend((at, reminder) for reminder in reminders)
 
     async def reminders(self, township: str) -> list[tuple[datetime, Reminder]]:
         return [(at, r) for at, r in self.sent_reminders if r.township == township]

@@ -83,6 +83,8 @@ class CaseStore(Protocol):
 
     async def tasks(self, residence_township: str) -> list[ReverificationTask]: ...
 
-    async def add_reminder(self, reminder: Reminder, at: datetime) -> None: ...
+    async def save_advanced(self, cases: Iterable[Case], reminders: Iterable[Reminder], at: datetime) -> None:
+        """What a tick did, in one transaction: the cases it moved and the reminders it sent at `at`
+        (a reminder is recorded as sent exactly when its case says so)."""
 
     async def reminders(self, township: str) -> list[tuple[datetime, Reminder]]: ...

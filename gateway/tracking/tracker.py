@@ -167,19 +167,22 @@ class CaseTracker:
     async def tick(self) -> TickReport:
         now = self.clock.now()
         report = TickReport()
-        # Only the cases time has changed: a province gateway has hundreds of thousands open.
+        report.moved, report.reminders = await self.advance_cases(now)
+        report.closed = await self.close_due_periods(now)
+        return report
+
+    async def advance_cases(self, now: datetime) -> tuple[int, list[Reminder]]:
+        """Move the cases time has changed (due soon, overdue) and send their reminders."""
+        # Only those: a province gateway has hundreds of thousands of open cases.
         ripe = await self.store.cases_to_advance(now)
         evaluated = [evaluate(c, now) for c in ripe]
         due = reminders_due(evaluated, now)
         by_id = {c.case_id: c for c in evaluated}
         for reminder in due:
             by_id[reminder.case_id] = mark_reminder_sent(by_id[reminder.case_id], reminder.kind.value)
-            await self.store.add_reminder(reminder, now)
         changed = [c for c, before in zip(by_id.values(), ripe) if c != before]
-        await self.store.save_cases(changed)
-        report.moved, report.reminders = len(changed), due
-        report.closed = await self.close_due_periods(now)
-        return report
+        await self.store.save_advanced(changed, due, now)
+        return len(changed), due
 
     async def close_due_periods(self, now: datetime) -> list[str]:
         """Close every reporting month (and then quarter) whose cutoff has passed; R1, R5."""

@@ -25,6 +25,7 @@ from gateway.workflow.cases import (
     Case,
     evaluate,
     mark_missed_management,
+    mark_reminder_sent,
     open_case,
     record_feedback,
     recompute_open_deadlines,
@@ -34,6 +35,7 @@ from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.instants import SHANGHAI
 from gateway.workflow.periods import ReportingMonth
+from gateway.workflow.reminders import reminders_due
 from gateway.workflow.strikes import MissedManagementCharge
 
 pytestmark = pytest.mark.database
@@ -244,3 +246,16 @@ async def test_a_tick_reads_only_the_open_cases_whose_next_change_has_come(store
     assert ripe.next_change_at <= NOW < later.next_change_at  # type: ignore[operator]
     assert [c.case_id for c in await store.cases_to_advance(NOW)] == ["ripe"]
     assert {c.case_id for c in await store.cases_to_advance(later.next_change_at)} == {"ripe", "later"}  # type: ignore[arg-type]
+
+
+async def test_a_tick_stores_the_cases_it_moved_with_the_reminders_it_sent(store: SqlCaseStore, a: Cases) -> None:
+    case = a.query("q", cst(2026, 2, 26, 9))
+    await store.add_case(case)
+    (reminder,) = reminders_due([evaluate(case, NOW)], NOW)
+    moved = mark_reminder_sent(evaluate(case, NOW), reminder.kind.value)
+
+    await store.save_advanced([moved], [reminder], NOW)
+
+    assert await store.get_case("q") == moved
+    assert await store.reminders(IN_LIUYANG[0]) == [(NOW, reminder)]
+    assert await store.cases_to_advance(NOW) == []  # nothing left to do until its deadline

@@ -75,6 +75,11 @@ _FACT_COLUMNS = (
     sql_case((cases.c.deadline_moved, cases.c.data), else_=None),
 )
 _RESULTS = {r.value: r for r in FeedbackResult}
+_UPDATE_CASE = (
+    update(cases)
+    .where(cases.c.case_id == bindparam("b_case_id"))
+    .values({column.name: bindparam(column.name) for column in cases.c if column.name != "case_id"})
+)
 
 
 class _FactsReader:
@@ -189,17 +194,28 @@ class SqlCaseStore:
 
     async def save_cases(self, updated: Iterable[Case]) -> None:
         async with self._write() as conn:
-            for case in updated:
-                await self._update(conn, case)
+            await self._update_many(conn, list(updated))
 
     @staticmethod
-    async def _update(conn: AsyncConnection, case: Case) -> None:
-        values = case_values(case)
-        await conn.execute(update(cases).where(cases.c.case_id == case.case_id).values(**values))
+    async def _update_many(conn: AsyncConnection, updated: list[Case]) -> None:
+        # One statement (executemany): a tick after a long pause can move tens of thousands of cases.
+        if updated:
+            await conn.execute(_UPDATE_CASE, [{"b_case_id": c.case_id, **case_values(c)} for c in updated])
+
+    async def save_advanced(self, updated: Iterable[Case], sent: Iterable[Reminder], at: datetime) -> None:
+        rows = [
+            {"township": r.township, "case_id": r.case_id, "kind": r.kind.value, "sent_at": at,
+             "data": REMINDER.dump_json(r).decode()}
+            for r in sent
+        ]
+        async with self._write() as conn:
+            await self._update_many(conn, list(updated))
+            if rows:
+                await conn.execute(insert(reminders), rows)
 
     async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
         async with self._write() as conn:
-            await self._update(conn, case)
+            await self._update_many(conn, [case])
             if charge is not None:
                 await conn.execute(
                     insert(missed_management).values(
@@ -338,14 +354,6 @@ class SqlCaseStore:
         )
         return [TASK.validate_json(row[0]) for row in rows]  # type: ignore[index]
 
-    async def add_reminder(self, reminder: Reminder, at: datetime) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                insert(reminders).values(
-                    township=reminder.township, case_id=reminder.case_id, kind=reminder.kind.value, sent_at=at,
-                    data=REMINDER.dump_json(reminder).decode(),
-                )
-            )
 
     async def reminders(self, township: str) -> list[tuple[datetime, Reminder]]:
         rows = await self._select(
