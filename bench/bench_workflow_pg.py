@@ -52,10 +52,9 @@ from gateway.adapters.sql.workflow_tables import cases as cases_table  # noqa: E
 from gateway.adapters.sql.engine import create_engine, create_schema  # noqa: E402
 from gateway.clock import FakeClock  # noqa: E402
 from gateway.codec.divisions import registry  # noqa: E402
-from gateway.tracking.serialization import CASE, CHARGE  # noqa: E402
+from gateway.tracking.serialization import CHARGE  # noqa: E402
 from gateway.tracking.tracker import CaseTracker  # noqa: E402
 from gateway.workflow.calendar import WorkingDayCalendar  # noqa: E402
-from gateway.workflow.accounting import close_month, close_quarter  # noqa: E402
 from gateway.workflow.cases import Case, CaseState, evaluate, mark_reminder_sent, open_case, withdraw  # noqa: E402
 from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, load_calendar, load_deadline_rules  # noqa: E402
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet  # noqa: E402

@@ -8,7 +8,7 @@ then the database is upgraded; the columns must then say exactly what the cases 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -22,50 +22,27 @@ from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.workflow_tables import cases as cases_table
 from gateway.adapters.sql.migrate import BASELINE, alembic_config, current_revision, head_revision
 from gateway.tracking.serialization import CASE
-from gateway.workflow.calendar import WorkingDayCalendar, YearSchedule
+from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.case_facts import facts_of
 from gateway.workflow.cases import (
     Case,
     evaluate,
-    mark_missed_management,
     mark_reminder_sent,
     open_case,
-    record_feedback,
-    recompute_open_deadlines,
-    withdraw,
 )
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
-from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.instants import SHANGHAI
 from gateway.workflow.periods import ReportingMonth
-from gateway.workflow.strikes import MissedManagementCharge
+
+from ..workflow.builders import cases_of_every_fact
 
 MARCH = ReportingMonth(2026, 3)
 REGISTRATION, RESIDENCE = "430181001", "440106001"
 POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.database)
-MOVED = WorkingDayCalendar.from_schedules([YearSchedule(2026, holidays=frozenset({date(2026, 3, 9)}), source="test")], "test-moved")
 
 
 def cst(d: int, h: int = 9) -> datetime:
     return datetime(2026, 3, d, h, tzinfo=SHANGHAI).astimezone(timezone.utc)
-
-
-def cases_of_every_kind(rules: DeadlineRuleSet, calendar: WorkingDayCalendar) -> list[Case]:
-    def query(case_id: str, received: datetime) -> Case:
-        return open_case(case_id, CaseKind.QUERY, RESIDENCE, REGISTRATION, "430181199001010011", received, rules, calendar)
-
-    nsp = [record_feedback(query(f"nsp-{i}", cst(2 + i)), cst(5 + i), FeedbackResult.NO_SUCH_PERSON,
-                           reason=NoSuchPersonReason.WRONG_ADDRESS) for i in range(3)]
-    charge = MissedManagementCharge(nsp[-1].strike_key, tuple(c.case_id for c in nsp), cst(8), MARCH)
-    (moved,) = recompute_open_deadlines([query("moved", cst(2, 10))], MOVED, now=cst(3))
-    return [
-        query("open", cst(2)),
-        record_feedback(query("found", cst(2, 11)), cst(4), FeedbackResult.FOUND),
-        *nsp[:2],
-        mark_missed_management(nsp[2], charge),
-        withdraw(query("withdrawn", cst(3)), cst(4)),
-        moved,
-    ]
 
 
 def at_baseline_with(cases: list[Case]):  # type: ignore[no-untyped-def]
@@ -94,7 +71,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def test_cases_stored_before_the_facts_were_columns_get_their_facts_from_their_json(
     url: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
-    cases = cases_of_every_kind(rules, real_calendar)
+    cases = cases_of_every_fact(rules, real_calendar, REGISTRATION)
     assert any(c.deadline_changes for c in cases) and any(c.missed_management for c in cases)
     engine = create_engine(url)
     try:
@@ -105,7 +82,7 @@ async def test_cases_stored_before_the_facts_were_columns_get_their_facts_from_t
 
         assert await current_revision(engine) == head_revision()
         facts = sorted(await SqlCaseStore(engine).facts_in_months([MARCH]), key=lambda f: f.case_id)
-        assert facts == sorted((facts_of(c) for c in cases), key=lambda f: f.case_id)
+        assert facts == sorted((facts_of(c) for c in cases if c.reporting_month == MARCH), key=lambda f: f.case_id)
     finally:
         await engine.dispose()
 
@@ -117,7 +94,7 @@ async def test_open_cases_stored_before_revision_0003_get_their_next_change_from
     due_soon = mark_reminder_sent(evaluate(fresh, fresh.due_soon.starts_at), "due_soon")
     overdue = mark_reminder_sent(evaluate(fresh, fresh.deadline.due_at), "overdue")
     cases = [fresh, replace(due_soon, case_id="due-soon"), replace(overdue, case_id="overdue"),
-             *cases_of_every_kind(rules, real_calendar)]
+             *cases_of_every_fact(rules, real_calendar, REGISTRATION)]
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:

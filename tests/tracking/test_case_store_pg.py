@@ -7,7 +7,7 @@ must give the same answers, since the tracker's tests run on it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, text
@@ -18,25 +18,24 @@ from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.workflow_tables import OPEN_STATE_VALUES
 from gateway.workflow.accounting import close_month
-from gateway.workflow.calendar import WorkingDayCalendar, YearSchedule
+from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.case_facts import facts_of
 from gateway.workflow.cases import (
     OPEN_STATES,
     Case,
     evaluate,
-    mark_missed_management,
     mark_reminder_sent,
     open_case,
     record_feedback,
-    recompute_open_deadlines,
     withdraw,
 )
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
-from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
+from gateway.workflow.feedback import FeedbackResult
 from gateway.workflow.instants import SHANGHAI
 from gateway.workflow.periods import ReportingMonth
 from gateway.workflow.reminders import reminders_due
-from gateway.workflow.strikes import MissedManagementCharge
+
+from ..workflow.builders import cases_of_every_fact
 
 pytestmark = pytest.mark.database
 
@@ -176,28 +175,8 @@ def test_the_states_indexed_as_open_are_the_domain_s_open_states() -> None:
 
 # --- the facts a close reads --------------------------------------------------------------------
 
-MOVED_CALENDAR = WorkingDayCalendar.from_schedules(
-    # Test-only schedule: Monday 9 March 2026 becomes a day off, so open March deadlines move a day.
-    [YearSchedule(2026, holidays=frozenset({date(2026, 3, 9)}), source="test")], "test-moved"
-)
-
-
 def closing_world(a: Cases) -> list[Case]:
-    """One case of each kind of fact: open, found, 查无此人, 漏管, withdrawn, and a moved deadline."""
-    nsp = [record_feedback(a.query(f"nsp-{i}", cst(2026, 3, 2 + i, 9)), cst(2026, 3, 5 + i, 9),
-                           FeedbackResult.NO_SUCH_PERSON, reason=NoSuchPersonReason.WRONG_ADDRESS)
-           for i in range(3)]
-    charge = MissedManagementCharge(nsp[-1].strike_key, tuple(c.case_id for c in nsp), cst(2026, 3, 7, 9), MARCH)
-    (moved,) = recompute_open_deadlines([a.query("moved", cst(2026, 3, 2, 10))], MOVED_CALENDAR, now=cst(2026, 3, 3))
-    return [
-        a.query("open", cst(2026, 3, 2, 9)),
-        record_feedback(a.query("found", cst(2026, 3, 2, 11)), cst(2026, 3, 4, 9), FeedbackResult.FOUND),
-        *nsp[:2],
-        mark_missed_management(nsp[2], charge),
-        withdraw(a.query("withdrawn", cst(2026, 3, 3, 9)), cst(2026, 3, 4, 9)),
-        moved,
-        a.query("february", cst(2026, 2, 10, 9)),
-    ]
+    return cases_of_every_fact(a.rules, a.calendar, registration=IN_LIUYANG[0])
 
 
 async def test_the_facts_a_close_reads_are_those_of_the_stored_cases(store: SqlCaseStore, a: Cases) -> None:
