@@ -1,14 +1,22 @@
 """The full secure path against bare aio-pika, side by side, in one run, on the same broker.
 
+Both sides run as production runs them: the sending side in this process and the receiving side in a
+process of its own (one process per gateway, so each may use its own core). ``--one-process`` puts
+everything in this one process instead (how this benchmark measured before).
+
 1. bare: aio-pika publishes N persistent messages of the envelope's size to a quorum queue (publisher
-   confirms, 500 in flight) while a consumer (prefetch 200) acks them: messages/s end to end.
-2. gateway: a residence gateway submits N queries (codec → seal → message + outbox row in one
-   transaction) → relay → broker → the registration gateway's batching consumer (verify, decrypt,
-   validate, store in one transaction, ack) on PostgreSQL; delivery receipts flow back as in production.
-   Throughput = N / time until the last one is stored.
+   confirms, 500 in flight) from this process while a consumer in another process (prefetch 200) acks
+   them: messages/s from the first publish until the consumer acked the last one.
+2. gateway: a residence gateway (this process) submits N queries (codec → seal → message + outbox row
+   in one transaction) → relay → broker → the registration gateway (its own process) and its batching
+   consumer (verify, decrypt, validate, store in one transaction, ack) on PostgreSQL. Throughput =
+   N / time from the first submit until the last one is stored (timestamps from CLOCK_MONOTONIC,
+   which both processes share). Each gateway has its own throw-away database, as in production. Delivery receipts, case tracking and the archive are off (``--hooks``
+   measures them too, in one process).
 3. latency: the gateway path at half its measured peak, open loop, for ``--latency-s`` seconds:
    submit → stored at the recipient, p50/p95/p99.
-4. ``--profile``: cProfile of a second gateway run, top functions by own time.
+4. CPU per message of each side (user + system time of each process over the measured burst).
+5. ``--profile``: cProfile of a further burst, top functions by own time, sender and receiver apart.
 
 Run: python bench/bench_transport.py --messages 5000 [--database-url postgresql+asyncpg://…] [--profile] [--json]
 """
@@ -20,13 +28,17 @@ import asyncio
 import cProfile
 import io
 import json
+import multiprocessing
+import os
 import platform
 import pstats
+import resource
 import secrets
 import statistics
 import tempfile
 import time
 from datetime import datetime, timezone
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +52,7 @@ from gateway.settings import Settings
 
 RESIDENCE, REGISTRATION = "110101001", "120101001"
 PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+SPAWN = multiprocessing.get_context("spawn")  # a clean interpreter, as a second gateway process would be
 
 
 def cpu_model() -> str:
@@ -47,6 +60,12 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor()
+
+
+def cpu_s() -> float:
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def query(i: int) -> dict[str, Any]:
@@ -57,29 +76,116 @@ def query(i: int) -> dict[str, Any]:
     }
 
 
+def profile_text(profiler: cProfile.Profile, top: int = 25) -> str:
+    buffer = io.StringIO()
+    pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(top)
+    return buffer.getvalue()
+
+
+class Peer:
+    """The parent's end of a pipe to a child process: replies are awaited, ``stored`` reports are streamed."""
+
+    def __init__(self, conn: Connection, process: Any, on_stored: Any = None) -> None:
+        self.conn = conn
+        self.process = process
+        self.on_stored = on_stored
+        self.replies: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        asyncio.get_running_loop().add_reader(conn.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        while self.conn.poll():
+            message = self.conn.recv()
+            if message[0] == "stored" and self.on_stored is not None:
+                self.on_stored(message[1])
+            else:
+                self.replies.put_nowait(message)
+
+    async def reply(self, timeout: float = 600) -> tuple[Any, ...]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = await asyncio.wait_for(self.replies.get(), 1.0)
+                break
+            except asyncio.TimeoutError:
+                if not self.process.is_alive():
+                    raise RuntimeError(f"child process died (exit code {self.process.exitcode})") from None
+                if time.monotonic() > deadline:
+                    raise
+        if message[0] == "error":
+            raise RuntimeError(f"child process failed: {message[1]}")
+        return message
+
+    async def ask(self, *command: Any) -> tuple[Any, ...]:
+        self.conn.send(command)
+        return await self.reply()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.conn.fileno())
+        self.conn.close()
+
+
 # --- bare aio-pika ---------------------------------------------------------------------------------
 
-async def bare(amqp_url: str, n: int, size: int) -> dict[str, Any]:
+async def _bare_consume(conn: Connection, amqp_url: str, name: str, n: int) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        sub = await connection.channel()
+        await sub.set_qos(prefetch_count=200)
+        got = 0
+        cpu_at_first = 0.0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal got, cpu_at_first
+            if got == 0:
+                cpu_at_first = cpu_s()
+            await message.ack()
+            got += 1
+            if got == n:
+                conn.send(("done", time.perf_counter(), cpu_s() - cpu_at_first))
+
+        queue = await sub.get_queue(name)
+        await queue.consume(on_message)
+        conn.send(("ready",))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, conn.recv)  # "stop"
+
+
+def bare_consumer_main(conn: Connection, amqp_url: str, name: str, n: int) -> None:
+    try:
+        asyncio.run(_bare_consume(conn, amqp_url, name, n))
+    except Exception as exc:  # tell the parent instead of leaving it waiting
+        conn.send(("error", repr(exc)))
+        raise
+
+
+async def bare(amqp_url: str, n: int, size: int, *, split: bool = True) -> dict[str, Any]:
     name = f"bench-bare-{secrets.token_hex(3)}"
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         pub = await connection.channel(publisher_confirms=True)
-        sub = await connection.channel()
-        await sub.set_qos(prefetch_count=200)
         queue = await pub.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
         body = secrets.token_bytes(size)
-        got = 0
-        done = asyncio.Event()
+        done = asyncio.get_running_loop().create_future()
+        process = peer = None
+        if split:
+            parent_end, child_end = SPAWN.Pipe()
+            process = SPAWN.Process(target=bare_consumer_main, args=(child_end, amqp_url, name, n), daemon=True)
+            process.start()
+            peer = Peer(parent_end, process)
+            await peer.reply(120)  # consuming
+        else:
+            sub = await connection.channel()
+            await sub.set_qos(prefetch_count=200)
+            got = 0
 
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal got
-            await message.ack()
-            got += 1
-            if got == n:
-                done.set()
+            async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                nonlocal got
+                await message.ack()
+                got += 1
+                if got == n:
+                    done.set_result(time.perf_counter())
 
-        consume_q = await sub.get_queue(name)
-        await consume_q.consume(on_message)
+            await (await sub.get_queue(name)).consume(on_message)
         slots = asyncio.Semaphore(500)
 
         async def one(i: int) -> None:
@@ -88,14 +194,29 @@ async def bare(amqp_url: str, n: int, size: int) -> dict[str, Any]:
                     aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=str(i)),
                     routing_key=name)
 
+        cpu_before = cpu_s()
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
         published_s = time.perf_counter() - started
-        await asyncio.wait_for(done.wait(), 300)
-        elapsed = time.perf_counter() - started
-        await pub.queue_delete(name)
-    return {"messages": n, "size": size, "publish_per_s": round(n / published_s),
-            "end_to_end_per_s": round(n / elapsed), "elapsed_s": round(elapsed, 2)}
+        consumer_cpu = None
+        if peer is not None:
+            _, finished, consumer_cpu = await peer.reply(300)
+            peer.conn.send(("stop",))
+            peer.close()
+            assert process is not None
+            process.join(30)
+        else:
+            finished = await asyncio.wait_for(done, 300)
+        elapsed = finished - started
+        publisher_cpu = cpu_s() - cpu_before
+        await queue.delete(if_unused=False, if_empty=False)
+    result = {"messages": n, "size": size, "publish_per_s": round(n / published_s),
+              "end_to_end_per_s": round(n / elapsed), "elapsed_s": round(elapsed, 2),
+              "consumer": "own process" if split else "same process"}
+    if consumer_cpu is not None:
+        result["cpu_ms_per_message"] = {"publisher": round(publisher_cpu * 1000 / n, 3),
+                                        "consumer": round(consumer_cpu * 1000 / n, 3)}
+    return result
 
 
 # --- the gateway -----------------------------------------------------------------------------------
@@ -120,48 +241,35 @@ async def drop_database(name: str | None) -> None:
     await admin.dispose()
 
 
-class Pair:
-    """A residence gateway and a registration gateway, own queues, one database (rows keyed by node)."""
+def _without_hooks(gw: Gateway) -> None:
+    # The transport path the issue measures: no delivery receipts, case tracking or archive chain
+    # (those are the workflow's and the archive's own costs, measured with --hooks).
+    from gateway.exchange.ports import NoObserver
 
-    def __init__(self, amqp_url: str, database_url: str, data_dir: Path, *, hooks: bool = False) -> None:
-        token = secrets.token_hex(3)
-        common = dict(exchange=f"bench-{token}.exchange", data_dir=data_dir, database_url=database_url,
-                      amqp_url=amqp_url, key_passphrase=None, tick_interval_s=0)
-        init_nodes(Settings(gateway_id=f"init-{token}", nodes=[RESIDENCE, REGISTRATION], **common),
-                   datetime.now(timezone.utc))
-        self.residence = build_gateway(Settings(gateway_id=f"res-{token}", nodes=[RESIDENCE], **common))
-        self.registration = build_gateway(Settings(gateway_id=f"reg-{token}", nodes=[REGISTRATION], **common))
-        if not hooks:
-            # The transport path the issue measures: no delivery receipts, case tracking or archive chain
-            # (those are the workflow's and the archive's own costs, measured with --hooks).
-            from gateway.exchange.ports import NoObserver
+    gw.service.receipts = None
+    gw.service.observer = NoObserver()
+    gw.archive = None
 
-            for gw in (self.residence, self.registration):
-                gw.service.receipts = None
-                gw.service.observer = NoObserver()
-                gw.archive = None
-        self.stored_at: dict[str, float] = {}
-        receive = self.registration.handle_batch
 
-        async def timed(deliveries):  # type: ignore[no-untyped-def]
-            outcomes = await receive(deliveries)
-            now = time.perf_counter()
-            for o in outcomes:
-                if o.result == "stored" and o.message_id:
-                    self.stored_at.setdefault(o.message_id, now)
-            return outcomes
+def _time_stored(gw: Gateway, report: Any) -> None:
+    """Wrap the registration gateway's batch receiver: report (message id, time) of what it stored."""
+    assert gw.inbox is not None
+    receive = gw.handle_batch
 
-        assert self.registration.inbox is not None
-        self.registration.inbox._receive_batch = timed
+    async def timed(deliveries):  # type: ignore[no-untyped-def]
+        outcomes = await receive(deliveries)
+        now = time.perf_counter()
+        report([(o.message_id, now) for o in outcomes if o.result == "stored" and o.message_id])
+        return outcomes
 
-    async def start(self) -> None:
-        await self.registration.start()
-        await self.residence.start()
+    gw.inbox._receive_batch = timed
 
-    async def stop(self) -> None:
-        for gw in (self.residence, self.registration):
-            await gw.stop()
-            await gw.broker.delete_topology()  # type: ignore[attr-defined]
+
+class _Driver:
+    """Drives the residence gateway; ``stored_at`` is filled by the registration side."""
+
+    residence: Gateway
+    stored_at: dict[str, float]
 
     async def burst(self, n: int, concurrency: int = 64) -> float:
         slots = asyncio.Semaphore(concurrency)
@@ -202,79 +310,252 @@ class Pair:
             await asyncio.sleep(0.01)
         return [self.stored_at[m] - t for m, t in submitted.items() if m in self.stored_at]
 
+    # what the receiving side did (overridden by the split pair, whose receiver is elsewhere)
+    async def receiver_cpu_s(self) -> float:
+        return 0.0
+
+    async def receiver_profile(self, start: bool) -> str | None:
+        return None
+
+    async def receiver_batches(self) -> int:
+        return 0
+
+
+def _settings_common(amqp_url: str, database_url: str, data_dir: Path, token: str) -> dict[str, Any]:
+    return dict(exchange=f"bench-{token}.exchange", data_dir=data_dir, database_url=database_url,
+                amqp_url=amqp_url, key_passphrase=None, tick_interval_s=0)
+
+
+class Pair(_Driver):
+    """A residence gateway and a registration gateway in THIS process, own queues, one database."""
+
+    def __init__(self, amqp_url: str, database_url: str, data_dir: Path, *, hooks: bool = False) -> None:
+        token = secrets.token_hex(3)
+        common = _settings_common(amqp_url, database_url, data_dir, token)
+        init_nodes(Settings(gateway_id=f"init-{token}", nodes=[RESIDENCE, REGISTRATION], **common),
+                   datetime.now(timezone.utc))
+        self.residence = build_gateway(Settings(gateway_id=f"res-{token}", nodes=[RESIDENCE], **common))
+        self.registration = build_gateway(Settings(gateway_id=f"reg-{token}", nodes=[REGISTRATION], **common))
+        if not hooks:
+            for gw in (self.residence, self.registration):
+                _without_hooks(gw)
+        self.stored_at: dict[str, float] = {}
+
+        def report(pairs: list[tuple[str, float]]) -> None:
+            for message_id, at in pairs:
+                self.stored_at.setdefault(message_id, at)
+
+        _time_stored(self.registration, report)
+
+    async def start(self) -> None:
+        await self.registration.start()
+        await self.residence.start()
+
+    async def stop(self) -> None:
+        for gw in (self.residence, self.registration):
+            await gw.stop()
+            await gw.broker.delete_topology()  # type: ignore[attr-defined]
+
+    async def receiver_batches(self) -> int:
+        return self.registration.inbox.batches if self.registration.inbox else 0
+
+
+async def _registration(conn: Connection, common: dict[str, Any], token: str, hooks: bool) -> None:
+    gw = build_gateway(Settings(gateway_id=f"reg-{token}", nodes=[REGISTRATION], **common))
+    if not hooks:
+        _without_hooks(gw)
+    _time_stored(gw, lambda pairs: conn.send(("stored", pairs)) if pairs else None)
+    await gw.start()
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+
+    def readable() -> None:
+        while conn.poll():
+            commands.put_nowait(conn.recv())
+
+    loop.add_reader(conn.fileno(), readable)
+    conn.send(("ready",))
+    profiler: cProfile.Profile | None = None
+    while True:
+        command = (await commands.get())[0]
+        if command == "cpu":
+            conn.send(("cpu", cpu_s()))
+        elif command == "batches":
+            conn.send(("batches", gw.inbox.batches if gw.inbox else 0))
+        elif command == "profile_start":
+            profiler = cProfile.Profile()
+            profiler.enable()
+            conn.send(("ok",))
+        elif command == "profile_stop":
+            assert profiler is not None
+            profiler.disable()
+            conn.send(("profile", profile_text(profiler)))
+        elif command == "stop":
+            loop.remove_reader(conn.fileno())
+            await gw.stop()
+            await gw.broker.delete_topology()  # type: ignore[attr-defined]
+            conn.send(("stopped",))
+            return
+
+
+def registration_main(conn: Connection, common: dict[str, Any], token: str, hooks: bool) -> None:
+    try:
+        asyncio.run(_registration(conn, common, token, hooks))
+    except Exception as exc:
+        conn.send(("error", repr(exc)))
+        raise
+
+
+class SplitPair(_Driver):
+    """The residence gateway in this process, the registration gateway in a process of its own."""
+
+    def __init__(self, amqp_url: str, database_url: str, data_dir: Path, *, hooks: bool = False,
+                 receiver_database_url: str | None = None) -> None:
+        self.token = secrets.token_hex(3)
+        common = _settings_common(amqp_url, database_url, data_dir, self.token)
+        init_nodes(Settings(gateway_id=f"init-{self.token}", nodes=[RESIDENCE, REGISTRATION], **common),
+                   datetime.now(timezone.utc))
+        self.residence = build_gateway(Settings(gateway_id=f"res-{self.token}", nodes=[RESIDENCE], **common))
+        # Each gateway has its own database, as in production (otherwise the receiver's relay would
+        # also claim and publish the sender's outbox rows).
+        self.common = {**common, "database_url": receiver_database_url or database_url}
+        if not hooks:
+            _without_hooks(self.residence)
+        self.hooks = hooks
+        self.stored_at: dict[str, float] = {}
+        self.process: Any = None
+        self.peer: Peer | None = None
+
+    def _report(self, pairs: list[tuple[str, float]]) -> None:
+        for message_id, at in pairs:
+            self.stored_at.setdefault(message_id, at)
+
+    async def start(self) -> None:
+        parent_end, child_end = SPAWN.Pipe()
+        self.process = SPAWN.Process(target=registration_main, args=(child_end, self.common, self.token, self.hooks),
+                                     daemon=True)
+        self.process.start()
+        self.peer = Peer(parent_end, self.process, self._report)
+        await self.peer.reply(180)  # the registration gateway consumes: its queue and bindings exist
+        await self.residence.start()
+
+    async def stop(self) -> None:
+        await self.residence.stop()
+        await self.residence.broker.delete_topology()  # type: ignore[attr-defined]
+        if self.peer is not None:
+            try:
+                await self.peer.ask("stop")
+            finally:
+                self.peer.close()
+                self.process.join(30)
+                if self.process.is_alive():
+                    self.process.terminate()
+
+    async def receiver_cpu_s(self) -> float:
+        assert self.peer is not None
+        return (await self.peer.ask("cpu"))[1]
+
+    async def receiver_profile(self, start: bool) -> str | None:
+        assert self.peer is not None
+        if start:
+            await self.peer.ask("profile_start")
+            return None
+        return (await self.peer.ask("profile_stop"))[1]
+
+    async def receiver_batches(self) -> int:
+        assert self.peer is not None
+        return (await self.peer.ask("batches"))[1]
+
 
 async def gateway_run(amqp_url: str, database_url: str | None, n: int, latency_s: float,
-                      profile: bool, hooks: bool = False) -> dict[str, Any]:
+                      profile: bool, hooks: bool = False, split: bool = True) -> dict[str, Any]:
     url, created = await fresh_database(database_url)
+    receiver_url, receiver_created = (await fresh_database(None)) if split and database_url is None else (url, None)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-transport-") as tmp:
-            pair = Pair(amqp_url, url, Path(tmp), hooks=hooks)
-            await pair.start()
+            pair: _Driver = (SplitPair(amqp_url, url, Path(tmp), hooks=hooks, receiver_database_url=receiver_url)
+                             if split else Pair(amqp_url, url, Path(tmp), hooks=hooks))
+            await pair.start()  # type: ignore[attr-defined]
             try:
                 await pair.burst(min(500, n))  # warm-up: connections, caches, JIT-free Python but warm pools
+                cpu_sender, cpu_receiver = cpu_s(), await pair.receiver_cpu_s()
                 elapsed = await pair.burst(n)
+                cpu_sender, cpu_receiver = cpu_s() - cpu_sender, await pair.receiver_cpu_s() - cpu_receiver
                 throughput = n / elapsed
                 sample = await pair.residence.store.list_messages(RESIDENCE, __import__(
                     "gateway.exchange.records", fromlist=["Direction"]).Direction.OUT, limit=1)
                 size = len(sample[0].envelope) if sample else 0
                 latencies = await pair.paced(throughput / 2, latency_s) if latency_s > 0 else []
-                profile_text = None
+                profiles = None
                 if profile:
                     profiler = cProfile.Profile()
+                    await pair.receiver_profile(True)
                     profiler.enable()
                     await pair.burst(n)
                     profiler.disable()
-                    buffer = io.StringIO()
-                    pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(25)
-                    profile_text = buffer.getvalue()
-                inbox = pair.registration.inbox
-                batches = inbox.batches if inbox else 0
+                    profiles = {"sender (residence gateway)": profile_text(profiler)}
+                    if split:
+                        profiles["receiver (registration gateway)"] = await pair.receiver_profile(False)
+                batches = await pair.receiver_batches()
             finally:
-                await pair.stop()
+                await pair.stop()  # type: ignore[attr-defined]
     finally:
         await drop_database(created)
+        await drop_database(receiver_created)
     result: dict[str, Any] = {"messages": n, "envelope_bytes": size, "end_to_end_per_s": round(throughput),
-                              "elapsed_s": round(elapsed, 2), "consumer_batches": batches}
+                              "elapsed_s": round(elapsed, 2), "consumer_batches": batches,
+                              "receiver": "own process" if split else "same process"}
+    if split:
+        result["cpu_ms_per_message"] = {"sender": round(cpu_sender * 1000 / n, 3),
+                                        "receiver": round(cpu_receiver * 1000 / n, 3)}
+    else:
+        result["cpu_ms_per_message"] = {"both": round(cpu_sender * 1000 / n, 3)}
     if latencies:
         qs = statistics.quantiles(latencies, n=100)
         result["latency_at_half_peak"] = {"rate_per_s": round(throughput / 2), "count": len(latencies),
                                           "p50_ms": round(qs[49] * 1000, 1), "p95_ms": round(qs[94] * 1000, 1),
                                           "p99_ms": round(qs[98] * 1000, 1)}
-    if profile_text:
-        result["profile_top_tottime"] = profile_text
+    if profiles:
+        result["profiles"] = profiles
     return result
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--database-url", default=None, help="default: a throw-away PostgreSQL database")
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--latency-s", type=float, default=10.0)
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="cProfile of a further burst, each side apart")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--one-process", action="store_true",
+                        help="both gateways (and the bare consumer) in this one process, as measured before")
     parser.add_argument("--hooks", action="store_true",
                         help="also measure with delivery receipts, case tracking and the archive chain switched on")
     args = parser.parse_args()
-    load_before = list(__import__("os").getloadavg())  # the machine is shared: say how busy it was
-    gateway = await gateway_run(args.amqp_url, args.database_url, args.messages, args.latency_s, args.profile)
-    bare_result = await bare(args.amqp_url, args.messages, gateway["envelope_bytes"] or 1500)
+    split = not args.one_process
+    load_before = list(os.getloadavg())  # the machine is shared: say how busy it was
+    gateway = await gateway_run(args.amqp_url, args.database_url, args.messages, args.latency_s, args.profile,
+                                split=split)
+    bare_result = await bare(args.amqp_url, args.messages, gateway["envelope_bytes"] or 1500, split=split)
     report = {
-        "machine": {"cpu": cpu_model(), "cores": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "bare_aio_pika": bare_result,
-        "gateway": {k: v for k, v in gateway.items() if k != "profile_top_tottime"},
+        "gateway": {k: v for k, v in gateway.items() if k != "profiles"},
         "ratio": round(gateway["end_to_end_per_s"] / bare_result["end_to_end_per_s"], 3),
     }
     if args.hooks:
-        with_hooks = await gateway_run(args.amqp_url, args.database_url, args.messages, 0, False, hooks=True)
+        with_hooks = await gateway_run(args.amqp_url, args.database_url, args.messages, 0, False, hooks=True,
+                                       split=split)
         report["gateway_with_receipts_tracking_archive"] = with_hooks
-    report["load_average_before_after"] = [load_before, list(__import__("os").getloadavg())]
+    report["load_average_before_after"] = [load_before, list(os.getloadavg())]
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
         print(json.dumps(report, ensure_ascii=False, indent=2))
-        if "profile_top_tottime" in gateway:
-            print(gateway["profile_top_tottime"])
+        for side, text_ in (gateway.get("profiles") or {}).items():
+            print(f"=== {side} ===")
+            print(text_)
 
 
 if __name__ == "__main__":
