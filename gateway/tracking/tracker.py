@@ -13,12 +13,12 @@ storing a message and tracking it loses nothing: cases are always derivable from
 
 from __future__ import annotations
 
-import gc
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from gateway.clock import Clock
+from gateway.collector import collector_paused
 from gateway.codec.messages import Feedback, Notification, Query
 from gateway.exchange.records import StoredMessage
 from gateway.tracking.ports import CaseStore
@@ -186,15 +186,8 @@ class CaseTracker:
 
     async def close_due_periods(self, now: datetime) -> list[str]:
         """Close every reporting month (and then quarter) whose cutoff has passed; R1, R5."""
-        # The cases are acyclic: letting the cyclic collector rescan millions of them during a close
-        # costs more than the accounting itself. A close happens a few times a month.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             return await self._close_due_periods(now)
-        finally:
-            if enabled:
-                gc.enable()
 
     async def _close_due_periods(self, now: datetime) -> list[str]:
         closed: list[str] = []
@@ -238,6 +231,8 @@ class CaseTracker:
         if stored is None:
             return None, None
         closures = await self.store.month_closures(quarter.months)
-        again = close_quarter(await self.store.facts_from_whole_cases(quarter.months), quarter, stored.closed_at, closures)
+        with collector_paused():
+            facts = await self.store.facts_from_whole_cases(quarter.months)
+            again = close_quarter(facts, quarter, stored.closed_at, closures)
         return stored, again
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import gc
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.sql.engine import is_sqlite, write_transaction
+from gateway.collector import collector_paused
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.workflow_tables import (
     OPEN_STATE_VALUES,
@@ -91,7 +91,7 @@ class _FactsReader:
 
     def __call__(self, rows: Iterable[Sequence[object]]) -> list[CaseFacts]:
         months, results, out = self.months, _RESULTS, []
-        with _collector_paused():
+        with collector_paused():
             for case_id, township, month, received, due, version, answered, result, withdrawn, charged, data in rows:
                 if data is not None:
                     out.append(facts_of(CASE.validate_json(data)))  # type: ignore[arg-type]
@@ -116,24 +116,14 @@ T = TypeVar("T")
 _BATCH = 10_000
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Decoding allocates some twenty objects per case, none of them in a reference cycle. Left on,
-    the cyclic collector scans each batch again and again while it grows: measured, that was two
-    thirds of the decode time of a quarter. Only synchronous code runs inside, so no task is affected."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _cases(rows: Iterable[object]) -> list[Case]:
-    with _collector_paused():
+    with collector_paused():
         return [CASE.validate_json(row[0]) for row in rows]  # type: ignore[index]
+
+
+def _facts_of_whole_cases(rows: Iterable[object]) -> list[CaseFacts]:
+    with collector_paused():
+        return [facts_of(CASE.validate_json(row[0])) for row in rows]  # type: ignore[index]
 
 
 # Inlined as literals so that PostgreSQL can match the partial index ix_cases_overdue (a generic plan
@@ -261,7 +251,7 @@ class SqlCaseStore:
         query = select(cases.c.data).where(cases.c.reporting_month.in_(labels))
         # Each batch of whole cases is reduced to facts at once: a province's quarter of whole cases
         # would take 9 GiB held together.
-        return await self._bulk(query, lambda rows: [facts_of(case) for case in _cases(rows)])
+        return await self._bulk(query, _facts_of_whole_cases)
 
     async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
         low, high = township_range(region_prefix)
