@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, text, update
+from sqlalchemy import BigInteger, and_, any_, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import write_transaction
+from gateway.adapters.sql.engine import is_sqlite, write_transaction
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.exchange.records import (
     Counts,
@@ -72,38 +74,176 @@ def _shallow(record: Any) -> dict[str, Any]:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
+_MESSAGE_FIELDS = tuple(f.name for f in fields(StoredMessage))
+_OUTBOX_FIELDS = tuple(f.name for f in fields(OutboxItem) if f.name != "id")
+
+
 def _message_values(message: StoredMessage) -> dict[str, Any]:
-    values = _shallow(message)
+    values = {name: getattr(message, name) for name in _MESSAGE_FIELDS}
     values["direction"] = message.direction.value
     values["status"] = message.status.value
     return values
 
 
+def _outbox_values(item: OutboxItem) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in _OUTBOX_FIELDS}
+
+
+# The hot statements, built once (SQLAlchemy then finds their compiled form in its cache by identity
+# of structure, without rebuilding the construct on every call).
+_INSERT_MESSAGES = insert(messages)
+_INSERT_OUTBOX = insert(outbox)
+_MARK_ANSWERED_IN = (
+    update(messages)
+    .where(
+        messages.c.node == bindparam("b_node"),
+        messages.c.direction == Direction.IN.value,
+        messages.c.message_id == bindparam("b_answers"),
+        messages.c.sender == bindparam("b_peer"),
+    )
+    .values(status=Status.ANSWERED.value, answered_by=bindparam("b_id"),
+            answered_at=bindparam("b_at"), result=bindparam("b_result"))
+)
+
+# Confirmed outbox rows marked published; their (sender, message id) come back for the messages.
+_MARK_PUBLISHED_PG = (
+    update(outbox)
+    .where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .values(published_at=bindparam("at"))
+    .returning(outbox.c.sender, outbox.c.message_id)
+)
+_MARK_PUBLISHED_SQLITE = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(published_at=bindparam("at"))
+    .returning(outbox.c.sender, outbox.c.message_id)
+)
+# PostgreSQL: the messages of a whole pass in ONE statement, joined on the unique (node, direction,
+# sender, message_id) index through three parallel arrays. Node and sender come in as two arrays (the
+# same values) on purpose: joined to one column, the planner would merge them into one equivalence
+# class and could no longer use the index's last column (it scanned all of a node's messages per row).
+_MARK_SENT_PG = text(
+    "UPDATE messages SET status = :sent"
+    " FROM (SELECT unnest(CAST(:nodes AS VARCHAR[])) AS node, unnest(CAST(:senders AS VARCHAR[])) AS sender,"
+    " unnest(CAST(:ids AS VARCHAR[])) AS message_id) AS v"
+    " WHERE messages.node = v.node AND messages.direction = :out AND messages.sender = v.sender"
+    " AND messages.message_id = v.message_id AND messages.status = :queued"
+)
+# SQLite: one UPDATE per message on the unique index (executemany; no network round trips there).
+_MARK_SENT_SQLITE = (
+    update(messages)
+    .where(
+        messages.c.node == bindparam("b_sender"),
+        messages.c.direction == Direction.OUT.value,
+        messages.c.sender == bindparam("b_sender"),
+        messages.c.message_id == bindparam("b_id"),
+        messages.c.status == Status.QUEUED.value,
+    )
+    .values(status=Status.SENT.value)
+)
+
+_Outgoing = tuple[StoredMessage, OutboxItem, str | None, "asyncio.Future[None]"]
+
+
+class _OutgoingBatcher:
+    """Group commit for ``add_outgoing``: the calls that arrive while a write is under way share the
+    next transaction.
+
+    Nothing waits for a timer: a lone submit is written at once, exactly as before. Under load, the
+    submits that came in during one commit go together in the next (one multi-row INSERT for the
+    messages, one for their outbox rows, one UPDATE for the answered ones), so a clerk's message and its
+    outbox row are still committed in one transaction, and each caller returns only after the commit
+    that holds its rows. When a shared transaction fails, every call is retried in a transaction of
+    its own, so only the call at fault sees the error.
+    """
+
+    def __init__(self, store: "SqlMessageStore", *, max_batch: int, writers: int) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.writers = writers
+        self._pending: list[_Outgoing] = []
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0
+
+    async def add(self, message: StoredMessage, item: OutboxItem, answers: str | None) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((message, item, answers, future))
+        if self._running < self.writers:
+            self._running += 1
+            task = loop.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # A caller that is cancelled while its transaction runs does not roll it back: the message is
+        # then committed and will be sent, as when the cancellation comes just after a commit.
+        await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                live = [entry for entry in batch if not entry[3].done()]
+                if not live:
+                    continue
+                try:
+                    await self.store._add_outgoing_many(live)
+                except Exception as exc:
+                    if len(live) == 1:
+                        _settle(live[0][3], exc)
+                        continue
+                    for message, item, answers, future in live:  # each alone: only the faulty one fails
+                        try:
+                            await self.store._add_outgoing_many([(message, item, answers, future)])
+                        except Exception as exc:
+                            _settle(future, exc)
+                        else:
+                            _settle(future, None)
+                else:
+                    self.batches += 1
+                    for entry in live:
+                        _settle(entry[3], None)
+        finally:
+            self._running -= 1
+
+
+def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
 class SqlMessageStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256) -> None:
         self.engine = engine
+        # Two transactions in flight on PostgreSQL (one commits while the next batch gathers); SQLite
+        # has one writer anyway.
+        self._sqlite = is_sqlite(str(engine.url))
+        writers = 1 if self._sqlite else 2
+        self._outgoing = _OutgoingBatcher(self, max_batch=outgoing_batch, writers=writers)
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         return write_transaction(self.engine)
 
     async def add_outgoing(self, message: StoredMessage, item: OutboxItem, *, answers: str | None = None) -> None:
+        """Store the message and its outbox row in one transaction (shared with concurrent calls)."""
+        await self._outgoing.add(message, item, answers)
+
+    async def _add_outgoing_many(self, batch: Sequence[_Outgoing]) -> None:
         async with self._write() as conn:
-            await conn.execute(insert(messages), _message_values(message))
-            values = _shallow(item)
-            values.pop("id")
-            await conn.execute(insert(outbox), values)
-            if answers is not None:
-                await conn.execute(
-                    update(messages)
-                    .where(
-                        messages.c.node == message.node,
-                        messages.c.direction == Direction.IN.value,
-                        messages.c.message_id == answers,
-                        messages.c.sender == message.recipient,
-                    )
-                    .values(status=Status.ANSWERED.value, answered_by=message.message_id,
-                            answered_at=message.accepted_at, result=message.result)
-                )
+            await conn.execute(_INSERT_MESSAGES, [_message_values(m) for m, _, _, _ in batch])
+            await conn.execute(_INSERT_OUTBOX, [_outbox_values(item) for _, item, _, _ in batch])
+            answered = [
+                {"b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
+                 "b_at": m.accepted_at, "b_result": m.result}
+                for m, _, answers, _ in batch
+                if answers is not None
+            ]
+            if answered:
+                await conn.execute(_MARK_ANSWERED_IN, answered)
 
     async def add_incoming(self, message: StoredMessage) -> IncomingResult:
         try:
@@ -251,30 +391,24 @@ class SqlMessageStore:
         return [_record_from_row(OutboxItem, r) for r in rows]
 
     async def mark_published(self, outbox_ids: list[int], at: datetime) -> None:
+        """Mark confirmed outbox rows published and their messages sent, in one transaction.
+
+        Set-based on PostgreSQL (two statements for a whole pass of the relay, not one per message).
+        """
         if not outbox_ids:
             return
         async with self._write() as conn:
-            sent = (
-                await conn.execute(
-                    update(outbox).where(outbox.c.id.in_(outbox_ids)).values(published_at=at)
-                    .returning(outbox.c.sender, outbox.c.message_id)
-                )
-            ).all()
-            if not sent:
+            if self._sqlite:
+                sent = (await conn.execute(_MARK_PUBLISHED_SQLITE, {"ids": outbox_ids, "at": at})).all()
+                if sent:
+                    await conn.execute(_MARK_SENT_SQLITE, [{"b_sender": r.sender, "b_id": r.message_id} for r in sent])
                 return
-            # Keyed by the unique (node, direction, sender, message_id) index: no scan of the messages table.
-            await conn.execute(
-                update(messages)
-                .where(
-                    messages.c.node == bindparam("b_sender"),
-                    messages.c.direction == Direction.OUT.value,
-                    messages.c.sender == bindparam("b_sender"),
-                    messages.c.message_id == bindparam("b_id"),
-                    messages.c.status == Status.QUEUED.value,
-                )
-                .values(status=Status.SENT.value),
-                [{"b_sender": r.sender, "b_id": r.message_id} for r in sent],
-            )
+            sent = (await conn.execute(_MARK_PUBLISHED_PG, {"ids": outbox_ids, "at": at})).all()
+            if sent:
+                senders = [r.sender for r in sent]
+                await conn.execute(_MARK_SENT_PG, {
+                    "sent": Status.SENT.value, "out": Direction.OUT.value, "queued": Status.QUEUED.value,
+                    "nodes": senders, "senders": senders, "ids": [r.message_id for r in sent]})
 
     async def mark_publish_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
         async with self._write() as conn:

@@ -1,0 +1,103 @@
+"""The message store's hot paths on both databases: grouped submits and the relay's set-based marking."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.store import SqlMessageStore
+from gateway.adapters.sql.tables import messages, outbox
+from gateway.exchange.records import Direction, OutboxItem, Status, StoredMessage
+from tests.gateways import T0
+
+pytestmark = pytest.mark.database
+
+SENDER, RECIPIENT = "110101001", "120101001"
+
+
+def outgoing(message_id: str | None = None, *, node: str = SENDER) -> tuple[StoredMessage, OutboxItem]:
+    message_id = message_id or uuid.uuid4().hex
+    envelope = os.urandom(64)
+    message = StoredMessage(
+        node=node, direction=Direction.OUT, message_id=message_id, kind="query", sender=node,
+        recipient=RECIPIENT, in_reply_to=None, created_at=T0, accepted_at=T0, envelope_sha256="0" * 64,
+        envelope=envelope, body_sealed=b"sealed", subject="s", status=Status.QUEUED, result=None,
+    )
+    item = OutboxItem(message_id=message_id, sender=node, routing_key=RECIPIENT, kind="query", envelope=envelope,
+                      created_at=T0, next_attempt_at=T0)
+    return message, item
+
+
+@pytest.fixture
+async def store(database_url: str):
+    engine = create_engine(database_url)
+    await create_schema(engine)
+    yield SqlMessageStore(engine)
+    await engine.dispose()
+
+
+async def count(store: SqlMessageStore, table) -> int:  # type: ignore[no-untyped-def]
+    async with store.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+async def test_concurrent_submits_share_transactions_and_each_keeps_its_outbox_row(store: SqlMessageStore) -> None:
+    rows = [outgoing() for _ in range(300)]
+    await asyncio.gather(*(store.add_outgoing(m, o) for m, o in rows))
+    assert await count(store, messages) == await count(store, outbox) == 300
+    assert store._outgoing.batches < 300  # grouped: fewer transactions than calls
+    async with store.engine.connect() as conn:
+        pairs = (await conn.execute(select(outbox.c.message_id, outbox.c.envelope))).all()
+    assert {(m.message_id, m.envelope) for m, _ in rows} == {(p.message_id, bytes(p.envelope)) for p in pairs}
+
+
+async def test_a_lone_submit_is_written_at_once(store: SqlMessageStore) -> None:
+    message, item = outgoing()
+    await store.add_outgoing(message, item)
+    assert await store.find(SENDER, Direction.OUT, message.message_id) == message
+    assert [o.message_id for o in await store.due_outbox(T0, 10)] == [message.message_id]
+
+
+async def test_one_faulty_submit_in_a_shared_transaction_fails_alone(store: SqlMessageStore) -> None:
+    taken, taken_item = outgoing("taken")
+    await store.add_outgoing(taken, taken_item)
+    good = [outgoing() for _ in range(20)]
+    duplicate = outgoing("taken")  # same id again: the unique outbox.message_id refuses it
+    calls = [store.add_outgoing(m, o) for m, o in good[:10]] + [store.add_outgoing(*duplicate)]
+    calls += [store.add_outgoing(m, o) for m, o in good[10:]]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, Exception)]
+    assert len(failures) == 1 and results[10] is failures[0]
+    assert await count(store, messages) == await count(store, outbox) == 21
+
+
+async def test_a_cancelled_caller_does_not_hold_up_the_others(store: SqlMessageStore) -> None:
+    rows = [outgoing() for _ in range(50)]
+    tasks = [asyncio.create_task(store.add_outgoing(m, o)) for m, o in rows]
+    tasks[3].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert sum(isinstance(r, asyncio.CancelledError) for r in results) <= 1
+    assert await count(store, outbox) >= 49  # the cancelled one may or may not have been committed
+
+
+async def test_mark_published_marks_the_rows_and_their_messages_sent(store: SqlMessageStore) -> None:
+    rows = [outgoing() for _ in range(40)] + [outgoing(node="110101002")]
+    await asyncio.gather(*(store.add_outgoing(m, o) for m, o in rows))
+    claimed = await store.claim_outbox(T0, 30, T0 + timedelta(seconds=60))
+    assert len(claimed) == 30
+    await store.mark_published([c.id for c in claimed if c.id is not None], T0 + timedelta(seconds=1))
+    published = {c.message_id for c in claimed}
+    for message, _ in rows:
+        stored = await store.find(message.node, Direction.OUT, message.message_id)
+        assert stored is not None
+        assert stored.status is (Status.SENT if message.message_id in published else Status.QUEUED)
+    later = T0 + timedelta(seconds=120)  # leases run out: only the unpublished rows are due again
+    assert {o.message_id for o in await store.due_outbox(later, 100)} == {m.message_id for m, _ in rows} - published
+    await store.mark_published([c.id for c in claimed if c.id is not None], later)  # again: harmless
+    assert (await store.counts()).outbox_pending == len(rows) - 30
