@@ -45,6 +45,7 @@ class OutboxRelay:
         idle_poll_s: float = 1.0,
         lease_s: float = 60.0,
         max_pass_pause_s: float = 30.0,
+        max_passes: int = 4,
     ) -> None:
         self.store = store
         self.publisher = publisher
@@ -53,6 +54,7 @@ class OutboxRelay:
         self.idle_poll_s = idle_poll_s
         self.lease = timedelta(seconds=lease_s)
         self.max_pass_pause_s = max_pass_pause_s
+        self.max_passes = max_passes
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._stopping = False
@@ -64,9 +66,11 @@ class OutboxRelay:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Claim the due outbox rows, publish each once; return how many the broker confirmed."""
+        """Claim the due outbox rows, publish each once, mark the confirmed ones; return how many."""
         now = self.clock.now()
-        claimed = await self.store.claim_outbox(now, self.batch, now + self.lease)
+        return await self._publish_and_mark(await self.store.claim_outbox(now, self.batch, now + self.lease))
+
+    async def _publish_and_mark(self, claimed: list[OutboxItem]) -> int:
         due = [item for item in claimed if item.message_id not in self._in_flight]
         if not due:
             return 0
@@ -102,8 +106,8 @@ class OutboxRelay:
             pass
         self._wake.clear()
 
-    async def _pass(self) -> int:
-        """One pass; a failing database is retried with exponential backoff (1 s … max_pass_pause_s)."""
+    async def _claim(self) -> list[OutboxItem]:
+        """Claim due rows; a failing database is retried with exponential backoff (1 s … max_pass_pause_s)."""
 
         def log_retry(state: RetryCallState) -> None:
             log.warning("outbox relay pass failed (%s); retrying in %.1fs",
@@ -119,18 +123,50 @@ class OutboxRelay:
         async for attempt in retrying:
             with attempt:
                 if self._stopping:
-                    return 0
-                return await self.run_once()
-        return 0
+                    return []
+                now = self.clock.now()
+                return await self.store.claim_outbox(now, self.batch, now + self.lease)
+        return []
 
     async def run(self) -> None:
-        while not self._stopping:
-            # Broker down or blocking publishers: wait for it instead of burning attempts or the CPU.
-            if not await self.publisher.wait_until_ready(self.idle_poll_s):
-                continue
-            published = await self._pass()
-            if published == 0:
-                await self._pause(self.idle_poll_s)
+        """Claim and publish continuously: up to ``max_passes`` passes in flight at once.
+
+        A pass (claim → publish → confirm → mark) no longer holds up the next claim: rows committed
+        while one pass waits for its confirms or its mark are claimed and published at once by the
+        next. Claimed rows are leased, so passes never share a row. After a claim that did not fill a
+        batch, the next waits for a nudge (a commit of this process), for the idle poll (rows of other
+        processes, retries falling due) or for a pass to end when all are in flight.
+        """
+        passes: set[asyncio.Task[int]] = set()
+        try:
+            while not self._stopping:
+                # Broker down or blocking publishers: wait for it instead of burning attempts or the CPU.
+                if not await self.publisher.wait_until_ready(self.idle_poll_s):
+                    continue
+                if len(passes) >= self.max_passes:
+                    done, _ = await asyncio.wait(passes, return_when=asyncio.FIRST_COMPLETED)
+                    self._reap(passes, done)
+                    continue
+                self._wake.clear()
+                claimed = await self._claim()
+                if claimed:
+                    task = asyncio.create_task(self._publish_and_mark(claimed))
+                    passes.add(task)
+                    task.add_done_callback(lambda t: self._reap(passes, {t}))
+                if len(claimed) < self.batch:
+                    await self._pause(self.idle_poll_s)
+        finally:
+            if passes:  # what was confirmed is marked before the relay stops
+                await asyncio.gather(*passes, return_exceptions=True)
+
+    @staticmethod
+    def _reap(passes: set[asyncio.Task[int]], done: set[asyncio.Task[int]]) -> None:
+        for task in done:
+            passes.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                # Publishing refusals are kept per row; this is the mark failing (database trouble):
+                # the rows fall due again when their lease runs out, and the inbox absorbs the copy.
+                log.warning("outbox relay pass failed: %r", task.exception())
 
     def stop(self) -> None:
         self._stopping = True

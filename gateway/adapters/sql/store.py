@@ -129,6 +129,7 @@ _MARK_SENT_PG = text(
     " WHERE messages.node = v.node AND messages.direction = :out AND messages.sender = v.sender"
     " AND messages.message_id = v.message_id AND messages.status = :queued"
 )
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 # SQLite: one UPDATE per message on the unique index (executemany; no network round trips there).
 _MARK_SENT_SQLITE = (
     update(messages)
@@ -403,6 +404,10 @@ class SqlMessageStore:
                 if sent:
                     await conn.execute(_MARK_SENT_SQLITE, [{"b_sender": r.sender, "b_id": r.message_id} for r in sent])
                 return
+            # Not worth a wait for the WAL flush: a mark lost with a database crash only lets its rows
+            # fall due again when their lease runs out, and the recipient's idempotent inbox absorbs
+            # the second copy. (Submits and the inbox keep synchronous commits.)
+            await conn.execute(_ASYNC_COMMIT)
             sent = (await conn.execute(_MARK_PUBLISHED_PG, {"ids": outbox_ids, "at": at})).all()
             if sent:
                 senders = [r.sender for r in sent]
