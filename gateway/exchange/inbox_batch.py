@@ -1,7 +1,8 @@
 """The batching inbox: many deliveries, one database transaction, each delivery still settled alone.
 
 The broker hands deliveries to the consumer one task per message. ``InboxBatcher.submit`` parks each
-one for at most ``max_wait_s`` (or until ``max_batch`` are waiting), receives the lot with
+one for at most ``max_wait_s`` (or until ``max_batch`` are waiting; longer only while both batch
+slots are busy — the next slot to free takes everything parked by then), receives the lot with
 ``receive_batch`` — verify, decrypt and validate each, store the accepted ones and the refusals in ONE
 transaction — and then answers every parked caller with its own outcome. The caller (the broker
 adapter) acks only after that, so an ack still means "committed".
@@ -52,7 +53,8 @@ class InboxBatcher:
         self.max_wait_s = max_wait_s
         self.outage_pause_max_s = outage_pause_max_s
         # Two batches in flight: one is verifying and decrypting (CPU) while the other waits on its commit.
-        self._slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self._running = 0
         self._pending: list[tuple[Delivery, asyncio.Future[object]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -66,44 +68,54 @@ class InboxBatcher:
         self._pending.append((delivery, future))
         if len(self._pending) >= self.max_batch:
             self._flush()
-        elif self._timer is None:
+        elif self._timer is None and self._running < self.concurrency:
             self._timer = loop.call_later(self.max_wait_s, self._flush)
+        # (with every batch slot busy, no timer: the next slot to free takes what is parked then)
         return await future
 
     def _flush(self) -> None:
+        """Start a batch if a slot is free; otherwise the deliveries wait, and the batch grows, until
+        one is: batches are cut when they can run, not queued up small behind a busy slot."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        items, self._pending = self._pending, []
-        if items:
-            task = asyncio.get_running_loop().create_task(self._run(items))
+        if self._pending and self._running < self.concurrency:
+            self._running += 1
+            task = asyncio.get_running_loop().create_task(self._runner())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def _runner(self) -> None:
+        try:
+            while self._pending:
+                items, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                await self._run(items)
+        finally:
+            self._running -= 1
+
     async def _run(self, items: list[tuple[Delivery, asyncio.Future[object]]]) -> None:
-        async with self._slots:
-            live = [(d, f) for d, f in items if not f.done()]  # a cancelled consumer no longer waits
-            if not live:
-                return
-            try:
-                outcomes = await self._receive_batch([d for d, _ in live])
-            except Exception:
-                log.warning("batch of %d failed; receiving each alone", len(live), exc_info=True)
-                self.fallbacks += 1
-                for delivery, future in live:
-                    try:
-                        outcome = await self._receive_alone(delivery)
-                    except Exception as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                    else:
-                        if not future.done():
-                            future.set_result(outcome)
-                return
-            self.batches += 1
-            for (_, future), outcome in zip(live, outcomes):
-                if not future.done():
-                    future.set_result(outcome)
+        live = [(d, f) for d, f in items if not f.done()]  # a cancelled consumer no longer waits
+        if not live:
+            return
+        try:
+            outcomes = await self._receive_batch([d for d, _ in live])
+        except Exception:
+            log.warning("batch of %d failed; receiving each alone", len(live), exc_info=True)
+            self.fallbacks += 1
+            for delivery, future in live:
+                try:
+                    outcome = await self._receive_alone(delivery)
+                except Exception as exc:
+                    if not future.done():
+                        future.set_exception(exc)
+                else:
+                    if not future.done():
+                        future.set_result(outcome)
+            return
+        self.batches += 1
+        for (_, future), outcome in zip(live, outcomes):
+            if not future.done():
+                future.set_result(outcome)
 
     async def _receive_alone(self, delivery: Delivery) -> object:
         def log_outage(state: RetryCallState) -> None:
@@ -135,5 +147,5 @@ class InboxBatcher:
     async def drain(self) -> None:
         """Flush what is parked and wait for the batches in flight (used on a clean stop)."""
         self._flush()
-        if self._tasks:
+        while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
