@@ -101,3 +101,25 @@ async def test_mark_published_marks_the_rows_and_their_messages_sent(store: SqlM
     assert {o.message_id for o in await store.due_outbox(later, 100)} == {m.message_id for m, _ in rows} - published
     await store.mark_published([c.id for c in claimed if c.id is not None], later)  # again: harmless
     assert (await store.counts()).outbox_pending == len(rows) - 30
+
+
+def incoming(message_id: str, sha: str = "a" * 64, *, sender: str = SENDER) -> StoredMessage:
+    return StoredMessage(
+        node=RECIPIENT, direction=Direction.IN, message_id=message_id, kind="query", sender=sender,
+        recipient=RECIPIENT, in_reply_to=None, created_at=T0, accepted_at=T0, envelope_sha256=sha,
+        envelope=sha.encode(), body_sealed=b"sealed", subject="s", status=Status.RECEIVED, result=None,
+    )
+
+
+async def test_incoming_batch_stores_the_new_and_tells_redeliveries_from_replays(store: SqlMessageStore) -> None:
+    from gateway.exchange.records import IncomingResult as R
+
+    assert await store.add_incoming_batch([incoming("m1")]) == [R.STORED]
+    m2, m3 = incoming("m2"), incoming("m3")
+    batch = [m2, incoming("m1"), incoming("m1", "b" * 64), m2, m3, incoming("m3", "c" * 64),
+             incoming("m2", sender="110101002")]  # same id from another sender: another message
+    assert await store.add_incoming_batch(batch) == [R.STORED, R.DUPLICATE, R.CONFLICT, R.DUPLICATE, R.STORED,
+                                                     R.CONFLICT, R.STORED]
+    assert (await store.counts()).received == 4
+    stored = await store.find(RECIPIENT, Direction.IN, "m1")
+    assert stored is not None and stored.envelope_sha256 == "a" * 64  # the replay changed nothing
