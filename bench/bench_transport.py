@@ -89,8 +89,9 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
             key = "gateway." + filename.split("/gateway/", 1)[1].split("/", 1)[0].removesuffix(".py")
         elif "site-packages/" in filename:
             key = filename.split("site-packages/", 1)[1].split("/", 1)[0]
-        elif filename == "~":
-            key = "builtins: " + name.split(" of ")[-1].strip("'>").split(".")[-2 if "." in name else -1][:40]
+        elif filename == "~":  # C functions: name the ones that matter
+            key = ("cryptography (OpenSSL)" if "cryptography" in name else "socket" if "socket" in name
+                   else "select/epoll" if "poll" in name else "other built-ins")
         else:
             key = "stdlib " + Path(filename).stem
         totals[key] = totals.get(key, 0.0) + tottime
