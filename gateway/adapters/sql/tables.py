@@ -51,6 +51,9 @@ messages = Table(
 )
 Index("ix_messages_node_dir_kind", messages.c.node, messages.c.direction, messages.c.kind, messages.c.accepted_at)
 Index("ix_messages_reply", messages.c.node, messages.c.in_reply_to)
+# Lookups by a node's message id without the sender (answering, checking feedback and receipts): the
+# unique identity index puts the sender before the id, so it could only narrow to the node's messages.
+Index("ix_messages_lookup", messages.c.node, messages.c.direction, messages.c.message_id)
 
 outbox = Table(
     "outbox",
