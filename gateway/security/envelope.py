@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields as dataclass_fields
 from datetime import datetime
 
 from gateway.security.encoding import parse_stamp, sha256_hex, utc_stamp
@@ -54,7 +54,10 @@ class EnvelopeHeader:
     epk: str  # ephemeral public key, base64url, suite-specific
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        # Every field is a str or an int: a shallow dict gives the same JSON as asdict without its deep
+        # copy, which was ~5 % of a gateway's CPU per message (docs/transport.md).
+        fields = {name: getattr(self, name) for name in _HEADER_FIELDS}
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @property
     def created(self) -> datetime:
@@ -85,6 +88,9 @@ class EnvelopeHeader:
             # Only the canonical form is signed; any other spelling of the same header is refused.
             raise EnvelopeError("malformed_header", "header is not in canonical form")
         return header
+
+
+_HEADER_FIELDS = tuple(f.name for f in dataclass_fields(EnvelopeHeader))
 
 
 @dataclass(frozen=True)
