@@ -309,6 +309,16 @@ def _as_facts(cases: Iterable[Case | CaseFacts]) -> Iterator[CaseFacts]:
         yield c if isinstance(c, CaseFacts) else facts_of(c)
 
 
+def _by_month(cases: Iterable[Case | CaseFacts], months: Iterable[ReportingMonth]) -> dict[ReportingMonth, list[CaseFacts]]:
+    """The facts of the cases of `months`, grouped by month (other months' cases left out)."""
+    by_month: dict[ReportingMonth, list[CaseFacts]] = {m: [] for m in months}
+    for c in _as_facts(cases):
+        facts = by_month.get(c.reporting_month)
+        if facts is not None:
+            facts.append(c)
+    return by_month
+
+
 def _sorted_pass(cases: Iterable[CaseFacts], month: ReportingMonth, as_of: datetime, month_closed_at: datetime) -> _Closing:
     closing = _closing_pass(cases, month, as_of, month_closed_at)
     closing.facts.sort(key=itemgetter(0))  # stable, as `_digest` sorts the cases by id
@@ -346,7 +356,8 @@ class ClosingAt:
     outage, several months and the quarter). Within the quarter, a month closed in the same tick
     counts exactly as in its own snapshot (same instant, same closure), so its pass is reused
     instead of counting its cases a second time; a month closed in an earlier tick is counted again
-    as of this instant, with its own closure.
+    as of this instant, with its own closure. So one `ClosingAt` serves one tick, which reads each
+    month's cases once: every call must be given the same cases for a month.
     """
 
     def __init__(self, closed_at: datetime) -> None:
@@ -372,13 +383,8 @@ class ClosingAt:
         treated as closing with the quarter)."""
         _check_cutoff(quarter, self.closed_at)
         effective = {m: to_utc(closures.get(m, self.closed_at)) for m in quarter.months}
-        by_month: dict[ReportingMonth, list[CaseFacts]] = {m: [] for m in quarter.months
-                                                            if (m, effective[m]) not in self._passes}
-        if by_month:
-            for c in _as_facts(cases):
-                facts = by_month.get(c.reporting_month)
-                if facts is not None:
-                    facts.append(c)
+        uncounted = [m for m in quarter.months if (m, effective[m]) not in self._passes]
+        by_month = _by_month(cases, uncounted) if uncounted else {}
         passes = [self._month_pass(by_month.get(m, ()), m, effective[m]) for m in quarter.months]
         rows = _merged_rows(passes)
         facts_of_quarter = [fact for closing in passes for fact in closing.facts]
@@ -401,11 +407,7 @@ def count_as_of(
     as_of = to_utc(as_of)
     closures = closures or {}
     months = _months(period)
-    by_month: dict[ReportingMonth, list[CaseFacts]] = {m: [] for m in months}
-    for c in _as_facts(cases):
-        facts = by_month.get(c.reporting_month)
-        if facts is not None:
-            facts.append(c)
+    by_month = _by_month(cases, months)
     return _merged_rows(
         _closing_pass(by_month[month], month, as_of, to_utc(closures.get(month, _NEVER))) for month in months
     )
