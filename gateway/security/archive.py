@@ -16,7 +16,7 @@ the service.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import AsyncIterator, Iterable, Protocol
 
@@ -56,9 +56,12 @@ class ArchiveRecord:
     record_hash: str
 
     def hashed_fields(self) -> dict[str, object]:
-        fields = asdict(self)
-        del fields["prev_hash"], fields["record_hash"]
-        return fields
+        # Every field is a str or an int: a shallow dict hashes the same canonical JSON as
+        # dataclasses.asdict did, without its recursive deep copy (twice per appended record).
+        return {name: getattr(self, name) for name in _HASHED_FIELDS}
+
+
+_HASHED_FIELDS = tuple(f.name for f in fields(ArchiveRecord) if f.name not in ("prev_hash", "record_hash"))
 
 
 @dataclass(frozen=True)
@@ -84,19 +87,17 @@ def record_hash(prev_hash: str, fields: dict[str, object]) -> str:
 def chain_append(prev: ArchiveRecord | None, new: NewRecord) -> ArchiveRecord:
     seq = 1 if prev is None else prev.seq + 1
     prev_hash = GENESIS_HASH if prev is None else prev.record_hash
-    unhashed = ArchiveRecord(
-        seq=seq,
-        direction=new.direction,
-        item=new.item,
-        message_id=new.message_id,
-        sender=new.sender,
-        recipient=new.recipient,
-        sha256=new.sha256,
-        recorded_at=utc_stamp(new.recorded_at),
-        prev_hash=prev_hash,
-        record_hash="",
-    )
-    return ArchiveRecord(**{**asdict(unhashed), "record_hash": record_hash(prev_hash, unhashed.hashed_fields())})
+    hashed: dict[str, object] = {
+        "seq": seq,
+        "direction": new.direction,
+        "item": new.item,
+        "message_id": new.message_id,
+        "sender": new.sender,
+        "recipient": new.recipient,
+        "sha256": new.sha256,
+        "recorded_at": utc_stamp(new.recorded_at),
+    }
+    return ArchiveRecord(**hashed, prev_hash=prev_hash, record_hash=record_hash(prev_hash, hashed))  # type: ignore[arg-type]
 
 
 def verify_chain(records: Iterable[ArchiveRecord | StoredRecord], *, expected_head: str | None = None) -> BrokenLink | None:
