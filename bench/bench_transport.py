@@ -381,8 +381,11 @@ class Pair(_Driver):
         await self.residence.start()
 
     async def stop(self) -> None:
+        # Both stopped before any queue is deleted: RabbitMQ 3.10 crashes a channel (541) that publishes
+        # (a late receipt) to a quorum queue being deleted.
         for gw in (self.residence, self.registration):
             await gw.stop()
+        for gw in (self.residence, self.registration):
             await gw.broker.delete_topology()  # type: ignore[attr-defined]
 
     async def receiver_batches(self) -> int:
@@ -420,10 +423,12 @@ async def _registration(conn: Connection, common: dict[str, Any], token: str, ho
             profiler.disable()
             conn.send(("profile", profile_text(profiler)))
         elif command == "stop":
-            loop.remove_reader(conn.fileno())
             await gw.stop()
-            await gw.broker.delete_topology()  # type: ignore[attr-defined]
             conn.send(("stopped",))
+        elif command == "delete_topology":
+            loop.remove_reader(conn.fileno())
+            await gw.broker.delete_topology()  # type: ignore[attr-defined]
+            conn.send(("deleted",))
             return
 
 
@@ -469,16 +474,20 @@ class SplitPair(_Driver):
         await self.residence.start()
 
     async def stop(self) -> None:
+        # Both gateways stopped before any queue is deleted (see Pair.stop).
         await self.residence.stop()
-        await self.residence.broker.delete_topology()  # type: ignore[attr-defined]
-        if self.peer is not None:
-            try:
-                await self.peer.ask("stop")
-            finally:
-                self.peer.close()
-                self.process.join(30)
-                if self.process.is_alive():
-                    self.process.terminate()
+        if self.peer is None:
+            await self.residence.broker.delete_topology()  # type: ignore[attr-defined]
+            return
+        try:
+            await self.peer.ask("stop")
+            await self.residence.broker.delete_topology()  # type: ignore[attr-defined]
+            await self.peer.ask("delete_topology")
+        finally:
+            self.peer.close()
+            self.process.join(30)
+            if self.process.is_alive():
+                self.process.terminate()
 
     async def receiver_cpu_s(self) -> float:
         assert self.peer is not None
