@@ -143,6 +143,8 @@ class Case:
             instants.append(min(starts, due))
         elif self.state is CaseState.DUE_SOON:
             instants.append(due)
+        # The values of ReminderKind (gateway.workflow.reminders imports this module, not the reverse);
+        # tests/workflow/test_next_change.py holds this against reminders_due.
         if "overdue" not in self.reminders_sent:
             instants.append(due)
             if "due_soon" not in self.reminders_sent:
