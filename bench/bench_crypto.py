@@ -22,7 +22,7 @@ from gateway.security import sm2
 from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import open_envelope, parse_envelope, seal
 from gateway.security.keys import generate_keyring
-from gateway.security.suites import DEFAULT_SUITE_ID, SM_SUITE_ID, SUITES
+from gateway.security.suites import DEFAULT_SUITE_ID, SM_SUITE_ID, SUITES, backend_versions
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:
@@ -140,10 +140,9 @@ def main() -> None:
 
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores; all figures for one core)")
     ossl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip() if shutil.which("openssl") else "none"
-    import cryptography
-    import tongsuopy
-
-    print(f"cryptography {cryptography.__version__}; tongsuopy {tongsuopy.__version__}; openssl binary: {ossl}\n")
+    for suite_id, line in backend_versions().items():
+        print(f"{suite_id}: {line}")
+    print(f"openssl binary: {ossl}\n")
 
     print(f"{'suite':40s} {'seal/s':>10s} {'open/s':>10s}   ({args.size}-byte plaintext)")
     for suite_id in (DEFAULT_SUITE_ID, SM_SUITE_ID):

@@ -21,7 +21,7 @@ import typer
 from gateway.security.directory import KeyDirectory
 from gateway.security.errors import EnvelopeError
 from gateway.security.keys import KeyFileError, generate_keyring, key_id, load_keyring, rotate_keyring, save_keyring
-from gateway.security.suites import SUITE_ORDER, SUITES
+from gateway.security.suites import SUITE_ORDER, SUITES, backend_versions
 
 app = typer.Typer(no_args_is_help=True, help="Node keys, rotation, revocation and the signed key directory.")
 authority_app = typer.Typer(no_args_is_help=True, help="The directory authority's key.")
@@ -179,6 +179,13 @@ def set_suites(
         _fail(str(exc))
     updated.save(directory)
     typer.echo(f"{township} accepts {', '.join(suites)}")
+
+
+@app.command("backends")
+def backends() -> None:
+    """Print, per suite, the cryptographic library and native build it runs on."""
+    for suite_id, line in backend_versions().items():
+        typer.echo(f"{suite_id}: {line}")
 
 
 @app.command("prefer")

@@ -8,6 +8,11 @@ which the test vectors need. SM3 comes from `cryptography`.
 
 The binding calls are the only place this project touches a library's low-level API; tongsuopy is
 pinned to 1.0.x for that reason (see docs/envelope.md, "Choosing the SM2 library").
+
+Tongsuo 8.3.2 is built on OpenSSL 1.1.1h (2020, out of upstream support). What it is given is kept
+narrow on purpose (docs/envelope.md, "What the old library sees"): no TLS, no certificates, no ASN.1
+from the network except an SM2 signature, and that one only after ``cryptography`` has decoded it
+and it re-encodes to the same bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import os
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+import tongsuopy
 from tongsuopy.backends.tongsuo.binding import Binding
 from tongsuopy.crypto import serialization as ts_serialization
 from tongsuopy.crypto.asymciphers import ec
@@ -30,6 +37,7 @@ _lib, _ffi = _binding.lib, _binding.ffi
 SM2_ORDER = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
 POINT_LEN = 65  # uncompressed: 04 || x || y
 DEFAULT_ID = b"1234567812345678"
+MAX_SIGNATURE_LEN = 72  # DER SEQUENCE of two INTEGERs below n: 2 + 2 × (2 + 33)
 
 
 class Sm2Error(ValueError):
@@ -44,6 +52,19 @@ def _group() -> Any:
 
 
 _GROUP = _group()
+
+
+def backend_version() -> str:
+    """The library the SM2 operations run on, for operators and the bench (``gateway keys backends``).
+
+    Tongsuo reports only its OpenSSL base ("OpenSSL 1.1.1h  22 Sep 2020"); its own release is in the
+    build prefix the wheel was compiled with (``…/tongsuo8.3.2``), read back from ``OPENSSLDIR``.
+    """
+    base = _ffi.string(_lib.OpenSSL_version(_lib.OPENSSL_VERSION)).decode(errors="replace")
+    built_in = _ffi.string(_lib.OpenSSL_version(_lib.OPENSSL_DIR)).decode(errors="replace")
+    marker = built_in.rfind("tongsuo")
+    release = built_in[marker + len("tongsuo") :].split("/")[0] if marker >= 0 else "unknown"
+    return f"tongsuopy {tongsuopy.__version__} (Tongsuo {release}, reports {' '.join(base.split())})"
 
 
 def sm3(data: bytes) -> bytes:
@@ -96,7 +117,27 @@ def sign(private: Any, data: bytes) -> bytes:
     return private.sign(data, ec.ECDSA(ts_hashes.SM3()))
 
 
+def _canonical_signature(signature: bytes) -> bool:
+    """True when ``signature`` is exactly the DER of (r, s) with 1 ≤ r, s < n.
+
+    The signature is the one input from the network that Tongsuo would parse as ASN.1. Decoding it
+    first with ``cryptography`` (maintained, Rust DER parser) and passing on only bytes that re-encode
+    identically means Tongsuo's 1.1.1-era decoder only ever sees well-formed, minimal input. The
+    rule is the one OpenSSL's verify applies anyway (it refuses non-canonical encodings), so no
+    signature that verified before is refused now.
+    """
+    if not 8 <= len(signature) <= MAX_SIGNATURE_LEN:
+        return False
+    try:
+        r, s = decode_dss_signature(signature)
+    except ValueError:
+        return False
+    return 1 <= r < SM2_ORDER and 1 <= s < SM2_ORDER and encode_dss_signature(r, s) == signature
+
+
 def verify(public: Any, signature: bytes, data: bytes) -> bool:
+    if not _canonical_signature(signature):
+        return False
     try:
         public.verify(signature, data, ec.ECDSA(ts_hashes.SM3()))
     except Exception:

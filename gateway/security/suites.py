@@ -178,6 +178,20 @@ def new_encryption_key() -> X25519PrivateKey:
     return X25519PrivateKey.generate()
 
 
+def backend_versions() -> dict[str, str]:
+    """Suite id → the library (and its native build) the suite's primitives run on, for operators."""
+    import cryptography
+    from cryptography.hazmat.backends.openssl.backend import backend
+
+    versions = {DEFAULT_SUITE_ID: f"cryptography {cryptography.__version__} ({backend.openssl_version_text()})"}
+    if SM_SUITE_ID in SUITES:
+        from gateway.security import sm2
+
+        # SM3 and SM4-GCM of this suite also come from cryptography; only SM2 runs on Tongsuo.
+        versions[SM_SUITE_ID] = f"SM2: {sm2.backend_version()}; SM3, SM4-GCM: cryptography {cryptography.__version__}"
+    return versions
+
+
 def _register_sm_suite() -> None:
     # The 国密 suite needs tongsuopy; without it a node simply cannot accept that suite.
     try:
