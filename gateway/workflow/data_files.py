@@ -59,6 +59,7 @@ class DeadlinesFile(_Strict):
     source: str = ""
     working_days: dict[CaseKind, Annotated[int, Field(ge=1)]]
     due_soon_working_days: Annotated[int, Field(ge=0)]
+    notification_submission_working_days: Annotated[int, Field(ge=1)] = 5  # 第二十四条: 应在5个工作日内提交
     province_overrides: dict[Annotated[str, Field(pattern=r"^\d{2}$")], dict[CaseKind, Annotated[int, Field(ge=1)]]] = {}
 
 
@@ -134,6 +135,7 @@ def load_deadline_rules(path: Path) -> DeadlineRuleSet:
             working_days=dict(doc.working_days),
             due_soon_working_days=doc.due_soon_working_days,
             province_overrides={p: dict(t) for p, t in doc.province_overrides.items()},
+            submission_working_days=doc.notification_submission_working_days,
         )
     except ValueError as e:
         raise DataFileError(f"{path}: {e}") from e
