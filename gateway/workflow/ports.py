@@ -22,6 +22,11 @@ class CaseSource(Protocol):
         """Every case whose reporting month is in `quarter` (withdrawn ones included), or its facts."""
         ...
 
+    def facts_in_months(self, months: Iterable[ReportingMonth]) -> Iterable[Case | CaseFacts]:
+        """Every case of these reporting months, or its facts (e.g. the month after a period, whose
+        corrected queries complete the period's re-visits)."""
+        ...
+
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         """When each closed month of `quarter` was closed (UTC); open months are absent."""
         ...
@@ -40,6 +45,10 @@ class InMemoryCaseSource:
     def cases_for_quarter(self, quarter: Quarter) -> Iterable[Case]:
         months = set(quarter.months)
         return [c for c in self.cases if c.reporting_month in months]
+
+    def facts_in_months(self, months: Iterable[ReportingMonth]) -> Iterable[Case]:
+        wanted = set(months)
+        return [c for c in self.cases if c.reporting_month in wanted]
 
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         return {m: t for m, t in self.closures.items() if m in quarter.months}

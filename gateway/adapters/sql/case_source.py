@@ -36,6 +36,10 @@ class SqlCaseSource:
     def cases_for_quarter(self, quarter: Quarter) -> Iterable[CaseFacts]:
         return self._run(lambda store: store.facts_in_months(quarter.months))
 
+    def facts_in_months(self, months: Iterable[ReportingMonth]) -> Iterable[CaseFacts]:
+        wanted = list(months)
+        return self._run(lambda store: store.facts_in_months(wanted))
+
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         return self._run(lambda store: store.month_closures(quarter.months))
 
