@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from gateway.workflow.accounting import AccountingSnapshot, close_quarter
+from gateway.workflow.accounting import AccountingSnapshot, close_month, close_quarter
 from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.cases import Case
 from gateway.workflow.periods import Quarter, ReportingMonth
@@ -33,6 +33,10 @@ class CaseSource(Protocol):
 
     def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
         """The frozen accounting of `quarter`, or None while it is still open."""
+        ...
+
+    def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
+        """The frozen accounting of a closed month or quarter, or None while it is open."""
         ...
 
 
@@ -58,3 +62,9 @@ class InMemoryCaseSource:
         if closed_at is None:
             return None
         return close_quarter(self.cases_for_quarter(quarter), quarter, closed_at, self.month_closures(quarter))
+
+    def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
+        if isinstance(period, Quarter):
+            return self.quarter_snapshot(period)
+        closed_at = self.closures.get(period)
+        return None if closed_at is None else close_month(self.facts_in_months([period]), period, closed_at)

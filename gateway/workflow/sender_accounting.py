@@ -41,6 +41,7 @@ from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.deadlines import CaseKind
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.instants import to_utc
+from gateway.workflow.periods import ReportingMonth
 
 # Rule 四's reasons that are the sender's errors: 地址有误, 姓名有误, 身份证号码有误 (codes 1–3).
 OWN_ERRORS = frozenset({NoSuchPersonReason.WRONG_ADDRESS, NoSuchPersonReason.WRONG_NAME, NoSuchPersonReason.WRONG_ID_NUMBER})
@@ -83,14 +84,17 @@ class SenderCounts:
         return Fraction(self.reverification_seconds, n * 86_400) if n else None
 
 
-def count_senders(facts: Iterable[CaseFacts], period: Period, as_of: datetime) -> dict[str, SenderCounts]:
-    """SenderCounts per sending township for the cases of `period`, as of `as_of`.
+def count_senders(
+    facts: Iterable[CaseFacts], period: Period | tuple[ReportingMonth, ...], as_of: datetime
+) -> dict[str, SenderCounts]:
+    """SenderCounts per sending township for the cases of `period` (a month, a quarter, or any
+    reporting months, e.g. a statistical half-year), as of `as_of`.
 
     `facts` may hold later months too: a corrected query sent after the period still completes the
     re-visit of a 查无此人 of the period (it must be received by `as_of`).
     """
     as_of = to_utc(as_of)
-    months = set(_months(period))
+    months = set(period) if isinstance(period, tuple) else set(_months(period))
     facts = list(facts)
     corrected: dict[str, datetime] = {}  # the 查无此人 query id → when its first correction arrived
     for f in facts:

@@ -45,3 +45,6 @@ class SqlCaseSource:
 
     def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
         return self._run(lambda store: store.quarter_snapshot(quarter))
+
+    def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
+        return self._run(lambda store: store.period_snapshot(str(period)))

@@ -326,7 +326,11 @@ class SqlCaseStore:
         await self._close(snapshot)
 
     async def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
-        rows = await self._select(select(period_closures.c.snapshot).where(period_closures.c.period == str(quarter)))
+        return await self.period_snapshot(str(quarter))
+
+    async def period_snapshot(self, period: str) -> AccountingSnapshot | None:
+        """The frozen accounting of a closed month ("2026-03") or quarter ("2026Q1")."""
+        rows = await self._select(select(period_closures.c.snapshot).where(period_closures.c.period == period))
         return SNAPSHOT.validate_json(rows[0][0]) if rows else None  # type: ignore[index]
 
     async def add_task(self, task: ReverificationTask) -> None:
