@@ -64,12 +64,19 @@ def case_roles(stored: StoredMessage, message: Query | Notification) -> dict[str
     if direction is Direction.TO_RESIDENCE:
         residence, registration = stored.recipient, stored.sender
     event_date = getattr(message, "event_date", None) if isinstance(message, Notification) else None
+    learned_on = getattr(message, "learned_on", None) if event_date is not None else None
+    if learned_on is not None and learned_on < event_date:
+        # The codec refuses this; a record that got past it must not stop the consumer: the case is
+        # judged from the event date, and the operator is told which message it was.
+        log.warning("notification %s: learned_on %s is before its event; judged from the event date",
+                    stored.message_id, learned_on)
+        learned_on = None
     return {
         "residence_township": residence,
         "registration_township": registration,
         "direction": direction,
         "event_date": event_date,
-        "learned_on": getattr(message, "learned_on", None) if event_date is not None else None,
+        "learned_on": learned_on,
     }
 
 

@@ -191,3 +191,25 @@ def test_rule_13_counts_notifications_apart_and_the_old_rules_counted_them_among
     queries = [c for c in cases if c.kind is not CaseKind.NOTIFICATION and c.reporting_month in Q1.months]
     counted = [c for c in queries if c.feedback or not c.withdrawn_at or c.withdrawn_at > closed_at]
     assert sum(c.received for c in seeds.values()) == len(counted)
+
+
+def test_a_quarter_closed_before_rule_13_was_applied_recomputes_by_the_rules_it_was_closed_with(
+    rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # Closed snapshots stay reproducible: one stored before snapshots recorded their rules reads as version 1.
+    import json
+
+    from gateway.tracking.serialization import SNAPSHOT
+
+    cases = generated_quarter(2, rules, real_calendar)
+    closed_at = Q1.ends_at + timedelta(minutes=5)
+    old = close_quarter(cases, Q1, closed_at, {}, RULES_MIXED)
+    doc = json.loads(SNAPSHOT.dump_json(old))
+    del doc["rules_version"]
+    for _, counts in doc["rows"]:
+        for name in [n for n in counts if n.startswith("notifications_")]:
+            del counts[name]
+    stored = SNAPSHOT.validate_json(json.dumps(doc))
+    assert stored.rules_version == RULES_MIXED
+    assert close_quarter(cases, Q1, closed_at, {}, stored.rules_version) == stored
+    assert close_quarter(cases, Q1, closed_at, {}) != stored  # the current rules count otherwise
