@@ -156,3 +156,23 @@ async def test_the_tracker_reads_direction_and_learned_on_from_the_message_when_
     assert back.direction is Direction.TO_RESIDENCE and back.responsible_township == RESIDENCE
     assert back.residence_township == RESIDENCE and back.registration_township == REGISTRATION
     assert back.learned_on == date(2026, 3, 5) and back.submission_due_at == cst(2026, 3, 13)
+
+
+async def test_a_to_residence_notification_reminds_the_residence_township_and_counts_in_its_figures(
+    rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # 收到通知单的一方必须及时回复 (seed 000, 两地信息通报协调制度): the residence township must reply, in 5 working days.
+    from gateway.adapters.fake_case_store import FakeCaseStore
+
+    clock = FakeClock(cst(2026, 3, 6, 9))
+    tracker = CaseTracker(FakeCaseStore(), clock, real_calendar, rules)
+    back = Notification.model_validate(sample_notification()).model_copy(update={"direction": "to_residence"})
+    case = await tracker.query_received(stored_message("n-back", REGISTRATION, RESIDENCE), back)
+    assert case.deadline.last_working_day == date(2026, 3, 13)  # 5 working days after Friday 6 March
+    clock.set(case.deadline.due_at)
+    report = await tracker.tick()
+    assert report.reminders and {r.township for r in report.reminders} == {RESIDENCE}
+    assert "overdue" in {r.kind.value for r in report.reminders}
+    [facts] = await tracker.store.facts_in_months([MARCH])
+    rows = count_as_of([facts], MARCH, case.deadline.due_at)
+    assert rows[RESIDENCE].notifications_overdue == 1 and REGISTRATION not in rows
