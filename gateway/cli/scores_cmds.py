@@ -106,7 +106,8 @@ def _cells(row: ScoreRow, sender: SenderCounts, checks: list[TargetCheck]) -> li
         f"{sender.reverifications_done}/{sender.reverifications_opened}",
         _days(sender.mean_reverification_days),
         summary(checks),
-        "; ".join(f"{ch.target.figure} {ch.gap_text}" for ch in checks if ch.met is False) or "none",
+        "; ".join(f"{ch.target.figure} ≥{percent(ch.target.at_least, 0)}: {ch.gap_text}" for ch in checks if ch.met is not None)
+        or "—",
     ]
 
 

@@ -125,7 +125,7 @@ def test_scores_csv_per_county_for_a_region(scores_app: typer.Typer) -> None:
     assert row.startswith("430521,2,1,1,0,1,0,0,0,50.0%,50.0%,50.0,")
     # Rule 十三: 100% of the queries received; one of two answered misses it by 50 points. Matching
     # (seed 001, ≥ 96%): the one answer found her. Notifications: none, so not judged.
-    assert row.endswith(",1/2,feedback_rate -50.0pp")
+    assert row.endswith(",1/2,feedback_rate ≥100%: -50.0pp; matching_rate ≥96%: met")
 
 
 def test_scores_table_per_township(scores_app: typer.Typer) -> None:
