@@ -52,7 +52,7 @@ class FakeCaseStore:
         return [c for c in self.cases.values() if c.strike_key == key]
 
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
-        return [c for c in self.cases.values() if c.is_open and registration_township in (None, c.registration_township)]
+        return [c for c in self.cases.values() if c.is_open and registration_township in (None, c.responsible_township)]
 
     async def cases_to_advance(self, now: datetime) -> list[Case]:
         return [c for c in self.cases.values() if c.next_change_at is not None and c.next_change_at <= now]
@@ -71,7 +71,7 @@ class FakeCaseStore:
         low, high = township_range(region_prefix)
         found = [
             c for c in self.cases.values()
-            if c.is_open and c.reporting_month == month and low <= c.registration_township <= high
+            if c.is_open and c.reporting_month == month and low <= c.responsible_township <= high
             and now >= c.deadline.due_at
         ]
         return sorted(found, key=lambda c: (c.deadline.due_at, c.case_id))

@@ -15,6 +15,7 @@ from gateway.cli import (
     db_cmds,
     keys_cmds,
     ops_cmds,
+    reports_cmds,
     scores_cmds,
     service_cmds,
 )
@@ -26,6 +27,7 @@ app.command("init")(service_cmds.init)
 app.command("serve")(service_cmds.serve)
 app.command("demo")(service_cmds.demo)
 app.command("scores")(scores_cmds.scores)
+app.add_typer(reports_cmds.app, name="reports")
 app.add_typer(codec_cmds.app, name="codec")
 app.add_typer(calendar_cmds.app, name="calendar")
 app.add_typer(keys_cmds.app, name="keys")
@@ -63,6 +65,7 @@ def _configure_stores() -> None:
 
     archive_cmds.STORE_FACTORY = archive_store
     scores_cmds.configure(case_source)
+    reports_cmds.configure(case_source)
 
 
 def main() -> None:

@@ -1,4 +1,9 @@
-"""`gateway scores QUARTER` — the quarter's feedback accounting and scores, per region.
+"""`gateway scores QUARTER` — the quarter's figures per region, against the seeds' targets.
+
+Each row: the township (or region) as the one replying — queries (rule 十三's feedback rate) and,
+apart, notifications — and as the sender (accuracy, submission on time, re-verification), then the
+targets of `schemas/workflow/targets.json` met and the gaps. The score column is the province's
+local convention (`schemas/workflow/scoring.json`), not a rule of the seeds.
 
 Cases are read through a `CaseSource` (gateway.workflow.ports); the service layer installs the
 database adapter with `configure(...)`. The clock is read here, at the edge, only for a quarter
@@ -16,11 +21,21 @@ from typing import Annotated
 
 import typer
 
-from gateway.workflow.accounting import Counts, Level, count_as_of, percent
-from gateway.workflow.data_files import DEFAULT_SCORING_FILE, DataFileError, load_score_formula
-from gateway.workflow.periods import Quarter
+from fractions import Fraction
+
+from gateway.workflow.accounting import CURRENT_RULES, RULES_MIXED, Counts, Level, _as_facts, count_as_of, percent
+from gateway.workflow.data_files import (
+    DEFAULT_SCORING_FILE,
+    DEFAULT_TARGETS_FILE,
+    DataFileError,
+    load_score_formula,
+    load_targets,
+)
+from gateway.workflow.periods import Quarter, reporting_month_of
 from gateway.workflow.ports import CaseSource
 from gateway.workflow.scoring import ScoreRow, score_table
+from gateway.workflow.sender_accounting import SenderCounts, count_senders, roll_up_senders
+from gateway.workflow.targets import TargetCheck, check_all, summary
 
 _source_provider: Callable[[], CaseSource] | None = None
 _clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # noqa: E731
@@ -38,6 +53,21 @@ COLUMNS = (
     "feedback_rate",
     "timely_rate",
     "score",
+    "notifications_received",
+    "notifications_on_time",
+    "notifications_late",
+    "notifications_overdue",
+    "notifications_open",
+    "matching_rate",
+    "notification_timely_rate",
+    "queries_sent",
+    "accuracy",
+    "notifications_sent",
+    "submission_rate",
+    "reverified",
+    "reverify_days",
+    "targets_met",
+    "gaps",
 )
 
 
@@ -54,7 +84,11 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _cells(row: ScoreRow) -> list[str]:
+def _days(value: Fraction | None) -> str:
+    return "—" if value is None else f"{float(round(value, 1)):.1f}"
+
+
+def _cells(row: ScoreRow, sender: SenderCounts, checks: list[TargetCheck]) -> list[str]:
     c: Counts = row.counts
     return [
         row.region,
@@ -62,6 +96,18 @@ def _cells(row: ScoreRow) -> list[str]:
         percent(c.feedback_rate),
         percent(c.timely_rate),
         "—" if row.points is None else str(row.points),
+        *(str(getattr(c, name)) for name in COLUMNS[12:17]),
+        percent(c.matching_rate),
+        percent(c.notification_timely_rate),
+        str(sender.queries_sent),
+        percent(sender.accuracy),
+        str(sender.notifications_sent),
+        percent(sender.submission_rate),
+        f"{sender.reverifications_done}/{sender.reverifications_opened}",
+        _days(sender.mean_reverification_days),
+        summary(checks),
+        "; ".join(f"{ch.target.figure} ≥{percent(ch.target.at_least, 0)}: {ch.gap_text}" for ch in checks if ch.met is not None)
+        or "—",
     ]
 
 
@@ -71,8 +117,11 @@ def scores(
     csv: Annotated[bool, typer.Option("--csv", help="CSV (comma-separated, header line) instead of a table.")] = False,
     level: Annotated[Level, typer.Option("--level", help="Roll the rows up to this level.")] = Level.TOWNSHIP,
     scoring_file: Annotated[
-        Path, typer.Option("--scoring-file", envvar="GATEWAY_SCORING_FILE", help="Score formula data file.")
+        Path, typer.Option("--scoring-file", envvar="GATEWAY_SCORING_FILE", help="Score formula data file (a local convention).")
     ] = DEFAULT_SCORING_FILE,
+    targets_file: Annotated[
+        Path, typer.Option("--targets-file", envvar="GATEWAY_TARGETS_FILE", help="The seeds' targets data file.")
+    ] = DEFAULT_TARGETS_FILE,
 ) -> None:
     """Print a quarter's accounting and score per township (or county/city/province with --level)."""
     try:
@@ -85,28 +134,50 @@ def scores(
         formula = load_score_formula(scoring_file)
     except DataFileError as e:
         raise _fail(f"bad scoring file: {e}") from e
+    try:
+        targets = load_targets(targets_file)
+    except DataFileError as e:
+        raise _fail(f"bad targets file: {e}") from e
     if _source_provider is None:
         raise _fail("no case source configured (the database adapter is not installed)")
     source = _source_provider()
     snapshot = source.quarter_snapshot(q)
+    facts = list(source.cases_for_quarter(q))
     if snapshot is not None:
         # Closed: the figures frozen at the close (R5), not a recount.
         rows, as_of, status = snapshot.as_dict(), snapshot.closed_at, "closed"
+        rules_version = snapshot.rules_version
     else:
-        as_of, status = _clock(), "open"
-        rows = count_as_of(source.cases_for_quarter(q), q, as_of, source.month_closures(q))
+        as_of, status, rules_version = _clock(), "open", CURRENT_RULES
+        rows = count_as_of(facts, q, as_of, source.month_closures(q))
+    # The sender's figures are recounted as of the same instant (every fact is judged by it), so a
+    # closed quarter gives the same figures each time.
+    later = reporting_month_of(as_of)
+    if later not in q.months and later > q.months[-1]:
+        facts += list(source.facts_in_months([later]))
+    senders = {t: c for t, c in count_senders(_as_facts(facts), q, as_of).items() if not region or t.startswith(region)}
+    sender_rows = roll_up_senders(senders, level)
     table = score_table(rows, formula, level, region)
+    by_region = {r.region: r for r in table}
+    for code in sender_rows.keys() - by_region.keys():  # a township that only sent
+        by_region[code] = ScoreRow(code, Counts(), None, formula.version)
+    lines_of = []
+    for code in sorted(by_region):
+        row, sender = by_region[code], sender_rows.get(code, SenderCounts())
+        lines_of.append(_cells(row, sender, check_all(targets, row.counts, sender)))
 
     if csv:
         buf = io.StringIO()
         writer = csv_module.writer(buf, lineterminator="\n")
         writer.writerow(COLUMNS)
-        for row in table:
-            writer.writerow(_cells(row))
+        for cells in lines_of:
+            writer.writerow(cells)
         typer.echo(buf.getvalue(), nl=False)
         return
-    typer.echo(f"quarter {q.label} ({status}, as of {as_of.isoformat()}), score formula {formula.version}")
-    lines = [list(COLUMNS), *(_cells(r) for r in table)]
+    rules_note = "" if rules_version != RULES_MIXED else " (closed before issue 13: notifications counted among the queries)"
+    typer.echo(f"quarter {q.label} ({status}, as of {as_of.isoformat()}), accounting rules {rules_version}{rules_note}, "
+               f"targets {targets.version}, score formula {formula.version} (local convention{', set by ' + formula.set_by if formula.set_by else ''})")
+    lines = [list(COLUMNS), *lines_of]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     for line in lines:
         typer.echo("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))).rstrip())

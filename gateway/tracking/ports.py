@@ -43,7 +43,9 @@ class CaseStore(Protocol):
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]: ...
 
-    async def open_cases(self, registration_township: str | None = None) -> list[Case]: ...
+    async def open_cases(self, registration_township: str | None = None) -> list[Case]:
+        """Open cases, or those a township must reply to (its responsible township: the recipient,
+        which is the registration township but for a to-residence notification)."""
 
     async def cases_to_advance(self, now: datetime) -> list[Case]:
         """The open cases whose `next_change_at` has come by `now` (what a tick has to look at)."""
@@ -59,7 +61,8 @@ class CaseStore(Protocol):
 
     async def overdue_cases(self, region_prefix: str, month: ReportingMonth, now: datetime) -> list[Case]:
         """Open cases of reporting month `month` whose deadline had passed at `now`, for the townships
-        under `region_prefix` (a province, city, county or township code), longest overdue first
+        under `region_prefix` (a province, city, county or township code; by the township that must
+        reply), longest overdue first
         (by deadline, then case id). Judged by the deadline, whatever state was last stored."""
 
     async def charges(self, registration_township: str | None = None) -> list[MissedManagementCharge]: ...

@@ -25,7 +25,7 @@ from gateway.tracking.ports import CaseStore
 from gateway.workflow.accounting import ClosingAt, close_quarter
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.case_facts import CaseFacts
-from gateway.workflow.cases import Case, evaluate, mark_reminder_sent, open_case, recompute_open_deadlines
+from gateway.workflow.cases import Case, Direction, evaluate, mark_reminder_sent, open_case, recompute_open_deadlines
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.feedback_handling import handle_feedback, rebuild_ledger
@@ -48,6 +48,36 @@ def case_kind(message: Query | Notification) -> CaseKind:
     if isinstance(message, Notification):
         return CaseKind.NOTIFICATION
     return CaseKind.BIRTH_QUERY if message.about_birth else CaseKind.QUERY
+
+
+def case_roles(stored: StoredMessage, message: Query | Notification) -> dict[str, object]:
+    """Who is who, and a notification's dates, read from the message: the recipient must reply.
+
+    `learned_on` and `direction` arrive with the records helper's codec change; until then a
+    notification has neither, and reads as sent to the registration township, learned on its event
+    date (the codec's defaults).
+    """
+    direction = Direction(getattr(message, "direction", Direction.TO_REGISTRATION.value) or Direction.TO_REGISTRATION)
+    if not isinstance(message, Notification):
+        direction = Direction.TO_REGISTRATION
+    residence, registration = stored.sender, stored.recipient
+    if direction is Direction.TO_RESIDENCE:
+        residence, registration = stored.recipient, stored.sender
+    event_date = getattr(message, "event_date", None) if isinstance(message, Notification) else None
+    learned_on = getattr(message, "learned_on", None) if event_date is not None else None
+    if learned_on is not None and learned_on < event_date:
+        # The codec refuses this; a record that got past it must not stop the consumer: the case is
+        # judged from the event date, and the operator is told which message it was.
+        log.warning("notification %s: learned_on %s is before its event; judged from the event date",
+                    stored.message_id, learned_on)
+        learned_on = None
+    return {
+        "residence_township": residence,
+        "registration_township": registration,
+        "direction": direction,
+        "event_date": event_date,
+        "learned_on": learned_on,
+    }
 
 
 def feedback_result(feedback: Feedback) -> FeedbackResult:
@@ -78,18 +108,20 @@ class CaseTracker:
             return existing
         earlier_id = getattr(message, "resubmission_of", None)
         earlier = await self.store.get_case(earlier_id) if earlier_id else None
-        if earlier is not None and earlier.residence_township != stored.sender:
+        if earlier is not None and earlier.sender_township != stored.sender:
             earlier = None  # only the township that asked may correct its query
+        roles = case_roles(stored, message)
         case = open_case(
             stored.message_id,
             case_kind(message),
-            stored.sender,
-            stored.recipient,
+            roles.pop("residence_township"),  # type: ignore[arg-type]
+            roles.pop("registration_township"),  # type: ignore[arg-type]
             stored.subject or "",
             stored.accepted_at,
             self.rules,
             self.calendar,
             resubmits=earlier,
+            **roles,  # type: ignore[arg-type]
         )
         case = evaluate(case, self.clock.now())
         await self.store.add_case(case)
@@ -106,8 +138,10 @@ class CaseTracker:
             if getattr(message, "resubmission_of", None):
                 await self.query_received(stored, message)  # rare: needs the earlier case
                 continue
-            case = open_case(stored.message_id, case_kind(message), stored.sender, stored.recipient,
-                             stored.subject or "", stored.accepted_at, self.rules, self.calendar)
+            roles = case_roles(stored, message)
+            case = open_case(stored.message_id, case_kind(message), roles.pop("residence_township"),  # type: ignore[arg-type]
+                             roles.pop("registration_township"), stored.subject or "", stored.accepted_at,  # type: ignore[arg-type]
+                             self.rules, self.calendar, **roles)  # type: ignore[arg-type]
             new.append(evaluate(case, now))
         await self.store.add_cases(new)
 
@@ -233,6 +267,6 @@ class CaseTracker:
         closures = await self.store.month_closures(quarter.months)
         with collector_paused():
             facts = await self.store.facts_from_whole_cases(quarter.months)
-            again = close_quarter(facts, quarter, stored.closed_at, closures)
+            again = close_quarter(facts, quarter, stored.closed_at, closures, stored.rules_version)
         return stored, again
 

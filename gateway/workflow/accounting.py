@@ -1,12 +1,14 @@
 """Feedback accounting per township, month and quarter, rolled up the divisions (R4, R5).
 
-Who is accounted: the registration township (户籍所在地), which must answer every query and
-notification it receives (rule 十三: the feedback rate must be 100% of the queries received).
+Who is accounted: the township that must reply (the recipient: the registration township,
+户籍所在地, for every query and for notifications from the residence place; the residence township
+for 户籍地向现居住地通报). Rule 十三 sets the feedback rate against 查询信息总数, the queries received,
+so queries and notifications are counted apart (rules version "2"; see `RULES_SEEDS`).
 Which period: the reporting month (or quarter) of the instant the query was received.
 
-For each township and period, as of an instant:
+For each township and period, as of an instant, for its queries:
 
-* received        — queries and notifications received in the period (withdrawn ones not counted)
+* received        — queries received in the period (withdrawn ones not counted)
 * answered        — of those, replied to (查无此人 included)
 * on_time         — replied before 24:00 CST of the last working day *and* before the query's
                     reporting month was closed
@@ -17,12 +19,24 @@ For each township and period, as of an instant:
 * missed_management — 漏管 charges against the township whose third query falls in the period
 
 so that received = on_time + late + overdue + still_open (three states that sum to 100% once the
-deadlines have passed: on time, late, missing).
+deadlines have passed: on time, late, missing). Its notifications (通报) are counted the same way in
+their own fields, `notifications_received` … `notifications_open`: handled on time means reviewed and
+answered within 5 working days (seed 002, 范文篇10 第二十四条: 户籍地接收到通报信息后,须在5个工作日内
+审核信息…并上传反馈信息); they never enter the queries' rates.
+
+Rules versions: a snapshot records the rules it was counted by, and is recomputed by them, so a
+quarter closed before a rule changed stays reproducible:
+
+* "1" (`RULES_MIXED`, every snapshot closed before issue 13): notifications were counted among the
+  queries, in `received` … `no_such_person`.
+* "2" (`RULES_SEEDS`): queries only in the query fields; notifications in their own fields.
 
 Rates, computed from *summed counts* at every level (pooled), never as an average of child rates:
 
-* feedback rate (反馈率)  = answered / received
+* feedback rate (反馈率)  = answered / received (queries; 查无此人 is an answer) — rule 十三, 100%
 * timely rate  (及时率)   = on_time / received
+* matching rate (匹配率)  = found / answered = (answered − no_such_person) / answered
+* notification timely rate = notifications_on_time / notifications_received
 
 When received = 0 a rate is undefined (``None``, shown as "—"): nothing was asked, so nothing can
 be judged; it is neither 0% nor 100%, and such a township gets no score.
@@ -48,6 +62,7 @@ from operator import itemgetter
 
 from gateway.workflow.case_facts import CaseFacts, facts_of
 from gateway.workflow.cases import Case
+from gateway.workflow.deadlines import CaseKind
 from gateway.workflow.feedback import FeedbackResult
 from gateway.workflow.instants import to_utc
 from gateway.workflow.periods import Quarter, ReportingMonth
@@ -63,6 +78,12 @@ class Counts:
     still_open: int = 0
     no_such_person: int = 0
     missed_management: int = 0
+    notifications_received: int = 0
+    notifications_answered: int = 0
+    notifications_on_time: int = 0
+    notifications_late: int = 0
+    notifications_overdue: int = 0
+    notifications_open: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -78,6 +99,34 @@ class Counts:
     @property
     def missed_management_rate(self) -> Fraction | None:
         return Fraction(self.missed_management, self.received) if self.received else None
+
+    @property
+    def matching_rate(self) -> Fraction | None:
+        """Answered queries whose person was found (the closest figure to seed 001's 信息匹配率)."""
+        return Fraction(self.answered - self.no_such_person, self.answered) if self.answered else None
+
+    @property
+    def notification_timely_rate(self) -> Fraction | None:
+        n = self.notifications_received
+        return Fraction(self.notifications_on_time, n) if n else None
+
+    @property
+    def notification_feedback_rate(self) -> Fraction | None:
+        n = self.notifications_received
+        return Fraction(self.notifications_answered, n) if n else None
+
+
+RULES_MIXED = "1"  # before issue 13: notifications counted among the queries
+RULES_SEEDS = "2"  # rule 十三: queries apart; notifications in their own fields
+CURRENT_RULES = RULES_SEEDS
+RULES_VERSIONS = (RULES_MIXED, RULES_SEEDS)
+
+
+def _check_rules(rules_version: str) -> bool:
+    """True when notifications are counted apart."""
+    if rules_version not in RULES_VERSIONS:
+        raise ValueError(f"unknown accounting rules version {rules_version!r} (known: {', '.join(RULES_VERSIONS)})")
+    return rules_version != RULES_MIXED
 
 
 def percent(rate: Fraction | None, places: int = 1) -> str:
@@ -109,13 +158,23 @@ def outcome_as_of(case: Case, as_of: datetime, month_closed_at: datetime | None 
     return Outcome.OVERDUE if as_of >= due_at else Outcome.STILL_OPEN
 
 
-def _counts_for(case: Case, as_of: datetime, month_closed_at: datetime | None) -> Counts:
+def _counts_for(case: Case, as_of: datetime, month_closed_at: datetime | None, rules_version: str = CURRENT_RULES) -> Counts:
     outcome = outcome_as_of(case, as_of, month_closed_at)
     if outcome is Outcome.NOT_COUNTED:
         return Counts()
     answered = outcome in (Outcome.ON_TIME, Outcome.LATE)
     nsp = answered and case.feedback is not None and case.feedback.result is FeedbackResult.NO_SUCH_PERSON
     charged = case.missed_management is not None and case.missed_management.charged_at <= as_of
+    if _check_rules(rules_version) and case.kind is CaseKind.NOTIFICATION:
+        return Counts(
+            notifications_received=1,
+            notifications_answered=int(answered),
+            notifications_on_time=int(outcome is Outcome.ON_TIME),
+            notifications_late=int(outcome is Outcome.LATE),
+            notifications_overdue=int(outcome is Outcome.OVERDUE),
+            notifications_open=int(outcome is Outcome.STILL_OPEN),
+            missed_management=int(charged),  # only a charge made before 漏管 was limited to queries
+        )
     return Counts(
         received=1,
         answered=int(answered),
@@ -140,8 +199,9 @@ def account(
     period: Period,
     as_of: datetime,
     closures: Mapping[ReportingMonth, datetime] | None = None,
+    rules_version: str = CURRENT_RULES,
 ) -> dict[str, Counts]:
-    """Counts per registration township for the cases of `period`, as of `as_of`."""
+    """Counts per responsible township for the cases of `period`, as of `as_of`."""
     as_of = to_utc(as_of)
     closures = closures or {}
     months = set(_months(period))
@@ -149,9 +209,9 @@ def account(
     for case in cases:
         if case.reporting_month not in months:
             continue
-        c = _counts_for(case, as_of, closures.get(case.reporting_month))
-        if c.received:
-            rows[case.registration_township] = rows.get(case.registration_township, Counts()) + c
+        c = _counts_for(case, as_of, closures.get(case.reporting_month), rules_version)
+        if c.received or c.notifications_received:
+            rows[case.responsible_township] = rows.get(case.responsible_township, Counts()) + c
     return rows
 
 
@@ -191,26 +251,32 @@ class AccountingSnapshot:
     rows: tuple[tuple[str, Counts], ...]  # sorted by township code
     inputs_digest: str
     calendar_versions: tuple[str, ...]
+    rules_version: str = RULES_MIXED  # absent from the snapshots closed before it was recorded
 
     def as_dict(self) -> dict[str, Counts]:
         return dict(self.rows)
 
 
-def _digest(cases: list[Case], period: Period, as_of: datetime, closures: Mapping[ReportingMonth, datetime]) -> str:
+def _digest(
+    cases: list[Case], period: Period, as_of: datetime, closures: Mapping[ReportingMonth, datetime],
+    rules_version: str = CURRENT_RULES,
+) -> str:
     # Only facts known at `as_of` enter the digest: a reply arriving after a close must not change it.
     def iso(x: datetime | None) -> str | None:
         return x.isoformat() if x is not None and x <= as_of else None
 
+    separate = _check_rules(rules_version)
     facts = [
         [
             c.case_id,
-            c.registration_township,
+            c.responsible_township,
             iso(c.received_at),
             c.deadline_as_of(as_of).due_at.isoformat(),
             iso(c.feedback.answered_at) if c.feedback else None,
             c.feedback.result.value if c.feedback and iso(c.feedback.answered_at) else None,
             iso(c.withdrawn_at),
             iso(c.missed_management.charged_at) if c.missed_management else None,
+            *([c.kind.value] if separate else []),  # what the rules of version 2 count apart
         ]
         for c in sorted(cases, key=lambda c: c.case_id)
     ]
@@ -232,6 +298,8 @@ def _hash_facts(facts: list[list[str | None]], period: Period, as_of: datetime, 
 
 # Positions in a township's running tally, in the order of the fields of `Counts`.
 _RECEIVED, _ANSWERED, _ON_TIME, _LATE, _OVERDUE, _STILL_OPEN, _NO_SUCH_PERSON, _MISSED_MANAGEMENT = range(8)
+_N_RECEIVED, _N_ANSWERED, _N_ON_TIME, _N_LATE, _N_OVERDUE, _N_OPEN = range(8, 14)
+_TALLY = 14
 
 
 @dataclass(frozen=True)
@@ -241,7 +309,10 @@ class _Closing:
     calendar_versions: set[str]
 
 
-def _closing_pass(cases: Iterable[CaseFacts], month: ReportingMonth, as_of: datetime, month_closed_at: datetime) -> _Closing:
+def _closing_pass(
+    cases: Iterable[CaseFacts], month: ReportingMonth, as_of: datetime, month_closed_at: datetime,
+    rules_version: str = CURRENT_RULES,
+) -> _Closing:
     """`account`, the facts of `_digest` and the calendar versions of one month's cases, in one pass.
 
     A province closes about two million cases a quarter. This is the same rule as `outcome_as_of` /
@@ -254,6 +325,8 @@ def _closing_pass(cases: Iterable[CaseFacts], month: ReportingMonth, as_of: date
     facts: list[list[str | None]] = []
     versions: set[str] = set()
     no_such_person = FeedbackResult.NO_SUCH_PERSON
+    separate = _check_rules(rules_version)
+    notification = CaseKind.NOTIFICATION
     # Deadlines are midnights, shared by thousands of cases: format each once.
     due_text: dict[datetime, str] = {}
     same: ReportingMonth | None = None  # the last instance found equal to `month`
@@ -277,21 +350,33 @@ def _closing_pass(cases: Iterable[CaseFacts], month: ReportingMonth, as_of: date
         answered_at = c.answered_at if c.answered_at is not None and c.answered_at <= as_of else None
         withdrawn_at = c.withdrawn_at if c.withdrawn_at is not None and c.withdrawn_at <= as_of else None
         charged_at = c.charged_at if c.charged_at is not None and c.charged_at <= as_of else None
-        facts.append([
+        fact = [
             c.case_id,
-            c.registration_township,
+            c.responsible_township,
             c.received_at.isoformat(),
             due_iso,
             answered_at.isoformat() if answered_at is not None else None,
             c.result if answered_at is not None else None,  # a StrEnum: JSON writes its value
             withdrawn_at.isoformat() if withdrawn_at is not None else None,
             charged_at.isoformat() if charged_at is not None else None,
-        ])
+        ]
+        if separate:
+            fact.append(c.kind)  # a StrEnum, as `result`
+        facts.append(fact)
         if answered_at is None and withdrawn_at is not None:
             continue  # withdrawn before any reply: not counted
-        tally = tallies.get(c.registration_township)
+        tally = tallies.get(c.responsible_township)
         if tally is None:
-            tally = tallies[c.registration_township] = [0] * 8
+            tally = tallies[c.responsible_township] = [0] * _TALLY
+        if separate and c.kind is notification:
+            tally[_N_RECEIVED] += 1
+            if answered_at is not None:
+                tally[_N_ANSWERED] += 1
+                tally[_N_LATE if answered_at >= month_closed_at or answered_at >= due_at else _N_ON_TIME] += 1
+            else:
+                tally[_N_OVERDUE if as_of >= due_at else _N_OPEN] += 1
+            tally[_MISSED_MANAGEMENT] += charged_at is not None
+            continue
         tally[_RECEIVED] += 1
         if answered_at is not None:
             late = answered_at >= month_closed_at or answered_at >= due_at
@@ -319,8 +404,10 @@ def _by_month(cases: Iterable[Case | CaseFacts], months: Iterable[ReportingMonth
     return by_month
 
 
-def _sorted_pass(cases: Iterable[CaseFacts], month: ReportingMonth, as_of: datetime, month_closed_at: datetime) -> _Closing:
-    closing = _closing_pass(cases, month, as_of, month_closed_at)
+def _sorted_pass(
+    cases: Iterable[CaseFacts], month: ReportingMonth, as_of: datetime, month_closed_at: datetime, rules_version: str
+) -> _Closing:
+    closing = _closing_pass(cases, month, as_of, month_closed_at, rules_version)
     closing.facts.sort(key=itemgetter(0))  # stable, as `_digest` sorts the cases by id
     return closing
 
@@ -333,13 +420,16 @@ def _merged_rows(closings: Iterable[_Closing]) -> dict[str, Counts]:
     return rows
 
 
-def _snapshot_of(period: Period, closed_at: datetime, closures: Mapping[ReportingMonth, datetime], closing: _Closing) -> AccountingSnapshot:
+def _snapshot_of(
+    period: Period, closed_at: datetime, closures: Mapping[ReportingMonth, datetime], closing: _Closing, rules_version: str
+) -> AccountingSnapshot:
     return AccountingSnapshot(
         period=str(period),
         closed_at=closed_at,
         rows=tuple(sorted(closing.rows.items())),
         inputs_digest=_hash_facts(closing.facts, period, closed_at, closures),
         calendar_versions=tuple(sorted(closing.calendar_versions)),
+        rules_version=rules_version,
     )
 
 
@@ -360,21 +450,23 @@ class ClosingAt:
     month's cases once: every call must be given the same cases for a month.
     """
 
-    def __init__(self, closed_at: datetime) -> None:
+    def __init__(self, closed_at: datetime, rules_version: str = CURRENT_RULES) -> None:
+        _check_rules(rules_version)
         self.closed_at = to_utc(closed_at)
+        self.rules_version = rules_version
         self._passes: dict[tuple[ReportingMonth, datetime], _Closing] = {}
 
     def _month_pass(self, cases: Iterable[CaseFacts], month: ReportingMonth, month_closed_at: datetime) -> _Closing:
         key = (month, month_closed_at)
         if key not in self._passes:
-            self._passes[key] = _sorted_pass(cases, month, self.closed_at, month_closed_at)
+            self._passes[key] = _sorted_pass(cases, month, self.closed_at, month_closed_at, self.rules_version)
         return self._passes[key]
 
     def month(self, cases: Iterable[Case | CaseFacts], month: ReportingMonth) -> AccountingSnapshot:
         """Freeze month `month` (not before its cutoff, 24:00 CST on the 20th)."""
         _check_cutoff(month, self.closed_at)
         closing = self._month_pass(_as_facts(cases), month, self.closed_at)
-        return _snapshot_of(month, self.closed_at, {month: self.closed_at}, closing)
+        return _snapshot_of(month, self.closed_at, {month: self.closed_at}, closing, self.rules_version)
 
     def quarter(
         self, cases: Iterable[Case | CaseFacts], quarter: Quarter, closures: Mapping[ReportingMonth, datetime]
@@ -390,7 +482,7 @@ class ClosingAt:
         facts_of_quarter = [fact for closing in passes for fact in closing.facts]
         facts_of_quarter.sort(key=itemgetter(0))  # three sorted runs: a merge
         versions = set().union(*(closing.calendar_versions for closing in passes))
-        return _snapshot_of(quarter, self.closed_at, effective, _Closing(rows, facts_of_quarter, versions))
+        return _snapshot_of(quarter, self.closed_at, effective, _Closing(rows, facts_of_quarter, versions), self.rules_version)
 
 
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)  # the closure of a month not closed yet
@@ -401,6 +493,7 @@ def count_as_of(
     period: Period,
     as_of: datetime,
     closures: Mapping[ReportingMonth, datetime] | None = None,
+    rules_version: str = CURRENT_RULES,
 ) -> dict[str, Counts]:
     """`account` through the closing pass: the counts of a period at any instant, closed or not
     (e.g. a quarter in progress), from cases or their facts."""
@@ -409,13 +502,15 @@ def count_as_of(
     months = _months(period)
     by_month = _by_month(cases, months)
     return _merged_rows(
-        _closing_pass(by_month[month], month, as_of, to_utc(closures.get(month, _NEVER))) for month in months
+        _closing_pass(by_month[month], month, as_of, to_utc(closures.get(month, _NEVER)), rules_version) for month in months
     )
 
 
-def close_month(cases: Iterable[Case | CaseFacts], month: ReportingMonth, closed_at: datetime) -> AccountingSnapshot:
+def close_month(
+    cases: Iterable[Case | CaseFacts], month: ReportingMonth, closed_at: datetime, rules_version: str = CURRENT_RULES
+) -> AccountingSnapshot:
     """Freeze month `month` as of `closed_at` (not before its cutoff, 24:00 CST on the 20th)."""
-    return ClosingAt(closed_at).month(cases, month)
+    return ClosingAt(closed_at, rules_version).month(cases, month)
 
 
 def close_quarter(
@@ -423,9 +518,11 @@ def close_quarter(
     quarter: Quarter,
     closed_at: datetime,
     closures: Mapping[ReportingMonth, datetime],
+    rules_version: str = CURRENT_RULES,
 ) -> AccountingSnapshot:
     """Freeze a quarter (exchange cycle) as of `closed_at`; its months should have been closed.
 
-    A month not yet closed is treated as closing with the quarter.
+    A month not yet closed is treated as closing with the quarter. A closed quarter is recomputed
+    with the `rules_version` its snapshot records.
     """
-    return ClosingAt(closed_at).quarter(cases, quarter, closures)
+    return ClosingAt(closed_at, rules_version).quarter(cases, quarter, closures)

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from gateway.workflow.cases import Case
-from gateway.workflow.feedback import FeedbackResult
+from gateway.workflow.deadlines import CaseKind
+from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.periods import ReportingMonth
 
 
@@ -30,7 +31,7 @@ class CaseFacts(NamedTuple):
     """A case as the accounting sees it. A tuple: millions are built per close, cheaply."""
 
     case_id: str
-    registration_township: str
+    responsible_township: str  # must reply: the recipient (the registration township, but for 户籍地向现居住地通报)
     reporting_month: ReportingMonth
     received_at: datetime  # UTC
     due_at: datetime  # the original deadline (UTC), in force unless a calendar update moved it
@@ -40,6 +41,12 @@ class CaseFacts(NamedTuple):
     withdrawn_at: datetime | None
     charged_at: datetime | None  # 漏管 charged on this case (the third 查无此人)
     deadline_moves: tuple[DeadlineMove, ...] = ()
+    # What the sender's side is judged by (seed 002 第三十一条: both places are assessed).
+    kind: CaseKind = CaseKind.QUERY
+    sender_township: str = ""
+    reason: NoSuchPersonReason | None = None  # of a 查无此人 reply
+    submission_due_at: datetime | None = None  # a notification's: 5 working days after event / learned
+    resubmission_of: str | None = None  # the 查无此人 query this corrected query re-submits (rule 五)
 
     def deadline_as_of(self, instant: datetime) -> tuple[datetime, str]:
         """Due instant and calendar version in force at `instant` (as `Case.deadline_as_of`)."""
@@ -54,7 +61,7 @@ def facts_of(case: Case) -> CaseFacts:
     feedback, charge = case.feedback, case.missed_management
     return CaseFacts(
         case_id=case.case_id,
-        registration_township=case.registration_township,
+        responsible_township=case.responsible_township,
         reporting_month=case.reporting_month,
         received_at=case.received_at,
         due_at=case.original_deadline.due_at,
@@ -67,4 +74,9 @@ def facts_of(case: Case) -> CaseFacts:
             DeadlineMove(change.at, change.deadline.due_at, change.deadline.calendar_version)
             for change in case.deadline_changes
         ),
+        kind=case.kind,
+        sender_township=case.sender_township,
+        reason=feedback.reason if feedback is not None else None,
+        submission_due_at=case.submission_due_at,
+        resubmission_of=case.resubmission_of,
     )

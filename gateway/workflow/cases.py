@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from gateway.workflow.calendar import WorkingDayCalendar, subtract_working_days
@@ -64,6 +64,13 @@ class CaseState(StrEnum):
 
 
 OPEN_STATES = frozenset({CaseState.AWAITING_REPLY, CaseState.DUE_SOON, CaseState.OVERDUE})
+
+
+class Direction(StrEnum):
+    """Who sends and who must reply (seed 002, 范文篇10 第二十四条 and 第三十一条)."""
+
+    TO_REGISTRATION = "to_registration"  # 现居住地 → 户籍所在地: every query, most notifications
+    TO_RESIDENCE = "to_residence"  # 户籍地向现居住地通报 (第三十一条(二)4): a notification the other way
 
 
 class CaseTransitionError(ValueError):
@@ -109,6 +116,16 @@ class Case:
     feedback: Feedback | None = None
     resubmission_of: str | None = None  # the 查无此人 query this one corrects (rule 五)
     earlier_query_ids: tuple[str, ...] = ()  # the whole chain of corrected queries, oldest first
+    # The citizen ID under which this case's strikes run: the one of the first query of its
+    # correction chain (rules 六/十二: 同一个信息), even when the correction changed the ID number.
+    # None: the case's own citizen ID.
+    strike_subject: str | None = None
+    direction: Direction = Direction.TO_REGISTRATION
+    # A notification's event (通报事项) and the day its sender learned of it: it is due within 5
+    # working days of the later (第二十四条: 对应通报信息,应在5个工作日内提交).
+    event_date: date | None = None
+    learned_on: date | None = None
+    submission_due_at: datetime | None = None  # UTC; None for a query
     withdrawn_at: datetime | None = None
     missed_management: MissedManagementCharge | None = None
     reminders_sent: frozenset[str] = frozenset()
@@ -153,11 +170,28 @@ class Case:
 
     @property
     def responsible_township(self) -> str:
-        return self.registration_township
+        """The township that must reply: always the message's recipient."""
+        return self.residence_township if self.direction is Direction.TO_RESIDENCE else self.registration_township
+
+    @property
+    def sender_township(self) -> str:
+        return self.registration_township if self.direction is Direction.TO_RESIDENCE else self.residence_township
+
+    @property
+    def submitted_on_time(self) -> bool | None:
+        """A notification sent within 5 working days of its event (or of learning of it); None for a query."""
+        if self.submission_due_at is None:
+            return None
+        return self.received_at < self.submission_due_at
 
     @property
     def strike_key(self) -> StrikeKey:
-        return StrikeKey(self.residence_township, self.registration_township, self.citizen_id)
+        return StrikeKey(self.residence_township, self.registration_township, self.strike_subject or self.citizen_id)
+
+    @property
+    def counts_strikes(self) -> bool:
+        """Rules 六/十二 speak of 个案查询信息: only a query's 查无此人 is a strike, never a notification's."""
+        return self.kind is not CaseKind.NOTIFICATION
 
 
 def _check_township(code: str, role: str) -> None:
@@ -184,18 +218,35 @@ def open_case(
     calendar: WorkingDayCalendar,
     *,
     resubmits: Case | None = None,
+    direction: Direction = Direction.TO_REGISTRATION,
+    event_date: date | None = None,
+    learned_on: date | None = None,
 ) -> Case:
     """Open the case for a query or notification accepted at `received_at`.
 
     `resubmits` is the earlier 查无此人 case this corrected query replaces (rule 五); the new case
-    links to it and to the whole chain before it.
+    links to it and to the whole chain before it. `residence_township` and `registration_township`
+    are the person's two places whatever the direction; the recipient (`responsible_township`)
+    must reply. A notification with an `event_date` gets its submission deadline: 5 working days
+    after `learned_on` (defaulting to the event date), the day itself not counted.
     """
     _check_township(residence_township, "residence township")
     _check_township(registration_township, "registration township")
     if not case_id:
         raise ValueError("case id (message id) is required")
+    if direction is Direction.TO_RESIDENCE and kind is not CaseKind.NOTIFICATION:
+        raise ValueError("only a notification goes from the registration township to the residence township")
     received = to_utc(received_at)
-    deadline = deadline_for(kind, received, rules, calendar, registration_township)
+    responsible = residence_township if direction is Direction.TO_RESIDENCE else registration_township
+    deadline = deadline_for(kind, received, rules, calendar, responsible)
+    submission_due_at = None
+    if kind is CaseKind.NOTIFICATION and event_date is not None:
+        learned_on = learned_on or event_date
+        if learned_on < event_date:
+            raise ValueError("a notification's event cannot be learned of before it happened")
+        submission_due_at = compute_deadline(
+            start_of_local_day(learned_on), rules.submission_working_days, calendar, rules.version
+        ).due_at
     chain: tuple[str, ...] = ()
     if resubmits is not None:
         if resubmits.state not in (CaseState.NO_SUCH_PERSON, CaseState.MISSED_MANAGEMENT):
@@ -203,6 +254,14 @@ def open_case(
         if resubmits.residence_township != residence_township:
             raise CaseTransitionError("only the residence township that sent a query can re-submit it")
         chain = (*resubmits.earlier_query_ids, resubmits.case_id)
+    # The corrected query is "the same information" (rule 六) as the one it corrects, so it continues
+    # that query's run of strikes, whatever field was corrected. Sent to another registration
+    # township (the address was wrong), it is that township's first sight of her: a new run.
+    strike_subject = None
+    if resubmits is not None and resubmits.registration_township == registration_township:
+        strike_subject = resubmits.strike_key.citizen_id
+    if strike_subject == citizen_id:
+        strike_subject = None
     cause = "received" if resubmits is None else f"received; corrected re-submission of {resubmits.case_id}"
     return Case(
         case_id=case_id,
@@ -219,6 +278,11 @@ def open_case(
         history=(Transition(received, None, CaseState.AWAITING_REPLY, cause),),
         resubmission_of=resubmits.case_id if resubmits else None,
         earlier_query_ids=chain,
+        strike_subject=strike_subject,
+        direction=direction,
+        event_date=event_date if kind is CaseKind.NOTIFICATION else None,
+        learned_on=learned_on if kind is CaseKind.NOTIFICATION else None,
+        submission_due_at=submission_due_at,
     )
 
 

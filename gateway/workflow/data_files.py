@@ -5,7 +5,9 @@
   the ``chinesecalendar`` package's data for that year entirely (so a wrong package year can be
   corrected); years only in the package are taken from it via ``chinese_calendar.is_workday``.
 * ``schemas/workflow/deadlines.json`` — the deadline rule-set (`DeadlineRuleSet`).
-* ``schemas/workflow/scoring.json`` — the quarterly score formula (`ScoreFormula`).
+* ``schemas/workflow/scoring.json`` — the quarterly score formula (`ScoreFormula`): a province's own
+  convention, not a rule of the seeds; the file says so and who set it.
+* ``schemas/workflow/targets.json`` — the targets the seeds set (`TargetSet`), with their sources.
 
 Every loader takes a path: nothing reads a file behind the caller's back.
 """
@@ -18,18 +20,20 @@ from fractions import Fraction
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.workflow.calendar import WorkingDayCalendar, YearSchedule
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.scoring import ScoreFormula
+from gateway.workflow.targets import Target, TargetSet
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 DEFAULT_CALENDAR_FILE = SCHEMAS_DIR / "calendar" / "cn_working_days.json"
 DEFAULT_DEADLINES_FILE = SCHEMAS_DIR / "workflow" / "deadlines.json"
 DEFAULT_SCORING_FILE = SCHEMAS_DIR / "workflow" / "scoring.json"
+DEFAULT_TARGETS_FILE = SCHEMAS_DIR / "workflow" / "targets.json"
 
 
 class DataFileError(ValueError):
@@ -59,6 +63,7 @@ class DeadlinesFile(_Strict):
     source: str = ""
     working_days: dict[CaseKind, Annotated[int, Field(ge=1)]]
     due_soon_working_days: Annotated[int, Field(ge=0)]
+    notification_submission_working_days: Annotated[int, Field(ge=1)] = 5  # 第二十四条: 应在5个工作日内提交
     province_overrides: dict[Annotated[str, Field(pattern=r"^\d{2}$")], dict[CaseKind, Annotated[int, Field(ge=1)]]] = {}
 
 
@@ -70,6 +75,37 @@ class ScoringFile(_Strict):
     missed_management_penalty_points_per_percent: str = Field(pattern=r"^\d+(\.\d+)?$")
     max_points: int = 100
     decimals: Annotated[int, Field(ge=0, le=4)] = 1
+    # The seeds set targets, not a score (issue 13): a score is a local convention and says whose.
+    status: Literal["local convention"] = "local convention"
+    set_by: str = Field(min_length=1)
+    note: str = ""
+
+
+class TargetEntry(_Strict):
+    figure: str
+    at_least: str = Field(pattern=r"^\d+(\.\d+)?$")
+    side: Literal["reply", "sender"]
+    source: str = Field(min_length=1)
+
+
+class NotComputedEntry(_Strict):
+    figure: str
+    source: str
+    why: str
+
+
+class AssessmentItem(_Strict):
+    item: str
+    figures: list[str]
+
+
+class TargetsFile(_Strict):
+    schema_: str | None = Field(default=None, alias="$schema")
+    version: str = Field(min_length=1)
+    source: str = ""
+    targets: list[TargetEntry]
+    not_computed: list[NotComputedEntry] = []
+    assessment_items: list[AssessmentItem] = []
 
 
 def _read(path: Path, model: type[_Strict]) -> _Strict:
@@ -134,6 +170,7 @@ def load_deadline_rules(path: Path) -> DeadlineRuleSet:
             working_days=dict(doc.working_days),
             due_soon_working_days=doc.due_soon_working_days,
             province_overrides={p: dict(t) for p, t in doc.province_overrides.items()},
+            submission_working_days=doc.notification_submission_working_days,
         )
     except ValueError as e:
         raise DataFileError(f"{path}: {e}") from e
@@ -150,7 +187,17 @@ def load_score_formula(path: Path) -> ScoreFormula:
             missed_management_penalty=Fraction(doc.missed_management_penalty_points_per_percent),
             max_points=doc.max_points,
             decimals=doc.decimals,
+            set_by=doc.set_by,
         )
+    except ValueError as e:
+        raise DataFileError(f"{path}: {e}") from e
+
+
+def load_targets(path: Path) -> TargetSet:
+    doc = _read(path, TargetsFile)
+    assert isinstance(doc, TargetsFile)
+    try:
+        return TargetSet(doc.version, tuple(Target(t.figure, Fraction(t.at_least), t.side, t.source) for t in doc.targets))
     except ValueError as e:
         raise DataFileError(f"{path}: {e}") from e
 

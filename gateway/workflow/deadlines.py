@@ -47,6 +47,9 @@ class DeadlineRuleSet:
     working_days: Mapping[CaseKind, int]
     due_soon_working_days: int  # warning window before the deadline (reminders), in working days
     province_overrides: Mapping[str, Mapping[CaseKind, int]] = field(default_factory=dict)
+    # A notification is submitted within this many working days of its event or of the day its
+    # sender learned of it (seed 002, 范文篇10 第二十四条: 对应通报信息,应在5个工作日内提交).
+    submission_working_days: int = 5
 
     def __post_init__(self) -> None:
         missing = set(CaseKind) - set(self.working_days)
@@ -57,6 +60,8 @@ class DeadlineRuleSet:
                 if n < 1:
                     # Zero would make a message due on the day of receipt, which R2 excludes.
                     raise ValueError(f"deadline rule-set {self.version} ({where}, {kind}): need >= 1 working day, got {n}")
+        if self.submission_working_days < 1:
+            raise ValueError(f"deadline rule-set {self.version}: notification submission needs >= 1 working day")
         if self.due_soon_working_days < 0:
             raise ValueError("due-soon window must be >= 0 working days")
         for province in self.province_overrides:

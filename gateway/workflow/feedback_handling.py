@@ -40,7 +40,9 @@ def handle_feedback(
         case, answered_at, result, reason=reason, remarks=remarks, message_id=message_id, month_closed_at=month_closed_at
     )
     assert answered.feedback is not None
-    ledger, charge = record_answer(ledger, case.strike_key, case.case_id, result, answered.feedback.answered_at, case.reporting_month)
+    charge = None
+    if case.counts_strikes:  # a notification's 查无此人 is no strike (rules 六/十二: 个案查询信息)
+        ledger, charge = record_answer(ledger, case.strike_key, case.case_id, result, answered.feedback.answered_at, case.reporting_month)
     if charge is not None:
         answered = mark_missed_management(answered, charge)
     task = open_reverification(answered) if result is FeedbackResult.NO_SUCH_PERSON else None
@@ -49,7 +51,7 @@ def handle_feedback(
 
 def rebuild_ledger(cases: Iterable[Case]) -> StrikeLedger:
     """The strike ledger re-derived from stored cases (answers folded in the order accepted)."""
-    answered = sorted((c for c in cases if c.feedback is not None), key=lambda c: (c.feedback.answered_at, c.case_id))  # type: ignore[union-attr]
+    answered = sorted((c for c in cases if c.feedback is not None and c.counts_strikes), key=lambda c: (c.feedback.answered_at, c.case_id))  # type: ignore[union-attr]
     ledger = StrikeLedger()
     for case in answered:
         assert case.feedback is not None

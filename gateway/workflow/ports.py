@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from gateway.workflow.accounting import AccountingSnapshot, close_quarter
+from gateway.workflow.accounting import AccountingSnapshot, close_month, close_quarter
 from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.cases import Case
 from gateway.workflow.periods import Quarter, ReportingMonth
@@ -22,12 +22,21 @@ class CaseSource(Protocol):
         """Every case whose reporting month is in `quarter` (withdrawn ones included), or its facts."""
         ...
 
+    def facts_in_months(self, months: Iterable[ReportingMonth]) -> Iterable[Case | CaseFacts]:
+        """Every case of these reporting months, or its facts (e.g. the month after a period, whose
+        corrected queries complete the period's re-visits)."""
+        ...
+
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         """When each closed month of `quarter` was closed (UTC); open months are absent."""
         ...
 
     def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
         """The frozen accounting of `quarter`, or None while it is still open."""
+        ...
+
+    def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
+        """The frozen accounting of a closed month or quarter, or None while it is open."""
         ...
 
 
@@ -41,6 +50,10 @@ class InMemoryCaseSource:
         months = set(quarter.months)
         return [c for c in self.cases if c.reporting_month in months]
 
+    def facts_in_months(self, months: Iterable[ReportingMonth]) -> Iterable[Case]:
+        wanted = set(months)
+        return [c for c in self.cases if c.reporting_month in wanted]
+
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         return {m: t for m, t in self.closures.items() if m in quarter.months}
 
@@ -49,3 +62,9 @@ class InMemoryCaseSource:
         if closed_at is None:
             return None
         return close_quarter(self.cases_for_quarter(quarter), quarter, closed_at, self.month_closures(quarter))
+
+    def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
+        if isinstance(period, Quarter):
+            return self.quarter_snapshot(period)
+        closed_at = self.closures.get(period)
+        return None if closed_at is None else close_month(self.facts_in_months([period]), period, closed_at)

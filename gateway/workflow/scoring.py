@@ -1,4 +1,8 @@
-"""The quarterly score of the exchange cycle (R5), per township and rolled up.
+"""A quarterly score of the exchange cycle, per township and rolled up: a local convention.
+
+The seeds set targets (`gateway.workflow.targets`), not a score: no seed weighs the feedback rate
+against timeliness or prices a case of 漏管 in points. A province that wants one number keeps this
+score as its own convention; its data file says so and who set it (``set_by``).
 
 The formula, for a county supervisor
 ------------------------------------
@@ -44,6 +48,7 @@ class ScoreFormula:
     missed_management_penalty: Fraction  # points per percentage point of 漏管 cases / received
     max_points: int = 100
     decimals: int = 1
+    set_by: str = ""  # who set this local convention (the seeds set no score)
 
     def __post_init__(self) -> None:
         if self.feedback_weight + self.timely_weight != 1:

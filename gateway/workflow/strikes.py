@@ -1,16 +1,20 @@
 """Three strikes of 查无此人 make one case of 漏管 (R3; rules 六 and 十二).
 
-Rule, in words: when the same residence township queries the same person (same citizen ID number)
-at the same registration township, and three consecutive answers are 查无此人 (no such person), the
-registration township is charged with one case of 漏管 (missed management of its outflow population).
+Rule, in words (rule 六: 同一个信息连续三次收到同一个现居住地发送的个案查询信息,却查找不到该流出人员的,
+视为该乡(镇、社区)对流出人员的漏管): when the same residence township sends the same information —
+the same person's query, or its corrected re-submissions — to the same registration township, and
+three consecutive answers are 查无此人 (no such person), the registration township is charged with
+one case of 漏管 (missed management of its outflow population).
 
 Decisions where the rules are silent:
 * "Consecutive" is counted in the order the answers are accepted by the gateway.
 * A *found* answer for the same key resets the count to 0.
 * After a charge the count restarts at 0: a fourth and fifth 查无此人 do not charge again; a sixth does.
-* A corrected re-submission with a different citizen ID number is a different key (rule 五 asks the
-  residence township to correct the query; a wrong ID number was then not the registration
-  township's fault).
+* Only queries count (个案查询信息): a 查无此人 answering a notification (通报) is never a strike.
+* A corrected re-submission (``resubmission_of``, rule 五) is the same information as the query it
+  corrects and continues its run, even when the citizen ID number was what was corrected: the key
+  keeps the citizen ID of the chain's first query (`Case.strike_subject`). Sent to a different
+  registration township, it starts that township's own run.
 * The charge belongs to the reporting month of the third query (the one that completed the run),
   and keeps the three query message ids as evidence.
 

@@ -49,12 +49,12 @@ def scores_app(database_url: str) -> Iterator[typer.Typer]:
 
 
 def csv_row(app: typer.Typer) -> str:
-    result = runner.invoke(app, ["scores", "--quarter", "2026Q1", "--csv"])
+    result = runner.invoke(app, ["scores", "--quarter", "2026Q1", "--csv", "--region", TOWNSHIP])
     assert result.exit_code == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header.startswith("region,received,answered,on_time,late,overdue,still_open")
     (row,) = rows
-    return row
+    return row.split(",score,")[0] if ",score," in row else ",".join(row.split(",")[:12])
 
 
 async def store_cases(database_url: str, *cases: Case) -> None:
@@ -100,3 +100,39 @@ def test_scores_of_a_closed_quarter_are_the_figures_frozen_at_its_close(
     assert csv_row(scores_app) == "430521101,2,1,1,0,1,0,0,0,50.0%,50.0%,50.0"
     result = runner.invoke(scores_app, ["scores", "--quarter", "2026Q1"])
     assert result.stdout.startswith("quarter 2026Q1 (closed, as of 2026-03-20T16:05:00+00:00)")
+    # The sender's side, recounted as of the close: two queries sent, one answered by then.
+    sender = runner.invoke(scores_app, ["scores", "--quarter", "2026Q1", "--csv", "--region", RESIDENCE])
+    header, row = sender.stdout.splitlines()
+    cells = dict(zip(header.split(","), row.split(",")))
+    assert cells["queries_sent"] == "2" and cells["accuracy"] == "100.0%" and cells["received"] == "0"
+
+
+def test_a_monthly_report_from_the_database_shows_the_month_as_closed_not_a_later_answer(
+    database_url: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # Seed 000: 乡(镇)级《流动人口计划生育情况汇总表》实行一月一报告制度 — made from the archive of a closed month.
+    from gateway.cli import reports_cmds
+
+    answered = record_feedback(query("answered", cst(2026, 3, 2, 9), rules, real_calendar), cst(2026, 3, 3),
+                               FeedbackResult.FOUND)
+    unanswered = query("unanswered", cst(2026, 3, 2, 10), rules, real_calendar)
+    asyncio.run(store_cases(database_url, answered, unanswered))
+    previous = reports_cmds._source_provider
+    reports_cmds.configure(lambda: SqlCaseSource(database_url))
+    app = typer.Typer()
+    app.add_typer(reports_cmds.app, name="reports")
+    app.command("other")(lambda: None)
+    args = ["reports", "monthly", "--period", "2026-03", "--region", TOWNSHIP[:6], "--csv"]
+    try:
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2 and "2026-03 is not closed" in refused.stderr
+        asyncio.run(close_the_quarter_then_answer(
+            database_url, record_feedback(unanswered, cst(2026, 3, 25), FeedbackResult.FOUND)))
+        first, again = runner.invoke(app, args), runner.invoke(app, args)
+        assert first.exit_code == 0, first.stderr
+        assert first.stdout == again.stdout
+        header, township, county = first.stdout.splitlines()
+        cells = dict(zip(header.split(","), county.split(",")))
+        assert (cells["region"], cells["received"], cells["answered"], cells["overdue"]) == ("430521", "2", "1", "1")
+    finally:
+        reports_cmds._source_provider = previous

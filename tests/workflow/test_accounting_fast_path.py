@@ -15,6 +15,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from gateway.workflow.accounting import (
+    CURRENT_RULES,
+    RULES_MIXED,
+    RULES_SEEDS,
+    RULES_VERSIONS,
     AccountingSnapshot,
     ClosingAt,
     Period,
@@ -40,16 +44,22 @@ TOWNSHIPS = ("430521101", "430521102", "430602001", "431102003")
 RESIDENCES = ("440106001", "330102001")
 
 
-def reference_snapshot(cases: list[Case], period: Period, closed_at: datetime, closures: dict) -> AccountingSnapshot:
+def reference_snapshot(
+    cases: list[Case], period: Period, closed_at: datetime, closures: dict, rules_version: str = CURRENT_RULES
+) -> AccountingSnapshot:
     months = set(_months(period))
     relevant = [c for c in cases if c.reporting_month in months and c.received_at <= closed_at]
     return AccountingSnapshot(
         period=str(period),
         closed_at=closed_at,
-        rows=tuple(sorted(account(relevant, period, closed_at, closures).items())),
-        inputs_digest=_digest(relevant, period, closed_at, closures),
+        rows=tuple(sorted(account(relevant, period, closed_at, closures, rules_version).items())),
+        inputs_digest=_digest(relevant, period, closed_at, closures, rules_version),
         calendar_versions=tuple(sorted({c.deadline_as_of(closed_at).calendar_version for c in relevant})),
+        rules_version=rules_version,
     )
+
+
+RULES = pytest.mark.parametrize("rules_version", RULES_VERSIONS)
 
 
 def later_calendar(calendar: WorkingDayCalendar) -> WorkingDayCalendar:
@@ -97,22 +107,29 @@ def generated_quarter(seed: int, rules: DeadlineRuleSet, calendar: WorkingDayCal
     return answered
 
 
+@RULES
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_closing_a_month_freezes_what_the_plain_rules_count(seed: int, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
+def test_closing_a_month_freezes_what_the_plain_rules_count(
+    seed: int, rules_version: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
     cases = generated_quarter(seed, rules, real_calendar)
     for month in (*Q1.months, ReportingMonth(2026, 4)):
         for closed_at in (month.ends_at, month.ends_at + timedelta(days=9, hours=3)):
-            assert close_month(cases, month, closed_at) == reference_snapshot(cases, month, closed_at, {month: closed_at})
+            assert close_month(cases, month, closed_at, rules_version) == reference_snapshot(
+                cases, month, closed_at, {month: closed_at}, rules_version)
 
 
+@RULES
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_closing_a_quarter_freezes_what_the_plain_rules_count(seed: int, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
+def test_closing_a_quarter_freezes_what_the_plain_rules_count(
+    seed: int, rules_version: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
     cases = generated_quarter(seed, rules, real_calendar)
     closed_at = Q1.ends_at + timedelta(minutes=5)
     on_time = {m: m.ends_at + timedelta(minutes=5) for m in Q1.months}
     for closures in ({}, on_time, {Q1.months[0]: on_time[Q1.months[0]]}):
-        expected = reference_snapshot(cases, Q1, closed_at, {m: closures.get(m, closed_at) for m in Q1.months})
-        assert close_quarter(cases, Q1, closed_at, closures) == expected
+        expected = reference_snapshot(cases, Q1, closed_at, {m: closures.get(m, closed_at) for m in Q1.months}, rules_version)
+        assert close_quarter(cases, Q1, closed_at, closures, rules_version) == expected
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -144,11 +161,55 @@ def test_the_generated_quarters_exercise_every_outcome(rules: DeadlineRuleSet, r
     assert any(c.deadline_changes for c in cases) and any(c.withdrawn_at for c in cases)
 
 
+@RULES
 @pytest.mark.parametrize("seed", [1, 2])
 def test_counting_a_quarter_in_progress_gives_what_the_plain_rules_count(
-    seed: int, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+    seed: int, rules_version: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
     cases = generated_quarter(seed, rules, real_calendar)
     closures = {Q1.months[0]: Q1.months[0].ends_at + timedelta(minutes=5)}
     for as_of in (cst(2026, 1, 10), cst(2026, 2, 25, 12), cst(2026, 3, 19, 23, 59)):
-        assert count_as_of(cases, Q1, as_of, closures) == account(cases, Q1, as_of, closures)
+        assert count_as_of(cases, Q1, as_of, closures, rules_version) == account(cases, Q1, as_of, closures, rules_version)
+
+
+def test_rule_13_counts_notifications_apart_and_the_old_rules_counted_them_among_the_queries(
+    rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # Rule 十三: 反馈…的比率,必须是查询信息总数的100% — the denominator is the queries received.
+    cases = generated_quarter(1, rules, real_calendar)
+    closed_at = Q1.ends_at + timedelta(minutes=5)
+    seeds = dict(close_quarter(cases, Q1, closed_at, {}, RULES_SEEDS).rows)
+    mixed = dict(close_quarter(cases, Q1, closed_at, {}, RULES_MIXED).rows)
+    assert seeds.keys() == mixed.keys()
+    for township, new in seeds.items():
+        old = mixed[township]
+        assert new.notifications_received and not old.notifications_received
+        assert old.received == new.received + new.notifications_received
+        assert old.answered == new.answered + new.notifications_answered
+        assert old.on_time == new.on_time + new.notifications_on_time
+        assert old.overdue + old.still_open == new.overdue + new.still_open + new.notifications_overdue + new.notifications_open
+    queries = [c for c in cases if c.kind is not CaseKind.NOTIFICATION and c.reporting_month in Q1.months]
+    counted = [c for c in queries if c.feedback or not c.withdrawn_at or c.withdrawn_at > closed_at]
+    assert sum(c.received for c in seeds.values()) == len(counted)
+
+
+def test_a_quarter_closed_before_rule_13_was_applied_recomputes_by_the_rules_it_was_closed_with(
+    rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # Closed snapshots stay reproducible: one stored before snapshots recorded their rules reads as version 1.
+    import json
+
+    from gateway.tracking.serialization import SNAPSHOT
+
+    cases = generated_quarter(2, rules, real_calendar)
+    closed_at = Q1.ends_at + timedelta(minutes=5)
+    old = close_quarter(cases, Q1, closed_at, {}, RULES_MIXED)
+    doc = json.loads(SNAPSHOT.dump_json(old))
+    del doc["rules_version"]
+    for _, counts in doc["rows"]:
+        for name in [n for n in counts if n.startswith("notifications_")]:
+            del counts[name]
+    stored = SNAPSHOT.validate_json(json.dumps(doc))
+    assert stored.rules_version == RULES_MIXED
+    assert close_quarter(cases, Q1, closed_at, {}, stored.rules_version) == stored
+    assert close_quarter(cases, Q1, closed_at, {}) != stored  # the current rules count otherwise

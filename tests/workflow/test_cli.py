@@ -118,10 +118,14 @@ def scores_app(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> Ite
 def test_scores_csv_per_county_for_a_region(scores_app: typer.Typer) -> None:
     result = runner.invoke(scores_app, ["scores", "--quarter", "2026Q1", "--region", "43", "--level", "county", "--csv"])
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        "region,received,answered,on_time,late,overdue,still_open,no_such_person,missed_management,feedback_rate,timely_rate,score",
-        "430521,2,1,1,0,1,0,0,0,50.0%,50.0%,50.0",
-    ]
+    header, row = result.stdout.splitlines()
+    assert header.startswith(
+        "region,received,answered,on_time,late,overdue,still_open,no_such_person,missed_management,feedback_rate,timely_rate,score,")
+    assert header.endswith(",targets_met,gaps")
+    assert row.startswith("430521,2,1,1,0,1,0,0,0,50.0%,50.0%,50.0,")
+    # Rule 十三: 100% of the queries received; one of two answered misses it by 50 points. Matching
+    # (seed 001, ≥ 96%): the one answer found her. Notifications: none, so not judged.
+    assert row.endswith(",1/2,feedback_rate ≥100%: -50.0pp; matching_rate ≥96%: met")
 
 
 def test_scores_table_per_township(scores_app: typer.Typer) -> None:
@@ -129,8 +133,11 @@ def test_scores_table_per_township(scores_app: typer.Typer) -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].startswith("quarter 2026Q1 (closed")
-    assert [line.split()[0] for line in lines[2:]] == ["430521101", "430521102", "440106002"]
-    assert lines[2].split()[-1] == "100.0" and lines[3].split()[-1] == "0.0"
+    # 440106001 sent the queries: it appears with its figures as the sender only.
+    assert [line.split()[0] for line in lines[2:]] == ["430521101", "430521102", "440106001", "440106002"]
+    score = lines[1].split().index("score")
+    assert lines[2].split()[score] == "100.0" and lines[3].split()[score] == "0.0"
+    assert lines[4].split()[score] == "—"
 
 
 def test_scores_rejects_a_bad_quarter(scores_app: typer.Typer) -> None:

@@ -36,8 +36,15 @@ class SqlCaseSource:
     def cases_for_quarter(self, quarter: Quarter) -> Iterable[CaseFacts]:
         return self._run(lambda store: store.facts_in_months(quarter.months))
 
+    def facts_in_months(self, months: Iterable[ReportingMonth]) -> Iterable[CaseFacts]:
+        wanted = list(months)
+        return self._run(lambda store: store.facts_in_months(wanted))
+
     def month_closures(self, quarter: Quarter) -> Mapping[ReportingMonth, datetime]:
         return self._run(lambda store: store.month_closures(quarter.months))
 
     def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
         return self._run(lambda store: store.quarter_snapshot(quarter))
+
+    def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
+        return self._run(lambda store: store.period_snapshot(str(period)))

@@ -28,7 +28,8 @@ from gateway.tracking.serialization import CASE, CHARGE, REMINDER, SNAPSHOT, TAS
 from gateway.workflow.accounting import AccountingSnapshot
 from gateway.workflow.case_facts import CaseFacts, facts_of
 from gateway.workflow.cases import Case
-from gateway.workflow.feedback import FeedbackResult
+from gateway.workflow.deadlines import CaseKind
+from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
 from gateway.workflow.reverification import ReverificationTask
@@ -57,12 +58,18 @@ def case_values(case: Case) -> dict[str, object]:
         "charged_at": facts.charged_at,
         "deadline_moved": bool(facts.deadline_moves),
         "next_change_at": case.next_change_at,
+        "responsible_township": facts.responsible_township,
+        "sender_township": facts.sender_township,
+        "strike_subject": case.strike_key.citizen_id,
+        "reason": facts.reason.value if facts.reason is not None else None,
+        "submission_due_at": facts.submission_due_at,
+        "resubmission_of": facts.resubmission_of,
     }
 
 
 _FACT_COLUMNS = (
     cases.c.case_id,
-    cases.c.registration_township,
+    cases.c.responsible_township,
     cases.c.reporting_month,
     cases.c.received_at,
     cases.c.original_due_at,
@@ -73,8 +80,15 @@ _FACT_COLUMNS = (
     cases.c.charged_at,
     # The whole case only where a calendar update moved its deadline: the moves live there.
     sql_case((cases.c.deadline_moved, cases.c.data), else_=None),
+    cases.c.kind,
+    cases.c.sender_township,
+    cases.c.reason,
+    cases.c.submission_due_at,
+    cases.c.resubmission_of,
 )
 _RESULTS = {r.value: r for r in FeedbackResult}
+_KINDS = {k.value: k for k in CaseKind}
+_REASONS = {r.value: r for r in NoSuchPersonReason}
 _UPDATE_CASE = (
     update(cases)
     .where(cases.c.case_id == bindparam("b_case_id"))
@@ -90,22 +104,25 @@ class _FactsReader:
         self.months: dict[str, ReportingMonth] = {}
 
     def __call__(self, rows: Iterable[Sequence[object]]) -> list[CaseFacts]:
-        months, results, out = self.months, _RESULTS, []
+        months, results, kinds, reasons, out = self.months, _RESULTS, _KINDS, _REASONS, []
         with collector_paused():
-            for case_id, township, month, received, due, version, answered, result, withdrawn, charged, data in rows:
+            for (case_id, township, month, received, due, version, answered, result, withdrawn, charged, data,
+                 kind, sender, reason, submission_due, resubmission_of) in rows:
                 if data is not None:
                     out.append(facts_of(CASE.validate_json(data)))  # type: ignore[arg-type]
                     continue
                 if self.naive_times:
-                    received, due, answered, withdrawn, charged = (
-                        _utc(t) for t in (received, due, answered, withdrawn, charged)  # type: ignore[arg-type]
+                    received, due, answered, withdrawn, charged, submission_due = (
+                        _utc(t) for t in (received, due, answered, withdrawn, charged, submission_due)  # type: ignore[arg-type]
                     )
                 reporting_month = months.get(month)  # type: ignore[arg-type]
                 if reporting_month is None:
                     reporting_month = months[month] = ReportingMonth.parse(month)  # type: ignore[arg-type, index]
                 out.append(CaseFacts(case_id, township, reporting_month, received, due, version,  # type: ignore[arg-type]
                                      answered, results[result] if result is not None else None,  # type: ignore[index, arg-type]
-                                     withdrawn, charged))  # type: ignore[arg-type]
+                                     withdrawn, charged, (), kinds[kind],  # type: ignore[arg-type, index]
+                                     sender, reasons[reason] if reason is not None else None,  # type: ignore[arg-type, index]
+                                     submission_due, resubmission_of))  # type: ignore[arg-type]
         return out
 
 
@@ -222,7 +239,7 @@ class SqlCaseStore:
                 select(cases.c.data).where(
                     cases.c.residence_township == key.residence_township,
                     cases.c.registration_township == key.registration_township,
-                    cases.c.subject == key.citizen_id,
+                    cases.c.strike_subject == key.citizen_id,
                 )
             )
         )
@@ -230,7 +247,7 @@ class SqlCaseStore:
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
         query = select(cases.c.data).where(cases.c.state.in_(OPEN_STATE_VALUES))
         if registration_township is not None:
-            query = query.where(cases.c.registration_township == registration_township)
+            query = query.where(cases.c.responsible_township == registration_township)  # the township that must reply
         return await self._bulk_cases(query)
 
     async def cases_to_advance(self, now: datetime) -> list[Case]:
@@ -259,7 +276,7 @@ class SqlCaseStore:
             select(cases.c.data)
             .where(
                 cases.c.reporting_month == str(month),
-                cases.c.registration_township.between(low, high),
+                cases.c.responsible_township.between(low, high),
                 cases.c.state.in_(_OPEN),
                 # By the deadline, not the stored state: a tick may not yet have marked it overdue.
                 cases.c.due_at <= now.astimezone(timezone.utc),
@@ -309,7 +326,11 @@ class SqlCaseStore:
         await self._close(snapshot)
 
     async def quarter_snapshot(self, quarter: Quarter) -> AccountingSnapshot | None:
-        rows = await self._select(select(period_closures.c.snapshot).where(period_closures.c.period == str(quarter)))
+        return await self.period_snapshot(str(quarter))
+
+    async def period_snapshot(self, period: str) -> AccountingSnapshot | None:
+        """The frozen accounting of a closed month ("2026-03") or quarter ("2026Q1")."""
+        rows = await self._select(select(period_closures.c.snapshot).where(period_closures.c.period == period))
         return SNAPSHOT.validate_json(rows[0][0]) if rows else None  # type: ignore[index]
 
     async def add_task(self, task: ReverificationTask) -> None:

@@ -38,17 +38,25 @@ cases = Table(
     Column("deadline_moved", Boolean, nullable=False, server_default=false()),
     # Case.next_change_at: when time alone next changes the case (NULL: closed, or nothing left).
     Column("next_change_at", DateTime(timezone=True)),
+    # Issue 13 (revision 0007): who must reply (the recipient, whatever the direction) and who sent,
+    # the key of its run of strikes, and the facts the sender is judged by.
+    Column("responsible_township", String(9), nullable=False),
+    Column("sender_township", String(9), nullable=False),
+    Column("strike_subject", String(64), nullable=False),  # Case.strike_key.citizen_id
+    Column("reason", String(16)),  # NoSuchPersonReason of a 查无此人 reply
+    Column("submission_due_at", DateTime(timezone=True)),  # a notification's submission deadline
+    Column("resubmission_of", String(64)),
 )
 Index("ix_cases_open", cases.c.state, cases.c.due_at)
 Index("ix_cases_month", cases.c.reporting_month, cases.c.registration_township)
-Index("ix_cases_strike", cases.c.residence_township, cases.c.registration_township, cases.c.subject)
+Index("ix_cases_strike", cases.c.residence_township, cases.c.registration_township, cases.c.strike_subject)
 # A county's overdue list for a month (SqlCaseStore.overdue_cases). Partial: only open cases, a few
 # percent of the table, so the county's range holds little more than the answer.
 _is_open = cases.c.state.in_([literal_column(f"'{v}'") for v in OPEN_STATE_VALUES])
 Index(
     "ix_cases_overdue",
     cases.c.reporting_month,
-    cases.c.registration_township,
+    cases.c.responsible_township,
     cases.c.due_at,
     postgresql_where=_is_open,
     sqlite_where=_is_open,

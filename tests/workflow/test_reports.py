@@ -1,0 +1,129 @@
+"""The seeds' reports: the monthly 汇总表 (seed 000) and the half-year / annual reports (seed 002, 第二十七–二十八条)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import typer
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+from gateway.cli import reports_cmds
+from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.cases import record_feedback
+from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
+from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
+from gateway.workflow.periods import Quarter, ReportingMonth
+from gateway.workflow.ports import InMemoryCaseSource
+from gateway.workflow.reports import ReportKind, report_period
+
+from .builders import RESIDENCE, a_query
+from .conftest import cst
+
+runner = CliRunner()
+MARCH = ReportingMonth(2026, 3)
+
+
+def test_the_half_year_of_statistical_year_2026_is_october_to_march_due_by_the_13th_16th_and_20th_of_april() -> None:
+    # 第二十八条: 镇、县、市分别于每年4月(半年报)或10月(全年报)的13、16、20日前逐级上报;
+    # seed 000: 计划生育统计期限为上年10月1日0时至本年9月30日24时.
+    half = report_period(ReportKind.HALF_YEAR, "2026h1")
+    assert half.quarters == (Quarter(2025, 4), Quarter(2026, 1))
+    assert (str(half.months[0]), str(half.months[-1])) == ("2025-10", "2026-03")
+    assert half.due is not None and (half.due.township, half.due.county, half.due.city) == (
+        date(2026, 4, 13), date(2026, 4, 16), date(2026, 4, 20))
+
+
+def test_the_annual_report_covers_the_statistical_year_and_is_due_in_october() -> None:
+    # 第二十八条: 表二和表三为半年、全年报表,表五为全年报表.
+    year = report_period(ReportKind.ANNUAL, "2026")
+    assert year.quarters == (Quarter(2025, 4), Quarter(2026, 1), Quarter(2026, 2), Quarter(2026, 3))
+    assert len(year.months) == 12 and str(year.months[-1]) == "2026-09"
+    assert year.due is not None and year.due.county == date(2026, 10, 16)
+    assert "省表五" in year.title
+
+
+def test_the_monthly_table_has_no_due_day_in_the_seed() -> None:
+    # Seed 000: 乡(镇)级《流动人口计划生育情况汇总表》实行一月一报告制度 — no day named.
+    month = report_period(ReportKind.MONTHLY, "2026-03")
+    assert month.months == (MARCH,) and month.due is None and "汇总表" in month.title
+
+
+@pytest.mark.parametrize("kind,text", [(ReportKind.HALF_YEAR, "2026"), (ReportKind.ANNUAL, "2026H1"), (ReportKind.MONTHLY, "2026Q1")])
+def test_a_period_of_the_wrong_shape_is_refused(kind: ReportKind, text: str) -> None:
+    with pytest.raises(ValueError):
+        report_period(kind, text)
+
+
+@pytest.fixture
+def source(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> InMemoryCaseSource:
+    found = record_feedback(a_query(cst(2026, 3, 2, 9), rules, real_calendar, registration="430521101"), cst(2026, 3, 3),
+                            FeedbackResult.FOUND)
+    nsp = record_feedback(a_query(cst(2026, 3, 2, 9), rules, real_calendar, registration="430521102"), cst(2026, 3, 3),
+                          FeedbackResult.NO_SUCH_PERSON, reason=NoSuchPersonReason.WRONG_NAME)
+    open_ = a_query(cst(2026, 3, 2, 9), rules, real_calendar, registration="430521102")
+    notified = a_query(cst(2026, 1, 5, 9), rules, real_calendar, kind=CaseKind.NOTIFICATION, registration="430521101")
+    closures = {m: m.ends_at for m in (*Quarter(2025, 4).months, *Quarter(2026, 1).months)}
+    return InMemoryCaseSource([found, nsp, open_, notified], closures,
+                              {Quarter(2025, 4): Quarter(2025, 4).ends_at, Quarter(2026, 1): Quarter(2026, 1).ends_at})
+
+
+@pytest.fixture
+def reports_app(source: InMemoryCaseSource) -> Iterator[typer.Typer]:
+    previous = reports_cmds._source_provider
+    reports_cmds.configure(lambda: source)
+    app = typer.Typer()
+    app.add_typer(reports_cmds.app, name="reports")
+    app.command("other")(lambda: None)
+    yield app
+    reports_cmds._source_provider = previous
+
+
+def rows_of(app: typer.Typer, *args: str) -> list[dict[str, str]]:
+    result = runner.invoke(app, ["reports", *args, "--csv"])
+    assert result.exit_code == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    return [dict(zip(header.split(","), row.split(","))) for row in rows]
+
+
+def test_the_monthly_table_gives_each_township_and_the_county_total(reports_app: typer.Typer) -> None:
+    rows = rows_of(reports_app, "monthly", "--period", "2026-03", "--region", "430521")
+    assert [r["region"] for r in rows] == ["430521101", "430521102", "430521"]
+    county = rows[-1]
+    assert (county["level"], county["received"], county["answered"], county["no_such_person"]) == ("county", "3", "2", "1")
+    assert county["feedback_rate"] == "66.7%"  # rule 十三: answered ÷ queries received
+
+
+def test_the_half_year_report_sums_its_closed_quarters_and_keeps_notifications_apart(reports_app: typer.Typer) -> None:
+    rows = rows_of(reports_app, "half-year", "--period", "2026H1", "--region", "430521")
+    county = rows[-1]
+    assert (county["received"], county["notifications_received"], county["notifications_overdue"]) == ("3", "1", "1")
+    sender = rows_of(reports_app, "half-year", "--period", "2026H1", "--region", RESIDENCE)
+    assert sender[0]["queries_sent"] == "3" and sender[0]["accuracy"] == "50.0%"
+
+
+def test_a_report_is_the_same_every_time_it_is_made(reports_app: typer.Typer) -> None:
+    args = ["reports", "half-year", "--period", "2026H1", "--region", "43"]
+    first, second = runner.invoke(reports_app, args), runner.invoke(reports_app, args)
+    assert first.exit_code == 0 and first.stdout == second.stdout
+    assert "due: township by 2026-04-13, county by 2026-04-16, city by 2026-04-20" in first.stdout
+
+
+def test_a_report_for_a_period_not_closed_is_refused(reports_app: typer.Typer) -> None:
+    result = runner.invoke(reports_app, ["reports", "annual", "--period", "2026", "--region", "430521"])
+    assert result.exit_code == 2 and "2026Q2 is not closed" in result.stderr
+
+
+def test_the_xlsx_holds_the_rows_of_the_csv_as_numbers(reports_app: typer.Typer, tmp_path: Path) -> None:
+    path = tmp_path / "report.xlsx"
+    result = runner.invoke(reports_app, ["reports", "monthly", "--period", "2026-03", "--region", "430521", "--xlsx", str(path)])
+    assert result.exit_code == 0, result.stderr
+    sheet = load_workbook(path).active
+    values = [row for row in sheet.iter_rows(values_only=True) if row and row[0]]
+    header_at = next(i for i, row in enumerate(values) if row[0] == "region")
+    county = dict(zip(values[header_at], values[-1]))
+    assert county["region"] == "430521" and county["received"] == 3 and county["feedback_rate"] == "66.7%"
+    assert "汇总表" in values[0][0]
