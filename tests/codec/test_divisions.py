@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from pathlib import Path
 
@@ -51,7 +50,7 @@ def test_operator_codes_and_retirements_take_effect_on_their_dates(tmp_path: Pat
     assert r.successor("110101001", date(2025, 7, 1)) == "110101002"
 
 
-def test_loading_the_registry_is_fast() -> None:
-    start = time.perf_counter()
-    load(schemas_dir() / "divisions")
-    assert time.perf_counter() - start < 1.0  # about 0.1 s on the reference machine
+def test_the_registry_is_read_once_per_process() -> None:
+    # Every record checks its codes against the registry: reading 41,352 rows per record would be the
+    # codec's whole cost. How long one read takes is for bench/bench_codec.py, not a timed test.
+    assert registry() is registry()
