@@ -6,7 +6,6 @@ from datetime import date
 from pathlib import Path
 
 from gateway.codec.divisions import load, registry
-from gateway.codec.paths import schemas_dir
 
 
 def test_shipped_edition_has_every_township_of_the_source() -> None:
