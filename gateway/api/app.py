@@ -20,8 +20,10 @@ from gateway.access.deps import check_routes, require
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.access.views import NodeView
+from gateway.api import audit
 from gateway.api import imports
 from gateway.api import operator
+from gateway.api import regions
 from gateway.bootstrap import Gateway
 from gateway.codec.errors import CodecError, FieldError
 from gateway.exchange.errors import ExchangeError, InvalidRequest, UnknownMessage
@@ -218,5 +220,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                 "outbox_pending": c.outbox_pending, "quarantined": c.quarantined}
 
     app.include_router(operator.router)
+    app.include_router(regions.router)
+    app.include_router(audit.router)
     check_routes(app.routes)
     return app
