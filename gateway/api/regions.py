@@ -63,3 +63,18 @@ async def region_overdue(prefix: str, request: Request, _: Supervisor, month: st
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     return [case_summary(c) for c in await gateway.tracker.store.overdue_cases(_prefix(prefix), period, now)]
+
+
+@router.get("/{prefix}/missed")
+async def region_missed(prefix: str, request: Request, _: Supervisor) -> list[dict[str, Any]]:
+    """漏管 charges against townships in the region: the townships, month, instant and the query ids."""
+    tracker = request.app.state.gateway.tracker
+    if tracker is None:
+        return []
+    _prefix(prefix)
+    return [
+        {"registration_township": c.registration_township, "residence_township": c.key.residence_township,
+         "reporting_month": str(c.reporting_month), "charged_at": c.charged_at.isoformat(),
+         "evidence_query_ids": list(c.evidence_query_ids)}
+        for c in await tracker.store.charges() if c.registration_township.startswith(prefix)
+    ]
