@@ -61,6 +61,21 @@ def run(work: Callable[[AccessService], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+def record_cli_event(action: str, *, object_id: str = "", township: str = "", result: str = "ok", detail: str = "") -> bool:
+    """Audit a change made by another command (keys): when this host has the gateway's database (set
+    by GATEWAY_DATABASE_URL, or the embedded one already made by `gateway init`). The key authority's
+    own machine has none; its changes reach the gateways as the signed directory."""
+    from gateway.access.audit import AuditEntry
+    from gateway.settings import Settings
+
+    settings = Settings()
+    if settings.database_url is None and not (settings.data_dir / "gateway.db").exists():
+        return False
+    run(lambda access: access.audit.record(AuditEntry(action, actor(), "", "cli", object_id=object_id,
+                                                      township=township, result=result, detail=detail)))
+    return True
+
+
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")

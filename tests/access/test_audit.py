@@ -175,3 +175,17 @@ def test_audit_verify_exits_1_with_the_first_broken_link(database_url, monkeypat
     asyncio.run(tamper())
     broken = runner.invoke(audit_app, ["verify"])
     assert broken.exit_code == 1 and broken.output.startswith("broken: seq 1: record_hash")
+
+
+def test_key_changes_are_audited_where_the_gateway_s_database_is(database_url, tmp_path, monkeypatch):
+    from gateway.cli.keys_cmds import app as keys_app
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    env = {"GATEWAY_KEYS_DIR": str(tmp_path / "keys"), "GATEWAY_DIRECTORY_PATH": str(tmp_path / "dir.json"),
+           "GATEWAY_KEY_PASSPHRASE": "pass-123"}
+    runner = CliRunner()
+    assert runner.invoke(keys_app, ["init", RESIDENCE, "--no-sm2"], env=env).exit_code == 0
+    assert runner.invoke(keys_app, ["rotate", RESIDENCE], env=env).exit_code == 0
+    rows = [json.loads(line) for line in runner.invoke(audit_app, ["list", "--json"]).output.splitlines()]
+    assert [(r["action"], r["township"], r["detail"].split(",")[0]) for r in rows] == [
+        ("key_change", RESIDENCE, "init"), ("key_change", RESIDENCE, "rotate")]
