@@ -185,7 +185,7 @@ def build_gateway(
     )
     service = ExchangeService(
         nodes, directory, store, clock, on_outbox=relay.nudge, observer=TrackingObserver(tracker, store),
-        receipts=receipt_store,
+        receipts=receipt_store, quarantine_prefix_bytes=settings.quarantine_prefix_bytes,
     )
     gateway = Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     scoring_file: Path = DEFAULT_SCORING_FILE
     tick_interval_s: float = Field(60.0, ge=0, description="how often deadlines, reminders and cutoffs are checked; 0 = never")
     archive_interval_s: float = Field(1.0, gt=0, description="how often new envelopes are chained into the archive")
+    quarantine_prefix_bytes: int = Field(
+        64 * 1024, ge=0, description="how much of a refused message the quarantine keeps (its size and SHA-256 always)"
+    )
+    allow_plaintext_keys: bool = Field(
+        False, description="let `gateway serve` run with private keys unencrypted at rest (no GATEWAY_KEY_PASSPHRASE)"
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 

@@ -11,7 +11,7 @@ from gateway.workflow.case_facts import CaseFacts, facts_of
 from gateway.workflow.cases import Case
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
-from gateway.workflow.reverification import ReverificationTask
+from gateway.workflow.reverification import ReverificationTask, TaskState
 from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
 
 
@@ -43,10 +43,14 @@ class FakeCaseStore:
         for case in cases:
             self.cases[case.case_id] = case
 
-    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
+    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> bool:
+        stored = self.cases.get(case.case_id)
+        if stored is not None and (stored.feedback is not None or stored.withdrawn_at is not None):
+            return False  # as the SQL store's conditional write: one reply per case
         self.cases[case.case_id] = case
         if charge is not None:
             self.charge_list.append(charge)
+        return True
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return [c for c in self.cases.values() if c.strike_key == key]
@@ -101,6 +105,13 @@ class FakeCaseStore:
 
     async def add_task(self, task: ReverificationTask) -> None:
         self.task_map.setdefault(task.query_id, task)
+
+    async def resubmit_task(self, task: ReverificationTask) -> bool:
+        stored = self.task_map.get(task.query_id)
+        if stored is None or stored.state is not TaskState.OPEN:
+            return False
+        self.task_map[task.query_id] = task
+        return True
 
     async def save_task(self, task: ReverificationTask) -> None:
         self.task_map[task.query_id] = task

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from gateway.bootstrap import Gateway
 from gateway.exchange.records import OutboxBacklog, QuarantineItem
-from gateway.exchange.redrive import NotQuarantined, redrive_quarantined
+from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 
 
 def _gateway(request: Request) -> Gateway:
@@ -26,7 +26,8 @@ def quarantine_view(q: QuarantineItem, *, detail: bool = False) -> dict[str, Any
     out: dict[str, Any] = {
         "id": q.id, "received_at": q.received_at.isoformat(), "reason": q.reason, "detail": q.detail,
         "message_id": q.message_id, "sender": q.sender, "recipient": q.recipient, "kind": q.kind,
-        "envelope_sha256": q.envelope_sha256, "size": len(q.raw),
+        "envelope_sha256": q.envelope_sha256, "size": q.whole_size, "kept_bytes": len(q.raw),
+        "truncated": q.truncated,
         "redriven_at": q.redriven_at.isoformat() if q.redriven_at else None, "resolved": q.resolved,
     }
     if detail:
@@ -68,6 +69,8 @@ async def redrive(item_id: int, gw: GatewayDep) -> dict[str, Any]:
         result = await redrive_quarantined(gw.service, gw.store, gw.clock, item_id)
     except NotQuarantined as exc:
         raise HTTPException(404, str(exc)) from None
+    except RedriveRefused as exc:
+        raise HTTPException(409, str(exc)) from None
     return {"id": result.item_id, "result": result.result, "reason": result.reason, "detail": result.detail}
 
 

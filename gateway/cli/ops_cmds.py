@@ -84,14 +84,14 @@ def quarantine_show(item_id: int) -> None:
 @quarantine_app.command("redrive")
 def quarantine_redrive(item_id: int) -> None:
     """Run the stored bytes through verification and storage again (e.g. after the sender's key was added)."""
-    from gateway.exchange.redrive import NotQuarantined, redrive_quarantined
+    from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 
     async def action(gw: Any) -> Any:
         return await redrive_quarantined(gw.service, gw.store, gw.clock, item_id)
 
     try:
         result = _run(action)
-    except NotQuarantined as exc:
+    except (NotQuarantined, RedriveRefused) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _print({"id": result.item_id, "result": result.result, "reason": result.reason, "detail": result.detail})

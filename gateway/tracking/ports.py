@@ -38,8 +38,9 @@ class CaseStore(Protocol):
 
     async def save_cases(self, cases: Iterable[Case]) -> None: ...
 
-    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
-        """The answered case and its 漏管 charge, if any, in one transaction."""
+    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> bool:
+        """The answered case and its 漏管 charge, if any, in one transaction; written only while the
+        stored case has no reply (nor withdrawal): False, and nothing written, otherwise."""
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]: ...
 
@@ -78,6 +79,9 @@ class CaseStore(Protocol):
     async def add_task(self, task: ReverificationTask) -> None: ...
 
     async def save_task(self, task: ReverificationTask) -> None: ...
+
+    async def resubmit_task(self, task: ReverificationTask) -> bool:
+        """Save the task as resubmitted only while the stored one is open; False otherwise."""
 
     async def get_task(self, query_id: str) -> ReverificationTask | None: ...
 

@@ -118,7 +118,8 @@ class CaseTracker:
             return None
         if not case.is_open:
             return case  # already recorded (a replay of this hook)
-        ledger = rebuild_ledger(await self.store.cases_for_key(case.strike_key))
+        # The ledger of the person's other answered queries: this one counts once, as its own answer.
+        ledger = rebuild_ledger(c for c in await self.store.cases_for_key(case.strike_key) if c.case_id != case.case_id)
         closures = await self.store.month_closures([case.reporting_month])
         outcome = handle_feedback(
             evaluate(case, stored.accepted_at),
@@ -130,7 +131,8 @@ class CaseTracker:
             message_id=stored.message_id,
             month_closed_at=closures.get(case.reporting_month),
         )
-        await self.store.save_answer(outcome.case, outcome.charge)
+        if not await self.store.save_answer(outcome.case, outcome.charge):
+            return await self.store.get_case(case.case_id)  # another answer was recorded first
         return outcome.case
 
     # --- the residence township's side ------------------------------------------------------------
@@ -157,7 +159,7 @@ class CaseTracker:
             return
         task = await self.store.get_task(earlier_id)
         if task is not None and task.state is TaskState.OPEN:
-            await self.store.save_task(
+            await self.store.resubmit_task(
                 replace(task, state=TaskState.RESUBMITTED, resubmitted_as=stored.message_id,
                         resubmitted_at=stored.accepted_at)
             )

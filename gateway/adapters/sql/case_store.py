@@ -31,7 +31,7 @@ from gateway.workflow.cases import Case
 from gateway.workflow.feedback import FeedbackResult
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
-from gateway.workflow.reverification import ReverificationTask
+from gateway.workflow.reverification import ReverificationTask, TaskState
 from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
 
 
@@ -75,11 +75,19 @@ _FACT_COLUMNS = (
     sql_case((cases.c.deadline_moved, cases.c.data), else_=None),
 )
 _RESULTS = {r.value: r for r in FeedbackResult}
+# One reply per case, decided by the database: the answer is written only while the case has none.
+_ANSWER_CASE = (
+    update(cases)
+    .where(cases.c.case_id == bindparam("b_case_id"), cases.c.answered_at.is_(None), cases.c.withdrawn_at.is_(None))
+    .values({column.name: bindparam(column.name) for column in cases.c if column.name != "case_id"})
+)
 _UPDATE_CASE = (
     update(cases)
     .where(cases.c.case_id == bindparam("b_case_id"))
     .values({column.name: bindparam(column.name) for column in cases.c if column.name != "case_id"})
 )
+# What a tick moves is open: a case answered (or withdrawn) since the tick read it keeps its answer.
+_ADVANCE_CASE = _UPDATE_CASE.where(cases.c.answered_at.is_(None), cases.c.withdrawn_at.is_(None))
 
 
 class _FactsReader:
@@ -187,10 +195,10 @@ class SqlCaseStore:
             await self._update_many(conn, list(updated))
 
     @staticmethod
-    async def _update_many(conn: AsyncConnection, updated: list[Case]) -> None:
+    async def _update_many(conn: AsyncConnection, updated: list[Case], statement: Any = _UPDATE_CASE) -> None:
         # One statement (executemany): a tick after a long pause can move tens of thousands of cases.
         if updated:
-            await conn.execute(_UPDATE_CASE, [{"b_case_id": c.case_id, **case_values(c)} for c in updated])
+            await conn.execute(statement, [{"b_case_id": c.case_id, **case_values(c)} for c in updated])
 
     async def save_advanced(self, updated: Iterable[Case], sent: Iterable[Reminder], at: datetime) -> None:
         rows = [
@@ -199,13 +207,15 @@ class SqlCaseStore:
             for r in sent
         ]
         async with self._write() as conn:
-            await self._update_many(conn, list(updated))
+            await self._update_many(conn, list(updated), _ADVANCE_CASE)
             if rows:
                 await conn.execute(insert(reminders), rows)
 
-    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
+    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> bool:
         async with self._write() as conn:
-            await self._update_many(conn, [case])
+            written = await conn.execute(_ANSWER_CASE, {"b_case_id": case.case_id, **case_values(case)})
+            if written.rowcount != 1:
+                return False  # the case has its reply already: this one, and its strike, are not counted
             if charge is not None:
                 await conn.execute(
                     insert(missed_management).values(
@@ -215,6 +225,7 @@ class SqlCaseStore:
                         data=CHARGE.dump_json(charge).decode(),
                     )
                 )
+        return True
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return _cases(
@@ -325,6 +336,17 @@ class SqlCaseStore:
                 )
         except IntegrityError:
             pass  # the same 查无此人 delivered again: the task exists
+
+    async def resubmit_task(self, task: ReverificationTask) -> bool:
+        """Link the corrected query to the task, only while it is open: of two corrections sent at once,
+        the first to commit is the link; False for the other."""
+        async with self._write() as conn:
+            written = await conn.execute(
+                update(reverification_tasks)
+                .where(reverification_tasks.c.query_id == task.query_id, reverification_tasks.c.state == TaskState.OPEN.value)
+                .values(state=task.state.value, data=TASK.dump_json(task).decode())
+            )
+        return written.rowcount == 1
 
     async def save_task(self, task: ReverificationTask) -> None:
         async with self._write() as conn:
