@@ -173,6 +173,7 @@ def build_gateway(
             Topology(settings.exchange, settings.queue_name),
             prefetch=settings.prefetch,
             publish_timeout_s=settings.publish_timeout_s,
+            start_timeout_s=settings.broker_start_timeout_s,
         )
     nodes = nodes if nodes is not None else load_nodes(settings)
     directory = directory if directory is not None else load_directory(settings, clock.now())

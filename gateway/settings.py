@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     exchange: str = "township.exchange"
     prefetch: int = Field(200, ge=1, le=10_000)
     publish_timeout_s: float = Field(10.0, gt=0)
+    broker_start_timeout_s: float = Field(120.0, gt=0, description="how long start-up waits for the broker before giving up")
     relay_batch: int = Field(500, ge=1)
     calendar_file: Path = DEFAULT_CALENDAR_FILE
     deadlines_file: Path = DEFAULT_DEADLINES_FILE
