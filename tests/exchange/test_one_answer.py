@@ -281,3 +281,46 @@ async def test_two_concurrent_redrives_of_one_quarantined_message_store_it_and_p
         assert len(stored) == 1
     finally:
         await gw.stop()
+
+
+async def test_answers_to_two_queries_of_one_person_at_once_make_one_charge_with_distinct_evidence(gateway):
+    """After two 查无此人, the third and fourth queries about her are answered at the same moment: the
+    ledger's version decides which completes the run; the other starts the next run."""
+    queries = [await received_query(gateway) for _ in range(4)]
+    for query_id in queries[:2]:
+        await gateway.service.answer(REGISTRATION, query_id, NOT_FOUND)
+        gateway.clock.advance(timedelta(minutes=1))
+
+    async with http(gateway) as client:
+        responses = await asyncio.gather(*(
+            client.post(f"/nodes/{REGISTRATION}/inbox/{q}/feedback", json=NOT_FOUND) for q in queries[2:]))
+
+    assert [r.status_code for r in responses] == [202, 202]
+    [charge] = await gateway.tracker.store.charges(REGISTRATION)
+    assert len(set(charge.evidence_query_ids)) == 3 and charge.evidence_query_ids[:2] == tuple(queries[:2])
+    assert charge.evidence_query_ids[2] in queries[2:]
+    answered = await rows(gateway, select(cases.c.case_id).where(cases.c.answered_at.is_not(None)))
+    assert sorted(r.case_id for r in answered) == sorted(queries)
+
+
+async def test_a_charge_naming_a_query_already_evidence_of_another_is_refused_by_the_database(gateway):
+    from gateway.tracking.ports import StrikeConflict
+    from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
+    from gateway.workflow.feedback_handling import handle_feedback, rebuild_ledger
+
+    queries = [await received_query(gateway) for _ in range(4)]
+    for query_id in queries[:2]:
+        await gateway.service.answer(REGISTRATION, query_id, NOT_FOUND)
+        gateway.clock.advance(timedelta(minutes=1))
+    store = gateway.tracker.store
+    ledger = rebuild_ledger(await store.cases_for_key((await store.get_case(queries[2])).strike_key))
+    outcomes = [handle_feedback(await store.get_case(q), ledger, gateway.clock.now(), FeedbackResult.NO_SUCH_PERSON,
+                                reason=NoSuchPersonReason.WRONG_ADDRESS, remarks="门牌号不存在", message_id=f"f-{q}")
+                for q in queries[2:]]
+    assert all(o.charge is not None for o in outcomes)  # both computed from the same two strikes
+
+    assert await store.save_answer(outcomes[0].case, outcomes[0].charge)
+    with pytest.raises(StrikeConflict):
+        await store.save_answer(outcomes[1].case, outcomes[1].charge)
+    assert len(await store.charges(REGISTRATION)) == 1
+    assert (await store.get_case(queries[3])).feedback is None  # nothing of the refused answer was written

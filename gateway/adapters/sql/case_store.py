@@ -22,8 +22,10 @@ from gateway.adapters.sql.workflow_tables import (
     period_closures,
     reminders,
     reverification_tasks,
+    strike_evidence,
+    strike_ledgers,
 )
-from gateway.tracking.ports import township_range
+from gateway.tracking.ports import StrikeConflict, township_range
 from gateway.tracking.serialization import CASE, CHARGE, REMINDER, SNAPSHOT, TASK
 from gateway.workflow.accounting import AccountingSnapshot
 from gateway.workflow.case_facts import CaseFacts, facts_of
@@ -33,6 +35,12 @@ from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
 from gateway.workflow.reverification import ReverificationTask, TaskState
 from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
+
+
+def _ledger_of(key: StrikeKey) -> tuple[Any, ...]:
+    return (strike_ledgers.c.residence_township == key.residence_township,
+            strike_ledgers.c.registration_township == key.registration_township,
+            strike_ledgers.c.subject == key.citizen_id)
 
 
 def case_values(case: Case) -> dict[str, object]:
@@ -211,21 +219,55 @@ class SqlCaseStore:
             if rows:
                 await conn.execute(insert(reminders), rows)
 
-    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> bool:
+    async def ledger_version(self, key: StrikeKey) -> int:
+        rows = await self._select(select(strike_ledgers.c.version).where(*_ledger_of(key)))
+        return rows[0][0] if rows else 0  # type: ignore[index]
+
+    async def save_answer(
+        self, case: Case, charge: MissedManagementCharge | None, *, ledger_version: int | None = None
+    ) -> bool:
         async with self._write() as conn:
             written = await conn.execute(_ANSWER_CASE, {"b_case_id": case.case_id, **case_values(case)})
             if written.rowcount != 1:
                 return False  # the case has its reply already: this one, and its strike, are not counted
+            if ledger_version is not None:
+                await self._advance_ledger(conn, case.strike_key, ledger_version)
             if charge is not None:
-                await conn.execute(
-                    insert(missed_management).values(
-                        registration_township=charge.registration_township,
-                        last_query_id=charge.evidence_query_ids[-1],
-                        charged_at=charge.charged_at,
-                        data=CHARGE.dump_json(charge).decode(),
+                last = charge.evidence_query_ids[-1]
+                try:
+                    await conn.execute(
+                        insert(missed_management).values(
+                            registration_township=charge.registration_township,
+                            last_query_id=last,
+                            charged_at=charge.charged_at,
+                            data=CHARGE.dump_json(charge).decode(),
+                        )
                     )
-                )
+                    await conn.execute(insert(strike_evidence),
+                                       [{"query_id": q, "last_query_id": last} for q in charge.evidence_query_ids])
+                except IntegrityError:
+                    # A strike of this run is evidence of another charge already: the whole answer is
+                    # rolled back, and the tracker computes it again from what is stored now.
+                    raise StrikeConflict(f"a query of {list(charge.evidence_query_ids)} is evidence of a charge already") from None
         return True
+
+    @staticmethod
+    async def _advance_ledger(conn: AsyncConnection, key: StrikeKey, seen: int) -> None:
+        """Move the person's ledger from the version the tracker read to the next, or raise StrikeConflict
+        (on PostgreSQL a concurrent writer's UPDATE waits for this row's lock, then matches nothing)."""
+        if seen == 0:
+            try:  # the first answer of this person: its row, which a concurrent first answer also inserts
+                await conn.execute(insert(strike_ledgers).values(
+                    residence_township=key.residence_township, registration_township=key.registration_township,
+                    subject=key.citizen_id, version=1))
+                return
+            except IntegrityError:  # the transaction is rolled back by the caller's exit
+                raise StrikeConflict(f"the strike ledger of {key.registration_township} moved meanwhile") from None
+        moved = await conn.execute(
+            update(strike_ledgers).where(*_ledger_of(key), strike_ledgers.c.version == seen).values(version=seen + 1)
+        )
+        if moved.rowcount != 1:
+            raise StrikeConflict(f"the strike ledger of {key.registration_township} moved meanwhile")
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return _cases(
