@@ -181,6 +181,7 @@ def build_gateway(
             Topology(settings.exchange, settings.queue_name),
             prefetch=settings.prefetch,
             publish_timeout_s=settings.publish_timeout_s,
+            start_timeout_s=settings.broker_start_timeout_s,
         )
     nodes = nodes if nodes is not None else load_nodes(settings)
     directory = directory if directory is not None else load_directory(settings, clock.now())
@@ -193,7 +194,7 @@ def build_gateway(
     )
     service = ExchangeService(
         nodes, directory, store, clock, on_outbox=relay.nudge, observer=TrackingObserver(tracker, store),
-        receipts=receipt_store,
+        receipts=receipt_store, quarantine_prefix_bytes=settings.quarantine_prefix_bytes,
     )
     gateway = Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,

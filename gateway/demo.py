@@ -102,7 +102,10 @@ async def run_demo(
             database_url=database_url,
             amqp_url=amqp_url,
             key_passphrase=None,
+            allow_plaintext_keys=True,
         )
+        echo("keys are kept unencrypted for the demo (GATEWAY_ALLOW_PLAINTEXT_KEYS=1); "
+             "a real gateway sets GATEWAY_KEY_PASSPHRASE")
         init_nodes(settings, datetime.now(timezone.utc))
         gateway = build_gateway(settings)
         await gateway.start()

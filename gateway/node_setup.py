@@ -13,9 +13,10 @@ import logging
 from datetime import datetime, timedelta
 
 from gateway.exchange.nodes import HostedNode
+from gateway.private_paths import private_dir
 from gateway.security.authority import load_authority, load_authority_public, new_authority, save_authority, sign_directory
 from gateway.security.directory import KeyDirectory
-from gateway.security.keys import generate_keyring, load_keyring, save_keyring
+from gateway.security.keys import generate_keyring, load_keyring, save_keyring, unencrypted_key_files
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,20 @@ def load_nodes(settings: Settings) -> dict[str, HostedNode]:
     }
 
 
+def refuse_plaintext_keys(settings: Settings) -> None:
+    """``gateway serve`` runs with keys encrypted at rest, unless the operator says otherwise."""
+    if settings.allow_plaintext_keys:
+        log.warning("private keys may be unencrypted at rest (GATEWAY_ALLOW_PLAINTEXT_KEYS=1)")
+        return
+    clear = [code for code in settings.nodes if unencrypted_key_files(code, settings.resolved_keys_dir)]
+    if clear:
+        raise SetupError(
+            f"private keys of {', '.join(clear[:3])}{' …' if len(clear) > 3 else ''} in {settings.resolved_keys_dir} "
+            "are not encrypted at rest: set GATEWAY_KEY_PASSPHRASE before `gateway init` creates them, "
+            "or set GATEWAY_ALLOW_PLAINTEXT_KEYS=1 to run with keys in clear"
+        )
+
+
 def load_directory(settings: Settings, now: datetime) -> KeyDirectory:
     """The key directory, refused unless signed by the configured authority and fresh."""
     path = settings.resolved_directory_path
@@ -54,7 +69,8 @@ def load_directory(settings: Settings, now: datetime) -> KeyDirectory:
 
 def init_nodes(settings: Settings, now: datetime) -> list[str]:
     """Create keys for configured nodes that have none, publish them in the directory and sign it."""
-    keys_dir = settings.resolved_keys_dir
+    private_dir(settings.data_dir)
+    keys_dir = private_dir(settings.resolved_keys_dir)
     created, keyrings = [], []
     for code in settings.nodes:
         if (keys_dir / code).exists():
@@ -75,7 +91,7 @@ def init_nodes(settings: Settings, now: datetime) -> list[str]:
         save_authority(new_authority(f"local-{settings.gateway_id}"), authority_key, settings.passphrase_bytes)
     authority = load_authority(authority_key, settings.passphrase_bytes)
     signed = sign_directory(directory, authority, issued_at=now, valid_for=LOCAL_DIRECTORY_VALIDITY)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(signed, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     tmp.replace(path)

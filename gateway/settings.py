@@ -34,12 +34,19 @@ class Settings(BaseSettings):
     exchange: str = "township.exchange"
     prefetch: int = Field(200, ge=1, le=10_000)
     publish_timeout_s: float = Field(10.0, gt=0)
+    broker_start_timeout_s: float = Field(120.0, gt=0, description="how long start-up waits for the broker before giving up")
     relay_batch: int = Field(500, ge=1)
     calendar_file: Path = DEFAULT_CALENDAR_FILE
     deadlines_file: Path = DEFAULT_DEADLINES_FILE
     scoring_file: Path = DEFAULT_SCORING_FILE
     tick_interval_s: float = Field(60.0, ge=0, description="how often deadlines, reminders and cutoffs are checked; 0 = never")
     archive_interval_s: float = Field(1.0, gt=0, description="how often new envelopes are chained into the archive")
+    quarantine_prefix_bytes: int = Field(
+        64 * 1024, ge=0, description="how much of a refused message the quarantine keeps (its size and SHA-256 always)"
+    )
+    allow_plaintext_keys: bool = Field(
+        False, description="let `gateway serve` run with private keys unencrypted at rest (no GATEWAY_KEY_PASSPHRASE)"
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 

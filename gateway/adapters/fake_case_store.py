@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from gateway.tracking.ports import township_range
+from gateway.tracking.ports import StrikeConflict, township_range
 from gateway.workflow.accounting import AccountingSnapshot
 from gateway.workflow.case_facts import CaseFacts, facts_of
 from gateway.workflow.cases import Case
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
-from gateway.workflow.reverification import ReverificationTask
+from gateway.workflow.reverification import ReverificationTask, TaskState
 from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
 
 
@@ -22,6 +22,7 @@ class FakeCaseStore:
         self.snapshots: dict[str, AccountingSnapshot] = {}
         self.task_map: dict[str, ReverificationTask] = {}
         self.sent_reminders: list[tuple[datetime, Reminder]] = []
+        self.ledger_versions: dict[StrikeKey, int] = {}
 
     async def get_case(self, case_id: str) -> Case | None:
         return self.cases.get(case_id)
@@ -43,10 +44,26 @@ class FakeCaseStore:
         for case in cases:
             self.cases[case.case_id] = case
 
-    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
-        self.cases[case.case_id] = case
+    async def ledger_version(self, key: StrikeKey) -> int:
+        return self.ledger_versions.get(key, 0)
+
+    async def save_answer(
+        self, case: Case, charge: MissedManagementCharge | None, *, ledger_version: int | None = None
+    ) -> bool:
+        stored = self.cases.get(case.case_id)
+        if stored is not None and (stored.feedback is not None or stored.withdrawn_at is not None):
+            return False  # as the SQL store's conditional write: one reply per case
+        # Checks first, then writes: like the SQL transaction, a conflict writes nothing.
+        if ledger_version is not None and self.ledger_versions.get(case.strike_key, 0) != ledger_version:
+            raise StrikeConflict(f"the strike ledger of {case.registration_township} moved meanwhile")
+        if charge is not None and {q for c in self.charge_list for q in c.evidence_query_ids} & set(charge.evidence_query_ids):
+            raise StrikeConflict(f"a query of {list(charge.evidence_query_ids)} is evidence of a charge already")
+        if ledger_version is not None:
+            self.ledger_versions[case.strike_key] = ledger_version + 1
         if charge is not None:
             self.charge_list.append(charge)
+        self.cases[case.case_id] = case
+        return True
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return [c for c in self.cases.values() if c.strike_key == key]
@@ -101,6 +118,13 @@ class FakeCaseStore:
 
     async def add_task(self, task: ReverificationTask) -> None:
         self.task_map.setdefault(task.query_id, task)
+
+    async def resubmit_task(self, task: ReverificationTask) -> bool:
+        stored = self.task_map.get(task.query_id)
+        if stored is None or stored.state is not TaskState.OPEN:
+            return False
+        self.task_map[task.query_id] = task
+        return True
 
     async def save_task(self, task: ReverificationTask) -> None:
         self.task_map[task.query_id] = task

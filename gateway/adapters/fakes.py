@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
 from gateway.exchange.ports import Delivery, DeliveryHandler
 from gateway.exchange.records import (
     Counts,
@@ -24,20 +25,32 @@ class FakeMessageStore:
         self.messages: dict[tuple[str, str, str, str], StoredMessage] = {}
         self.outbox: dict[int, OutboxItem] = {}
         self.quarantine: list[QuarantineItem] = []
+        self._redrives: dict[int, datetime] = {}  # quarantine id → when its re-drive claimed it
 
-    def _mark_answered(self, node: str, direction: Direction, message_id: str, peer: str, by: StoredMessage) -> None:
+    def _mark_answered(self, node: str, direction: Direction, message_id: str, peer: str, by: StoredMessage) -> bool:
+        """Claim the message for this answer, as the SQL store's conditional UPDATE does: only while unanswered."""
         for key, m in self.messages.items():
             peer_of = m.sender if direction is Direction.IN else m.recipient
             if (m.node, m.direction, m.message_id) == (node, direction, message_id) and peer_of == peer:
+                if m.answered_by is not None:
+                    return False
                 self.messages[key] = replace(m, status=Status.ANSWERED, answered_by=by.message_id,
                                              answered_at=by.accepted_at, result=by.result)
+                return True
+        return False
 
     async def add_outgoing(self, message: StoredMessage, outbox: OutboxItem, *, answers: str | None = None) -> None:
+        # No await before the claim: in one event loop the claim and the writes are one atomic step.
+        if answers is not None and not self._mark_answered(message.node, Direction.IN, answers, message.recipient, message):
+            original = next((m for m in self.messages.values()
+                             if (m.node, m.direction, m.message_id) == (message.node, Direction.IN, answers)), None)
+            if original is None or original.answered_by is None:
+                raise UnknownMessage(f"{message.node} received no query or notification {answers} from {message.recipient}")
+            raise AlreadyAnswered(f"{answers} was already answered by {original.answered_by}",
+                                  answered_by=original.answered_by)
         self.messages[(message.node, message.direction.value, message.sender, message.message_id)] = message
         new_id = max(self.outbox, default=0) + 1
         self.outbox[new_id] = replace(outbox, id=new_id)
-        if answers is not None:
-            self._mark_answered(message.node, Direction.IN, answers, message.recipient, message)
 
     async def add_incoming(self, message: StoredMessage) -> IncomingResult:
         key = (message.node, message.direction.value, message.sender, message.message_id)
@@ -63,7 +76,16 @@ class FakeMessageStore:
     async def get_quarantine(self, item_id: int) -> QuarantineItem | None:
         return next((q for q in self.quarantine if q.id == item_id), None)
 
+    async def claim_quarantine_redrive(self, item_id: int, at: datetime, stale_before: datetime) -> bool:
+        started = self._redrives.get(item_id)
+        item = next((q for q in self.quarantine if q.id == item_id), None)
+        if item is None or item.resolved or (started is not None and started >= stale_before):
+            return False
+        self._redrives[item_id] = at
+        return True
+
     async def mark_quarantine_redriven(self, item_id: int, at: datetime, *, resolved: bool) -> None:
+        self._redrives.pop(item_id, None)
         self.quarantine = [replace(q, redriven_at=at, resolved=resolved) if q.id == item_id else q
                            for q in self.quarantine]
 

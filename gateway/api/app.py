@@ -26,7 +26,7 @@ from gateway.api import operator
 from gateway.api import regions
 from gateway.bootstrap import Gateway
 from gateway.codec.errors import CodecError, FieldError
-from gateway.exchange.errors import ExchangeError, InvalidRequest, UnknownMessage
+from gateway.exchange.errors import AlreadyAnswered, ExchangeError, InvalidRequest, UnknownMessage
 from gateway.exchange.records import Direction, Status, StoredMessage
 from gateway.tracking.serialization import CASE, REMINDER, TASK
 
@@ -105,6 +105,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.exception_handler(InvalidRequest)
     async def invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _field_errors(exc.errors)})
+
+    @app.exception_handler(AlreadyAnswered)
+    async def already_answered(_: Request, exc: AlreadyAnswered) -> JSONResponse:
+        # The clerk who lost the race learns which answer won, to show it instead of theirs.
+        return JSONResponse(status_code=409, content={"detail": exc.detail, "answered_by": exc.answered_by})
 
     @app.exception_handler(ExchangeError)
     async def exchange_error(_: Request, exc: ExchangeError) -> JSONResponse:
@@ -209,7 +214,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         return [
             {"id": q.id, "received_at": q.received_at.isoformat(), "reason": q.reason, "detail": q.detail,
              "message_id": q.message_id, "sender": q.sender, "recipient": q.recipient, "kind": q.kind,
-             "envelope_sha256": q.envelope_sha256, "size": len(q.raw)}
+             "envelope_sha256": q.envelope_sha256, "size": q.whole_size,
+             "kept_bytes": len(q.raw), "truncated": q.truncated}
             for q in await gw.store.list_quarantine(limit)
         ]
 

@@ -15,7 +15,7 @@ from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.bootstrap import Gateway
 from gateway.exchange.records import OutboxBacklog, QuarantineItem
-from gateway.exchange.redrive import NotQuarantined, redrive_quarantined
+from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 
 
 def _gateway(request: Request) -> Gateway:
@@ -41,7 +41,8 @@ def quarantine_view(q: QuarantineItem, *, detail: bool = False) -> dict[str, Any
     out: dict[str, Any] = {
         "id": q.id, "received_at": q.received_at.isoformat(), "reason": q.reason, "detail": q.detail,
         "message_id": q.message_id, "sender": q.sender, "recipient": q.recipient, "kind": q.kind,
-        "envelope_sha256": q.envelope_sha256, "size": len(q.raw),
+        "envelope_sha256": q.envelope_sha256, "size": q.whole_size, "kept_bytes": len(q.raw),
+        "truncated": q.truncated,
         "redriven_at": q.redriven_at.isoformat() if q.redriven_at else None, "resolved": q.resolved,
     }
     if detail:
@@ -84,6 +85,9 @@ async def redrive(item_id: int, gw: GatewayDep, principal: Operator, request: Re
     except NotQuarantined as exc:
         await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", "not_found")
         raise HTTPException(404, str(exc)) from None
+    except RedriveRefused as exc:
+        await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", "refused")
+        raise HTTPException(409, str(exc)) from None
     await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", result.result, result.reason or "")
     return {"id": result.item_id, "result": result.result, "reason": result.reason, "detail": result.detail}
 

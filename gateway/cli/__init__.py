@@ -6,8 +6,11 @@ database (scores, archive) where their stores come from.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from gateway.cli.errors import GatewayGroup
 from gateway.cli import (
     access_cmds,
     archive_cmds,
@@ -22,8 +25,28 @@ from gateway.cli import (
 )
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="The township exchange gateway."
+    cls=GatewayGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="The township exchange gateway.",
 )
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="show the Python traceback when a command fails")] = False,
+) -> None:
+    """The township exchange gateway."""
+    import logging
+
+    if debug:
+        logging.getLogger("gateway").setLevel(logging.DEBUG)
+    elif ctx.invoked_subcommand != "serve":
+        # A one-off command that cannot reach the broker says so in one line (gateway/cli/errors.py);
+        # the AMQP client's own connection errors would repeat it. `serve` keeps them in its log.
+        for name in ("aiormq", "aio_pika"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 app.command("init")(service_cmds.init)
 app.command("serve")(service_cmds.serve)
 app.command("demo")(service_cmds.demo)

@@ -97,7 +97,7 @@ async def _audit(gw: Any, object_id: str, result: str, detail: str = "") -> None
 @quarantine_app.command("redrive")
 def quarantine_redrive(item_id: int) -> None:
     """Run the stored bytes through verification and storage again (e.g. after the sender's key was added)."""
-    from gateway.exchange.redrive import NotQuarantined, redrive_quarantined
+    from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 
     async def action(gw: Any) -> Any:
         try:
@@ -110,7 +110,7 @@ def quarantine_redrive(item_id: int) -> None:
 
     try:
         result = _run(action)
-    except NotQuarantined as exc:
+    except (NotQuarantined, RedriveRefused) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     _print({"id": result.item_id, "result": result.result, "reason": result.reason, "detail": result.detail})

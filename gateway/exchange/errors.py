@@ -22,7 +22,13 @@ class UnknownMessage(ExchangeError):
 
 
 class AlreadyAnswered(ExchangeError):
+    """A second answer to one query: the database let another answer win; ``answered_by`` names it."""
+
     status = 409
+
+    def __init__(self, detail: str, answered_by: str | None = None) -> None:
+        super().__init__(detail)
+        self.answered_by = answered_by
 
 
 class InvalidRequest(ExchangeError):

@@ -34,7 +34,12 @@ class MessageStore(Protocol):
 
     async def get_quarantine(self, item_id: int) -> QuarantineItem | None: ...
 
-    async def mark_quarantine_redriven(self, item_id: int, at: datetime, *, resolved: bool) -> None: ...
+    async def claim_quarantine_redrive(self, item_id: int, at: datetime, stale_before: datetime) -> bool:
+        """Claim an unresolved quarantined item for one re-drive; False when resolved or claimed since
+        ``stale_before`` by another re-drive."""
+
+    async def mark_quarantine_redriven(self, item_id: int, at: datetime, *, resolved: bool) -> None:
+        """The re-drive's outcome; releases its claim."""
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None: ...
 

@@ -72,6 +72,16 @@ class QuarantineItem:
     id: int | None = None
     redriven_at: datetime | None = None
     resolved: bool = False
+    size: int | None = None  # of the whole refused message; ``raw`` may hold only a prefix of it
+
+    @property
+    def whole_size(self) -> int:
+        return len(self.raw) if self.size is None else self.size
+
+    @property
+    def truncated(self) -> bool:
+        """Only a prefix of the message is kept: it cannot be re-driven."""
+        return len(self.raw) < self.whole_size
 
 
 class IncomingResult(str, Enum):

@@ -22,6 +22,7 @@ from gateway.codec.errors import CodecError, FieldError
 from gateway.codec.messages import Feedback, Message, parse_message
 from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode
 from gateway.exchange.nodes import HostedNode, storage_context
+from gateway.exchange.refusals import DEFAULT_PREFIX_BYTES, bound, codec_detail, header_field
 from gateway.exchange.ports import Delivery, ExchangeObserver, MessageStore, NoObserver
 from gateway.exchange.records import (
     Direction,
@@ -65,6 +66,7 @@ class ExchangeService:
         observer: ExchangeObserver | None = None,
         receipts: ReceiptStore | None = None,
         replay_policy: ReplayPolicy = ReplayPolicy(),
+        quarantine_prefix_bytes: int = DEFAULT_PREFIX_BYTES,
     ) -> None:
         self.nodes = dict(nodes)
         self.directory = directory
@@ -75,6 +77,7 @@ class ExchangeService:
         self.observer: ExchangeObserver = observer or NoObserver()
         self.receipts = receipts
         self.replay_policy = replay_policy
+        self.quarantine_prefix_bytes = quarantine_prefix_bytes
 
     def node(self, code: str) -> HostedNode:
         try:
@@ -109,8 +112,11 @@ class ExchangeService:
         original = await self.store.find(node_code, Direction.IN, in_reply_to)
         if original is None or original.kind == "feedback":
             raise UnknownMessage(f"{node_code} received no query or notification {in_reply_to}")
-        if original.status is Status.ANSWERED:
-            raise AlreadyAnswered(f"{in_reply_to} was already answered by {original.answered_by}")
+        if original.answered_by is not None:
+            # The common case, refused early; the race between two clerks is decided by the store's
+            # claim of the query in the transaction that writes the answer (add_outgoing).
+            raise AlreadyAnswered(f"{in_reply_to} was already answered by {original.answered_by}",
+                                  answered_by=original.answered_by)
         record = {**payload, "kind": "feedback", "in_reply_to": in_reply_to}
         feedback = parse_message(record)
         return await self._send(node, feedback, recipient=original.sender, subject=original.subject, answers=in_reply_to)
@@ -222,11 +228,11 @@ class ExchangeService:
             message = wire.decode(opened.plaintext)
             await self._check_consistent(node, header.sender, header.kind, message)
         except EnvelopeError as exc:
-            return _refusal(raw, sha, now, exc.reason, exc.detail, header)
+            return self._refusal(raw, sha, now, exc.reason, exc.detail, header)
         except CodecError as exc:
-            return _refusal(raw, sha, now, "invalid_record", str(exc), header)
+            return self._refusal(raw, sha, now, "invalid_record", codec_detail(exc), header)
         except _Inconsistent as exc:
-            return _refusal(raw, sha, now, exc.reason, exc.detail, header)
+            return self._refusal(raw, sha, now, exc.reason, exc.detail, header)
 
         subject = None
         if message.kind != "feedback":
@@ -255,7 +261,7 @@ class ExchangeService:
         Tracking and the receipt are left to the caller, who does them for the whole batch."""
         stored = accepted.stored
         if result is IncomingResult.CONFLICT:
-            return await self._keep_refused(_refusal(
+            return await self._keep_refused(self._refusal(
                 stored.envelope, stored.envelope_sha256, stored.accepted_at, "replay",
                 f"message id {stored.message_id} from {stored.sender} was already used for other content", stored))
         return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=stored.message_id)
@@ -318,7 +324,7 @@ class ExchangeService:
             verify_receipt(raw, sent.envelope, self.directory)
         except EnvelopeError as exc:
             header = None if receipt is None else _ReceiptHeader(receipt.message_id, receipt.sender, receipt.recipient)
-            return await self._keep_refused(_refusal(raw, sha, now, exc.reason, exc.detail, header)), None
+            return await self._keep_refused(self._refusal(raw, sha, now, exc.reason, exc.detail, header)), None
         return ReceiveOutcome("receipted", message_id=receipt.message_id), receipt
 
     async def _keep_refused(self, item: QuarantineItem) -> ReceiveOutcome:
@@ -344,6 +350,22 @@ class ExchangeService:
                 f"envelope {sender} → {node.code}",
             )
 
+    def _refusal(self, raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any) -> QuarantineItem:
+        """The quarantine record of a refusal: size, SHA-256 and a bounded prefix of the bytes, the
+        header fields that fit, and a bounded detail (see refusals.py)."""
+        return QuarantineItem(
+            received_at=now,
+            reason=reason,
+            detail=bound(detail),
+            envelope_sha256=sha,
+            raw=raw[: self.quarantine_prefix_bytes],
+            size=len(raw),
+            message_id=header_field(header, "message_id"),
+            sender=header_field(header, "sender"),
+            recipient=header_field(header, "recipient"),
+            kind=header_field(header, "kind"),
+        )
+
     # --- reading ----------------------------------------------------------------------------------
 
     def read_body(self, stored: StoredMessage) -> Message:
@@ -360,18 +382,6 @@ class Accepted:
     message: Message
 
 
-def _refusal(raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any) -> QuarantineItem:
-    return QuarantineItem(
-        received_at=now,
-        reason=reason,
-        detail=detail,
-        envelope_sha256=sha,
-        raw=raw,
-        message_id=getattr(header, "message_id", None),
-        sender=getattr(header, "sender", None),
-        recipient=getattr(header, "recipient", None),
-        kind=getattr(header, "kind", None),
-    )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from gateway.private_paths import private_dir
 from gateway.security.directory import DirectoryMeta, KeyDirectory
 from gateway.security.encoding import canonical_json
 from gateway.security.errors import EnvelopeError
@@ -102,7 +103,7 @@ def verify_directory(
 
 def save_authority(authority: Authority, path: Path, passphrase: bytes | None = None) -> Path:
     """Write the private key (0600) and, beside it, ``<name>.pub`` with the public key for gateways."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )

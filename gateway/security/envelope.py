@@ -14,6 +14,7 @@ The full specification, with test vectors, is docs/envelope.md.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass, fields as dataclass_fields
 from datetime import datetime
@@ -38,6 +39,23 @@ MAGIC = b"TXG1"
 PROTOCOL_VERSION = 1
 SIG_CONTEXT = b"township-gateway/envelope/v1\x00"
 MAX_ENVELOPE_BYTES = 1 << 20  # a record is a few KiB; anything near a MiB is abuse, refuse it early
+
+
+_TOKEN = r"[\x21-\x7e]"  # printable ASCII, no spaces
+# What each header field may hold. The routing header is stored beside every message and every
+# refusal (columns of 9 to 64 characters): a field that does not fit is refused here, with its own
+# reason, before anything tries to store it.
+HEADER_FIELD_FORMS: dict[str, tuple[str, re.Pattern[str]]] = {
+    "suite": ("1-64 printable ASCII characters", re.compile(f"{_TOKEN}{{1,64}}")),
+    "message_id": ("1-64 printable ASCII characters", re.compile(f"{_TOKEN}{{1,64}}")),
+    "kind": ("1-16 lowercase letters or '_'", re.compile(r"[a-z_]{1,16}")),
+    "sender": ("a 9-digit township code", re.compile(r"[0-9]{9}")),
+    "recipient": ("a 9-digit township code", re.compile(r"[0-9]{9}")),
+    "created_at": ("a UTC timestamp of at most 40 characters", re.compile(f"{_TOKEN}{{1,40}}")),
+    "sender_kid": ("1-64 printable ASCII characters", re.compile(f"{_TOKEN}{{1,64}}")),
+    "recipient_kid": ("1-64 printable ASCII characters", re.compile(f"{_TOKEN}{{1,64}}")),
+    "epk": ("1-512 printable ASCII characters", re.compile(f"{_TOKEN}{{1,512}}")),
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,11 @@ class EnvelopeHeader:
         for name in expected - {"v"}:
             if not isinstance(obj[name], str):
                 raise EnvelopeError("malformed_header", f"header.{name} must be a string")
+        for name in sorted(expected - {"v"}):
+            rule, form = HEADER_FIELD_FORMS[name]
+            if form.fullmatch(obj[name]) is None:
+                # The rule, never the value: a forged field may be megabytes, or carry anything.
+                raise EnvelopeError("malformed_header", f"header.{name} must be {rule} ({len(obj[name])} characters)")
         header = cls(**obj)
         if header.to_bytes() != raw:
             # Only the canonical form is signed; any other spelling of the same header is refused.

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from gateway.private_paths import private_dir
 from gateway.security.errors import EnvelopeError
 from gateway.security.suites import (
     DEFAULT_SUITE_ID,
@@ -176,8 +177,7 @@ def _write_private(path: Path, private: Any, passphrase: bytes | None) -> None:
 
 
 def save_keyring(keyring: NodeKeyring, keys_dir: Path, passphrase: bytes | None = None) -> None:
-    node_dir = keys_dir / keyring.township
-    node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    node_dir = private_dir(keys_dir / keyring.township)
     files = [(SIGNING_FILE, keyring.signing), (ENCRYPTION_FILE, keyring.encryption)]
     if keyring.sm2_signing is not None:
         files.append((SM2_SIGNING_FILE, keyring.sm2_signing))
@@ -195,6 +195,13 @@ def save_keyring(keyring: NodeKeyring, keys_dir: Path, passphrase: bytes | None 
         for stale in retired_dir.glob("*.pem"):
             if stale.name not in kept:
                 stale.unlink()  # pruned from the keyring: the grace period is over
+
+
+def unencrypted_key_files(township: str, keys_dir: Path) -> list[Path]:
+    """The node's private key files kept in clear (PKCS#8 without PBES2), retired ones included."""
+    node_dir = keys_dir / township
+    files = sorted(node_dir.glob("*.pem")) + sorted((node_dir / RETIRED_DIR).glob("*.pem"))
+    return [p for p in files if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in p.read_bytes()[:200]]
 
 
 def check_permissions(path: Path) -> None:

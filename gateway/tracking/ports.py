@@ -25,6 +25,10 @@ def township_range(region_prefix: str) -> tuple[str, str]:
     return region_prefix.ljust(9, "0"), region_prefix.ljust(9, "9")
 
 
+class StrikeConflict(Exception):
+    """A 漏管 charge would name a query that is evidence of another charge: nothing was written."""
+
+
 class CaseStore(Protocol):
     async def get_case(self, case_id: str) -> Case | None: ...
 
@@ -38,8 +42,16 @@ class CaseStore(Protocol):
 
     async def save_cases(self, cases: Iterable[Case]) -> None: ...
 
-    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
-        """The answered case and its 漏管 charge, if any, in one transaction."""
+    async def ledger_version(self, key: StrikeKey) -> int:
+        """How many answers of this person's strike ledger were written with a version check (0: none)."""
+
+    async def save_answer(
+        self, case: Case, charge: MissedManagementCharge | None, *, ledger_version: int | None = None
+    ) -> bool:
+        """The answered case and its 漏管 charge, if any, in one transaction; written only while the
+        stored case has no reply (nor withdrawal): False, and nothing written, otherwise. Raises
+        StrikeConflict, writing nothing, when a query of the charge is evidence of another one, or when
+        ``ledger_version`` is given and the person's ledger is no longer at that version."""
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]: ...
 
@@ -81,6 +93,9 @@ class CaseStore(Protocol):
     async def add_task(self, task: ReverificationTask) -> None: ...
 
     async def save_task(self, task: ReverificationTask) -> None: ...
+
+    async def resubmit_task(self, task: ReverificationTask) -> bool:
+        """Save the task as resubmitted only while the stored one is open; False otherwise."""
 
     async def get_task(self, query_id: str) -> ReverificationTask | None: ...
 

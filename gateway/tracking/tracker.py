@@ -21,7 +21,7 @@ from gateway.clock import Clock
 from gateway.collector import collector_paused
 from gateway.codec.messages import Feedback, Notification, Query
 from gateway.exchange.records import StoredMessage
-from gateway.tracking.ports import CaseStore
+from gateway.tracking.ports import CaseStore, StrikeConflict
 from gateway.workflow.accounting import ClosingAt, close_quarter
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.case_facts import CaseFacts
@@ -34,6 +34,8 @@ from gateway.workflow.reminders import Reminder, reminders_due
 from gateway.workflow.reverification import ReverificationTask, TaskState
 
 log = logging.getLogger(__name__)
+
+_STRIKE_RETRIES = 5
 
 # The codec's 查无此人 reason codes (schemas/codes/not_found_reason.json) in the workflow's terms.
 NOT_FOUND_REASONS = {
@@ -146,13 +148,27 @@ class CaseTracker:
         await self.store.add_cases(new)
 
     async def answered(self, stored: StoredMessage, feedback: Feedback) -> Case | None:
+        # The store decides races (one reply per case, one strike per query); a lost strike race means
+        # another answer of the same person was recorded meanwhile: compute again from what is stored.
+        for _ in range(_STRIKE_RETRIES):
+            try:
+                return await self._record_answer(stored, feedback)
+            except StrikeConflict:
+                log.info("strike ledger of %s moved meanwhile; recomputing", feedback.in_reply_to)
+        return await self._record_answer(stored, feedback)
+
+    async def _record_answer(self, stored: StoredMessage, feedback: Feedback) -> Case | None:
         case = await self.store.get_case(feedback.in_reply_to)
         if case is None:
             log.warning("feedback %s answers %s, which has no case", stored.message_id, feedback.in_reply_to)
             return None
         if not case.is_open:
             return case  # already recorded (a replay of this hook)
-        ledger = rebuild_ledger(await self.store.cases_for_key(case.strike_key))
+        # The ledger's version first, then the ledger: if another answer of this person is written after
+        # this read, saving ours fails (StrikeConflict) and is computed again.
+        version = await self.store.ledger_version(case.strike_key)
+        # The ledger of the person's other answered queries: this one counts once, as its own answer.
+        ledger = rebuild_ledger(c for c in await self.store.cases_for_key(case.strike_key) if c.case_id != case.case_id)
         closures = await self.store.month_closures([case.reporting_month])
         outcome = handle_feedback(
             evaluate(case, stored.accepted_at),
@@ -164,7 +180,8 @@ class CaseTracker:
             message_id=stored.message_id,
             month_closed_at=closures.get(case.reporting_month),
         )
-        await self.store.save_answer(outcome.case, outcome.charge)
+        if not await self.store.save_answer(outcome.case, outcome.charge, ledger_version=version):
+            return await self.store.get_case(case.case_id)  # another answer was recorded first
         return outcome.case
 
     # --- the residence township's side ------------------------------------------------------------
@@ -191,7 +208,7 @@ class CaseTracker:
             return
         task = await self.store.get_task(earlier_id)
         if task is not None and task.state is TaskState.OPEN:
-            await self.store.save_task(
+            await self.store.resubmit_task(
                 replace(task, state=TaskState.RESUBMITTED, resubmitted_as=stored.message_id,
                         resubmitted_at=stored.accepted_at)
             )

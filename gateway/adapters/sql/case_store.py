@@ -22,8 +22,10 @@ from gateway.adapters.sql.workflow_tables import (
     period_closures,
     reminders,
     reverification_tasks,
+    strike_evidence,
+    strike_ledgers,
 )
-from gateway.tracking.ports import township_range
+from gateway.tracking.ports import StrikeConflict, township_range
 from gateway.tracking.serialization import CASE, CHARGE, REMINDER, SNAPSHOT, TASK
 from gateway.workflow.accounting import AccountingSnapshot
 from gateway.workflow.case_facts import CaseFacts, facts_of
@@ -32,8 +34,14 @@ from gateway.workflow.deadlines import CaseKind
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
-from gateway.workflow.reverification import ReverificationTask
+from gateway.workflow.reverification import ReverificationTask, TaskState
 from gateway.workflow.strikes import MissedManagementCharge, StrikeKey
+
+
+def _ledger_of(key: StrikeKey) -> tuple[Any, ...]:
+    return (strike_ledgers.c.residence_township == key.residence_township,
+            strike_ledgers.c.registration_township == key.registration_township,
+            strike_ledgers.c.subject == key.citizen_id)
 
 
 def case_values(case: Case) -> dict[str, object]:
@@ -89,11 +97,19 @@ _FACT_COLUMNS = (
 _RESULTS = {r.value: r for r in FeedbackResult}
 _KINDS = {k.value: k for k in CaseKind}
 _REASONS = {r.value: r for r in NoSuchPersonReason}
+# One reply per case, decided by the database: the answer is written only while the case has none.
+_ANSWER_CASE = (
+    update(cases)
+    .where(cases.c.case_id == bindparam("b_case_id"), cases.c.answered_at.is_(None), cases.c.withdrawn_at.is_(None))
+    .values({column.name: bindparam(column.name) for column in cases.c if column.name != "case_id"})
+)
 _UPDATE_CASE = (
     update(cases)
     .where(cases.c.case_id == bindparam("b_case_id"))
     .values({column.name: bindparam(column.name) for column in cases.c if column.name != "case_id"})
 )
+# What a tick moves is open: a case answered (or withdrawn) since the tick read it keeps its answer.
+_ADVANCE_CASE = _UPDATE_CASE.where(cases.c.answered_at.is_(None), cases.c.withdrawn_at.is_(None))
 
 
 class _FactsReader:
@@ -204,10 +220,10 @@ class SqlCaseStore:
             await self._update_many(conn, list(updated))
 
     @staticmethod
-    async def _update_many(conn: AsyncConnection, updated: list[Case]) -> None:
+    async def _update_many(conn: AsyncConnection, updated: list[Case], statement: Any = _UPDATE_CASE) -> None:
         # One statement (executemany): a tick after a long pause can move tens of thousands of cases.
         if updated:
-            await conn.execute(_UPDATE_CASE, [{"b_case_id": c.case_id, **case_values(c)} for c in updated])
+            await conn.execute(statement, [{"b_case_id": c.case_id, **case_values(c)} for c in updated])
 
     async def save_advanced(self, updated: Iterable[Case], sent: Iterable[Reminder], at: datetime) -> None:
         rows = [
@@ -216,22 +232,59 @@ class SqlCaseStore:
             for r in sent
         ]
         async with self._write() as conn:
-            await self._update_many(conn, list(updated))
+            await self._update_many(conn, list(updated), _ADVANCE_CASE)
             if rows:
                 await conn.execute(insert(reminders), rows)
 
-    async def save_answer(self, case: Case, charge: MissedManagementCharge | None) -> None:
+    async def ledger_version(self, key: StrikeKey) -> int:
+        rows = await self._select(select(strike_ledgers.c.version).where(*_ledger_of(key)))
+        return rows[0][0] if rows else 0  # type: ignore[index]
+
+    async def save_answer(
+        self, case: Case, charge: MissedManagementCharge | None, *, ledger_version: int | None = None
+    ) -> bool:
         async with self._write() as conn:
-            await self._update_many(conn, [case])
+            written = await conn.execute(_ANSWER_CASE, {"b_case_id": case.case_id, **case_values(case)})
+            if written.rowcount != 1:
+                return False  # the case has its reply already: this one, and its strike, are not counted
+            if ledger_version is not None:
+                await self._advance_ledger(conn, case.strike_key, ledger_version)
             if charge is not None:
-                await conn.execute(
-                    insert(missed_management).values(
-                        registration_township=charge.registration_township,
-                        last_query_id=charge.evidence_query_ids[-1],
-                        charged_at=charge.charged_at,
-                        data=CHARGE.dump_json(charge).decode(),
+                last = charge.evidence_query_ids[-1]
+                try:
+                    await conn.execute(
+                        insert(missed_management).values(
+                            registration_township=charge.registration_township,
+                            last_query_id=last,
+                            charged_at=charge.charged_at,
+                            data=CHARGE.dump_json(charge).decode(),
+                        )
                     )
-                )
+                    await conn.execute(insert(strike_evidence),
+                                       [{"query_id": q, "last_query_id": last} for q in charge.evidence_query_ids])
+                except IntegrityError:
+                    # A strike of this run is evidence of another charge already: the whole answer is
+                    # rolled back, and the tracker computes it again from what is stored now.
+                    raise StrikeConflict(f"a query of {list(charge.evidence_query_ids)} is evidence of a charge already") from None
+        return True
+
+    @staticmethod
+    async def _advance_ledger(conn: AsyncConnection, key: StrikeKey, seen: int) -> None:
+        """Move the person's ledger from the version the tracker read to the next, or raise StrikeConflict
+        (on PostgreSQL a concurrent writer's UPDATE waits for this row's lock, then matches nothing)."""
+        if seen == 0:
+            try:  # the first answer of this person: its row, which a concurrent first answer also inserts
+                await conn.execute(insert(strike_ledgers).values(
+                    residence_township=key.residence_township, registration_township=key.registration_township,
+                    subject=key.citizen_id, version=1))
+                return
+            except IntegrityError:  # the transaction is rolled back by the caller's exit
+                raise StrikeConflict(f"the strike ledger of {key.registration_township} moved meanwhile") from None
+        moved = await conn.execute(
+            update(strike_ledgers).where(*_ledger_of(key), strike_ledgers.c.version == seen).values(version=seen + 1)
+        )
+        if moved.rowcount != 1:
+            raise StrikeConflict(f"the strike ledger of {key.registration_township} moved meanwhile")
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return _cases(
@@ -346,6 +399,17 @@ class SqlCaseStore:
                 )
         except IntegrityError:
             pass  # the same 查无此人 delivered again: the task exists
+
+    async def resubmit_task(self, task: ReverificationTask) -> bool:
+        """Link the corrected query to the task, only while it is open: of two corrections sent at once,
+        the first to commit is the link; False for the other."""
+        async with self._write() as conn:
+            written = await conn.execute(
+                update(reverification_tasks)
+                .where(reverification_tasks.c.query_id == task.query_id, reverification_tasks.c.state == TaskState.OPEN.value)
+                .values(state=task.state.value, data=TASK.dump_json(task).decode())
+            )
+        return written.rowcount == 1
 
     async def save_task(self, task: ReverificationTask) -> None:
         async with self._write() as conn:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.adapters.sql import access_tables, security_tables, workflow_tables  # noqa: F401  (register their tables)
+from gateway.private_paths import private_file
 
 
 def is_sqlite(url: str) -> bool:
@@ -22,8 +23,10 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str) -> AsyncEngine:
     if is_sqlite(url):
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # Created 0600 in a 0700 folder before SQLite opens it: SQLite gives its -wal and -shm
+            # files the database file's mode.
+            private_file(Path(database))
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, func, insert, select, text, update
+from sqlalchemy import BigInteger, String, and_, any_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.sql.engine import is_sqlite, write_transaction
 from gateway.adapters.sql.tables import messages, outbox, quarantine
+from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
 from gateway.exchange.records import (
     Counts,
     Direction,
@@ -95,16 +96,25 @@ def _outbox_values(item: OutboxItem) -> dict[str, Any]:
 # of structure, without rebuilding the construct on every call).
 _INSERT_MESSAGES = insert(messages)
 _INSERT_OUTBOX = insert(outbox)
-_MARK_ANSWERED_IN = (
+# Claims a received query for one answer: the conditional write decides a race between clerks (on
+# PostgreSQL the second UPDATE waits for the first's row lock, then finds answered_by set and matches
+# nothing; SQLite has one writer). Run one row at a time, so each claim's row count is its own.
+_CLAIM_ANSWER = (
     update(messages)
     .where(
         messages.c.node == bindparam("b_node"),
         messages.c.direction == Direction.IN.value,
         messages.c.message_id == bindparam("b_answers"),
         messages.c.sender == bindparam("b_peer"),
+        messages.c.answered_by.is_(None),
     )
     .values(status=Status.ANSWERED.value, answered_by=bindparam("b_id"),
             answered_at=bindparam("b_at"), result=bindparam("b_result"))
+)
+_WINNER = select(messages.c.answered_by).where(
+    messages.c.node == bindparam("b_node"),
+    messages.c.direction == Direction.IN.value,
+    messages.c.message_id == bindparam("b_answers"),
 )
 
 # Confirmed outbox rows marked published; their (sender, message id) come back for the messages.
@@ -195,22 +205,24 @@ class _OutgoingBatcher:
                 if not live:
                     continue
                 try:
-                    await self.store._add_outgoing_many(live)
+                    refused = await self.store._add_outgoing_many(live)
                 except Exception as exc:
                     if len(live) == 1:
                         _settle(live[0][3], exc)
                         continue
-                    for message, item, answers, future in live:  # each alone: only the faulty one fails
+                    for entry in live:  # each alone: only the faulty one fails
                         try:
-                            await self.store._add_outgoing_many([(message, item, answers, future)])
+                            alone = await self.store._add_outgoing_many([entry])
                         except Exception as exc:
-                            _settle(future, exc)
+                            _settle(entry[3], exc)
                         else:
-                            _settle(future, None)
+                            _settle(entry[3], alone.get(0))
                 else:
                     self.batches += 1
-                    for entry in live:
-                        _settle(entry[3], None)
+                    # A second answer to a query lost its claim: it alone fails, after the commit that
+                    # holds the others (and the winner, when they shared the transaction).
+                    for index, entry in enumerate(live):
+                        _settle(entry[3], refused.get(index))
         finally:
             self._running -= 1
 
@@ -246,18 +258,33 @@ class SqlMessageStore:
         """Store the message and its outbox row in one transaction (shared with concurrent calls)."""
         await self._outgoing.add(message, item, answers)
 
-    async def _add_outgoing_many(self, batch: Sequence[_Outgoing]) -> None:
+    async def _add_outgoing_many(self, batch: Sequence[_Outgoing]) -> dict[int, Exception]:
+        """Write a batch in one transaction; returns the refusals (by index in ``batch``) of the answers
+        that lost their claim, whose rows are then not written."""
+        refused: dict[int, Exception] = {}
         async with self._write() as conn:
-            await conn.execute(_INSERT_MESSAGES, [_message_values(m) for m, _, _, _ in batch])
-            await conn.execute(_INSERT_OUTBOX, [_outbox_values(item) for _, item, _, _ in batch])
-            answered = [
-                {"b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
-                 "b_at": m.accepted_at, "b_result": m.result}
-                for m, _, answers, _ in batch
-                if answers is not None
-            ]
-            if answered:
-                await conn.execute(_MARK_ANSWERED_IN, answered)
+            # Claims first, in a fixed order, so two transactions claiming the same queries never wait
+            # on each other crosswise (a deadlock would fail the whole batch, to be retried one by one).
+            claims = sorted(
+                (i for i, (_, _, answers, _) in enumerate(batch) if answers is not None),
+                key=lambda i: (batch[i][0].node, batch[i][2] or ""),
+            )
+            for i in claims:
+                m, _, answers, _ = batch[i]
+                params = {"b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
+                          "b_at": m.accepted_at, "b_result": m.result}
+                if (await conn.execute(_CLAIM_ANSWER, params)).rowcount == 1:
+                    continue
+                winner = (await conn.execute(_WINNER, params)).scalar_one_or_none()
+                if winner is None:
+                    refused[i] = UnknownMessage(f"{m.node} received no query or notification {answers} from {m.recipient}")
+                else:
+                    refused[i] = AlreadyAnswered(f"{answers} was already answered by {winner}", answered_by=winner)
+            kept = [entry for i, entry in enumerate(batch) if i not in refused]
+            if kept:
+                await conn.execute(_INSERT_MESSAGES, [_message_values(m) for m, _, _, _ in kept])
+                await conn.execute(_INSERT_OUTBOX, [_outbox_values(item) for _, item, _, _ in kept])
+        return refused
 
     async def add_incoming(self, message: StoredMessage) -> IncomingResult:
         try:
@@ -274,6 +301,7 @@ class SqlMessageStore:
                             messages.c.direction == Direction.OUT.value,
                             messages.c.message_id == message.in_reply_to,
                             messages.c.recipient == message.sender,
+                            messages.c.answered_by.is_(None),  # a second feedback never replaces the first
                         )
                         .values(status=Status.ANSWERED.value, answered_by=message.message_id,
                                 answered_at=message.accepted_at, result=message.result)
@@ -351,6 +379,7 @@ class SqlMessageStore:
                     messages.c.sender == bindparam("b_node"),  # always so when sent: the unique index serves
                     messages.c.message_id == bindparam("b_reply"),
                     messages.c.recipient == bindparam("b_sender"),
+                    messages.c.answered_by.is_(None),  # a second feedback never replaces the first
                 )
                 .values(status=Status.ANSWERED.value, answered_by=bindparam("b_id"),
                         answered_at=bindparam("b_at"), result=bindparam("b_result")),
@@ -521,10 +550,26 @@ class SqlMessageStore:
             row = (await conn.execute(select(quarantine).where(quarantine.c.id == item_id))).first()
         return _record_from_row(QuarantineItem, row) if row else None
 
+    async def claim_quarantine_redrive(self, item_id: int, at: datetime, stale_before: datetime) -> bool:
+        """Take an unresolved item for one re-drive (conditional write: of two at once, one wins; a claim
+        older than ``stale_before`` is that of a re-drive that died, and may be taken over)."""
+        async with self._write() as conn:
+            written = await conn.execute(
+                update(quarantine)
+                .where(
+                    quarantine.c.id == item_id,
+                    quarantine.c.resolved.is_(False),
+                    or_(quarantine.c.redrive_started_at.is_(None), quarantine.c.redrive_started_at < stale_before),
+                )
+                .values(redrive_started_at=at)
+            )
+        return written.rowcount == 1
+
     async def mark_quarantine_redriven(self, item_id: int, at: datetime, *, resolved: bool) -> None:
         async with self._write() as conn:
             await conn.execute(
-                update(quarantine).where(quarantine.c.id == item_id).values(redriven_at=at, resolved=resolved)
+                update(quarantine).where(quarantine.c.id == item_id)
+                .values(redriven_at=at, resolved=resolved, redrive_started_at=None)
             )
 
     async def counts(self) -> Counts:

@@ -87,4 +87,8 @@ quarantine = Table(
     Column("raw", LargeBinary, nullable=False),
     Column("redriven_at", DateTime(timezone=True)),
     Column("resolved", Boolean, nullable=False, default=False),
+    # The whole message's size; `raw` keeps at most GATEWAY_QUARANTINE_PREFIX_BYTES of it (NULL: all).
+    Column("size", BigInteger),
+    # A re-drive under way since then (its claim): a second one at the same time is refused.
+    Column("redrive_started_at", DateTime(timezone=True)),
 )

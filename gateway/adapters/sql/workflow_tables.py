@@ -7,7 +7,7 @@ instead of decoding every case. `case_values` in case_store.py writes both from 
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Index, String, Table, Text, false, literal_column
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, String, Table, Text, false, literal_column
 
 from gateway.adapters.sql.tables import Id, metadata
 from gateway.workflow.cases import OPEN_STATES
@@ -74,6 +74,27 @@ missed_management = Table(
     Column("last_query_id", String(64), nullable=False, unique=True),
     Column("charged_at", DateTime(timezone=True), nullable=False),
     Column("data", Text, nullable=False),
+)
+
+# One strike per query: every query id a 漏管 charge names as evidence, once. Two answers of one
+# person's queries tracked at once could otherwise each complete a run from the same earlier strikes.
+strike_evidence = Table(
+    "strike_evidence",
+    metadata,
+    Column("query_id", String(64), primary_key=True),
+    Column("last_query_id", String(64), nullable=False),  # the charge it is evidence of
+)
+
+# The version of each person's strike ledger (residence, registration, pseudonym): an answer is
+# written only if no other answer of that person was written since its tracker read the ledger, so
+# two answers tracked at once can neither both charge from the same strikes nor both miss a third one.
+strike_ledgers = Table(
+    "strike_ledgers",
+    metadata,
+    Column("residence_township", String(9), primary_key=True),
+    Column("registration_township", String(9), primary_key=True),
+    Column("subject", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
 )
 
 period_closures = Table(

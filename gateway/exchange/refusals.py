@@ -1,0 +1,58 @@
+"""What a quarantine record keeps of a refused message: bounded, and without personal values.
+
+The whole body is kept only up to a prefix (``GATEWAY_QUARANTINE_PREFIX_BYTES``, 64 KiB by default)
+with the full size and SHA-256 beside it, so a publisher cannot fill the disk. The ``detail`` names
+field paths and the rule each broke, never the values: the codec's reasons quote what they refused
+("wrong check character 'X'", "birth date 19900517 is in the future"), so quoted text, parenthesised
+text and digit runs are replaced before a reason reaches the quarantine. Header fields that do not fit
+their column are not stored (the parser refuses them as ``malformed_header`` first; this is the
+safety net that keeps the quarantine insert itself from failing).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.codec.errors import CodecError
+
+DEFAULT_PREFIX_BYTES = 64 * 1024
+MAX_DETAIL_CHARS = 2000
+_MAX_ENTRY_CHARS = 160
+_ELIDED = "…"
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|“[^”]*”|‘[^’]*’")
+_BRACKETED = re.compile(r"\([^()]*\)|（[^（）]*）|\[[^\[\]]*\]")
+_DIGITS = re.compile(r"\d[\d\-:.TZ+]*\d|\d")  # numbers, dates, ID numbers, timestamps
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+# Column widths of the quarantine's header fields (gateway/adapters/sql/tables.py).
+HEADER_COLUMN_WIDTHS = {"message_id": 64, "sender": 9, "recipient": 9, "kind": 16}
+
+
+def rule_of(reason: str) -> str:
+    """A codec reason with the values it quotes taken out: what rule, not what value."""
+    text = _QUOTED.sub(_ELIDED, reason)
+    text = _BRACKETED.sub(f"({_ELIDED})", text)
+    text = _DIGITS.sub(_ELIDED, text)
+    return bound(text, _MAX_ENTRY_CHARS)
+
+
+def codec_detail(exc: CodecError) -> str:
+    """``path: rule`` per problem; paths are the record's field names, bounded."""
+    entries = [f"{bound(e.path, 100)}: {rule_of(e.reason)}" if e.path else rule_of(e.reason) for e in exc.errors]
+    return bound("; ".join(entries), MAX_DETAIL_CHARS)
+
+
+def bound(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """One line of at most ``limit`` characters (control characters and NUL, which PostgreSQL's text
+    refuses, become spaces)."""
+    text = _CONTROL.sub(" ", text)
+    return text if len(text) <= limit else text[: limit - 1] + _ELIDED
+
+
+def header_field(header: Any, name: str) -> str | None:
+    value = getattr(header, name, None)
+    if not isinstance(value, str) or len(value) > HEADER_COLUMN_WIDTHS[name]:
+        return None
+    return value
