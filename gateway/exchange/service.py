@@ -374,6 +374,15 @@ class ExchangeService:
                 f"record names residence {message.residence_township}, registration {message.registration_township} "
                 f"({way}{expected[0]} → {expected[1]}), envelope {sender} → {node.code}",
             )
+        if isinstance(message, Query) and message.resubmission_of is not None:
+            # The sender's gateway refuses this already; a gateway that does not is caught here.
+            earlier = await self.store.find(node.code, Direction.IN, message.resubmission_of)
+            if earlier is not None and earlier.sender == sender and earlier.kind == "query":
+                if _correctable(self.read_body(earlier)) == _correctable(message):
+                    raise _Inconsistent(
+                        "resubmission_unchanged",
+                        f"identical to the query {message.resubmission_of} it corrects (rule 五: 补充、完善查询信息内容)",
+                    )
 
     # --- reading ----------------------------------------------------------------------------------
 

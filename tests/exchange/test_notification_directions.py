@@ -128,3 +128,16 @@ async def test_resubmission_cannot_name_another_townships_query():
         assert refused.value.errors[0].path == "query.resubmission_of"
     finally:
         await gw.stop()
+
+
+async def test_an_unchanged_resubmission_that_reaches_the_registration_township_is_quarantined(gateway):
+    # A sending gateway that skips the check (an older release) is caught on receipt: nothing is trusted.
+    first = await gateway.service.submit(RESIDENCE, sample_query())
+    await gateway.relay.run_once()
+    message = parse_message({**sample_query(), "resubmission_of": first.message_id})
+    node = gateway.service.node(RESIDENCE)
+    again = await gateway.service._send(node, message, recipient=REGISTRATION, subject=message.person.citizen_id)
+    await gateway.relay.run_once()
+    [refused] = gateway.store.quarantine
+    assert refused.reason == "resubmission_unchanged" and refused.message_id == again.message_id
+    assert await gateway.store.find(REGISTRATION, Direction.IN, again.message_id) is None
