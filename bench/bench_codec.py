@@ -39,7 +39,7 @@ def _records(n: int, seed: int = 4) -> list[dict[str, Any]]:
         r = i % 10
         if r < 4:
             out.append({"kind": "query", "residence_township": res, "registration_township": reg_t, "person": person,
-                        "about_birth": r == 0, "registration_address": "某省某县某镇某村", "current_address": "某市某区某街1号",
+                        "about_birth": r == 0, "registration_address": reg.get(reg_t).name + "某村", "current_address": "某市某区某街1号",
                         "known_locally": {"contraception": "01", "sons": 1, "daughters": 0, "pregnant": False}})
         elif r < 7:
             kind = str(1 + i % 8)
@@ -48,16 +48,17 @@ def _records(n: int, seed: int = 4) -> list[dict[str, Any]]:
                      "7": {"remarks": "婚育情况存疑"}, "8": {"remarks": "其他"}}[kind]
             out.append({"kind": "notification", "notification_kind": kind, "residence_township": res,
                         "registration_township": reg_t, "person": person, "event_date": "2026-10-01",
-                        "registration_address": "某省某县某镇某村", **extra})
+                        "registration_address": reg.get(reg_t).name + "某村", **extra})
         elif r < 9:
             out.append({"kind": "feedback", "in_reply_to": f"msg-{i}", "result": "found", "birth_date": born.isoformat(),
                         "household_type": "1", "husband_name": "李强", "husband_residence_code": res,
                         "pregnancy_policy_status": "1", "left_on": "2020-03-01",
                         "children": {"sons": 1, "daughters": 1, "youngest_birth_date": "2019-05-06"},
-                        "marriage_certificate_no": f"JH{i:08d}"})
+                        "marriage_certificate_no": f"JH{i:08d}", "marriage_certificate_issued_on": "2025-03-01",
+                        "not_applicable": ["one_child_certificate_date"]})
         else:
             out.append({"kind": "feedback", "in_reply_to": f"msg-{i}", "result": "not_found",
-                        "not_found_reason": "1", "remarks": "村委会无此地址"})
+                        "not_found_reason": "1", "checked_sources": ["1", "4"], "remarks": "村委会无此地址"})
     return out
 
 

@@ -56,10 +56,13 @@ def found_feedback(rng: random.Random, born: date, husband_residence: str) -> di
         "husband_residence_code": husband_residence,
         "children": children,
         "remarks": "已入户核实",
+        # rule 四: what does not apply to her is said explicitly
+        "not_applicable": ["one_child_certificate_date", "pregnancy_policy_status", "left_on", "marriage_certificate_no"],
     }
 
 
 def not_found_feedback(rng: random.Random) -> dict[str, Any]:
     reason = rng.choice(["1", "2", "3", "9"])
     remarks = {"1": "门牌号不存在", "2": "户籍档案中无此姓名", "3": "身份证号码与户籍档案不符", "9": "已迁出本乡"}[reason]
-    return {"result": "not_found", "not_found_reason": reason, "remarks": remarks}
+    sources = rng.choice([["4"], ["1", "4"], ["1", "2", "3"]])  # 第二十五条: 多方核实 or the database
+    return {"result": "not_found", "not_found_reason": reason, "checked_sources": sources, "remarks": remarks}

@@ -88,8 +88,10 @@ FOUND = {
     "husband_name": "李伟",
     "husband_residence_code": "120101001",
     "children": {"sons": 1, "daughters": 0, "youngest_birth_date": "2015-03-02"},
+    # rule 四: the fields that do not apply to her, said explicitly
+    "not_applicable": ["one_child_certificate_date", "pregnancy_policy_status", "left_on", "marriage_certificate_no"],
 }
-NOT_FOUND = {"result": "not_found", "not_found_reason": "1", "remarks": "门牌号不存在"}
+NOT_FOUND = {"result": "not_found", "not_found_reason": "1", "checked_sources": ["1", "4"], "remarks": "门牌号不存在"}
 
 
 def sample_notification(residence: str = RESIDENCE, registration: str = REGISTRATION) -> dict:

@@ -157,6 +157,14 @@ def _as_code(value: Any, table_name: str) -> str:
     return code
 
 
+def _as_choice(value: Any, choices: tuple[tuple[str, str], ...]) -> str:
+    text = _text(value)
+    for label, code in choices:
+        if text in (label, code):
+            return code
+    raise CellProblem(f"must be one of {', '.join(label for label, _ in choices)}, got {text!r}")
+
+
 def convert(column: Column, value: Any) -> Any:
     if column.kind == "date":
         return _as_date(value)
@@ -169,6 +177,8 @@ def convert(column: Column, value: Any) -> Any:
         return _as_code(value, column.table)
     if column.kind == "id":
         return _as_id(value)
+    if column.kind == "choice":
+        return _as_choice(value, column.choices)
     return _text(value)
 
 

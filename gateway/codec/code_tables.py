@@ -27,6 +27,7 @@ TABLE_NAMES = (
     "not_found_reason",
     "notification_kind",
     "feedback_result",
+    "checked_source",
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ValueKind = Literal["text", "id", "code", "township", "date", "int", "bool"]
+ValueKind = Literal["text", "id", "code", "township", "date", "int", "bool", "choice"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,7 @@ class Column:
     required: bool = False
     example: str = ""
     note: str = ""
+    choices: tuple[tuple[str, str], ...] = ()  # kind "choice": (label a clerk types, value)
 
 
 PERSON_COLUMNS: tuple[Column, ...] = (
@@ -42,8 +43,8 @@ ROUTING_COLUMNS: tuple[Column, ...] = (
 )
 
 ADDRESS_COLUMNS: tuple[Column, ...] = (
-    Column("户籍地址", "registration_address", "text", example="河南省郑州市中原区某街道某社区",
-           note="登记到村(居)委会一级"),
+    Column("户籍地址", "registration_address", "text", example="河南省郑州市中原区林山寨街道某社区",
+           note="登记到村(居)委会一级: 须含户籍地乡镇(街道)名称及其后的村/社区/居委会/组"),
     Column("现居住地址", "current_address", "text", example="北京市东城区某胡同1号"),
 )
 
@@ -61,6 +62,8 @@ QUERY_COLUMNS: tuple[Column, ...] = (
         Column("本地掌握是否怀孕", "known_locally.pregnant", "bool"),
         Column("来本地日期", "known_locally.arrived_on", "date"),
         Column("婚育证明号码", "known_locally.marriage_certificate_no", "text"),
+        Column("婚育证明发证日期", "known_locally.marriage_certificate_issued_on", "date",
+               note="填婚育证明号码时必填(有效期3年)"),
         Column("丈夫姓名", "known_locally.husband_name", "text"),
         Column("备注", "remarks", "text"),
     )
@@ -71,7 +74,14 @@ NOTIFICATION_COLUMNS: tuple[Column, ...] = (
             note="1-8, 见 schemas/codes/notification_kind.json"),)
     + ROUTING_COLUMNS
     + PERSON_COLUMNS
-    + (Column("事件日期", "event_date", "date", required=True, example="2026-10-01"),)
+    + (
+        Column("事件日期", "event_date", "date", required=True, example="2026-10-01",
+               note="类别1-4须在受理日所在统计年度内(上年10月1日至本年9月30日)"),
+        Column("知悉日期", "learned_on", "date", note="不填则同事件日期; 不得早于事件日期"),
+        Column("通报方向", "direction", "choice", example="向户籍地",
+               note="向户籍地(默认: 现居住地通报户籍地) 或 向现居住地(户籍地通报现居住地, 第三十一条)",
+               choices=(("向户籍地", "to_registration"), ("向现居住地", "to_residence"))),
+    )
     + ADDRESS_COLUMNS
     + (
         Column("子女性别", "child_sex", "code", "sex", example="1", note="类别1必填"),
@@ -81,6 +91,8 @@ NOTIFICATION_COLUMNS: tuple[Column, ...] = (
         Column("孕周", "pregnancy_weeks", "int", note="类别4必填, 类别6可填"),
         Column("是否怀孕", "pregnant", "bool", note="类别6必填"),
         Column("婚育证明号码", "marriage_certificate_no", "text", note="类别5、7、8可填"),
+        Column("婚育证明发证日期", "marriage_certificate_issued_on", "date",
+               note="填婚育证明号码时必填; 类别5须为已过期(发证满3年)的证明"),
         Column("备注", "remarks", "text", note="类别5、7、8必填"),
     )
 )

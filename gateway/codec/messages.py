@@ -32,8 +32,13 @@ from gateway.codec.rules import (
     Text,
     TownshipCode,
     Violations,
+    accepted_date,
+    certificate_expires_on,
     fail,
     reference_date,
+    statistical_year,
+    strict_completeness,
+    village_level_problem,
 )
 
 # Rule names → what they demand. The names appear in docs/codec.md and in tests.
@@ -56,7 +61,51 @@ RULES: dict[str, str] = {
     "found_has_verified_core": "A found answer carries the verified birth date and the children counts.",
     "not_found_has_reason_and_remarks": "A 查无此人 answer carries a reason and remarks (rule 六).",
     "not_found_has_no_verified_fields": "A 查无此人 answer carries no verified fields.",
+    # Wire version 2 (issue 13): the rules as the seeds state them.
+    "found_carries_every_rule_four_field": "A found answer carries every field of rule 四 or lists it in "
+    "not_applicable; with children, the youngest child's birth date is given.",
+    "not_applicable_lists_absent_fields": "not_applicable names only rule 四 fields that are absent, each once, "
+    "and only in a found answer.",
+    "not_found_states_checked_sources": "A 查无此人 answer lists the sources checked (checked_sources, table "
+    "checked_source): the floating-population database, or at least two of 公安/民政/卫生 (第二十五条, rule 十一).",
+    "registration_address_reaches_village": "A registration address names the registration township and a "
+    "village- or community-level part after it (seed 002, 第二十四条).",
+    "event_in_statistical_year": "A notification of kind ①–④ has its event date in the statistical year "
+    "(1 October – 30 September) of the acceptance date (seed 002, 第二十四条; seed 000, 第一篇 七).",
+    "learned_on_between_event_and_acceptance": "learned_on (default: the event date) is not before the event "
+    "and not after the acceptance date.",
+    "marriage_certificate_has_issue_date": "A 《流动人口婚育证明》 number comes with its issue date, which is "
+    "after the person's birth and not after the acceptance date.",
+    "marriage_certificate_valid_three_years": "A 婚育证明 is valid for three years from its issue date: a found "
+    "answer reports one still valid on the acceptance date; a kind ⑤ notification (no valid certificate) "
+    "names only one expired by the event date.",
 }
+
+NotificationDirection = Literal["to_registration", "to_residence"]
+
+
+def _certificate_issue_rules(
+    v: Violations, number: str | None, issued_on: Any, born: Any, accepted: Any, prefix: str = ""
+) -> None:
+    if number is not None and issued_on is None:
+        v.add("marriage_certificate_has_issue_date", prefix + "marriage_certificate_issued_on",
+              "required with marriage_certificate_no (the 婚育证明 is valid for three years from it)")
+    if issued_on is None:
+        return
+    if number is None:
+        v.add("marriage_certificate_has_issue_date", prefix + "marriage_certificate_issued_on",
+              "given without marriage_certificate_no")
+    if born is not None and issued_on <= born:
+        v.add("marriage_certificate_has_issue_date", prefix + "marriage_certificate_issued_on",
+              "must be after the person's birth date")
+    if issued_on > accepted:
+        v.add("marriage_certificate_has_issue_date", prefix + "marriage_certificate_issued_on",
+              f"must not be after the acceptance date {accepted.isoformat()}")
+
+
+def _village_rule(v: Violations, address: str | None, township: str) -> None:
+    if address is not None and (problem := village_level_problem(address, township)) is not None:
+        v.add("registration_address_reaches_village", "registration_address", problem)
 
 
 def _citizen_id_format(value: str) -> str:
@@ -139,7 +188,18 @@ class LocalFacts(Record):
     pregnant: bool | None = None
     arrived_on: PastDate | None = None
     marriage_certificate_no: Text(40) | None = None
+    marriage_certificate_issued_on: PastDate | None = None
     husband_name: Text(50) | None = None
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> LocalFacts:
+        v = Violations()
+        if strict_completeness(info) or self.marriage_certificate_issued_on is not None:
+            _certificate_issue_rules(
+                v, self.marriage_certificate_no, self.marriage_certificate_issued_on, None, accepted_date(info)
+            )
+        v.raise_if_any()
+        return self
 
 
 class Query(Record):
@@ -157,10 +217,12 @@ class Query(Record):
     )
 
     @model_validator(mode="after")
-    def _rules(self) -> Query:
+    def _rules(self, info: ValidationInfo) -> Query:
         v = Violations()
         if self.residence_township == self.registration_township:
             v.add("townships_differ", "registration_township", "must differ from residence_township")
+        if strict_completeness(info):
+            _village_rule(v, self.registration_address, self.registration_township)
         v.raise_if_any()
         return self
 
@@ -182,11 +244,13 @@ NOTIFICATION_OPTIONAL: dict[str, tuple[str, ...]] = {
     "2": ("remarks",),
     "3": ("remarks",),
     "4": ("policy_status", "remarks"),
-    "5": ("marriage_certificate_no",),
+    "5": ("marriage_certificate_no", "marriage_certificate_issued_on"),
     "6": ("pregnancy_weeks", "remarks"),
-    "7": ("marriage_certificate_no",),
-    "8": ("marriage_certificate_no",),
+    "7": ("marriage_certificate_no", "marriage_certificate_issued_on"),
+    "8": ("marriage_certificate_no", "marriage_certificate_issued_on"),
 }
+# Seed 002, 第二十四条: ①–④ are events 统计年度内 (in the statistical year).
+STATISTICAL_YEAR_KINDS = frozenset({"1", "2", "3", "4"})
 KIND_SPECIFIC = (
     "child_sex",
     "pregnancy_outcome",
@@ -195,6 +259,7 @@ KIND_SPECIFIC = (
     "pregnancy_weeks",
     "pregnant",
     "marriage_certificate_no",
+    "marriage_certificate_issued_on",
     "remarks",
 )
 
@@ -206,6 +271,15 @@ class Notification(Record):
     registration_township: TownshipCode
     person: Person
     event_date: PastDate
+    direction: NotificationDirection = Field(
+        "to_registration",
+        description="to_registration: the residence township notifies the registration township (the usual way); "
+        "to_residence: the registration township notifies the residence township about its outflow population "
+        "(seed 002, 第三十一条 (二) 4). The recipient must reply (范文篇7 (五)).",
+    )
+    learned_on: PastDate | None = Field(
+        None, description="The day the sender learned of the event; the codec sets it to event_date when absent."
+    )
     registration_address: Text(200) | None = None
     current_address: Text(200) | None = None
     child_sex: CodeOf("sex") | None = None
@@ -215,11 +289,47 @@ class Notification(Record):
     pregnancy_weeks: Annotated[int, Field(ge=1, le=45)] | None = None
     pregnant: bool | None = None
     marriage_certificate_no: Text(40) | None = None
+    marriage_certificate_issued_on: PastDate | None = None
     remarks: Text(500) | None = None
 
+    @property
+    def sender_township(self) -> str:
+        return self.registration_township if self.direction == "to_residence" else self.residence_township
+
+    @property
+    def recipient_township(self) -> str:
+        """The township that must reply (范文篇7: 收到通知单的一方必须及时回复)."""
+        return self.residence_township if self.direction == "to_residence" else self.registration_township
+
     @model_validator(mode="after")
-    def _rules(self) -> Notification:
+    def _rules(self, info: ValidationInfo) -> Notification:
         v = Violations()
+        accepted = accepted_date(info)
+        if self.learned_on is None:
+            # The model is frozen; the default depends on another field, so it is set here once.
+            object.__setattr__(self, "learned_on", self.event_date)
+        assert self.learned_on is not None
+        if self.learned_on < self.event_date:
+            v.add("learned_on_between_event_and_acceptance", "learned_on", "must not be before event_date")
+        if self.learned_on > accepted:
+            v.add("learned_on_between_event_and_acceptance", "learned_on",
+                  f"must not be after the acceptance date {accepted.isoformat()}")
+        if strict_completeness(info):
+            _village_rule(v, self.registration_address, self.registration_township)
+            if self.notification_kind in STATISTICAL_YEAR_KINDS:
+                first, last = statistical_year(accepted)
+                if not first <= self.event_date <= last:
+                    v.add("event_in_statistical_year", "event_date",
+                          f"must lie in the statistical year {first.isoformat()} – {last.isoformat()} of the "
+                          f"acceptance date (notification kind {self.notification_kind}: 统计年度内)")
+            _certificate_issue_rules(
+                v, self.marriage_certificate_no, self.marriage_certificate_issued_on, self.person.birth_date, accepted
+            )
+            issued = self.marriage_certificate_issued_on
+            if self.notification_kind == "5" and issued is not None and certificate_expires_on(issued) > self.event_date:
+                v.add("marriage_certificate_valid_three_years", "marriage_certificate_issued_on",
+                      f"the certificate is valid until {(certificate_expires_on(issued)).isoformat()} (exclusive), "
+                      "so kind ⑤ (no valid certificate) does not apply")
         if self.residence_township == self.registration_township:
             v.add("townships_differ", "registration_township", "must differ from residence_township")
         if self.person.birth_date is not None and self.event_date < self.person.birth_date:
@@ -276,7 +386,31 @@ FOUND_FIELDS = (
     "children",
     "left_on",
     "marriage_certificate_no",
+    "marriage_certificate_issued_on",
 )
+# The rule 四 fields a found answer must give or declare not applicable (birth date and the
+# children counts are always given; 备注 is free remarks, and an empty one says there are none).
+RULE_FOUR_FIELDS = (
+    "household_type",
+    "husband_name",
+    "husband_residence_code",
+    "one_child_certificate_date",
+    "pregnancy_policy_status",
+    "left_on",
+    "marriage_certificate_no",
+)
+NotApplicableField = Literal[
+    "household_type",
+    "husband_name",
+    "husband_residence_code",
+    "one_child_certificate_date",
+    "pregnancy_policy_status",
+    "left_on",
+    "marriage_certificate_no",
+]
+# Seed 002, 第二十五条: 到公安、卫生、民政等相关部门多方核实或在上级流动人口育龄妇女数据库核查.
+DEPARTMENT_SOURCES = frozenset({"1", "2", "3"})
+DATABASE_SOURCE = "4"
 
 
 class Feedback(Record):
@@ -293,13 +427,24 @@ class Feedback(Record):
     children: Children | None = None
     left_on: PastDate | None = None
     marriage_certificate_no: Text(40) | None = None
+    marriage_certificate_issued_on: PastDate | None = None
+    not_applicable: list[NotApplicableField] | None = Field(
+        None,
+        description="Rule 四 fields that do not apply to this person (no husband, no certificate, not pregnant…), "
+        "named explicitly instead of left blank.",
+        max_length=len(RULE_FOUR_FIELDS),
+    )
     # not_found: rule 六
     not_found_reason: CodeOf("not_found_reason") | None = None
+    checked_sources: list[CodeOf("checked_source")] | None = Field(
+        None, description="Sources checked before answering 查无此人 (第二十五条, rule 十一).", max_length=10
+    )
     remarks: Text(500) | None = None
 
     @model_validator(mode="after")
-    def _rules(self) -> Feedback:
+    def _rules(self, info: ValidationInfo) -> Feedback:
         v = Violations()
+        strict = strict_completeness(info)
         if self.result == "not_found":
             if self.not_found_reason is None:
                 v.add("not_found_has_reason_and_remarks", "not_found_reason", "required when result is not_found")
@@ -308,10 +453,19 @@ class Feedback(Record):
             for name in FOUND_FIELDS:
                 if getattr(self, name) is not None:
                     v.add("not_found_has_no_verified_fields", name, "not allowed when result is not_found")
+            if self.not_applicable is not None:
+                v.add("not_applicable_lists_absent_fields", "not_applicable", "only allowed when result is found")
+            if strict or self.checked_sources is not None:
+                self._checked_sources_rules(v)
             v.raise_if_any()
             return self
         if self.not_found_reason is not None:
             v.add("not_found_has_reason_and_remarks", "not_found_reason", "only allowed when result is not_found")
+        if self.checked_sources is not None:
+            v.add("not_found_states_checked_sources", "checked_sources", "only allowed when result is not_found")
+        self._not_applicable_rules(v, strict)
+        if strict or self.marriage_certificate_issued_on is not None:
+            self._certificate_rules(v, accepted_date(info))
         if self.birth_date is None:
             v.add("found_has_verified_core", "birth_date", "required when result is found")
         if self.children is None:
@@ -336,18 +490,64 @@ class Feedback(Record):
         v.raise_if_any()
         return self
 
+    def _checked_sources_rules(self, v: Violations) -> None:
+        sources = self.checked_sources or []
+        if not sources:
+            v.add("not_found_states_checked_sources", "checked_sources",
+                  "required when result is not_found: list the sources checked (table checked_source)")
+            return
+        if len(set(sources)) != len(sources):
+            v.add("not_found_states_checked_sources", "checked_sources", "lists a source twice")
+        departments = DEPARTMENT_SOURCES.intersection(sources)
+        if DATABASE_SOURCE not in sources and len(departments) < 2:
+            v.add("not_found_states_checked_sources", "checked_sources",
+                  "check the floating-population database (4) or at least two of 公安户籍 (1), 民政婚姻登记 (2), "
+                  "卫生健康 (3) before answering 查无此人 (第二十五条: 多方核实)")
+
+    def _not_applicable_rules(self, v: Violations, strict: bool) -> None:
+        listed = self.not_applicable or []
+        if len(set(listed)) != len(listed):
+            v.add("not_applicable_lists_absent_fields", "not_applicable", "names a field twice")
+        for name in RULE_FOUR_FIELDS:
+            present = getattr(self, name) is not None
+            if present and name in listed:
+                v.add("not_applicable_lists_absent_fields", "not_applicable", f"names {name}, which is given")
+            elif strict and not present and name not in listed:
+                v.add("found_carries_every_rule_four_field", name,
+                      "required when result is found (rule 四): give it or list it in not_applicable")
+        kids = self.children
+        if strict and kids is not None and kids.sons + kids.daughters > 0 and kids.youngest_birth_date is None:
+            v.add("found_carries_every_rule_four_field", "children.youngest_birth_date",
+                  "required when there are children (rule 四: 最小子女出生日期)")
+
+    def _certificate_rules(self, v: Violations, accepted: date) -> None:
+        _certificate_issue_rules(
+            v, self.marriage_certificate_no, self.marriage_certificate_issued_on, self.birth_date, accepted
+        )
+        issued = self.marriage_certificate_issued_on
+        if issued is not None and certificate_expires_on(issued) <= accepted:
+            v.add("marriage_certificate_valid_three_years", "marriage_certificate_issued_on",
+                  f"the certificate expired on {certificate_expires_on(issued).isoformat()} (有效期为3年, 届满需重新办理新证): "
+                  "report the renewed certificate, or list marriage_certificate_no in not_applicable if she holds no valid one")
+
 
 Message = Annotated[Query | Notification | Feedback, Field(discriminator="kind")]
 MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 MODELS: dict[str, type[Record]] = {"query": Query, "notification": Notification, "feedback": Feedback}
 
 
-def parse_message(obj: Any, *, today: date | None = None) -> Message:
-    """Validate a message object (a dict as a clerk would POST it, with `kind`)."""
+def parse_message(obj: Any, *, today: date | None = None, accepted_on: date | None = None) -> Message:
+    """Validate a message object (a dict as a clerk would POST it, with `kind`). `accepted_on`
+    is the day the gateway accepts it (China time), for the rules relative to acceptance."""
     from gateway.codec.error_paths import codec_error_from
 
+    context: dict[str, Any] = {}
+    if today:
+        context["today"] = today
+    if accepted_on:
+        context["accepted_on"] = accepted_on
     try:
-        return MESSAGE_ADAPTER.validate_python(obj, context={"today": today} if today else None)
+        return MESSAGE_ADAPTER.validate_python(obj, context=context or None)
     except ValidationError as exc:
         raise codec_error_from(exc) from None
 

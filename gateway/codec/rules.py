@@ -152,3 +152,71 @@ def Text(max_length: int) -> Any:  # noqa: N802
 
 
 Count = Annotated[int, Field(ge=0, le=30)]
+
+
+# --- rules added with wire version 2 (issue 13: the rules as the seeds state them) ----------------
+
+# Wire version 1 records predate the completeness rules below; they still decode (stored and
+# in-flight messages must stay readable), so those rules run only for version 2 and later.
+LEGACY_VERSION_KEY = "wire_version"
+
+
+def strict_completeness(info: ValidationInfo) -> bool:
+    ctx = info.context
+    version = ctx.get(LEGACY_VERSION_KEY) if ctx else None
+    return version is None or version >= 2
+
+
+def accepted_date(info: ValidationInfo) -> date:
+    """The day (China time) the gateway accepted the message: the sender's acceptance date when
+    a stored or received record is read back, else the reference date (a record being submitted
+    is accepted today). Rules relative to "now" use it, so a record read years later still
+    validates as it did when it was accepted."""
+    ctx = info.context
+    if ctx and (accepted := ctx.get("accepted_on")) is not None:
+        return accepted
+    return reference_date(info)
+
+
+def statistical_year(day: date) -> tuple[date, date]:
+    """The family-planning statistical year holding `day`: 上年10月1日0时至本年9月30日24时
+    (seed 000, 第一篇 七)."""
+    end_year = day.year + 1 if day.month >= 10 else day.year
+    return date(end_year - 1, 10, 1), date(end_year, 9, 30)
+
+
+MARRIAGE_CERTIFICATE_YEARS = 3
+
+
+def certificate_expires_on(issued_on: date) -> date:
+    """The first day a 《流动人口婚育证明》 is no longer valid: 有效期为3年 (seed 000,
+    婚育证明 rule 四). Issued on 29 February, it lapses on 1 March three years on."""
+    try:
+        return issued_on.replace(year=issued_on.year + MARRIAGE_CERTIFICATE_YEARS)
+    except ValueError:
+        return date(issued_on.year + MARRIAGE_CERTIFICATE_YEARS, 3, 1)
+
+
+# A part of an address at village or community level (seed 002, 第二十四条: 户籍地址应登记到
+# 村(社区居)委会一级). 嘎查 is the village of Inner Mongolia; 组 a villagers' group inside a village.
+VILLAGE_MARKERS = ("村民委员会", "居民委员会", "居委会", "社区", "村", "嘎查", "组")
+
+
+def village_level_problem(address: str, township: str) -> str | None:
+    """Why `address` does not reach village level inside `township`, or None when it does.
+
+    No village code table is shipped (12-digit codes are not public here), so the check is on
+    the text: the address names the registration township as the division data spells it, and
+    after that name a village-level part. A township without a name in the data (some local
+    codes) is checked for the village part only."""
+    division = registry().get(township)
+    name = division.name if division is not None else ""
+    rest = address
+    if name:
+        at = address.find(name)
+        if at < 0:
+            return f"must name the registration township {township} ({name}) and then the 村/社区/居委会"
+        rest = address[at + len(name):]
+    if not any(marker in rest for marker in VILLAGE_MARKERS):
+        return "must reach village or community level (村, 社区, 居委会 or 组 after the township)"
+    return None

@@ -1,7 +1,10 @@
 """The wire format: canonical, versioned bytes for one message.
 
-`{"v":1,"body":{...}}` as UTF-8 JSON with sorted keys, no whitespace, absent optional fields
-left out. The same record always gives the same bytes, so signatures and duplicate detection
+`{"v":2,"body":{...}}` as UTF-8 JSON with sorted keys, no whitespace, absent optional fields
+left out. Version 2 added the completeness rules of issue 13 (rule 四 fields or not_applicable,
+checked_sources, village-level addresses, the statistical year, the 婚育证明 issue date) and the
+notification fields direction and learned_on; version 1 bodies still decode, with those rules
+off and the new fields at their defaults, because stored and in-flight messages must stay readable. The same record always gives the same bytes, so signatures and duplicate detection
 can work on the bytes. `decode` raises only CodecError, whatever it is given.
 """
 
@@ -17,8 +20,8 @@ from gateway.codec.error_paths import codec_error_from
 from gateway.codec.errors import CodecError, FieldError
 from gateway.codec.messages import MESSAGE_ADAPTER, Feedback, Message, Notification, Query
 
-WIRE_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+WIRE_VERSION = 2
+SUPPORTED_VERSIONS = frozenset({1, 2})
 MAX_WIRE_BYTES = 256 * 1024  # a message is a few KB; anything this large is not one
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
@@ -45,7 +48,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode(data: bytes, *, today: date | None = None) -> Message:
+def decode(data: bytes, *, today: date | None = None, accepted_on: date | None = None) -> Message:
+    """Validate wire bytes. `accepted_on` is the day (China time) the sender's gateway accepted the
+    message, for rules relative to acceptance (statistical year, certificate validity); without it,
+    the reference date."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError.single("", "wire data must be bytes")
     if len(data) > MAX_WIRE_BYTES:
@@ -73,8 +79,13 @@ def decode(data: bytes, *, today: date | None = None) -> Message:
         errors.append(FieldError("body", "must be a message object (with kind)"))
     if errors:
         raise CodecError(errors)
+    context: dict[str, Any] = {"wire_version": v}
+    if today:
+        context["today"] = today
+    if accepted_on:
+        context["accepted_on"] = accepted_on
     try:
-        return MESSAGE_ADAPTER.validate_python(doc["body"], context={"today": today} if today else None)
+        return MESSAGE_ADAPTER.validate_python(doc["body"], context=context)
     except ValidationError as exc:
         raise codec_error_from(exc) from None
     except RecursionError:

@@ -13,13 +13,14 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from gateway.clock import Clock
 from gateway.codec import wire
 from gateway.codec.errors import CodecError, FieldError
-from gateway.codec.messages import Feedback, Message, parse_message
+from gateway.codec.messages import Feedback, Message, Notification, Query, parse_message
+from gateway.codec.rules import CHINA
 from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode
 from gateway.exchange.nodes import HostedNode, storage_context
 from gateway.exchange.refusals import DEFAULT_PREFIX_BYTES, bound, codec_detail, header_field
@@ -88,23 +89,46 @@ class ExchangeService:
     # --- a clerk submits --------------------------------------------------------------------------
 
     async def submit(self, node_code: str, payload: Mapping[str, Any]) -> StoredMessage:
-        """A residence-place clerk submits a query or a notification about a person."""
+        """A clerk submits a query or a notification about a person.
+
+        Queries and the usual notifications go from the residence township to the registration
+        township; a notification with ``direction: "to_residence"`` goes the other way (seed 002,
+        第三十一条: 户籍地向现居住地通报). The recipient is the township that must reply."""
         node = self.node(node_code)
         record = dict(payload)
         record.setdefault("kind", "query")
-        record.setdefault("residence_township", node_code)
-        message = parse_message(record)
+        to_residence = record["kind"] == "notification" and record.get("direction") == "to_residence"
+        sender_field = "registration_township" if to_residence else "residence_township"
+        record.setdefault(sender_field, node_code)
+        message = parse_message(record, accepted_on=_china_date(self.clock.now()))
         if isinstance(message, Feedback):
             raise InvalidRequest([FieldError("kind", "feedback is sent as the answer to a received message")])
+        recipient_field = "residence_township" if to_residence else "registration_township"
+        recipient = getattr(message, recipient_field)
         errors = []
-        if message.residence_township != node_code:
-            errors.append(FieldError(f"{message.kind}.residence_township", f"must be this node, {node_code}"))
-        if message.registration_township not in self.directory:
-            errors.append(FieldError(f"{message.kind}.registration_township",
-                                     f"no gateway serves township {message.registration_township} (not in the key directory)"))
+        if getattr(message, sender_field) != node_code:
+            errors.append(FieldError(f"{message.kind}.{sender_field}", f"must be this node, {node_code}"))
+        if recipient not in self.directory:
+            errors.append(FieldError(f"{message.kind}.{recipient_field}",
+                                     f"no gateway serves township {recipient} (not in the key directory)"))
         if errors:
             raise InvalidRequest(errors)
-        return await self._send(node, message, recipient=message.registration_township, subject=message.person.citizen_id)
+        if isinstance(message, Query) and message.resubmission_of is not None:
+            await self._check_resubmission(node_code, message)
+        return await self._send(node, message, recipient=recipient, subject=message.person.citizen_id)
+
+    async def _check_resubmission(self, node_code: str, message: Query) -> None:
+        """Rule 五: after a 查无此人 the residence place re-visits, 补充、完善查询信息内容 and submits
+        again. A resubmission must name a query this node sent, and must differ from it."""
+        assert message.resubmission_of is not None
+        earlier = await self.store.find(node_code, Direction.OUT, message.resubmission_of)
+        if earlier is None or earlier.kind != "query":
+            raise InvalidRequest([FieldError("query.resubmission_of", f"{node_code} sent no query {message.resubmission_of}")])
+        before = self.read_body(earlier)
+        if _correctable(before) == _correctable(message):
+            raise InvalidRequest([FieldError(
+                "query", f"identical to the query {message.resubmission_of} it corrects: rule 五 asks for the "
+                "record to be completed and corrected (补充、完善) before it is submitted again")])
 
     async def answer(self, node_code: str, in_reply_to: str, payload: Mapping[str, Any]) -> StoredMessage:
         """A registration-place clerk answers a received query or notification."""
@@ -225,7 +249,7 @@ class ExchangeService:
                 raise EnvelopeError("wrong_recipient", f"routed to {delivery.routing_key}, addressed to {header.recipient}")
             opened = open_envelope(envelope, keyring=node.keyring, directory=self.directory)
             check_window(header.created, now, self.replay_policy)
-            message = wire.decode(opened.plaintext)
+            message = wire.decode(opened.plaintext, accepted_on=_china_date(header.created))
             await self._check_consistent(node, header.sender, header.kind, message)
         except EnvelopeError as exc:
             return self._refusal(raw, sha, now, exc.reason, exc.detail, header)
@@ -343,12 +367,28 @@ class ExchangeService:
                 raise _Inconsistent("reply_from_wrong_township",
                                     f"{message.in_reply_to} was sent to {original.recipient}, answered by {sender}")
             return
-        if message.residence_township != sender or message.registration_township != node.code:
+        # A query goes residence → registration; a notification the way its direction says.
+        if isinstance(message, Notification):
+            expected = (message.sender_township, message.recipient_township)
+            way = f"{message.direction} "
+        else:
+            expected = (message.residence_township, message.registration_township)
+            way = ""
+        if (sender, node.code) != expected:
             raise _Inconsistent(
                 "route_mismatch",
-                f"record names residence {message.residence_township} → registration {message.registration_township}, "
-                f"envelope {sender} → {node.code}",
+                f"record names residence {message.residence_township}, registration {message.registration_township} "
+                f"({way}{expected[0]} → {expected[1]}), envelope {sender} → {node.code}",
             )
+        if isinstance(message, Query) and message.resubmission_of is not None:
+            # The sender's gateway refuses this already; a gateway that does not is caught here.
+            earlier = await self.store.find(node.code, Direction.IN, message.resubmission_of)
+            if earlier is not None and earlier.sender == sender and earlier.kind == "query":
+                if _correctable(self.read_body(earlier)) == _correctable(message):
+                    raise _Inconsistent(
+                        "resubmission_unchanged",
+                        f"identical to the query {message.resubmission_of} it corrects (rule 五: 补充、完善查询信息内容)",
+                    )
 
     def _refusal(self, raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any) -> QuarantineItem:
         """The quarantine record of a refusal: size, SHA-256 and a bounded prefix of the bytes, the
@@ -371,7 +411,9 @@ class ExchangeService:
     def read_body(self, stored: StoredMessage) -> Message:
         node = self.node(stored.node)
         plaintext = node.storage.open(stored.body_sealed, storage_context(stored.node, stored.direction.value, stored.message_id))
-        return wire.decode(plaintext)
+        # Rules relative to acceptance (statistical year, certificate validity) are judged as on the
+        # day the record was accepted, so a stored record stays readable years later.
+        return wire.decode(plaintext, accepted_on=_china_date(stored.created_at))
 
 
 @dataclass(frozen=True)
@@ -382,6 +424,13 @@ class Accepted:
     message: Message
 
 
+def _china_date(moment: datetime) -> date:
+    return moment.astimezone(CHINA).date()
+
+
+def _correctable(query: Query) -> dict[str, Any]:
+    """What a corrected resubmission must change at least one part of."""
+    return query.model_dump(mode="json", exclude={"resubmission_of"}, exclude_none=True)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ def found_dict(**over: Any) -> dict[str, Any]:
         "children": {"sons": 1, "daughters": 1, "youngest_birth_date": "2018-05-06"},
     }
     d.update(over)
+    if "not_applicable" not in over:
+        # rule 四: every field not given is declared not applicable (wire version 2)
+        from gateway.codec.messages import RULE_FOUR_FIELDS
+
+        d["not_applicable"] = [f for f in RULE_FOUR_FIELDS if d.get(f) is None]
     return d
 
 
@@ -41,6 +46,7 @@ def not_found_dict(**over: Any) -> dict[str, Any]:
         "in_reply_to": "msg-0001",
         "result": "not_found",
         "not_found_reason": "1",
+        "checked_sources": ["1", "4"],
         "remarks": "村委会无此地址",
     }
     d.update(over)
@@ -55,7 +61,7 @@ def notification_dict(**over: Any) -> dict[str, Any]:
         "registration_township": REGISTRATION,
         "person": {"citizen_id": VALID_ID, "name": "王秀兰"},
         "event_date": "2026-10-01",
-        "registration_address": "河南省郑州市中原区某村",
+        "registration_address": "河南省郑州市中原区林山寨街道某村",
         "child_sex": "1",
     }
     d.update(over)

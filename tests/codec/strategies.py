@@ -65,6 +65,13 @@ def two_townships(draw: st.DrawFn) -> tuple[str, str]:
     return a, b
 
 
+@st.composite
+def village_addresses(draw: st.DrawFn, township: str) -> str:
+    """A registration address at village level inside `township` (seed 002, 第二十四条)."""
+    name = registry().get(township).name  # type: ignore[union-attr]
+    return name + draw(texts)[:20] + draw(st.sampled_from(["村", "社区", "居委会", "村民委员会"]))
+
+
 def optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), strategy)
 
@@ -94,7 +101,7 @@ def queries(draw: st.DrawFn) -> dict[str, Any]:
             "registration_township": reg,
             "person": draw(persons()),
             "about_birth": draw(st.booleans()),
-            "registration_address": draw(optional(texts)),
+            "registration_address": draw(optional(village_addresses(reg))),
             "current_address": draw(optional(texts)),
             "known_locally": local or None,
             "remarks": draw(optional(texts)),
@@ -126,16 +133,28 @@ def notifications(draw: st.DrawFn) -> dict[str, Any]:
         "residence_township": res,
         "registration_township": reg,
         "person": draw(persons()),
-        "event_date": draw(dates(date(2006, 1, 1))),
-        "registration_address": draw(texts),
+        # ①–④ happen in the statistical year of the acceptance date (TODAY's: from 1 October 2026)
+        "event_date": draw(dates(date(2026, 10, 1) if kind in "1234" else date(2006, 1, 1))),
+        "registration_address": draw(village_addresses(reg)),
     }
+    if draw(st.booleans()):
+        msg["learned_on"] = draw(dates(msg["event_date"]))
+    if draw(st.booleans()):
+        msg["direction"] = draw(st.sampled_from(["to_registration", "to_residence"]))
     if draw(st.booleans()):
         msg["current_address"] = draw(texts)
     for field in NOTIFICATION_FIELDS[kind]:
         msg[field] = draw(_KIND_VALUES[field])
     for field in NOTIFICATION_OPTIONAL[kind]:
-        if draw(st.booleans()):
+        if field != "marriage_certificate_issued_on" and draw(st.booleans()):
             msg[field] = draw(_KIND_VALUES[field])
+    if "marriage_certificate_no" in msg:
+        # ⑤ (no valid certificate) names only one expired by the event date: valid three years
+        born = msg["person"].get("birth_date", date(2005, 12, 31))
+        latest = msg["event_date"].replace(year=msg["event_date"].year - 3) if kind == "5" else TODAY
+        msg["marriage_certificate_issued_on"] = draw(dates(born + timedelta(days=1), max(latest, born + timedelta(days=1))))
+        if msg["marriage_certificate_issued_on"] > latest:
+            del msg["marriage_certificate_no"], msg["marriage_certificate_issued_on"]
     return msg
 
 
@@ -166,7 +185,14 @@ def found_feedback(draw: st.DrawFn) -> dict[str, Any]:
     }
     if sons + daughters == 1 and youngest is not None and draw(st.booleans()):
         msg["one_child_certificate_date"] = draw(dates(youngest))
-    return _drop_none(msg)
+    if "marriage_certificate_no" in _drop_none(msg):
+        # still valid on the acceptance date: issued less than three years before TODAY
+        msg["marriage_certificate_issued_on"] = draw(dates(max(born + timedelta(days=1), date(2023, 11, 24))))
+    msg = _drop_none(msg)
+    from gateway.codec.messages import RULE_FOUR_FIELDS
+
+    msg["not_applicable"] = [f for f in RULE_FOUR_FIELDS if f not in msg]
+    return msg
 
 
 @st.composite
@@ -176,6 +202,7 @@ def not_found_feedback(draw: st.DrawFn) -> dict[str, Any]:
         "in_reply_to": draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,30}", fullmatch=True)),
         "result": "not_found",
         "not_found_reason": draw(codes("not_found_reason")),
+        "checked_sources": draw(st.sampled_from([["4"], ["1", "2"], ["1", "3", "5"], ["4", "9"], ["2", "3"]])),
         "remarks": draw(texts),
     }
 

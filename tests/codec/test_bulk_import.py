@@ -105,9 +105,9 @@ def test_notification_rows_report_kind_rule_violations_at_their_column(tmp_path:
     header = ["通报类别", "现居住地乡镇代码", "户籍地乡镇代码", "姓名", "身份证号码", "事件日期", "户籍地址", "子女性别", "孕周"]
     rows = [
         header,
-        ["1", "110101001", "410102001", "王秀兰", "11010519491231002X", "2026-10-01", "某村", "男", ""],
-        ["4", "110101001", "410102001", "王秀兰", "11010519491231002X", "2026-10-01", "某村", "", ""],
-        ["4", "110101001", "410102001", "王秀兰", "11010519491231002X", "2027-01-01", "某村", "", "50"],
+        ["1", "110101001", "410102001", "王秀兰", "11010519491231002X", "2026-10-01", "林山寨街道某村", "男", ""],
+        ["4", "110101001", "410102001", "王秀兰", "11010519491231002X", "2026-10-01", "林山寨街道某村", "", ""],
+        ["4", "110101001", "410102001", "王秀兰", "11010519491231002X", "2027-01-01", "林山寨街道某村", "", "50"],
     ]
     report = import_file(write_csv(tmp_path / "n.csv", rows), "notification", today=TODAY)
     assert [g.row for g in report.good] == [2]
@@ -148,3 +148,26 @@ def test_every_column_is_documented_for_clerks() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "codec-import.md").read_text(encoding="utf-8")
     missing = [c.header for cols in LAYOUTS.values() for c in cols if f"| {c.header} |" not in doc]
     assert missing == []
+
+
+def test_notification_rows_carry_direction_learned_on_and_certificate_issue_date(tmp_path: Path) -> None:
+    header = ["通报类别", "通报方向", "现居住地乡镇代码", "户籍地乡镇代码", "姓名", "身份证号码", "事件日期", "知悉日期",
+              "户籍地址", "婚育证明号码", "婚育证明发证日期", "备注"]
+    rows = [
+        header,
+        ["5", "向现居住地", "110101001", "410102001", "王秀兰", "11010519491231002X", "2026-11-01", "2026-11-03",
+         "林山寨街道某社区", "豫0102-0001", "2023-10-01", "证明已过期"],
+        ["5", "两边", "110101001", "410102001", "王秀兰", "11010519491231002X", "2026-11-01", "",
+         "林山寨街道某社区", "豫0102-0001", "", "证明已过期"],
+        ["1", "", "110101001", "410102001", "王秀兰", "11010519491231002X", "2026-09-30", "",
+         "林山寨街道", "", "", ""],
+    ]
+    report = import_file(write_csv(tmp_path / "n.csv", rows), "notification", today=TODAY)
+    [good] = report.good
+    assert good.row == 2
+    assert good.message.direction == "to_residence" and good.message.learned_on == date(2026, 11, 3)
+    assert good.message.marriage_certificate_issued_on == date(2023, 10, 1)
+    reasons = {(e.row, e.column): e.reason for e in report.errors}
+    assert reasons[(3, "通报方向")] == "must be one of 向户籍地, 向现居住地, got '两边'"
+    assert reasons[(4, "户籍地址")].startswith("must reach village or community level")
+    assert reasons[(4, "事件日期")].startswith("must lie in the statistical year 2026-10-01 – 2027-09-30")

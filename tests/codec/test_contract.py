@@ -18,7 +18,7 @@ def test_valid_message_survives_encode_and_decode_unchanged(make) -> None:
 def test_encoding_is_canonical_and_versioned() -> None:
     msg = parse_message(query_dict(), today=TODAY)
     data = encode(msg)
-    assert data.startswith(b'{"body":{') and data.endswith(b',"v":1}')
+    assert data.startswith(b'{"body":{') and data.endswith(b',"v":2}')
     assert b" " not in data.replace("王秀兰".encode(), b"")
     assert encode(parse_message(query_dict(), today=TODAY)) == data
 
@@ -42,5 +42,5 @@ def test_parse_message_picks_the_model_by_kind() -> None:
 
 def test_unknown_wire_version_is_refused() -> None:
     with pytest.raises(CodecError) as err:
-        decode(b'{"v":2,"body":{}}')
+        decode(b'{"v":3,"body":{}}')
     assert err.value.errors[0].path == "v"

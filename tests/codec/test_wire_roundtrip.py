@@ -58,5 +58,5 @@ def test_encoding_does_not_depend_on_the_order_fields_were_given(obj: dict[str, 
 def test_wire_bytes_are_compact_sorted_utf8_json_with_version(obj: dict[str, Any]) -> None:
     data = encode(parse_message(obj, today=TODAY))
     doc = json.loads(data.decode("utf-8"))
-    assert doc["v"] == 1 and set(doc) == {"v", "body"}
+    assert doc["v"] == 2 and set(doc) == {"v", "body"}
     assert data == json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
