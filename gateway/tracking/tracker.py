@@ -53,20 +53,13 @@ def case_kind(message: Query | Notification) -> CaseKind:
 
 
 def case_roles(stored: StoredMessage, message: Query | Notification) -> dict[str, object]:
-    """Who is who, and a notification's dates, read from the message: the recipient must reply.
-
-    `learned_on` and `direction` arrive with the records helper's codec change; until then a
-    notification has neither, and reads as sent to the registration township, learned on its event
-    date (the codec's defaults).
-    """
-    direction = Direction(getattr(message, "direction", Direction.TO_REGISTRATION.value) or Direction.TO_REGISTRATION)
-    if not isinstance(message, Notification):
-        direction = Direction.TO_REGISTRATION
+    """Who is who, and a notification's dates, read from the message: the recipient must reply."""
+    direction = Direction(message.direction) if isinstance(message, Notification) else Direction.TO_REGISTRATION
     residence, registration = stored.sender, stored.recipient
     if direction is Direction.TO_RESIDENCE:
         residence, registration = stored.recipient, stored.sender
-    event_date = getattr(message, "event_date", None) if isinstance(message, Notification) else None
-    learned_on = getattr(message, "learned_on", None) if event_date is not None else None
+    event_date = message.event_date if isinstance(message, Notification) else None
+    learned_on = message.learned_on if isinstance(message, Notification) else None
     if learned_on is not None and learned_on < event_date:
         # The codec refuses this; a record that got past it must not stop the consumer: the case is
         # judged from the event date, and the operator is told which message it was.
