@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -18,7 +17,6 @@ from gateway.adapters.sql.receipt_store import SqlReceiptStore
 from gateway.adapters.sql.store import SqlMessageStore
 from gateway.adapters.sql.tables import messages, outbox
 from gateway.adapters.sql.workflow_tables import cases, missed_management
-from gateway.api.app import create_app
 from gateway.bootstrap import build_gateway
 from gateway.clock import FakeClock
 from gateway.codec import wire
@@ -33,6 +31,8 @@ from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import seal
 from gateway.settings import Settings
 from gateway.workflow.reverification import TaskState
+from gateway.access.principal import Role
+from tests.access.helpers import signed_in_client
 from tests.gateways import NOT_FOUND, REGISTRATION, RESIDENCE, T0, keyrings, sample_query
 
 pytestmark = pytest.mark.database
@@ -71,8 +71,9 @@ async def feedback_rows(gw, query_id: str) -> list:
         messages.c.node == REGISTRATION, messages.c.direction == "out", messages.c.in_reply_to == query_id))
 
 
-def http(gw) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gw)), base_url="http://gw")
+def http(gw):
+    """The registration township's clerk, signed in: every clerk of the race uses this one account."""
+    return signed_in_client(gw, Role.CLERK, REGISTRATION)
 
 
 async def test_twenty_concurrent_answers_to_one_query_give_one_202_and_nineteen_409_naming_the_winner(gateway):
@@ -156,6 +157,11 @@ async def test_concurrent_tracking_of_one_answer_records_one_reply_and_one_strik
     assert len(await rows(gateway, select(missed_management.c.id))) == 1
 
 
+def corrected(query_id: str, n: int) -> dict:
+    """A correction of ``query_id``: rule 五 wants the record completed, so each changes the address."""
+    return {**sample_query(), "current_address": f"幸福路{n + 2}号", "resubmission_of": query_id}
+
+
 async def test_two_corrections_of_one_query_sent_at_once_link_one_of_them(gateway):
     query_id = await received_query(gateway)
     await gateway.service.answer(REGISTRATION, query_id, NOT_FOUND)
@@ -163,13 +169,13 @@ async def test_two_corrections_of_one_query_sent_at_once_link_one_of_them(gatewa
     assert (await gateway.tracker.store.get_task(query_id)).state is TaskState.OPEN
 
     corrections = await asyncio.gather(*(
-        gateway.service.submit(RESIDENCE, {**sample_query(), "resubmission_of": query_id}) for _ in range(5)))
+        gateway.service.submit(RESIDENCE, corrected(query_id, n)) for n in range(5)))
 
     task = await gateway.tracker.store.get_task(query_id)
     assert task.state is TaskState.RESUBMITTED
     assert task.resubmitted_as in {c.message_id for c in corrections}
     # The link stays the first one written: a later correction does not move it.
-    again = await gateway.service.submit(RESIDENCE, {**sample_query(), "resubmission_of": query_id})
+    again = await gateway.service.submit(RESIDENCE, corrected(query_id, 5))
     assert (await gateway.tracker.store.get_task(query_id)).resubmitted_as == task.resubmitted_as != again.message_id
 
 
