@@ -176,7 +176,8 @@ def build_gateway(
         )
     nodes = nodes if nodes is not None else load_nodes(settings)
     directory = directory if directory is not None else load_directory(settings, clock.now())
-    relay = OutboxRelay(store, broker, clock, batch=settings.relay_batch)
+    # Each gateway relays only its own townships' rows: several gateways can share one database.
+    relay = OutboxRelay(store, broker, clock, batch=settings.relay_batch, senders=sorted(nodes))
     tracker = CaseTracker(
         case_store,
         clock,
