@@ -173,6 +173,7 @@ def build_gateway(
             Topology(settings.exchange, settings.queue_name),
             prefetch=settings.prefetch,
             publish_timeout_s=settings.publish_timeout_s,
+            declare_topology=settings.declare_topology,
         )
     nodes = nodes if nodes is not None else load_nodes(settings)
     directory = directory if directory is not None else load_directory(settings, clock.now())

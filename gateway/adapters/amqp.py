@@ -128,6 +128,7 @@ class AmqpBroker:
         failure_pause_s: float = 1.0,
         reconnect_interval_s: float = 1.0,
         start_timeout_s: float = 120.0,
+        declare_topology: bool = True,
     ) -> None:
         self.urls = split_urls(url)
         self.url = self.urls[0]
@@ -137,6 +138,7 @@ class AmqpBroker:
         self.failure_pause_s = failure_pause_s
         self.reconnect_interval_s = reconnect_interval_s
         self.start_timeout_s = start_timeout_s
+        self.declare_topology = declare_topology
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
@@ -203,6 +205,12 @@ class AmqpBroker:
 
     async def _declare(self, channel: AbstractChannel, townships: list[str]) -> AbstractExchange:
         t = self.topology
+        if not self.declare_topology:
+            # The operator declared everything from definitions; this gateway's user may configure
+            # nothing. Passive declarations only check that the exchange and the queue exist.
+            exchange = await channel.get_exchange(t.exchange, ensure=True)
+            await channel.get_queue(t.queue, ensure=True)
+            return exchange
         exchange = await channel.declare_exchange(t.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
         dlx = await channel.declare_exchange(t.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
         poison = await channel.declare_queue(t.poison_queue, durable=True, arguments=t.poison_arguments())

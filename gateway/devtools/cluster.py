@@ -145,6 +145,7 @@ class LocalCluster:
         if busy:
             raise ClusterError(f"ports of {', '.join(n.name for n in busy)} are in use")
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        _check_reachable(self.base_dir)
         self.admin_password = secrets.token_urlsafe(18)
         secret = self.base_dir / "admin.secret"
         secret.write_text(self.admin_password + "\n")
@@ -466,6 +467,17 @@ def _give_to_rabbitmq(path: Path) -> None:
     paths = [path] if path.is_file() else [path, *path.rglob("*")]
     for p in paths:
         os.chown(p, user.pw_uid, user.pw_gid)
+
+
+def _check_reachable(folder: Path) -> None:
+    """The `rabbitmq` user must be able to reach the folder (a 0700 temporary folder above it would not do)."""
+    if os.geteuid() != 0:
+        return
+    for parent in folder.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            raise ClusterError(f"{parent} is not reachable by the rabbitmq user (mode {oct(mode & 0o777)}): "
+                               "put the cluster elsewhere or `chmod o+x` it")
 
 
 def _port_open(port: int) -> bool:
