@@ -6,7 +6,7 @@ sent = applied + quarantined, with no duplicate effect and nothing lost.
     python bench/drill_cluster.py --messages 300 --json --scenario node-back  # killed, then back
     python bench/drill_cluster.py --messages 300 --json --scenario gateway-killed
 
-The cluster (gateway/devtools/cluster.py: nodes gwc1..3@localhost on 127.0.0.1:5701-5703, TLS
+The cluster (gateway/devtools/cluster.py: nodes gw5701n1..3@localhost on 127.0.0.1:5701-5703, TLS
 5711-5713) is torn down at the end, also on failure or Ctrl-C; ``--cluster-dir`` uses one already
 started with ``python -m gateway.devtools.cluster up`` instead (and leaves it running).
 """
@@ -45,7 +45,7 @@ def main() -> int:
             if not args.json:
                 print("starting a 3-node cluster on loopback (about a minute)…", file=sys.stderr)
             with LocalCluster(Path(tmp) / "cluster", first_port=args.port) as cluster:
-                result = run_drill(cluster, work, scenario=args.scenario, messages=args.messages)
+                result = run_drill(cluster, work, scenario=args.scenario, messages=args.messages, restore=False)
     if args.json:
         print(result.as_json())
     else:

@@ -1,10 +1,10 @@
 """A local RabbitMQ cluster on loopback, made from Debian's ``rabbitmq-server``: for tests, drills, trials.
 
-    python -m gateway.devtools.cluster up   [--dir DIR] [--nodes 3] [--port 5701] [--prefix gwc]
+    python -m gateway.devtools.cluster up   [--dir DIR] [--nodes 3] [--port 5701] [--prefix P]
     python -m gateway.devtools.cluster status [--dir DIR]
     python -m gateway.devtools.cluster down [--dir DIR]
 
-Each node has its own name (``gwc1@localhost`` …), AMQP port (5701…), TLS port (5711…), distribution
+Each node has its own name (``gw5701n1@localhost`` …), AMQP port (5701…), TLS port (5711…), distribution
 port (25701…) and its own folders under DIR; the nodes are clustered with each other only. What keeps
 it away from the machine's own broker (``rabbit@…`` on 5672/25672), which shares the Erlang cookie:
 
@@ -71,7 +71,7 @@ class LocalCluster:
     base_dir: Path = DEFAULT_DIR
     size: int = 3
     first_port: int = 5701
-    prefix: str = "gwc"
+    prefix: str = ""  # default: from the first port, "gw5701n" → gw5701n1@localhost …, so two clusters never share a name
     plugins: tuple[str, ...] = ("rabbitmq_federation",)
     admin_user: str = "cluster-admin"
     keep_dir: bool = False
@@ -83,6 +83,7 @@ class LocalCluster:
 
     def __post_init__(self) -> None:
         self.base_dir = Path(self.base_dir).resolve()
+        self.prefix = self.prefix or f"gw{self.first_port}n"
         if not self.prefix.isalnum() or self.prefix.startswith("rabbit"):
             raise ClusterError(f"node prefix {self.prefix!r} must be alphanumeric and not 'rabbit'")
         self.nodes = [
@@ -234,22 +235,23 @@ class LocalCluster:
         finally:
             path.unlink(missing_ok=True)
 
-    def queue_leader(self, queue: str) -> str | None:
-        """The node that leads a quorum queue (``gwc2@localhost``), or None when it has none now."""
-        out = self.ctl(self.running_node(), "list_queues", "name", "leader", "--no-table-headers")
+    def queue_info(self, queues: list[str]) -> dict[str, tuple[str | None, list[str]]]:
+        """Leader and members of quorum queues, in one CLI call: queue → (leader or None, members)."""
+        out = self.ctl(self.running_node(), "list_queues", "name", "leader", "members", "--no-table-headers")
+        info: dict[str, tuple[str | None, list[str]]] = {}
         for line in out.splitlines():
-            name, _, leader = line.partition("\t")
-            if name == queue:
-                return leader.strip() or None
-        return None
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[0] in queues:
+                members = [m.strip(" []\"'") for m in parts[2].split(",") if m.strip(" []\"'")]
+                info[parts[0]] = (parts[1].strip() or None, members)
+        return info
+
+    def queue_leader(self, queue: str) -> str | None:
+        """The node that leads a quorum queue, or None when it has none now."""
+        return self.queue_info([queue]).get(queue, (None, []))[0]
 
     def queue_members(self, queue: str) -> list[str]:
-        out = self.ctl(self.running_node(), "list_queues", "name", "members", "--no-table-headers")
-        for line in out.splitlines():
-            name, _, members = line.partition("\t")
-            if name == queue:
-                return [m.strip(" []\"'") for m in members.split(",") if m.strip(" []\"'")]
-        return []
+        return self.queue_info([queue]).get(queue, (None, []))[1]
 
     def node_index(self, name: str) -> int:
         for node in self.nodes:
@@ -535,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--port", type=int, default=5701, help="AMQP port of node 1 (TLS +10, distribution +20000)")
-    parser.add_argument("--prefix", default="gwc")
+    parser.add_argument("--prefix", default="", help="node names PREFIX1@localhost … (default gw<port>n)")
     args = parser.parse_args(argv)
     if args.command == "up":
         cluster = LocalCluster(args.dir, size=args.nodes, first_port=args.port, prefix=args.prefix, keep_dir=True)

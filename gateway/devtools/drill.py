@@ -49,7 +49,7 @@ class DrillResult:
     elapsed_s: float
     messages: int
     disturbed: str = ""
-    redelivered: int = 0
+    replicas: int = 0  # members of the gateways' quorum queues before the disturbance
     ok: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -264,20 +264,21 @@ def operator_definitions(exchange: str, gateway_id: str, townships: list[str], u
                              user_definitions({user: (password, gateway_permissions(topology))}))
 
 
-def _leading_node(cluster: Any, queues: list[str]) -> int:
-    """The node that leads most of the gateways' queues (1-based index)."""
-    leaders = [cluster.queue_leader(q) for q in queues]
+def _leading_node(cluster: Any, queues: list[str]) -> tuple[int, int]:
+    """The node that leads most of the gateways' queues (1-based), and the fewest replicas of any of them."""
+    info = cluster.queue_info(queues)
     counts: dict[str, int] = {}
-    for leader in leaders:
+    for leader, _ in info.values():
         if leader:
             counts[leader] = counts.get(leader, 0) + 1
-    if not counts:
-        raise RuntimeError(f"no leader found for {queues}")
-    return cluster.node_index(max(counts, key=lambda k: counts[k]))
+    if not counts or len(info) != len(queues):
+        raise RuntimeError(f"no leader found for {queues}: {info}")
+    return cluster.node_index(max(counts, key=lambda k: counts[k])), min(len(m) for _, m in info.values())
 
 
 def run_drill(cluster: Any, work_dir: Path, *, scenario: str, messages: int, rate_per_s: float | None = None,
-              settle_timeout_s: float | None = None) -> DrillResult:
+              settle_timeout_s: float | None = None, restore: bool = True) -> DrillResult:
+    """Run one drill; ``restore``: leave every node running at the end (a lost node is started again)."""
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {SCENARIOS}")
     started = time.monotonic()
@@ -287,9 +288,13 @@ def run_drill(cluster: Any, work_dir: Path, *, scenario: str, messages: int, rat
     result = DrillResult(scenario=scenario, sent=0, applied=0, quarantined=0, duplicates=0, lost=0,
                          elapsed_s=0.0, messages=messages)
     stopped_node: int | None = None
+    comeback: threading.Thread | None = None
+    comeback_error: list[BaseException] = []
     try:
         queues = [f"gateway.{res.gateway_id}.inbox", f"gateway.{reg.gateway_id}.inbox"]
-        leader = _leading_node(cluster, queues) if scenario != "gateway-killed" else None
+        leader = None
+        if scenario != "gateway-killed":
+            leader, result.replicas = _leading_node(cluster, queues)
         processes["reg"].start()
         processes["res"].start()
         # The disturbance comes when about a third of the round trips are done.
@@ -299,25 +304,45 @@ def run_drill(cluster: Any, work_dir: Path, *, scenario: str, messages: int, rat
             stopped_node = leader
             cluster.stop_node(stopped_node, hard=True)
             result.disturbed = f"killed broker node {cluster.nodes[stopped_node - 1].name} (leader of the queues)"
-            if scenario == "node-back":
-                time.sleep(3)
-                cluster.start_node(stopped_node)
-                result.disturbed += ", then started it again"
-                stopped_node = None
         else:
             processes["reg"].kill()
             result.disturbed = "SIGKILLed the registration gateway mid-run, then started it again"
+        if _answered(res) >= messages:
+            result.notes.append("the run ended before the disturbance took effect")
+        if scenario == "node-back":
+            node = stopped_node
+
+            def come_back() -> None:  # while the traffic goes on through the two other nodes
+                try:
+                    time.sleep(3)
+                    cluster.start_node(node)
+                except BaseException as exc:
+                    comeback_error.append(exc)
+
+            comeback = threading.Thread(target=come_back, daemon=True)
+            comeback.start()
+            result.disturbed += ", then started it again"
+            stopped_node = None
+        elif scenario == "gateway-killed":
             time.sleep(1)
             processes["reg"].start()
-        at_disturbance = _answered(res)
-        if at_disturbance >= messages:
-            result.notes.append("the run ended before the disturbance took effect")
         _wait(lambda: _answered(res) >= messages, settle_timeout_s or 90 + messages / 10)
+        if comeback is not None:
+            comeback.join(timeout=180)
+            if comeback_error or comeback.is_alive():
+                result.notes.append(f"the node did not come back: {comeback_error}")
+            else:
+                # Round trips after the return of the node: the cluster is whole and serves them.
+                members = cluster.queue_members(queues[0])
+                if len(members) != len(cluster.nodes):
+                    result.notes.append(f"queue members after the return: {members}")
         time.sleep(1.0)  # a late redelivery would show as a duplicate now
     finally:
         for process in processes.values():
             process.stop()
-        if stopped_node is not None:
+        if comeback is not None and comeback.is_alive():
+            comeback.join(timeout=180)
+        if stopped_node is not None and restore:
             try:
                 cluster.start_node(stopped_node)  # the next drill finds a whole cluster
             except Exception as exc:
