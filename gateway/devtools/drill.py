@@ -357,6 +357,95 @@ def run_drill(cluster: Any, work_dir: Path, *, scenario: str, messages: int, rat
     return result
 
 
+def run_federation_drill(province_a: Any, province_b: Any, work_dir: Path, *, messages: int,
+                         cut_s: float = 4.0, rate_per_s: float | None = None) -> DrillResult:
+    """Two provinces, each its own broker; the township exchanges federated both ways, as
+    ``gateway topology export --federate`` describes them. A township of province A (hosted by ``res``
+    on A's broker) queries a township of province B (hosted by ``reg`` on B's broker); in the middle
+    the federation links are cut (the link users lose their permissions and their connections are
+    closed) for ``cut_s`` seconds, then restored. No relay of our own: the brokers carry it.
+    """
+    from gateway.adapters.topology import federation_definitions, merge_definitions
+    from gateway.node_setup import init_nodes
+    from gateway.settings import Settings
+
+    started = time.monotonic()
+    # Slower than the cluster drill: cutting two links takes several CLI calls (seconds each).
+    rate = rate_per_s or max(2.0, messages / 30.0)
+    token = secrets.token_hex(3)
+    exchange = f"fed-{token}.exchange"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    init_nodes(Settings(gateway_id=f"fed-{token}", nodes=[RESIDENCE, REGISTRATION], data_dir=work_dir,
+                        database_url=database_url(work_dir, "init"), key_passphrase=None),
+               datetime.now(timezone.utc))
+    link_user, link_password = f"federation-{token}", secrets.token_urlsafe(16)
+    link_perms = ("^(federation: .*|amq\\.gen.*)$", "^(federation: .*|amq\\.gen.*)$",
+                  f"^(federation: .*|amq\\.gen.*|{exchange.replace('.', '[.]')})$")
+    specs = []
+    for role, township, peer, here, there in (("res", RESIDENCE, REGISTRATION, province_a, province_b),
+                                             ("reg", REGISTRATION, RESIDENCE, province_b, province_a)):
+        gateway_id = f"fed-{role}-{token}"
+        password = secrets.token_urlsafe(16)
+        upstream = there.urls(link_user, link_password)[0]
+        here.add_user(link_user, link_password, configure=link_perms[0], write=link_perms[1], read=link_perms[2])
+        here.import_definitions(merge_definitions(
+            operator_definitions(exchange, gateway_id, [township], gateway_id, password),
+            federation_definitions({f"province-{there.first_port}": upstream}, exchange=exchange),
+        ))
+        specs.append(GatewaySpec(
+            role=role, township=township, peer=peer, gateway_id=gateway_id, exchange=exchange,
+            data_dir=str(work_dir), database_url=database_url(work_dir, role),
+            amqp_urls=here.urls(gateway_id, password, tls=True), messages=messages if role == "res" else 0,
+            rate_per_s=rate,
+        ))
+    res, reg = specs
+    processes = {spec.role: GatewayProcess(spec, work_dir) for spec in specs}
+    result = DrillResult(scenario="federation-link-cut", sent=0, applied=0, quarantined=0, duplicates=0, lost=0,
+                         elapsed_s=0.0, messages=messages)
+
+    def links_running() -> bool:
+        return all("running" in p.ctl(1, "eval", "rabbit_federation_status:status().")
+                   for p in (province_a, province_b))
+
+    try:
+        if not _wait(links_running, 60, poll_s=1.0):
+            result.notes.append("the federation links were not running before the run")
+        processes["reg"].start()
+        processes["res"].start()
+        if not _wait(lambda: _answered(res) >= max(1, messages // 3), 60 + messages / 10, poll_s=0.05):
+            result.notes.append("the first third did not complete before the cut")
+        for province in (province_a, province_b):  # the link users lose their rights, their links drop
+            province.ctl(1, "clear_permissions", link_user)
+            out = province.ctl(1, "list_connections", "pid", "user", "--no-table-headers")
+            for line in out.splitlines():
+                pid, _, user = line.partition("\t")
+                if user.strip() == link_user:
+                    province.ctl(1, "close_connection", pid.strip(), "drill: federation link cut")
+        at_cut = _answered(res)
+        result.disturbed = f"cut both federation links for {cut_s:.0f} s at {at_cut}/{messages} round trips, then restored"
+        if at_cut >= messages:
+            result.notes.append("the run ended before the cut")
+        time.sleep(cut_s)
+        during = _answered(res)
+        for province in (province_a, province_b):
+            province.ctl(1, "set_permissions", link_user, *link_perms)
+        if during > at_cut + max(2, messages // 10):
+            result.notes.append(f"round trips went on during the cut ({at_cut} → {during}): the link was not cut")
+        _wait(lambda: _answered(res) >= messages, 120 + messages / 10)
+        time.sleep(1.0)
+    finally:
+        for process in processes.values():
+            process.stop()
+    counts = reconcile(res, reg)
+    result.sent, result.applied = counts["sent"], counts["applied"]
+    result.quarantined, result.duplicates = counts["quarantined"], counts["duplicates"]
+    result.lost = max(0, result.sent - result.applied - result.quarantined)
+    result.elapsed_s = round(time.monotonic() - started, 2)
+    result.ok = (result.sent == messages and result.sent == result.applied + result.quarantined
+                 and result.duplicates == 0 and result.lost == 0)
+    return result
+
+
 def _wait(predicate: Any, timeout_s: float, poll_s: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
