@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     archive_interval_s: float = Field(1.0, gt=0, description="how often new envelopes are chained into the archive")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # HTTPS straight from the gateway (or put the reverse proxy of deploy/nginx in front): both or neither.
+    http_tls_cert: Path | None = Field(None, description="PEM certificate (chain) for HTTPS")
+    http_tls_key: Path | None = Field(None, description="PEM private key for HTTPS")
 
     @field_validator("nodes", mode="before")
     @classmethod
