@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Uses the broker on 127.0.0.1:5672, or starts one (the local rabbitmq-server, else docker compose) and says which.
 demo: $(VENV)/.installed
-	$(VENV)/bin/gateway demo --tamper 1
+	$(PY) -m gateway.devtools.demo_broker --tamper 1
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -182,10 +182,12 @@ def build_gateway(
             prefetch=settings.prefetch,
             publish_timeout_s=settings.publish_timeout_s,
             start_timeout_s=settings.broker_start_timeout_s,
+            declare_topology=settings.declare_topology,
         )
     nodes = nodes if nodes is not None else load_nodes(settings)
     directory = directory if directory is not None else load_directory(settings, clock.now())
-    relay = OutboxRelay(store, broker, clock, batch=settings.relay_batch)
+    # Each gateway relays only its own townships' rows: several gateways can share one database.
+    relay = OutboxRelay(store, broker, clock, batch=settings.relay_batch, senders=sorted(nodes))
     tracker = CaseTracker(
         case_store,
         clock,

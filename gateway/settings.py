@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     nodes: Annotated[list[str], NoDecode] = Field(default_factory=list, description="township codes hosted by this gateway")
     data_dir: Path = Path("var")
     database_url: str | None = None
+    # One address, or the nodes of a cluster separated by commas: the gateway fails over between them.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     keys_dir: Path | None = None
     directory_path: Path | None = None
@@ -32,6 +33,8 @@ class Settings(BaseSettings):
     authority_pub: Path | None = Field(None, description="the directory authority's public key (verifies it)")
     allow_unsigned_directory: bool = False
     exchange: str = "township.exchange"
+    declare_topology: bool = Field(True, description="declare exchanges, queue and bindings at start-up; false when "
+                                   "the operator loads them from definitions and the broker user may configure nothing")
     prefetch: int = Field(200, ge=1, le=10_000)
     publish_timeout_s: float = Field(10.0, gt=0)
     broker_start_timeout_s: float = Field(120.0, gt=0, description="how long start-up waits for the broker before giving up")
@@ -49,6 +52,9 @@ class Settings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # HTTPS straight from the gateway (or put the reverse proxy of deploy/nginx in front): both or neither.
+    http_tls_cert: Path | None = Field(None, description="PEM certificate (chain) for HTTPS")
+    http_tls_key: Path | None = Field(None, description="PEM private key for HTTPS")
 
     @field_validator("nodes", mode="before")
     @classmethod

@@ -5,7 +5,9 @@ database commit. A handler that raises gets the message back on the queue after 
 queue's delivery limit moves a message that keeps failing to the poison queue.
 
 Resilience: the connection is robust (aio-pika reconnects, re-declares the topology and re-registers
-the consumer by itself); start-up retries with backoff while the broker is down; while the broker
+the consumer by itself) and fails over across a list of broker addresses (the nodes of a cluster):
+every new connection attempt goes to the next address (``FailoverConnection``); start-up tries each
+address in turn, with backoff while none answers; while the broker
 blocks publishers (``connection.blocked``: memory or disk alarm) a publish waits for the unblock
 instead of timing out, and ``state()`` says so.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +30,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from yarl import URL
 
 from gateway.adapters.topology import Topology
 from gateway.exchange.ports import Delivery, DeliveryHandler
@@ -52,10 +56,71 @@ class QueueDepth:
     consumers: int
 
 
+def censor(url: str | URL) -> str:
+    """A broker address for logs and operators: the password never leaves the process."""
+    parsed = URL(str(url))
+    return str(parsed.with_password("******") if parsed.password else parsed).split("?")[0]
+
+
+class FailoverConnection(aio_pika.RobustConnection):
+    """aio-pika's robust connection, reconnecting to the *next* of several broker addresses each time.
+
+    ``connect_robust`` takes one URL and reconnects to that one only (aio-pika issue #141): when the
+    node behind it is gone for good, the gateway would wait for it forever. aio-pika starts every
+    connection attempt by clearing ``transport`` and then reading ``url``; this class moves on to the
+    next address at each attempt after the first, so a lost node is left at the first reconnect, and a
+    node that does not answer either is left at the next attempt. Channels, the topology and the
+    consumer are then restored by aio-pika on whichever node answered, as on a plain reconnect.
+    """
+
+    def __init__(self, url: Any, loop: asyncio.AbstractEventLoop | None = None, *,
+                 failover_urls: Sequence[str] = (), **kwargs: Any) -> None:
+        self._addresses = [URL(u) for u in failover_urls] or [URL(str(url))]
+        self._current = 0
+        self._clears = 0
+        super().__init__(url=self._addresses[0], loop=loop, **kwargs)
+
+    @property  # type: ignore[override]
+    def url(self) -> URL:
+        return self._addresses[self._current]
+
+    @url.setter
+    def url(self, value: Any) -> None:  # aio-pika sets it in __init__ and when a secret is updated
+        self._addresses[self._current] = URL(str(value))
+
+    @property  # type: ignore[override]
+    def transport(self) -> Any:
+        return self.__dict__.get("_failover_transport")
+
+    @transport.setter
+    def transport(self, value: Any) -> None:
+        if value is None:
+            # Cleared once in __init__ and once before the first attempt; every later clear starts a
+            # new attempt (or a close, where the address no longer matters).
+            self._clears += 1
+            if self._clears > 2 and len(self._addresses) > 1:
+                self._current = (self._current + 1) % len(self._addresses)
+                log.warning("broker connection: trying %s next", censor(self.url))
+        self.__dict__["_failover_transport"] = value
+
+    @property
+    def address(self) -> str:
+        return censor(self.url)
+
+
+def split_urls(url: str | Sequence[str]) -> list[str]:
+    """``"amqp://a,amqp://b"`` or a list → the list of addresses (commas in a password: write %2C)."""
+    items = url.split(",") if isinstance(url, str) else list(url)
+    urls = [u.strip() for u in items if u.strip()]
+    if not urls:
+        raise ValueError("no broker address given")
+    return urls
+
+
 class AmqpBroker:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         topology: Topology,
         *,
         prefetch: int = 200,
@@ -63,14 +128,17 @@ class AmqpBroker:
         failure_pause_s: float = 1.0,
         reconnect_interval_s: float = 1.0,
         start_timeout_s: float = 120.0,
+        declare_topology: bool = True,
     ) -> None:
-        self.url = url
+        self.urls = split_urls(url)
+        self.url = self.urls[0]
         self.topology = topology
         self.prefetch = prefetch
         self.publish_timeout_s = publish_timeout_s
         self.failure_pause_s = failure_pause_s
         self.reconnect_interval_s = reconnect_interval_s
         self.start_timeout_s = start_timeout_s
+        self.declare_topology = declare_topology
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
@@ -93,14 +161,24 @@ class AmqpBroker:
                                                s.outcome.exception() if s.outcome else "?", s.upcoming_sleep),
             reraise=True,
         )
+        first = 0
         async for attempt in retrying:
             with attempt:
-                self._connection = await aio_pika.connect_robust(
-                    self.url,
-                    reconnect_interval=self.reconnect_interval_s,
+                # Our own loop over the addresses: each attempt starts at the next one.
+                order = self.urls[first:] + self.urls[:first]
+                first = (first + 1) % len(self.urls)
+                connection = FailoverConnection(
+                    order[0], failover_urls=order, reconnect_interval=self.reconnect_interval_s,
                     client_properties={"connection_name": self.topology.queue},
                 )
+                try:
+                    await connection.connect()  # what connect_robust does after making the connection
+                except BaseException:
+                    await asyncio.shield(connection.close())
+                    raise
+                self._connection = connection
         assert self._connection is not None
+        log.info("connected to the broker at %s", self.address())
         self._watch_blocking(self._connection)
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -127,6 +205,12 @@ class AmqpBroker:
 
     async def _declare(self, channel: AbstractChannel, townships: list[str]) -> AbstractExchange:
         t = self.topology
+        if not self.declare_topology:
+            # The operator declared everything from definitions; this gateway's user may configure
+            # nothing. Passive declarations only check that the exchange and the queue exist.
+            exchange = await channel.get_exchange(t.exchange, ensure=True)
+            await channel.get_queue(t.queue, ensure=True)
+            return exchange
         exchange = await channel.declare_exchange(t.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
         dlx = await channel.declare_exchange(t.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
         poison = await channel.declare_queue(t.poison_queue, durable=True, arguments=t.poison_arguments())
@@ -144,6 +228,23 @@ class AmqpBroker:
         if c is None or c.is_closed or not c.connected.is_set():
             return False
         return all(ch is not None and not ch.is_closed for ch in (self._publish_channel, self._consume_channel))
+
+    def address(self) -> str | None:
+        """The broker node this gateway is connected to now (password hidden), or None."""
+        connection = self._connection
+        if isinstance(connection, FailoverConnection) and self.is_connected():
+            return connection.address
+        return None
+
+    async def _connect_once(self) -> aio_pika.abc.AbstractConnection:
+        """A short-lived connection to the first address that answers (operator commands)."""
+        errors = []
+        for url in self.urls:
+            try:
+                return await aio_pika.connect(url, timeout=10)
+            except (ConnectionError, OSError, asyncio.TimeoutError, aio_pika.exceptions.AMQPConnectionError) as exc:
+                errors.append(f"{censor(url)}: {exc!r}")
+        raise BrokerUnavailable("no broker address answered: " + "; ".join(errors))
 
     def is_blocked(self) -> bool:
         return not self._unblocked.is_set()
@@ -252,7 +353,7 @@ class AmqpBroker:
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Ready messages and consumers of the inbox and the poison queue (consumer lag, poison backlog)."""
-        connection = await aio_pika.connect(self.url)
+        connection = await self._connect_once()
         async with connection:
             channel = await connection.channel()
             depths = []
@@ -268,7 +369,7 @@ class AmqpBroker:
         Each message is republished with a confirm before it is acked on the poison queue: a crash in
         between leaves a copy in both, which the idempotent inbox absorbs. Returns how many moved.
         """
-        connection = await aio_pika.connect(self.url)
+        connection = await self._connect_once()
         moved = 0
         async with connection:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -308,7 +409,7 @@ class AmqpBroker:
 
     async def delete_topology(self) -> None:
         """Remove this gateway's queues and exchanges (demo and test runs clean up after themselves)."""
-        connection = await aio_pika.connect(self.url)
+        connection = await self._connect_once()
         async with connection:
             channel = await connection.channel()
             t = self.topology

@@ -103,8 +103,11 @@ class FakeMessageStore:
         due = [o for o in self.outbox.values() if o.published_at is None and o.next_attempt_at <= now]
         return due[:limit]
 
-    async def claim_outbox(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
-        claimed = await self.due_outbox(now, limit)
+    async def claim_outbox(
+        self, now: datetime, limit: int, lease_until: datetime, *, senders: Sequence[str] | None = None
+    ) -> list[OutboxItem]:
+        due = await self.due_outbox(now, len(self.outbox) if senders is not None else limit)
+        claimed = due if senders is None else [o for o in due if o.sender in set(senders)][:limit]
         for o in claimed:
             assert o.id is not None
             self.outbox[o.id] = replace(o, next_attempt_at=lease_until)

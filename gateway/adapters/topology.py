@@ -10,6 +10,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +73,72 @@ class Topology:
                  "destination_type": "queue", "routing_key": "", "arguments": {}}
             ],
         }
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """RabbitMQ's three permission patterns (regular expressions over exchange and queue names)."""
+
+    configure: str
+    write: str
+    read: str
+
+
+def gateway_permissions(topology: Topology, *, declares: bool = False) -> Permissions:
+    """What one gateway's broker user may do, and nothing more.
+
+    Default (the province set-up, ``GATEWAY_DECLARE_TOPOLOGY=false``): the operator declares the
+    topology from definitions, and the gateway may only publish to the township exchange (write) and
+    consume its own queue (read); it configures nothing, so it can neither bind its queue to other
+    townships' routing keys nor delete anything shared. ``declares=True`` (a gateway that declares its
+    own topology, as on a single trial machine) adds configure on its own queue and on the shared
+    exchanges and poison queue it declares, and the binding rights that go with them.
+    """
+    exchange, queue = re.escape(topology.exchange), re.escape(topology.queue)
+    if not declares:
+        return Permissions(configure="^$", write=f"^{exchange}$", read=f"^{queue}$")
+    dlx, poison = re.escape(topology.dead_letter_exchange), re.escape(topology.poison_queue)
+    return Permissions(
+        configure=f"^({exchange}|{dlx}|{poison}|{queue})$",
+        write=f"^({exchange}|{poison}|{queue})$",
+        read=f"^({exchange}|{dlx}|{queue})$",
+    )
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt ‖ SHA-256(salt ‖ password)).
+
+    Definitions then carry no password in clear.
+    """
+    salt = salt if salt is not None else os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def user_definitions(users: dict[str, tuple[str, Permissions]], vhost: str = "/") -> dict[str, Any]:
+    """Users (name → (password, permissions)) in the format of ``rabbitmqctl import_definitions``."""
+    return {
+        "users": [
+            {"name": name, "password_hash": password_hash(password),
+             "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}
+            for name, (password, _) in sorted(users.items())
+        ],
+        "permissions": [
+            {"user": name, "vhost": vhost, "configure": p.configure, "write": p.write, "read": p.read}
+            for name, (_, p) in sorted(users.items())
+        ],
+    }
+
+
+def merge_definitions(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Several definition fragments as one (lists of the same key are concatenated, duplicates dropped)."""
+    merged: dict[str, list[Any]] = {}
+    for part in parts:
+        for key, items in part.items():
+            bucket = merged.setdefault(key, [])
+            for item in items:
+                if item not in bucket:
+                    bucket.append(item)
+    return merged
 
 
 def federation_definitions(

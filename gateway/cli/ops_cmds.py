@@ -155,9 +155,19 @@ def topology_export(
         help="one township code per line (default: GATEWAY_NODES)")] = None,
     federate: Annotated[list[str], typer.Option(
         help="NAME=AMQP_URI of another province's cluster to federate from (repeatable)")] = [],  # noqa: B006
+    user: Annotated[str | None, typer.Option(
+        help="also define this gateway's broker user, with least rights (publish to the exchange, read its queue)")] = None,
+    password_file: Annotated[Path | None, typer.Option(
+        help="the user's password, from this file (only its salted hash is written)")] = None,
 ) -> None:
     """This gateway's exchanges, queues and bindings in the format of `rabbitmqctl import_definitions`."""
-    from gateway.adapters.topology import Topology, federation_definitions
+    from gateway.adapters.topology import (
+        Topology,
+        federation_definitions,
+        gateway_permissions,
+        merge_definitions,
+        user_definitions,
+    )
     from gateway.settings import Settings
 
     settings = Settings()
@@ -168,6 +178,13 @@ def topology_export(
     if federate:
         upstreams = dict(item.split("=", 1) for item in federate)
         definitions.update(federation_definitions(upstreams, exchange=settings.exchange))
+    if user is not None:
+        if password_file is None:
+            typer.echo("--user needs --password-file", err=True)
+            raise typer.Exit(2)
+        topology = Topology(settings.exchange, settings.queue_name)
+        password = password_file.read_text().strip()
+        definitions = merge_definitions(definitions, user_definitions({user: (password, gateway_permissions(topology))}))
     text = json.dumps(definitions, ensure_ascii=False, indent=2) + "\n"
     if out is None:
         typer.echo(text, nl=False)

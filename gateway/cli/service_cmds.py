@@ -51,11 +51,15 @@ def serve(
     load_nodes(settings)  # nodes configured and their keys readable, before anything connects
     refuse_plaintext_keys(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if (settings.http_tls_cert is None) != (settings.http_tls_key is None):
+        typer.echo("configuration error: set both GATEWAY_HTTP_TLS_CERT and GATEWAY_HTTP_TLS_KEY, or neither", err=True)
+        raise typer.Exit(2)
 
     async def run() -> None:
         gateway = build_gateway(settings)
         await gateway.start()
-        config = uvicorn.Config(create_app(gateway), host=host or settings.http_host, port=port or settings.http_port)
+        config = uvicorn.Config(create_app(gateway), host=host or settings.http_host, port=port or settings.http_port,
+                                ssl_certfile=settings.http_tls_cert, ssl_keyfile=settings.http_tls_key)
         try:
             await uvicorn.Server(config).serve()
         finally:

@@ -49,8 +49,12 @@ class MessageStore(Protocol):
 
     async def due_outbox(self, now: datetime, limit: int) -> list[OutboxItem]: ...
 
-    async def claim_outbox(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
-        """Due rows, leased to the caller until ``lease_until`` so no other relay publishes them meanwhile."""
+    async def claim_outbox(
+        self, now: datetime, limit: int, lease_until: datetime, *, senders: Sequence[str] | None = None
+    ) -> list[OutboxItem]:
+        """Due rows, leased to the caller until ``lease_until`` so no other relay publishes them meanwhile.
+
+        ``senders``: only rows sent by these townships (the gateway's own); None: every row."""
 
     async def outbox_backlog(self, now: datetime) -> OutboxBacklog: ...
 

@@ -3,17 +3,19 @@
 After a crash, whatever was committed but not confirmed is still in the outbox and is published
 again; the recipient's inbox is idempotent, so a message published twice takes effect once.
 
-Several relays may run against one PostgreSQL database: each pass *claims* its rows with a lease
+Several relays may run against one PostgreSQL database: each relay claims only the rows of the
+townships its gateway hosts (``senders``), and each pass *claims* its rows with a lease
 (``claim_outbox``: ``FOR UPDATE SKIP LOCKED``, lease kept in ``next_attempt_at``), so two relays never
-publish the same row at the same time, and a relay that dies mid-pass leaves rows that fall due again
-when the lease runs out.
+publish the same row at the same time — not even two gateways that host one township — and a relay
+that dies mid-pass leaves rows that fall due again when the lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
@@ -46,8 +48,11 @@ class OutboxRelay:
         lease_s: float = 60.0,
         max_pass_pause_s: float = 30.0,
         max_passes: int = 4,
+        senders: Sequence[str] | None = None,
     ) -> None:
         self.store = store
+        # The townships whose rows this relay publishes; None: every row (one gateway per database).
+        self.senders = sorted(set(senders)) if senders is not None else None
         self.publisher = publisher
         self.clock = clock
         self.batch = batch
@@ -68,7 +73,12 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Claim the due outbox rows, publish each once, mark the confirmed ones; return how many."""
         now = self.clock.now()
-        return await self._publish_and_mark(await self.store.claim_outbox(now, self.batch, now + self.lease))
+        return await self._publish_and_mark(await self._claim_due(now))
+
+    async def _claim_due(self, now: datetime) -> list[OutboxItem]:
+        if self.senders is None:
+            return await self.store.claim_outbox(now, self.batch, now + self.lease)
+        return await self.store.claim_outbox(now, self.batch, now + self.lease, senders=self.senders)
 
     async def _publish_and_mark(self, claimed: list[OutboxItem]) -> int:
         due = [item for item in claimed if item.message_id not in self._in_flight]
@@ -124,8 +134,7 @@ class OutboxRelay:
             with attempt:
                 if self._stopping:
                     return []
-                now = self.clock.now()
-                return await self.store.claim_outbox(now, self.batch, now + self.lease)
+                return await self._claim_due(self.clock.now())
         return []
 
     async def run(self) -> None:

@@ -491,20 +491,29 @@ class SqlMessageStore:
                 .values(attempts=outbox.c.attempts + 1, last_error=error[:2000], next_attempt_at=next_attempt_at)
             )
 
-    async def claim_outbox(self, now: datetime, limit: int, lease_until: datetime) -> list[OutboxItem]:
+    async def claim_outbox(
+        self, now: datetime, limit: int, lease_until: datetime, *, senders: Sequence[str] | None = None
+    ) -> list[OutboxItem]:
         """Take up to ``limit`` due rows for one relay until ``lease_until``.
 
         The lease is the row's ``next_attempt_at``: other relays skip the row until then, and if this
         relay dies before it confirms, the row is due again when the lease runs out. On PostgreSQL
         ``FOR UPDATE SKIP LOCKED`` keeps two relays claiming at the same instant from taking the same row.
+
+        ``senders``: the townships the calling gateway hosts. Several gateways on one database then
+        each publish only their own townships' rows; a township moved to another gateway (a gateway
+        removed, its townships given to another) has its waiting rows published by the new one.
         """
-        due = (
-            select(outbox.c.id)
-            .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
-            .order_by(outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        due = select(outbox.c.id).where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
+        if senders is not None:
+            codes = sorted(set(senders))
+            if not codes:
+                return []
+            due = due.where(
+                outbox.c.sender.in_(codes) if self._sqlite
+                else outbox.c.sender == any_(bindparam("senders", codes, type_=ARRAY(String)))
+            )
+        due = due.order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True)
         async with self._write() as conn:
             rows = (
                 await conn.execute(
