@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from gateway.api import imports
+from gateway.api import imports, limits
 from gateway.api import operator
 from gateway.bootstrap import Gateway
 from gateway.codec.errors import CodecError, FieldError
@@ -68,8 +69,14 @@ async def _receipted(gateway: Gateway, sent: list[StoredMessage]) -> dict[str, A
 
 
 def create_app(gateway: Gateway) -> FastAPI:
-    app = FastAPI(title="Township exchange gateway", version="0.1.0")
+    app = FastAPI(title="Township exchange gateway", version="0.1.0",
+                  dependencies=[Depends(limits.bounded_path_params)])
     app.state.gateway = gateway
+    settings = gateway.settings
+    app.add_middleware(limits.RequestLimits, max_body_bytes=settings.max_body_bytes,
+                       max_import_bytes=settings.max_import_bytes)
+    # Added last, so it runs first: a request for another host name is refused before anything else.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.include_router(imports.router)
 
     @app.exception_handler(CodecError)
@@ -104,13 +111,13 @@ def create_app(gateway: Gateway) -> FastAPI:
         return render(gw, stored, body=False)
 
     @app.get("/nodes/{code}/inbox")
-    async def inbox(code: str, gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
+    async def inbox(code: str, gw: GatewayDep, limit: limits.Limit = 100) -> list[dict[str, Any]]:
         gw.service.node(code)
         received = await gw.store.list_messages(code, Direction.IN, limit=limit)
         return [render(gw, m) for m in received if m.kind != "feedback"]
 
     @app.get("/nodes/{code}/sent")
-    async def sent(code: str, gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
+    async def sent(code: str, gw: GatewayDep, limit: limits.Limit = 100) -> list[dict[str, Any]]:
         gw.service.node(code)
         sent_messages = [m for m in await gw.store.list_messages(code, Direction.OUT, limit=limit) if m.kind != "feedback"]
         receipted = await _receipted(gw, sent_messages)
@@ -162,7 +169,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                 for at, r in await gw.tracker.store.reminders(code)]
 
     @app.get("/quarantine")
-    async def quarantine(gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
+    async def quarantine(gw: GatewayDep, limit: limits.Limit = 100) -> list[dict[str, Any]]:
         return [
             {"id": q.id, "received_at": q.received_at.isoformat(), "reason": q.reason, "detail": q.detail,
              "message_id": q.message_id, "sender": q.sender, "recipient": q.recipient, "kind": q.kind,

@@ -7,35 +7,62 @@ reported the same way. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
-from gateway.codec.bulk_import import import_file
+from gateway.api import import_worker, limits
 from gateway.codec.errors import CodecError
 from gateway.exchange.errors import ExchangeError, InvalidRequest
 
 router = APIRouter()
 
+SUFFIX = {limits.CSV: ".csv", limits.XLSX: ".xlsx"}
+_SAFE_NAME = re.compile(r"[^\w.\-() ]+")
 
-@router.post("/nodes/{code}/imports")
+
+def _shown_name(filename: str, suffix: str) -> str:
+    # The clerk's file name appears in file-level reasons; keep it short and plain.
+    stem = _SAFE_NAME.sub("_", Path(filename).stem)[:80] or "upload"
+    return stem + suffix
+
+
+@router.post(
+    "/nodes/{code}/imports",
+    openapi_extra=limits.upload(limits.IMPORT_MEDIA_TYPES, "the file: CSV (text/csv) or an Excel workbook (xlsx)"),
+    responses={422: {"description": "the whole file is refused: `file_errors` says why, nothing is sent"}},
+)
 async def import_cards(
     code: str,
     request: Request,
     kind: Literal["query", "notification"] = "query",
-    filename: str = "cards.csv",
-) -> dict[str, Any]:
-    """Body: the file's bytes; `filename` tells .csv from .xlsx."""
+    filename: Annotated[str, Query(max_length=200)] = "cards.csv",
+) -> Any:
+    """Body: the file's bytes; its Content-Type (text/csv or the xlsx type) tells CSV from xlsx."""
     gateway = request.app.state.gateway
     gateway.service.node(code)
-    suffix = Path(filename).suffix.lower() or ".csv"
+    suffix = SUFFIX.get(limits.media_type(request.headers) or "", ".csv")
+    settings = gateway.settings
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(await request.body())
-        report = import_file(path, kind, today=gateway.clock.now().date())
+        path = Path(tmp) / _shown_name(filename, suffix)
+        # Streamed to disk: the body limit (limits.RequestLimits) counts it on the way.
+        async with await anyio.open_file(path, "wb") as f:
+            async for chunk in request.stream():
+                await f.write(chunk)
+        report = await import_worker.shared(settings.import_workers).parse(
+            path, kind, today=gateway.clock.now().date(), limits=settings.import_limits
+        )
     errors = [{"row": e.row, "column": e.column, "field": e.field, "reason": e.reason} for e in report.errors]
+    if report.file_errors:
+        return JSONResponse(status_code=422, content={
+            "rows_read": report.rows_read, "sent": [], "errors": errors, "blank_rows": report.blank_rows,
+            "file_errors": report.file_errors,
+        })
     sent = []
     for good in report.good:
         try:

@@ -20,7 +20,7 @@ async def test_uploaded_cards_send_good_rows_and_report_each_bad_one():
     body = "\n".join([HEADER, GOOD, BAD_CHECK, UNSERVED]).encode("utf-8")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gw)), base_url="http://gw") as http:
         response = await http.post(f"/nodes/{RESIDENCE}/imports", params={"kind": "query", "filename": "cards.csv"},
-                                   content=body)
+                                   content=body, headers={"content-type": "text/csv"})
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["rows_read"] == 3

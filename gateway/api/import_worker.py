@@ -1,0 +1,83 @@
+"""Import files are parsed in a worker process, never on the event loop.
+
+Reading and validating 20,000 rows takes seconds of CPU; on the event loop that stalls every request,
+consumer and the outbox relay of the gateway, and a hostile workbook could also leave its memory behind.
+So the parse runs in a separate process (spawned, not forked: the gateway process holds threads and
+broker connections), and each process does one import and exits (`max_tasks_per_child=1`), giving back
+everything the parse took. The replacement starts at once and loads the codec before the next upload
+comes, so an import does not pay for the start-up.
+
+The codec's overrides (GATEWAY_CODEC_OVERRIDES_DIR) reach the worker through the environment, which it
+inherits when it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import date
+from pathlib import Path
+
+from gateway.codec.bulk_import import ImportReport, Kind, import_file
+from gateway.codec.xlsx_guard import ImportLimits
+
+
+def _warm_up() -> None:
+    # Loaded before the first task: the code tables and the 41,352 divisions.
+    from gateway.codec import code_tables, divisions
+
+    divisions.registry()
+    code_tables.table("sex")
+
+
+def _parse(path: str, kind: Kind, today: date | None, limits: ImportLimits) -> ImportReport:
+    return import_file(Path(path), kind, today=today, limits=limits)
+
+
+class ImportWorker:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_warm_up,
+                    max_tasks_per_child=1,
+                )
+            return self._pool
+
+    async def parse(self, path: Path, kind: Kind, *, today: date | None, limits: ImportLimits) -> ImportReport:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), _parse, str(path), kind, today, limits)
+        except BrokenProcessPool:
+            # The worker died (out of memory, killed): the file is refused, the next import gets a new pool.
+            with self._lock:
+                self._pool = None
+            report = ImportReport(kind)
+            report.file_errors.append(f"{path.name}: the import worker stopped while reading this file (too large?)")
+            return report
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+
+_shared: dict[int, ImportWorker] = {}
+
+
+def shared(workers: int) -> ImportWorker:
+    """One pool per process (every app in it shares it: tests build many)."""
+    if workers not in _shared:
+        _shared[workers] = ImportWorker(workers)
+    return _shared[workers]
