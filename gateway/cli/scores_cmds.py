@@ -21,6 +21,7 @@ from gateway.workflow.data_files import DEFAULT_SCORING_FILE, DataFileError, loa
 from gateway.workflow.periods import Quarter
 from gateway.workflow.ports import CaseSource
 from gateway.workflow.scoring import ScoreRow, score_table
+from gateway.codec.text_hygiene import spreadsheet_row
 
 _source_provider: Callable[[], CaseSource] | None = None
 _clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # noqa: E731
@@ -100,9 +101,9 @@ def scores(
     if csv:
         buf = io.StringIO()
         writer = csv_module.writer(buf, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(spreadsheet_row(COLUMNS))
         for row in table:
-            writer.writerow(_cells(row))
+            writer.writerow(spreadsheet_row(_cells(row)))
         typer.echo(buf.getvalue(), nl=False)
         return
     typer.echo(f"quarter {q.label} ({status}, as of {as_of.isoformat()}), score formula {formula.version}")
