@@ -103,3 +103,31 @@ def write_xlsx(
                     batch.clear()
             f.write(("".join(batch) + "</sst>").encode())
     return path
+
+
+def write_many_rows_xlsx(path: Path, rows: int, *, compresslevel: int = 6) -> Path:
+    """A workbook of `rows` rows of two cells — a name cycling over 500 shared strings and a varying
+    number — written from one row template, fast enough for a million rows in a test fixture. The rows
+    are not meant to be valid cards: the file is meant to be refused."""
+    strings = ["姓名", "本地掌握儿子数"] + [f"王秀{chr(0x4E00 + i)}" for i in range(500)]
+    template = '<row r="%d"><c r="A%d" t="s"><v>%d</v></c><c r="B%d"><v>%d</v></c></row>'
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as z:
+        z.writestr("[Content_Types].xml", CONTENT_TYPES)
+        z.writestr("_rels/.rels", ROOT_RELS)
+        z.writestr("xl/workbook.xml", WORKBOOK)
+        z.writestr("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)
+        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as f:
+            f.write(f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n{SHEET_OPEN}'.encode())
+            f.write(b'<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>')
+            for start in range(2, rows + 2, 20_000):
+                block = [template % (r, r, 2 + r % 500, r, r * 7919 % 1000003)
+                         for r in range(start, min(start + 20_000, rows + 2))]
+                f.write("".join(block).encode())
+            f.write(SHEET_CLOSE.encode())
+        sst = "".join(f"<si><t>{escape(s)}</t></si>" for s in strings)
+        z.writestr(
+            "xl/sharedStrings.xml",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" uniqueCount="{len(strings)}">{sst}</sst>',
+        )
+    return path

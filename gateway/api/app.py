@@ -184,4 +184,6 @@ def create_app(gateway: Gateway) -> FastAPI:
                 "outbox_pending": c.outbox_pending, "quarantined": c.quarantined}
 
     app.include_router(operator.router)
+    # Built now, not on the first request: limits.RequestLimits reads each route's media types from it.
+    app.openapi()
     return app

@@ -7,6 +7,7 @@ reported the same way. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from gateway.api import import_worker, limits
 from gateway.codec.errors import CodecError
@@ -57,28 +58,30 @@ async def import_cards(
         report = await import_worker.shared(settings.import_workers).parse(
             path, kind, today=gateway.clock.now().date(), limits=settings.import_limits
         )
-    errors = [{"row": e.row, "column": e.column, "field": e.field, "reason": e.reason} for e in report.errors]
     if report.file_errors:
         return JSONResponse(status_code=422, content={
-            "rows_read": report.rows_read, "sent": [], "errors": errors, "blank_rows": report.blank_rows,
-            "file_errors": report.file_errors,
+            "rows_read": report.rows_read, "sent": [], "errors": [import_worker.error_view(*e) for e in report.errors],
+            "blank_rows": report.blank_rows, "file_errors": report.file_errors,
         })
     sent = []
-    for good in report.good:
+    late: list[dict[str, Any]] = []  # rows the exchange refused
+    for row, record in report.good:
         try:
-            stored = await gateway.service.submit(code, good.message.model_dump(mode="json", exclude_none=True))
+            stored = await gateway.service.submit(code, record)
         except InvalidRequest as exc:
-            errors += [{"row": good.row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
+            late += [{"row": row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
         except CodecError as exc:
-            errors += [{"row": good.row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
+            late += [{"row": row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
         except ExchangeError as exc:
-            errors.append({"row": good.row, "column": "", "field": "", "reason": exc.detail})
+            late.append({"row": row, "column": "", "field": "", "reason": exc.detail})
         else:
-            sent.append({"row": good.row, "message_id": stored.message_id})
-    return {
-        "rows_read": report.rows_read,
-        "sent": sent,
-        "errors": sorted(errors, key=lambda e: e["row"]),
-        "blank_rows": report.blank_rows,
-        "file_errors": report.file_errors,
-    }
+            sent.append({"row": row, "message_id": stored.message_id})
+    head = {"rows_read": report.rows_read, "sent": sent}
+    tail = {"blank_rows": report.blank_rows, "file_errors": report.file_errors}
+    if late:
+        errors = sorted([import_worker.error_view(*e) for e in report.errors] + late, key=lambda e: e["row"])
+        return JSONResponse({**head, "errors": errors, **tail})
+    # The worker encoded the bad rows already (20,000 of them take long to encode on the event loop).
+    body = (json.dumps(head, ensure_ascii=False)[:-1] + ', "errors": ').encode() + report.errors_json + (
+        ", " + json.dumps(tail, ensure_ascii=False)[1:]).encode()
+    return Response(body, media_type="application/json")

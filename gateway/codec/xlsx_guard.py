@@ -11,6 +11,7 @@ when the directory lied) and parse XML only with defusedxml, DTDs forbidden.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,17 +43,34 @@ def _mb(n: int) -> str:
     return f"{n / MIB:.0f} MiB" if n >= MIB else f"{n} bytes"
 
 
-class _Counted:
-    """A member's bytes as a file object, counted so the real unpacked size cannot exceed the limit."""
+_ROW = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s>/]")
+_SHEET = re.compile(r"xl/worksheets/[^/]+\.xml", re.IGNORECASE)
 
-    def __init__(self, raw: zipfile.ZipExtFile, budget: list[int], limit: int) -> None:
-        self.raw, self.budget, self.limit = raw, budget, limit
+
+class _Counted:
+    """A member's bytes as a file object, counted so the real unpacked size cannot exceed the limit;
+    for a worksheet, its rows are counted too and the file refused at the limit + 1 (the sheet is
+    then never handed to a reader, which would load all of it)."""
+
+    def __init__(self, raw: zipfile.ZipExtFile, budget: list[int], limits: ImportLimits, *, sheet: bool) -> None:
+        self.raw, self.budget, self.limits = raw, budget, limits
+        self.rows = 0 if sheet else None
+        self._tail = b""
 
     def read(self, n: int = CHUNK) -> bytes:
         data = self.raw.read(n if n and n > 0 else CHUNK)
         self.budget[0] += len(data)
-        if self.budget[0] > self.limit:
-            raise Refused(f"unpacks to more than {_mb(self.limit)} (GATEWAY_IMPORT_MAX_UNPACKED_MB)")
+        if self.budget[0] > self.limits.max_unpacked_bytes:
+            raise Refused(f"unpacks to more than {_mb(self.limits.max_unpacked_bytes)} (GATEWAY_IMPORT_MAX_UNPACKED_MB)")
+        if self.rows is not None and data:
+            window = self._tail + data
+            # A tag cut by the chunk boundary is counted once: only matches ending in the new bytes count.
+            self.rows += sum(1 for m in _ROW.finditer(window) if m.end() > len(self._tail))
+            self._tail = window[-40:]
+            if self.rows - 1 > self.limits.max_rows:  # the header row is not a card
+                raise Refused(
+                    f"more than {self.limits.max_rows} rows (GATEWAY_IMPORT_MAX_ROWS): split the file and import each part"
+                )
         return data
 
 
@@ -104,7 +122,7 @@ def check_xlsx(path: Path, limits: ImportLimits) -> None:
                 if m.flag_bits & 0x1:
                     raise Refused("is encrypted or password-protected")
                 with z.open(m) as raw:
-                    stream = _Counted(raw, budget, limits.max_unpacked_bytes)
+                    stream = _Counted(raw, budget, limits, sheet=bool(_SHEET.fullmatch(m.filename)))
                     if m.filename.lower().endswith((".xml", ".rels", ".vml")):
                         _check_xml(stream, m.filename, limits)
                     while stream.read(CHUNK):
