@@ -311,7 +311,7 @@ def csv_rows(path: Path) -> Iterator[tuple[Any, ...]]:
 
 
 def xlsx_rows(path: Path, limits: ImportLimits | None = None) -> tuple[Iterator[tuple[Any, ...]], int | None]:
-    """The first sheet's rows. python-calamine (Rust) reads ~10× faster than openpyxl and gives the
+    """The first sheet's rows. python-calamine (Rust) reads 14–24× faster than openpyxl and gives the
     same cells (bench/bench_import.py, docs/codec-import.md); it reads the sheet at once, so the file
     is checked first (`check_xlsx`: unpacked size, shared strings, no DTD) and its row count is
     refused before any row is converted."""
