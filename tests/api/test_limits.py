@@ -191,3 +191,12 @@ async def test_the_default_hosts_reach_the_api(host: str) -> None:
     gateway.settings = Settings(nodes=gateway.settings.nodes, data_dir=gateway.settings.data_dir, _env_file=None)
     async with client(gateway, host=host) as http:
         assert (await http.get("/nodes")).status_code == 200
+
+
+@pytest.mark.broker
+async def test_the_demo_reaches_its_own_app_through_an_allowed_host(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.demo import run_demo
+
+    monkeypatch.delenv("GATEWAY_ALLOWED_HOSTS", raising=False)
+    summary = await run_demo(amqp_url=amqp_url, townships=2, messages=4)
+    assert summary.ok and summary.answered == 4
