@@ -12,7 +12,7 @@ from fastapi import Body, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from gateway.api import imports, limits
+from gateway.api import import_worker, imports, limits
 from gateway.api import operator
 from gateway.bootstrap import Gateway
 from gateway.codec.errors import CodecError, FieldError
@@ -184,6 +184,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                 "outbox_pending": c.outbox_pending, "quarantined": c.quarantined}
 
     app.include_router(operator.router)
+    import_worker.shared(settings.import_workers).start()
     # Built now, not on the first request: limits.RequestLimits reads each route's media types from it.
     app.openapi()
     return app

@@ -68,6 +68,10 @@ def error_view(row: int, column: str, field: str, reason: str) -> dict[str, Any]
     return {"row": row, "column": column, "field": field, "reason": reason}
 
 
+def _noop() -> None:
+    return None
+
+
 def _parse(path: str, kind: Kind, today: date | None, limits: ImportLimits) -> ParsedImport:
     return ParsedImport.of(import_file(Path(path), kind, today=today, limits=limits))
 
@@ -88,6 +92,16 @@ class ImportWorker:
                     max_tasks_per_child=1,
                 )
             return self._pool
+
+    def start(self) -> None:
+        """Start a worker now, so the first upload neither waits for one nor starts it from the event
+        loop: a no-op task makes the pool spawn its process, which then exits and is replaced at once
+        by one that loads the codec (`_warm_up`) before any upload comes. Once per pool: every app of
+        the process shares it."""
+        with self._lock:
+            if self._pool is not None:
+                return
+        self._executor().submit(_noop)
 
     async def parse(self, path: Path, kind: Kind, *, today: date | None, limits: ImportLimits) -> ParsedImport:
         loop = asyncio.get_running_loop()
