@@ -138,7 +138,8 @@ async def _script(
 ) -> DemoSummary:
     names = {code: (registry().get(code).name if registry().get(code) else code) for code in codes}
     transport = httpx.ASGITransport(app=create_app(gateway))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    # A loopback name: the app answers only the hosts in GATEWAY_ALLOWED_HOSTS.
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
         echo(f"{len(codes)} township nodes: " + ", ".join(f"{c} {names[c]}" for c in codes[:8])
              + (" …" if len(codes) > 8 else ""))
         clerks = await _sign_in_clerks(gateway, http, codes)

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.codec.xlsx_guard import ImportLimits
 from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, DEFAULT_SCORING_FILE
 
 
@@ -55,8 +56,19 @@ class Settings(BaseSettings):
     # HTTPS straight from the gateway (or put the reverse proxy of deploy/nginx in front): both or neither.
     http_tls_cert: Path | None = Field(None, description="PEM certificate (chain) for HTTPS")
     http_tls_key: Path | None = Field(None, description="PEM private key for HTTPS")
+    # Host header allow-list (DNS rebinding): a page on another name that resolves to 127.0.0.1 cannot
+    # reach the API. Add the names clerks use when serving beyond loopback; "*" turns the check off.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost"], description="Host header values the HTTP API answers"
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest JSON request body (413 beyond)")
+    max_import_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest import upload (413 beyond)")
+    import_max_rows: int = Field(20_000, ge=1, description="rows per import file (the file is refused beyond)")
+    import_max_unpacked_mb: int = Field(100, ge=1, description="what an .xlsx may unpack to")
+    import_max_shared_strings: int = Field(500_000, ge=1, description="shared strings an .xlsx may hold")
+    import_workers: int = Field(1, ge=1, le=8, description="processes that parse imports, off the event loop")
 
-    @field_validator("nodes", mode="before")
+    @field_validator("nodes", "allowed_hosts", mode="before")
     @classmethod
     def _split_nodes(cls, value: object) -> object:
         # Environment variables carry lists as "110101001,110101002".
@@ -99,3 +111,11 @@ class Settings(BaseSettings):
     @property
     def queue_name(self) -> str:
         return f"gateway.{self.gateway_id}.inbox"
+
+    @property
+    def import_limits(self) -> ImportLimits:
+        return ImportLimits(
+            max_rows=self.import_max_rows,
+            max_unpacked_bytes=self.import_max_unpacked_mb * 1024 * 1024,
+            max_shared_strings=self.import_max_shared_strings,
+        )

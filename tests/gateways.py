@@ -19,6 +19,8 @@ REGISTRATION = "120101001"  # 劝业场街道, Tianjin: where her household is r
 ELSEWHERE = "130102001"  # 建北街道, Shijiazhuang: a third township
 
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)
+# The Host names the tests' HTTP clients use (base_url="http://gw" …), besides the default loopback ones.
+TEST_HOSTS = ["127.0.0.1", "localhost", "testserver", "gw", "res", "reg"]
 
 
 def keyrings(*codes: str) -> dict[str, NodeKeyring]:
@@ -29,7 +31,7 @@ def fake_gateway(
     rings: dict[str, NodeKeyring], *, clock: FakeClock | None = None, directory: KeyDirectory | None = None
 ) -> Gateway:
     """One gateway hosting every given node, on the in-memory store and broker."""
-    settings = Settings(nodes=sorted(rings), data_dir=Path("/nonexistent"))
+    settings = Settings(nodes=sorted(rings), data_dir=Path("/nonexistent"), allowed_hosts=TEST_HOSTS)
     broker = FakeBroker()
     store = FakeMessageStore()
     return build_gateway(
@@ -61,6 +63,7 @@ def real_gateway(
         data_dir=data_dir,
         database_url=database_url,
         amqp_url=amqp_url,
+        allowed_hosts=TEST_HOSTS,
     )
     return build_gateway(settings, nodes={k.township: HostedNode(k) for k in hosted}, directory=directory)
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from gateway.access import routes as access_routes
 from gateway.access.csrf import LoginCsrfCookie
@@ -21,7 +22,7 @@ from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.access.views import NodeView
 from gateway.api import audit
-from gateway.api import imports
+from gateway.api import import_worker, imports, limits
 from gateway.api import operator
 from gateway.api import regions
 from gateway.bootstrap import Gateway
@@ -92,9 +93,15 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     # The API description is for signed-in users only (below); FastAPI's own routes would be public.
     app = FastAPI(title="Township exchange gateway", version="0.1.0", lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+                  docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(limits.bounded_path_params)])
     app.state.gateway = gateway
+    settings = gateway.settings
     app.add_middleware(LoginCsrfCookie)
+    app.add_middleware(limits.RequestLimits, max_body_bytes=settings.max_body_bytes,
+                       max_import_bytes=settings.max_import_bytes)
+    # Added last, so it runs first: a request for another host name is refused before anything else.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.include_router(access_routes.router)
     app.include_router(imports.router)
 
@@ -146,14 +153,14 @@ def create_app(gateway: Gateway) -> FastAPI:
         return render(gw, stored, body=False)
 
     @app.get("/nodes/{code}/inbox")
-    async def inbox(code: str, gw: GatewayDep, principal: Reader, request: Request, limit: int = 100) -> list[dict[str, Any]]:
+    async def inbox(code: str, gw: GatewayDep, principal: Reader, request: Request, limit: limits.Limit = 100) -> list[dict[str, Any]]:
         view = NodeView.of(gw, principal, request, code)
         received = [m for m in await view.list_messages(Direction.IN, limit=limit) if m.kind != "feedback"]
         await view.audit_reads(received)
         return [render(gw, m) for m in received]
 
     @app.get("/nodes/{code}/sent")
-    async def sent(code: str, gw: GatewayDep, principal: Reader, request: Request, limit: int = 100) -> list[dict[str, Any]]:
+    async def sent(code: str, gw: GatewayDep, principal: Reader, request: Request, limit: limits.Limit = 100) -> list[dict[str, Any]]:
         view = NodeView.of(gw, principal, request, code)
         sent_messages = [m for m in await view.list_messages(Direction.OUT, limit=limit) if m.kind != "feedback"]
         receipted = await _receipted(gw, sent_messages)
@@ -210,7 +217,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                 for at, r in await gw.tracker.store.reminders(code)]
 
     @app.get("/quarantine")
-    async def quarantine(gw: GatewayDep, _: Operator, limit: int = 100) -> list[dict[str, Any]]:
+    async def quarantine(gw: GatewayDep, _: Operator, limit: limits.Limit = 100) -> list[dict[str, Any]]:
         return [
             {"id": q.id, "received_at": q.received_at.isoformat(), "reason": q.reason, "detail": q.detail,
              "message_id": q.message_id, "sender": q.sender, "recipient": q.recipient, "kind": q.kind,
@@ -229,4 +236,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(regions.router)
     app.include_router(audit.router)
     check_routes(app.routes)
+    import_worker.shared(settings.import_workers).start()
+    # Built now, not on the first request: limits.RequestLimits reads each route's media types from it.
+    app.openapi()
     return app

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
+
+from gateway.api.limits import Limit
 
 from gateway.access.audit import Action, AuditEntry
 from gateway.access.deps import require, source_address
@@ -23,6 +25,8 @@ def _gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
+# A row id: larger numbers cannot be stored, and would reach the database as an overflow (500).
+ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 Operator = Annotated[Principal, require(Permission.OPERATE)]
 
@@ -65,13 +69,13 @@ async def queues_view(gateway: Gateway) -> list[dict[str, Any]]:
 
 
 @router.get("/quarantine")
-async def list_quarantine(gw: GatewayDep, _: Operator, limit: int = 100, unresolved: bool = False) -> list[dict[str, Any]]:
+async def list_quarantine(gw: GatewayDep, _: Operator, limit: Limit = 100, unresolved: bool = False) -> list[dict[str, Any]]:
     items = await gw.store.list_quarantine(limit)
     return [quarantine_view(q) for q in items if not (unresolved and q.resolved)]
 
 
 @router.get("/quarantine/{item_id}")
-async def show_quarantine(item_id: int, gw: GatewayDep, _: Operator) -> dict[str, Any]:
+async def show_quarantine(item_id: ItemId, gw: GatewayDep, _: Operator) -> dict[str, Any]:
     item = await gw.store.get_quarantine(item_id)
     if item is None:
         raise HTTPException(404, f"no quarantined message {item_id}")
@@ -79,7 +83,7 @@ async def show_quarantine(item_id: int, gw: GatewayDep, _: Operator) -> dict[str
 
 
 @router.post("/quarantine/{item_id}/redrive")
-async def redrive(item_id: int, gw: GatewayDep, principal: Operator, request: Request) -> dict[str, Any]:
+async def redrive(item_id: ItemId, gw: GatewayDep, principal: Operator, request: Request) -> dict[str, Any]:
     try:
         result = await redrive_quarantined(gw.service, gw.store, gw.clock, item_id)
     except NotQuarantined as exc:
@@ -104,7 +108,7 @@ async def queues(gw: GatewayDep, _: Operator) -> list[dict[str, Any]]:
 
 
 @router.post("/poison/redrive")
-async def redrive_poison(gw: GatewayDep, principal: Operator, request: Request, limit: int = 1000) -> dict[str, Any]:
+async def redrive_poison(gw: GatewayDep, principal: Operator, request: Request, limit: Limit = 1000) -> dict[str, Any]:
     move = getattr(gw.broker, "redrive_poison", None)
     if move is None:
         raise HTTPException(501, "this broker has no poison queue")

@@ -36,6 +36,7 @@ from gateway.workflow.ports import CaseSource
 from gateway.workflow.scoring import ScoreRow, score_table
 from gateway.workflow.sender_accounting import SenderCounts, count_senders, roll_up_senders
 from gateway.workflow.targets import TargetCheck, check_all, summary
+from gateway.codec.text_hygiene import spreadsheet_row
 
 _source_provider: Callable[[], CaseSource] | None = None
 _clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # noqa: E731
@@ -169,9 +170,9 @@ def scores(
     if csv:
         buf = io.StringIO()
         writer = csv_module.writer(buf, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(spreadsheet_row(COLUMNS))
         for cells in lines_of:
-            writer.writerow(cells)
+            writer.writerow(spreadsheet_row(cells))
         typer.echo(buf.getvalue(), nl=False)
         return
     rules_note = "" if rules_version != RULES_MIXED else " (closed before issue 13: notifications counted among the queries)"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gateway.codec.import_columns import LAYOUTS
 from gateway.codec.paths import schemas_dir
+from gateway.codec.text_hygiene import spreadsheet_row
 
 
 def templates_dir() -> Path:
@@ -25,7 +26,7 @@ def write_templates(target: Path | None = None) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for kind, columns in LAYOUTS.items():
-        headers = [c.header for c in columns]
+        headers = spreadsheet_row(c.header for c in columns)
         csv_path = target / f"{kind}-import.csv"
         # utf-8-sig: Excel on Windows opens a BOM-marked CSV as UTF-8 instead of GBK.
         with csv_path.open("w", encoding="utf-8-sig", newline="") as f:

@@ -7,7 +7,6 @@ model that runs it), so the error a clerk sees points at the field to correct.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from gateway.codec import code_tables
 from gateway.codec.divisions import registry
+from gateway.codec.text_hygiene import TextProblem, check_text
 
 CHINA = ZoneInfo("Asia/Shanghai")
 RULES_ERROR = "codec_rules"
@@ -136,19 +136,17 @@ DivisionCode = Annotated[
 ]
 
 
-# Control characters and lone surrogates (which JSON's \ud800 escapes can produce) cannot be
-# printed on a form or encoded back to UTF-8.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _no_control_chars(value: str) -> str:
-    if _CONTROL.search(value):
-        raise fail("must not contain control characters or lone surrogates")
-    return value
+def _clean_text(value: str) -> str:
+    # Names and free text: no control characters, no bidi controls, not only invisible characters
+    # (gateway/codec/text_hygiene.py says why).
+    try:
+        return check_text(value)
+    except TextProblem as exc:
+        raise fail(str(exc)) from None
 
 
 def Text(max_length: int) -> Any:  # noqa: N802
-    return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_no_control_chars)]
+    return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_clean_text)]
 
 
 Count = Annotated[int, Field(ge=0, le=30)]

@@ -19,7 +19,7 @@ async def test_uploaded_cards_send_good_rows_and_report_each_bad_one():
     body = "\n".join([HEADER, GOOD, BAD_CHECK, UNSERVED]).encode("utf-8")
     async with signed_in_client(gw, Role.CLERK, RESIDENCE) as http:
         response = await http.post(f"/nodes/{RESIDENCE}/imports", params={"kind": "query", "filename": "cards.csv"},
-                                   content=body)
+                                   content=body, headers={"content-type": "text/csv"})
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["rows_read"] == 3
