@@ -66,11 +66,11 @@ async def bearer_token(gateway: Gateway, role: Role, scope: str = "", *, usernam
 
 @contextlib.asynccontextmanager
 async def signed_in_client(gateway: Gateway, role: Role, scope: str = "", *, base_url: str = "http://gw",
-                           app: object | None = None) -> AsyncIterator[httpx.AsyncClient]:
+                           app: object | None = None, timeout: float = 5.0) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on ``create_app(gateway)`` (or ``app``) sending a new user's bearer token."""
     token = await bearer_token(gateway, role, scope)
     transport = httpx.ASGITransport(app=app or create_app(gateway))  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url=base_url,
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=timeout,
                                  headers={"Authorization": f"Bearer {token}"}) as http:
         yield http
 

@@ -24,6 +24,8 @@ from gateway.api.limits import CSV, XLSX
 from gateway.codec.citizen_id import check_character
 from gateway.exchange.records import Direction
 from gateway.settings import Settings
+from gateway.access.principal import Role
+from tests.access.helpers import signed_in_client
 from tests.gateways import REGISTRATION, RESIDENCE, TEST_HOSTS, fake_gateway, keyrings, sample_query
 from tests.workbooks import write_many_rows_xlsx, write_xlsx
 
@@ -59,8 +61,7 @@ def with_limits(gateway: Any, **limits: int) -> None:
 
 
 async def upload(gateway: Any, body: bytes, media_type: str = XLSX, filename: str = "cards.xlsx") -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gateway)), base_url="http://gw",
-                                 timeout=120) as http:
+    async with signed_in_client(gateway, Role.CLERK, RESIDENCE, timeout=120) as http:
         return await http.post(f"/nodes/{RESIDENCE}/imports", params={"kind": "query", "filename": filename},
                                content=body, headers={"content-type": media_type})
 
@@ -79,7 +80,7 @@ async def test_a_query_submitted_while_a_million_row_workbook_is_refused_is_acce
     assert million_row_workbook.stat().st_size > 10_000_000
     body = million_row_workbook.read_bytes()
     app = create_app(gw)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw", timeout=120) as http:
+    async with signed_in_client(gw, Role.CLERK, RESIDENCE, app=app, timeout=120) as http:
         # Warmed up first: what is measured is the import's effect on the loop, not a first request.
         assert (await http.post(f"/nodes/{RESIDENCE}/queries", json=sample_query())).status_code == 202
         big = asyncio.create_task(http.post(f"/nodes/{RESIDENCE}/imports", params={"filename": "big.xlsx"},
@@ -103,7 +104,7 @@ async def test_the_event_loop_keeps_answering_while_a_worker_checks_twenty_thous
     bad = "\n".join(f"{RESIDENCE},{REGISTRATION},王秀英,12010119900517{i % 1000:03d}{'0' if check_character(f'12010119900517{i % 1000:03d}') != '0' else '1'},,2"
                     for i in range(20_000))
     body = (",".join(HEADER) + "\n" + bad).encode()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gw)), base_url="http://gw", timeout=120) as http:
+    async with signed_in_client(gw, Role.CLERK, RESIDENCE, timeout=120) as http:
         assert (await http.post(f"/nodes/{RESIDENCE}/queries", json=sample_query())).status_code == 202
         big = asyncio.create_task(http.post(f"/nodes/{RESIDENCE}/imports", content=body, headers={"content-type": CSV}))
         latencies = []

@@ -13,6 +13,8 @@ import pytest
 from gateway.api.app import create_app
 from gateway.exchange.records import Direction
 from gateway.settings import Settings
+from gateway.access.principal import Role
+from tests.access.helpers import signed_in_client
 from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings, sample_query
 
 MIB = 1024 * 1024
@@ -26,8 +28,13 @@ async def gw() -> AsyncIterator[Any]:
     await gateway.stop()
 
 
-def client(gateway: Any, host: str = "gw") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gateway)), base_url=f"http://{host}")
+def client(gateway: Any, host: str = "gw") -> Any:
+    """The residence township's clerk, signed in: the limits are checked for a caller who may call the route."""
+    return signed_in_client(gateway, Role.CLERK, RESIDENCE, base_url=f"http://{host}")
+
+
+def operator_client(gateway: Any) -> Any:
+    return signed_in_client(gateway, Role.OPERATOR)
 
 
 async def chunks(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -129,7 +136,7 @@ async def test_an_import_accepts_only_csv_or_xlsx(gw: Any, content_type: str | N
 
 
 async def test_a_post_without_a_body_needs_no_media_type_but_refuses_a_form(gw: Any) -> None:
-    async with client(gw) as http:
+    async with operator_client(gw) as http:
         bare = await http.post("/operator/quarantine/1/redrive")
         form = await http.post("/operator/quarantine/1/redrive", data={"a": "b"})
     assert bare.status_code == 404  # reached the route: no such quarantined message
@@ -138,8 +145,9 @@ async def test_a_post_without_a_body_needs_no_media_type_but_refuses_a_form(gw: 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-1", "abc", "99999999999999999999999"])
 async def test_limit_outside_1_to_1000_is_a_422(gw: Any, limit: str) -> None:
-    async with client(gw) as http:
-        for path in (f"/nodes/{RESIDENCE}/inbox", f"/nodes/{RESIDENCE}/sent", "/quarantine", "/operator/quarantine"):
+    async with client(gw) as clerk, operator_client(gw) as operator:
+        for http, path in ((clerk, f"/nodes/{RESIDENCE}/inbox"), (clerk, f"/nodes/{RESIDENCE}/sent"),
+                           (operator, "/quarantine"), (operator, "/operator/quarantine")):
             response = await http.get(path, params={"limit": limit})
             assert response.status_code == 422, (path, response.text)
             assert response.json()["detail"][0]["loc"] == ["query", "limit"]
@@ -166,7 +174,7 @@ async def test_ids_in_the_path_are_bounded_strings(gw: Any, path: str) -> None:
 
 @pytest.mark.parametrize("item", ["0", "9223372036854775808", "-5"])
 async def test_quarantine_ids_outside_what_the_database_stores_are_a_422(gw: Any, item: str) -> None:
-    async with client(gw) as http:
+    async with operator_client(gw) as http:
         response = await http.get(f"/operator/quarantine/{item}")
     assert response.status_code == 422
 

@@ -20,6 +20,9 @@ from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+from gateway.access.deps import flat_routes, route_permissions
+from gateway.access.permissions import Permission
+from gateway.access.principal import Role
 from gateway.adapters.fakes import FakeBroker
 from gateway.api.app import create_app
 from gateway.bootstrap import build_gateway
@@ -27,10 +30,22 @@ from gateway.clock import FakeClock
 from gateway.exchange.nodes import HostedNode
 from gateway.security.directory import KeyDirectory
 from gateway.settings import Settings
+from tests.access.helpers import bearer_token
 from tests.gateways import NOT_FOUND, REGISTRATION, RESIDENCE, T0, TEST_HOSTS, fake_gateway, keyrings, sample_query
 
-# When the routes need sign-in, put the clerk's credentials here: {"Authorization": "Bearer …"}.
-AUTH_HEADERS: dict[str, str] = {}
+# Each operation is called by a user whose role has the permission it declares (a clerk of the
+# residence township for the township routes), so requests reach the route, not only the sign-in check.
+WHO: dict[Permission, tuple[Role, str]] = {
+    Permission.SIGNED_IN: (Role.CLERK, RESIDENCE),
+    Permission.NODE_SUBMIT: (Role.CLERK, RESIDENCE),
+    Permission.NODE_READ: (Role.CLERK, RESIDENCE),
+    Permission.NODE_ANSWER: (Role.CLERK, RESIDENCE),
+    Permission.NODE_IMPORT: (Role.CLERK, RESIDENCE),
+    Permission.REGION_READ: (Role.SUPERVISOR, "11"),
+    Permission.OPERATE: (Role.OPERATOR, ""),
+    Permission.AUDIT_READ: (Role.AUDITOR, ""),
+    Permission.ACCOUNTS_MANAGE: (Role.ADMIN, ""),
+}
 BASE_URL = "http://gw"
 # Answers that are not crashes: 503 from /health when the broker or database is down, 501 from the
 # poison re-drive on a broker without a poison queue (the in-memory one here).
@@ -54,6 +69,15 @@ class RunningApp:
         self.app = create_app(self.gateway)
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=BASE_URL)
         self.run(self._seed())
+        self.tokens = {who: self.run(bearer_token(self.gateway, *who)) for who in set(WHO.values())}
+        self.permission = {(m, r.path_format): route_permissions(r)[0]
+                           for r in flat_routes(self.app.routes) for m in getattr(r, "methods", None) or ()}
+
+    def headers(self, operation: Any) -> dict[str, str]:
+        permission = self.permission.get((operation.method.upper(), operation.path), Permission.PUBLIC)
+        if permission is Permission.PUBLIC:
+            return {}
+        return {"Authorization": f"Bearer {self.tokens[WHO[permission]]}"}
 
     async def _seed(self) -> None:
         await self.gateway.start(relay=False)
@@ -106,9 +130,11 @@ def test_no_route_answers_with_a_server_error(operation: Any, mode: GenerationMo
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
-        kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=AUTH_HEADERS)
-        request = {k: v for k, v in kwargs.items() if k in ("method", "url", "headers", "params", "content", "json")}
-        if "data" in kwargs:  # raw bytes (CSV, xlsx, or a body in a media type the route refuses)
+        kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=running_app.headers(operation))
+        request = {k: v for k, v in kwargs.items() if k in ("method", "url", "headers", "params", "content", "json", "files")}
+        if isinstance(kwargs.get("data"), dict):  # a form (the sign-in routes)
+            request["data"] = kwargs["data"]
+        elif "data" in kwargs:  # raw bytes (CSV, xlsx, or a body in a media type the route refuses)
             request["content"] = kwargs["data"]
         response = running_app.run(running_app.client.request(**request))
         if response.status_code in DELIBERATE:
