@@ -71,6 +71,10 @@ class GatewaySpec:
     amqp_urls: list[str]
     messages: int = 0
     rate_per_s: float = 50.0
+    # Send this many, then wait for ``release_file`` to exist: the drill disturbs the system first, so
+    # the rest is sent while it is disturbed, however slow the machine (0: no pause).
+    hold_after: int = 0
+    release_file: str | None = None
 
     def to_arg(self) -> str:
         return json.dumps(asdict(self))
@@ -109,7 +113,11 @@ async def run_gateway_process(spec: GatewaySpec) -> None:
         done = len(await gateway.store.list_messages(spec.township, Direction.OUT, kind="query",
                                                      limit=spec.messages + 1))
         pause = 1.0 / spec.rate_per_s
-        for _ in range(done, spec.messages):
+        for n in range(done, spec.messages):
+            while n >= spec.hold_after > 0 and spec.release_file and not Path(spec.release_file).exists():
+                if stop.is_set():
+                    return
+                await asyncio.sleep(0.1)
             if stop.is_set():
                 return
             await gateway.service.submit(spec.township, demo_records.query(rng, spec.township, spec.peer))
@@ -379,6 +387,7 @@ def run_federation_drill(province_a: Any, province_b: Any, work_dir: Path, *, me
                         database_url=database_url(work_dir, "init"), key_passphrase=None),
                datetime.now(timezone.utc))
     link_user, link_password = f"federation-{token}", secrets.token_urlsafe(16)
+    release = work_dir / "release-after-cut"
     link_perms = ("^(federation: .*|amq\\.gen.*)$", "^(federation: .*|amq\\.gen.*)$",
                   f"^(federation: .*|amq\\.gen.*|{exchange.replace('.', '[.]')})$")
     specs = []
@@ -396,7 +405,7 @@ def run_federation_drill(province_a: Any, province_b: Any, work_dir: Path, *, me
             role=role, township=township, peer=peer, gateway_id=gateway_id, exchange=exchange,
             data_dir=str(work_dir), database_url=database_url(work_dir, role),
             amqp_urls=here.urls(gateway_id, password, tls=True), messages=messages if role == "res" else 0,
-            rate_per_s=rate,
+            rate_per_s=rate, hold_after=max(1, messages // 3), release_file=str(release),
         ))
     res, reg = specs
     processes = {spec.role: GatewayProcess(spec, work_dir) for spec in specs}
@@ -422,6 +431,7 @@ def run_federation_drill(province_a: Any, province_b: Any, work_dir: Path, *, me
                 if user.strip() == link_user:
                     province.ctl(1, "close_connection", pid.strip(), "drill: federation link cut")
         at_cut = _answered(res)
+        release.touch()  # the other two thirds are sent while the links are cut
         result.disturbed = f"cut both federation links for {cut_s:.0f} s at {at_cut}/{messages} round trips, then restored"
         if at_cut >= messages:
             result.notes.append("the run ended before the cut")

@@ -7,11 +7,11 @@ Seed 002 第三十一条 (二) 4: 户籍地…利用流动人口计划生育信�
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from gateway.api.app import create_app
+from gateway.access.principal import Role
 from gateway.exchange.records import Direction
+from tests.access.helpers import signed_in_client
 from tests.gateways import FOUND, REGISTRATION, RESIDENCE, sample_query
 from tests.integration.test_round_trip import eventually, two_gateways  # noqa: F401 - the fixture
 
@@ -34,9 +34,9 @@ def outflow_notification() -> dict:
 
 async def test_registration_township_notifies_the_residence_township_and_the_reply_comes_back(two_gateways):
     residence, registration, _rings = two_gateways
-    res_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(residence)), base_url="http://res")
-    reg_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(registration)), base_url="http://reg")
-    async with res_http, reg_http:
+    res_http = signed_in_client(residence, Role.CLERK, RESIDENCE, base_url="http://res")
+    reg_http = signed_in_client(registration, Role.CLERK, REGISTRATION, base_url="http://reg")
+    async with res_http as res_http, reg_http as reg_http:
         posted = await reg_http.post(f"/nodes/{REGISTRATION}/notifications", json=outflow_notification())
         assert posted.status_code == 202, posted.text
         notification_id = posted.json()["message_id"]

@@ -139,11 +139,10 @@ async def test_a_to_residence_notification_is_a_case_of_the_residence_township(
 async def test_the_tracker_reads_direction_and_learned_on_from_the_message_when_it_has_them(
     rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
-    # The records helper's codec adds `direction` and `learned_on`; until then the defaults apply.
     from gateway.adapters.fake_case_store import FakeCaseStore
 
     tracker = CaseTracker(FakeCaseStore(), FakeClock(T0), real_calendar, rules)
-    plain = Notification.model_validate(sample_notification())
+    plain = Notification.model_validate(sample_notification(), context={"accepted_on": T0.date()})
     cases = []
     for message_id, message, sender, recipient in (
         ("n-plain", plain, RESIDENCE, REGISTRATION),
@@ -166,7 +165,8 @@ async def test_a_to_residence_notification_reminds_the_residence_township_and_co
 
     clock = FakeClock(cst(2026, 3, 6, 9))
     tracker = CaseTracker(FakeCaseStore(), clock, real_calendar, rules)
-    back = Notification.model_validate(sample_notification()).model_copy(update={"direction": "to_residence"})
+    back = Notification.model_validate(sample_notification(), context={"accepted_on": clock.now().date()}).model_copy(
+        update={"direction": "to_residence"})
     case = await tracker.query_received(stored_message("n-back", REGISTRATION, RESIDENCE), back)
     assert case.deadline.last_working_day == date(2026, 3, 13)  # 5 working days after Friday 6 March
     clock.set(case.deadline.due_at)

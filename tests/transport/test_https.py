@@ -35,7 +35,8 @@ def test_serve_speaks_https_with_the_configured_certificate(tmp_path: Path, amqp
            "GATEWAY_AMQP_URL": amqp_url, "GATEWAY_GATEWAY_ID": f"https-{run_token}",
            "GATEWAY_EXCHANGE": f"https-{run_token}.exchange", "GATEWAY_TICK_INTERVAL_S": "0",
            "GATEWAY_HTTP_TLS_CERT": str(tmp_path / "tls" / "server.pem"),
-           "GATEWAY_HTTP_TLS_KEY": str(tmp_path / "tls" / "server.key")}
+           "GATEWAY_HTTP_TLS_KEY": str(tmp_path / "tls" / "server.key"),
+           "GATEWAY_ALLOW_PLAINTEXT_KEYS": "1"}  # a trial: keys made without a passphrase
     init_nodes(Settings(nodes=["110101001"], data_dir=tmp_path, key_passphrase=None), datetime.now(timezone.utc))
     server = subprocess.Popen([str(Path(sys.executable).with_name("gateway")), "serve", "--port", str(port)],
                               env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
