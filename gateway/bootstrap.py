@@ -14,7 +14,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.access.service import AccessService
 from gateway.adapters.amqp import AmqpBroker
+from gateway.adapters.sql.account_store import SqlAccountStore
+from gateway.adapters.sql.audit_store import SqlAuditTrail
 from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.archive_store import SqlArchiveStore
 from gateway.adapters.sql.case_store import SqlCaseStore
@@ -51,6 +54,7 @@ class Gateway:
     archive: SqlArchiveStore | None = None
     engine: AsyncEngine | None = None
     inbox: InboxBatcher | None = None  # batches deliveries into one transaction; None: one by one
+    access: AccessService | None = None  # accounts, sessions, the audit trail (None: no database, no sign-in)
     outcomes: dict[str, int] = field(default_factory=dict)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _directory_mtime: float | None = None
@@ -149,6 +153,10 @@ async def init_database(settings: Settings) -> None:
         await engine.dispose()
 
 
+def build_access(engine: AsyncEngine, clock: Clock, hosted: frozenset[str] | None = None) -> AccessService:
+    return AccessService(SqlAccountStore(engine), SqlAuditTrail(engine, clock), clock, hosted_townships=hosted)
+
+
 def build_gateway(
     settings: Settings,
     *,
@@ -190,6 +198,7 @@ def build_gateway(
     gateway = Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,
         tracker=tracker, archive=SqlArchiveStore(engine) if engine is not None else None,
+        access=build_access(engine, clock, frozenset(nodes)) if engine is not None else None,
     )
     gateway.inbox = InboxBatcher(gateway.handle_batch, gateway.handle, store.ping, max_batch=min(100, settings.prefetch))
     return gateway

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from gateway import demo_records
+from gateway.access.principal import Role
 from gateway.api.app import create_app
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.node_setup import init_nodes
@@ -137,6 +138,8 @@ async def _script(
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
         echo(f"{len(codes)} township nodes: " + ", ".join(f"{c} {names[c]}" for c in codes[:8])
              + (" …" if len(codes) > 8 else ""))
+        clerks = await _sign_in_clerks(gateway, http, codes)
+        echo("one clerk per township signed in (POST /auth/token)")
         slots = asyncio.Semaphore(64)
         births: dict[str, date] = {}
 
@@ -147,7 +150,7 @@ async def _script(
                 registration = codes[(i + 1) % len(codes)]
             record = demo_records.query(rng, residence, registration, about_birth=i % 5 == 4)
             async with slots:
-                response = await http.post(f"/nodes/{residence}/queries", json=record)
+                response = await http.post(f"/nodes/{residence}/queries", json=record, headers=clerks[residence])
             response.raise_for_status()
             births[response.json()["message_id"]] = date.fromisoformat(record["person"]["birth_date"])
 
@@ -164,7 +167,7 @@ async def _script(
         not_found = 0
         answers: list[tuple[str, str, dict[str, Any]]] = []
         for code in codes:
-            inbox = (await http.get(f"/nodes/{code}/inbox", params={"limit": messages + 1})).json()
+            inbox = (await http.get(f"/nodes/{code}/inbox", params={"limit": messages + 1}, headers=clerks[code])).json()
             for item in inbox:
                 if item["status"] != "received":
                     continue
@@ -178,7 +181,8 @@ async def _script(
 
         async def send_answer(code: str, message_id: str, payload: dict[str, Any]) -> None:
             async with slots:
-                response = await http.post(f"/nodes/{code}/inbox/{message_id}/feedback", json=payload)
+                response = await http.post(f"/nodes/{code}/inbox/{message_id}/feedback", json=payload,
+                                           headers=clerks[code])
             response.raise_for_status()
 
         await asyncio.gather(*(send_answer(*a) for a in answers))
@@ -221,6 +225,21 @@ async def _script(
         ok=lost == 0 and counts.answered == messages and quarantined == tamper,
     )
     return summary
+
+
+async def _sign_in_clerks(gateway: Gateway, http: httpx.AsyncClient, codes: list[str]) -> dict[str, dict[str, str]]:
+    """A clerk account per township (as `gateway users add` makes them), signed in over HTTP like any
+    client; their Authorization headers by township."""
+    assert gateway.access is not None, "the demo runs on a database"
+    headers: dict[str, dict[str, str]] = {}
+    for code in codes:
+        password = "Demo-" + secrets.token_urlsafe(12)
+        username = f"demo-clerk-{code}"
+        await gateway.access.add_user(username, Role.CLERK, code, password, actor="demo")
+        response = await http.post("/auth/token", data={"username": username, "password": password})
+        response.raise_for_status()
+        headers[code] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return headers
 
 
 async def _send_tampered(gateway: Gateway, count: int) -> None:

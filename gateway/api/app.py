@@ -6,11 +6,20 @@ Request bodies are validated by the codec, not by FastAPI, so a clerk gets the c
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
+from gateway.access import routes as access_routes
+from gateway.access.csrf import LoginCsrfCookie
+from gateway.access.deps import check_routes, require
+from gateway.access.permissions import Permission
+from gateway.access.principal import Principal
+from gateway.access.views import NodeView
 from gateway.api import imports
 from gateway.api import operator
 from gateway.bootstrap import Gateway
@@ -25,6 +34,12 @@ def get_gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+Public = Annotated[Principal | None, require(Permission.PUBLIC)]
+SignedIn = Annotated[Principal, require(Permission.SIGNED_IN)]
+Submitter = Annotated[Principal, require(Permission.NODE_SUBMIT)]
+Reader = Annotated[Principal, require(Permission.NODE_READ)]
+Answerer = Annotated[Principal, require(Permission.NODE_ANSWER)]
+Operator = Annotated[Principal, require(Permission.OPERATE)]
 Payload = Annotated[dict[str, Any], Body(description="the record as JSON; validated by the codec")]
 
 
@@ -68,8 +83,17 @@ async def _receipted(gateway: Gateway, sent: list[StoredMessage]) -> dict[str, A
 
 
 def create_app(gateway: Gateway) -> FastAPI:
-    app = FastAPI(title="Township exchange gateway", version="0.1.0")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_routes(app.routes)  # again at start-up: routers included after create_app are covered too
+        yield
+
+    # The API description is for signed-in users only (below); FastAPI's own routes would be public.
+    app = FastAPI(title="Township exchange gateway", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
+    app.add_middleware(LoginCsrfCookie)
+    app.include_router(access_routes.router)
     app.include_router(imports.router)
 
     @app.exception_handler(CodecError)
@@ -85,58 +109,75 @@ def create_app(gateway: Gateway) -> FastAPI:
         return JSONResponse(status_code=exc.status, content={"detail": exc.detail})
 
     @app.get("/health")
-    async def health(gw: GatewayDep) -> JSONResponse:
+    async def health(gw: GatewayDep, _: Public) -> JSONResponse:
+        """Public, so it says only whether all is well; operators see why at /operator/health."""
         report = await gw.health()
-        return JSONResponse(status_code=200 if report["status"] == "ok" else 503, content=report)
+        return JSONResponse(status_code=200 if report["status"] == "ok" else 503, content={"status": report["status"]})
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(_: SignedIn) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(_: Annotated[Principal, require(Permission.SIGNED_IN, page=True)]) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
     @app.get("/nodes")
-    async def nodes(gw: GatewayDep) -> list[str]:
+    async def nodes(gw: GatewayDep, _: SignedIn) -> list[str]:
         return sorted(gw.service.nodes)
 
     @app.post("/nodes/{code}/queries", status_code=202)
-    async def submit_query(code: str, payload: Payload, gw: GatewayDep) -> dict[str, Any]:
-        stored = await gw.service.submit(code, {**payload, "kind": payload.get("kind", "query")})
+    async def submit_query(code: str, payload: Payload, gw: GatewayDep, principal: Submitter, request: Request) -> dict[str, Any]:
+        view = NodeView.of(gw, principal, request, code)
+        stored = await view.submit({**payload, "kind": payload.get("kind", "query")})
         return render(gw, stored, body=False)
 
     @app.post("/nodes/{code}/notifications", status_code=202)
-    async def submit_notification(code: str, payload: Payload, gw: GatewayDep) -> dict[str, Any]:
-        stored = await gw.service.submit(code, {**payload, "kind": payload.get("kind", "notification")})
+    async def submit_notification(code: str, payload: Payload, gw: GatewayDep, principal: Submitter, request: Request) -> dict[str, Any]:
+        view = NodeView.of(gw, principal, request, code)
+        stored = await view.submit({**payload, "kind": payload.get("kind", "notification")})
         return render(gw, stored, body=False)
 
     @app.get("/nodes/{code}/inbox")
-    async def inbox(code: str, gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
-        gw.service.node(code)
-        received = await gw.store.list_messages(code, Direction.IN, limit=limit)
-        return [render(gw, m) for m in received if m.kind != "feedback"]
+    async def inbox(code: str, gw: GatewayDep, principal: Reader, request: Request, limit: int = 100) -> list[dict[str, Any]]:
+        view = NodeView.of(gw, principal, request, code)
+        received = [m for m in await view.list_messages(Direction.IN, limit=limit) if m.kind != "feedback"]
+        await view.audit_reads(received)
+        return [render(gw, m) for m in received]
 
     @app.get("/nodes/{code}/sent")
-    async def sent(code: str, gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
-        gw.service.node(code)
-        sent_messages = [m for m in await gw.store.list_messages(code, Direction.OUT, limit=limit) if m.kind != "feedback"]
+    async def sent(code: str, gw: GatewayDep, principal: Reader, request: Request, limit: int = 100) -> list[dict[str, Any]]:
+        view = NodeView.of(gw, principal, request, code)
+        sent_messages = [m for m in await view.list_messages(Direction.OUT, limit=limit) if m.kind != "feedback"]
         receipted = await _receipted(gw, sent_messages)
+        await view.audit_reads(sent_messages)
         return [render(gw, m, receipted=receipted) for m in sent_messages]
 
     @app.get("/nodes/{code}/messages/{message_id}")
-    async def message(code: str, message_id: str, gw: GatewayDep) -> dict[str, Any]:
-        gw.service.node(code)
+    async def message(code: str, message_id: str, gw: GatewayDep, principal: Reader, request: Request) -> dict[str, Any]:
+        view = NodeView.of(gw, principal, request, code)
         for direction in (Direction.OUT, Direction.IN):
-            stored = await gw.store.find(code, direction, message_id)
+            stored = await view.find(direction, message_id)
             if stored is not None:
                 out = render(gw, stored, receipted=await _receipted(gw, [stored]))
+                read = [stored]
                 if stored.answered_by:
                     reply_dir = Direction.IN if direction is Direction.OUT else Direction.OUT
-                    reply = await gw.store.find(code, reply_dir, stored.answered_by)
+                    reply = await view.find(reply_dir, stored.answered_by)
                     out["feedback"] = render(gw, reply) if reply else None
+                    read += [reply] if reply else []
+                await view.audit_reads(read)
                 return out
         raise UnknownMessage(f"{code} has no message {message_id}")
 
     @app.post("/nodes/{code}/inbox/{message_id}/feedback", status_code=202)
-    async def answer(code: str, message_id: str, payload: Payload, gw: GatewayDep) -> dict[str, Any]:
-        stored = await gw.service.answer(code, message_id, payload)
+    async def answer(code: str, message_id: str, payload: Payload, gw: GatewayDep, principal: Answerer,
+                     request: Request) -> dict[str, Any]:
+        stored = await NodeView.of(gw, principal, request, code).answer(message_id, payload)
         return render(gw, stored, body=False)
 
     @app.get("/nodes/{code}/cases")
-    async def cases(code: str, gw: GatewayDep) -> list[dict[str, Any]]:
+    async def cases(code: str, gw: GatewayDep, _: Reader) -> list[dict[str, Any]]:
         """The open queries and notifications this township must answer, with their deadlines and states."""
         gw.service.node(code)
         if gw.tracker is None:
@@ -145,7 +186,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return [CASE.dump_python(c, mode="json") for c in sorted(found, key=lambda c: c.deadline.due_at)]
 
     @app.get("/nodes/{code}/tasks")
-    async def tasks(code: str, gw: GatewayDep) -> list[dict[str, Any]]:
+    async def tasks(code: str, gw: GatewayDep, _: Reader) -> list[dict[str, Any]]:
         """Re-verification tasks: queries answered 查无此人 that this township must visit again and correct."""
         gw.service.node(code)
         if gw.tracker is None:
@@ -153,7 +194,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return [TASK.dump_python(t, mode="json") for t in await gw.tracker.store.tasks(code)]
 
     @app.get("/nodes/{code}/reminders")
-    async def reminders(code: str, gw: GatewayDep) -> list[dict[str, Any]]:
+    async def reminders(code: str, gw: GatewayDep, _: Reader) -> list[dict[str, Any]]:
         """Due-soon and overdue notices the gateway sent this township."""
         gw.service.node(code)
         if gw.tracker is None:
@@ -162,7 +203,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                 for at, r in await gw.tracker.store.reminders(code)]
 
     @app.get("/quarantine")
-    async def quarantine(gw: GatewayDep, limit: int = 100) -> list[dict[str, Any]]:
+    async def quarantine(gw: GatewayDep, _: Operator, limit: int = 100) -> list[dict[str, Any]]:
         return [
             {"id": q.id, "received_at": q.received_at.isoformat(), "reason": q.reason, "detail": q.detail,
              "message_id": q.message_id, "sender": q.sender, "recipient": q.recipient, "kind": q.kind,
@@ -171,10 +212,11 @@ def create_app(gateway: Gateway) -> FastAPI:
         ]
 
     @app.get("/stats")
-    async def stats(gw: GatewayDep) -> dict[str, Any]:
+    async def stats(gw: GatewayDep, _: Operator) -> dict[str, Any]:
         c = await gw.store.counts()
         return {"sent": c.sent, "received": c.received, "answered": c.answered,
                 "outbox_pending": c.outbox_pending, "quarantined": c.quarantined}
 
     app.include_router(operator.router)
+    check_routes(app.routes)
     return app

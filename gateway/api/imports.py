@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 
+from gateway.access.audit import Action
+from gateway.access.deps import require
+from gateway.access.permissions import Permission
+from gateway.access.principal import Principal
+from gateway.access.views import NodeView
 from gateway.codec.bulk_import import import_file
 from gateway.codec.errors import CodecError
 from gateway.exchange.errors import ExchangeError, InvalidRequest
@@ -24,12 +29,13 @@ router = APIRouter()
 async def import_cards(
     code: str,
     request: Request,
+    principal: Annotated[Principal, require(Permission.NODE_IMPORT)],
     kind: Literal["query", "notification"] = "query",
     filename: str = "cards.csv",
 ) -> dict[str, Any]:
     """Body: the file's bytes; `filename` tells .csv from .xlsx."""
     gateway = request.app.state.gateway
-    gateway.service.node(code)
+    view = NodeView.of(gateway, principal, request, code)
     suffix = Path(filename).suffix.lower() or ".csv"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
@@ -39,7 +45,7 @@ async def import_cards(
     sent = []
     for good in report.good:
         try:
-            stored = await gateway.service.submit(code, good.message.model_dump(mode="json", exclude_none=True))
+            stored = await view.submit(good.message.model_dump(mode="json", exclude_none=True))
         except InvalidRequest as exc:
             errors += [{"row": good.row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
         except CodecError as exc:
@@ -48,6 +54,8 @@ async def import_cards(
             errors.append({"row": good.row, "column": "", "field": "", "reason": exc.detail})
         else:
             sent.append({"row": good.row, "message_id": stored.message_id})
+    await view.audit(Action.IMPORT, filename[:64], result="ok" if not errors else "partial",
+                     detail=f"{kind}: {report.rows_read} rows, {len(sent)} sent, {len(errors)} refused")
     return {
         "rows_read": report.rows_read,
         "sent": sent,

@@ -7,7 +7,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 
+from gateway.access.audit import Action, AuditEntry
+from gateway.access.deps import require, source_address
+from gateway.access.permissions import Permission
+from gateway.access.principal import Principal
 from gateway.bootstrap import Gateway
 from gateway.exchange.records import OutboxBacklog, QuarantineItem
 from gateway.exchange.redrive import NotQuarantined, redrive_quarantined
@@ -19,7 +24,17 @@ def _gateway(request: Request) -> Gateway:
 
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
+Operator = Annotated[Principal, require(Permission.OPERATE)]
+
 router = APIRouter(prefix="/operator", tags=["operator"])
+
+
+async def _audit(gw: Gateway, principal: Principal, request: Request, action: str, object_id: str, result: str,
+                 detail: str = "") -> None:
+    if gw.access is not None:
+        await gw.access.audit.record(AuditEntry(action, principal.username, principal.role.value,
+                                                source_address(request), object_id=object_id, result=result,
+                                                detail=detail))
 
 
 def quarantine_view(q: QuarantineItem, *, detail: bool = False) -> dict[str, Any]:
@@ -49,13 +64,13 @@ async def queues_view(gateway: Gateway) -> list[dict[str, Any]]:
 
 
 @router.get("/quarantine")
-async def list_quarantine(gw: GatewayDep, limit: int = 100, unresolved: bool = False) -> list[dict[str, Any]]:
+async def list_quarantine(gw: GatewayDep, _: Operator, limit: int = 100, unresolved: bool = False) -> list[dict[str, Any]]:
     items = await gw.store.list_quarantine(limit)
     return [quarantine_view(q) for q in items if not (unresolved and q.resolved)]
 
 
 @router.get("/quarantine/{item_id}")
-async def show_quarantine(item_id: int, gw: GatewayDep) -> dict[str, Any]:
+async def show_quarantine(item_id: int, gw: GatewayDep, _: Operator) -> dict[str, Any]:
     item = await gw.store.get_quarantine(item_id)
     if item is None:
         raise HTTPException(404, f"no quarantined message {item_id}")
@@ -63,28 +78,39 @@ async def show_quarantine(item_id: int, gw: GatewayDep) -> dict[str, Any]:
 
 
 @router.post("/quarantine/{item_id}/redrive")
-async def redrive(item_id: int, gw: GatewayDep) -> dict[str, Any]:
+async def redrive(item_id: int, gw: GatewayDep, principal: Operator, request: Request) -> dict[str, Any]:
     try:
         result = await redrive_quarantined(gw.service, gw.store, gw.clock, item_id)
     except NotQuarantined as exc:
+        await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", "not_found")
         raise HTTPException(404, str(exc)) from None
+    await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", result.result, result.reason or "")
     return {"id": result.item_id, "result": result.result, "reason": result.reason, "detail": result.detail}
 
 
 @router.get("/outbox")
-async def outbox(gw: GatewayDep) -> dict[str, Any]:
+async def outbox(gw: GatewayDep, _: Operator) -> dict[str, Any]:
     return backlog_view(await gw.store.outbox_backlog(gw.clock.now()))
 
 
 @router.get("/queues")
-async def queues(gw: GatewayDep) -> list[dict[str, Any]]:
+async def queues(gw: GatewayDep, _: Operator) -> list[dict[str, Any]]:
     """Ready messages per queue: the inbox's is the consumer lag, the poison queue's what waits for an operator."""
     return await queues_view(gw)
 
 
 @router.post("/poison/redrive")
-async def redrive_poison(gw: GatewayDep, limit: int = 1000) -> dict[str, Any]:
+async def redrive_poison(gw: GatewayDep, principal: Operator, request: Request, limit: int = 1000) -> dict[str, Any]:
     move = getattr(gw.broker, "redrive_poison", None)
     if move is None:
         raise HTTPException(501, "this broker has no poison queue")
-    return {"moved": await move(limit)}
+    moved = await move(limit)
+    await _audit(gw, principal, request, Action.REDRIVE, "poison", "ok", f"moved {moved}")
+    return {"moved": moved}
+
+
+@router.get("/health")
+async def health(gw: GatewayDep, _: Operator) -> JSONResponse:
+    """The database's and the broker's state (the public /health says only ok or degraded)."""
+    report = await gw.health()
+    return JSONResponse(status_code=200 if report["status"] == "ok" else 503, content=report)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
-
-from gateway.api.app import create_app
+from gateway.access.principal import Role
 from gateway.exchange.records import Direction
+from tests.access.helpers import signed_in_client
 from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings
 
 HEADER = "现居住地乡镇代码,户籍地乡镇代码,姓名,身份证号码,出生日期,性别"
@@ -18,7 +17,7 @@ async def test_uploaded_cards_send_good_rows_and_report_each_bad_one():
     gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION))
     await gw.start(relay=False)
     body = "\n".join([HEADER, GOOD, BAD_CHECK, UNSERVED]).encode("utf-8")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gw)), base_url="http://gw") as http:
+    async with signed_in_client(gw, Role.CLERK, RESIDENCE) as http:
         response = await http.post(f"/nodes/{RESIDENCE}/imports", params={"kind": "query", "filename": "cards.csv"},
                                    content=body)
     assert response.status_code == 200, response.text

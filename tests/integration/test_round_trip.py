@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aio_pika
-import httpx
 import pytest
 
-from gateway.api.app import create_app
+from gateway.access.principal import Role
 from gateway.bootstrap import Gateway
 from gateway.exchange.records import Direction
 from gateway.security.directory import KeyDirectory
@@ -23,6 +22,7 @@ from gateway.exchange.receipting import is_receipt
 from gateway.security.envelope import open_envelope, parse_envelope
 from gateway.security.receipts import parse_receipt, verify_receipt
 from gateway.security.suites import SUITES
+from tests.access.helpers import signed_in_client
 from tests.gateways import FOUND, REGISTRATION, RESIDENCE, keyrings, real_gateway, sample_query
 
 pytestmark = [pytest.mark.broker]
@@ -84,9 +84,9 @@ async def witness(amqp_url, run_token) -> AsyncIterator[list[bytes]]:
 
 async def test_query_and_feedback_round_trip_over_rabbitmq_from_http_to_http(two_gateways, witness):
     residence, registration, rings = two_gateways
-    res_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(residence)), base_url="http://res")
-    reg_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(registration)), base_url="http://reg")
-    async with res_http, reg_http:
+    res_http = signed_in_client(residence, Role.CLERK, RESIDENCE, base_url="http://res")
+    reg_http = signed_in_client(registration, Role.CLERK, REGISTRATION, base_url="http://reg")
+    async with res_http as res_http, reg_http as reg_http:
         posted = await res_http.post(f"/nodes/{RESIDENCE}/queries", json=sample_query())
         assert posted.status_code == 202, posted.text
         query_id = posted.json()["message_id"]
@@ -157,7 +157,7 @@ async def test_malformed_query_gets_422_with_field_level_reasons(two_gateways):
     bad_id["person"] = {**bad_id["person"], "citizen_id": "120101199005170242"}
     bad_fields["person"] = {**bad_fields["person"], "name": ""}
     bad_fields["about_birth"] = "yes"
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(residence)), base_url="http://res") as http:
+    async with signed_in_client(residence, Role.CLERK, RESIDENCE, base_url="http://res") as http:
         refused_id = await http.post(f"/nodes/{RESIDENCE}/queries", json=bad_id)
         refused_fields = await http.post(f"/nodes/{RESIDENCE}/queries", json=bad_fields)
     assert (refused_id.status_code, refused_fields.status_code) == (422, 422)
@@ -169,19 +169,21 @@ async def test_malformed_query_gets_422_with_field_level_reasons(two_gateways):
 
 async def test_forged_envelope_on_the_wire_is_quarantined_and_listed_for_the_operator(two_gateways, amqp_url, run_token):
     residence, registration, _ = two_gateways
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(residence)), base_url="http://res") as http:
+    async with signed_in_client(residence, Role.CLERK, RESIDENCE, base_url="http://res") as http:
         query_id = (await http.post(f"/nodes/{RESIDENCE}/queries", json=sample_query())).json()["message_id"]
     sent = await residence.store.find(RESIDENCE, Direction.OUT, query_id)
     forged = bytearray(sent.envelope)
     forged[-80] ^= 0x01
     await residence.broker.publish(REGISTRATION, bytes(forged), message_id="forged", kind="query")
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(registration)), base_url="http://reg") as http:
+    async with signed_in_client(registration, Role.OPERATOR, base_url="http://reg") as http:
         async def listed():
             return (await http.get("/quarantine")).json()
 
         [item] = await eventually(listed)
         assert item["reason"] == "bad_signature"
         assert item["message_id"] == query_id
-        health = (await http.get("/health")).json()
+        health = (await http.get("/operator/health")).json()
+        public = (await http.get("/health")).json()
     assert health == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert public == {"status": "ok"}  # the public route says no more than that

@@ -157,18 +157,18 @@ async def test_redelivered_query_does_not_open_a_second_case(gateway):
 
 
 async def test_clerks_see_cases_tasks_and_reminders_over_http(gateway):
-    import httpx
-
-    from gateway.api.app import create_app
+    from gateway.access.principal import Role
+    from tests.access.helpers import signed_in_client
 
     query = await send_query(gateway)
     await answer(gateway, await send_query(gateway), NOT_FOUND)
     gateway.clock.set(datetime(2026, 3, 25, 0, 0, tzinfo=CST))
     await gateway.tracker.tick()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gateway)), base_url="http://gw") as http:
+    async with signed_in_client(gateway, Role.CLERK, REGISTRATION) as http:
         cases = (await http.get(f"/nodes/{REGISTRATION}/cases")).json()
-        tasks = (await http.get(f"/nodes/{RESIDENCE}/tasks")).json()
         reminders = (await http.get(f"/nodes/{REGISTRATION}/reminders")).json()
+    async with signed_in_client(gateway, Role.CLERK, RESIDENCE) as http:
+        tasks = (await http.get(f"/nodes/{RESIDENCE}/tasks")).json()
     assert [(c["case_id"], c["state"]) for c in cases] == [(query.message_id, "overdue")]
     assert [t["state"] for t in tasks] == ["open"]
     assert [r["kind"] for r in reminders] == ["overdue"]

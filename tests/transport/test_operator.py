@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
-from gateway.api.app import create_app
+from gateway.access.principal import Role
 from gateway.cli import app as cli
 from gateway.codec import wire
 from gateway.codec.messages import parse_message
@@ -16,6 +15,7 @@ from gateway.exchange.ports import Delivery
 from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import seal
 from gateway.security.keys import generate_keyring
+from tests.access.helpers import signed_in_client
 from tests.gateways import ELSEWHERE, REGISTRATION, RESIDENCE, T0, fake_gateway, keyrings, sample_query
 
 
@@ -27,8 +27,9 @@ async def gateway():
     await gw.stop()
 
 
-def http(gateway) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(gateway)), base_url="http://gw")
+def http(gateway):
+    """A signed-in operator's client (operator routes need the OPERATE permission)."""
+    return signed_in_client(gateway, Role.OPERATOR)
 
 
 async def test_message_from_a_sender_missing_in_the_directory_is_redriven_once_its_key_is_added(gateway):
@@ -56,7 +57,9 @@ async def test_message_from_a_sender_missing_in_the_directory_is_redriven_once_i
         [after] = (await client.get("/operator/quarantine")).json()
         assert after["resolved"] is True and after["redriven_at"] is not None
         assert (await client.get("/operator/quarantine", params={"unresolved": True})).json() == []
-        inbox = (await client.get(f"/nodes/{REGISTRATION}/inbox")).json()
+        assert (await client.get(f"/nodes/{REGISTRATION}/inbox")).status_code == 403  # an operator reads no records
+    async with signed_in_client(gateway, Role.CLERK, REGISTRATION) as clerk:
+        inbox = (await clerk.get(f"/nodes/{REGISTRATION}/inbox")).json()
         assert [m["message_id"] for m in inbox] == ["n1"]
 
 

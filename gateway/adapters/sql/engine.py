@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from gateway.adapters.sql import security_tables, workflow_tables  # noqa: F401  (register their tables)
+from gateway.adapters.sql import access_tables, security_tables, workflow_tables  # noqa: F401  (register their tables)
 
 
 def is_sqlite(url: str) -> bool:

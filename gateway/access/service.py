@@ -1,0 +1,183 @@
+"""Sign-in, sessions, API tokens and account changes: the rules, over the account store and the audit
+trail, on the gateway's clock (so lock-out and idle expiry are tested with a fake one)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from gateway.access import passwords, totp
+from gateway.access.audit import Action, AuditEntry
+from gateway.access.principal import SCOPE_LENGTHS, Principal, Role
+from gateway.adapters.sql.account_store import NoSuchUser, SqlAccountStore, TokenRow, UserExists, UserRow
+from gateway.adapters.sql.audit_store import SqlAuditTrail
+from gateway.clock import Clock
+
+MAX_FAILURES = 5
+LOCK_FOR = timedelta(minutes=15)
+SESSION_IDLE = timedelta(minutes=30)
+SECOND_FACTOR_ROLES = frozenset({Role.OPERATOR, Role.AUDITOR, Role.ADMIN})
+
+__all__ = ["AccessService", "SignInRefused", "SignedIn", "NewUser", "UserExists", "NoSuchUser", "InvalidAccount"]
+
+
+class SignInRefused(Exception):
+    """Why a sign-in failed, as one of the codes the /login page renders."""
+
+    CODES = ("bad_credentials", "locked", "otp_required", "otp_wrong", "disabled")
+
+    def __init__(self, code: str) -> None:
+        assert code in self.CODES
+        super().__init__(code)
+        self.code = code
+
+
+class InvalidAccount(ValueError):
+    """A bad role, scope or password for a new or changed account; the message says which."""
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    principal: Principal
+    token: str  # shown once: the database keeps only its SHA-256
+    expires_in: int  # seconds of idleness after which the session ends
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: UserRow
+    otpauth_uri: str | None  # printed once by `gateway users add`
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccessService:
+    def __init__(self, store: SqlAccountStore, audit: SqlAuditTrail, clock: Clock, *,
+                 hosted_townships: frozenset[str] | None = None) -> None:
+        self.store = store
+        self.audit = audit
+        self.clock = clock
+        self.hosted_townships = hosted_townships  # a clerk's township must be one of them (None: any)
+
+    # -- signing in -------------------------------------------------------------------------------
+
+    async def sign_in(self, username: str, password: str, otp: str = "", *, source: str) -> SignedIn:
+        now = self.clock.now()
+        user = await self.store.get_user(username)
+
+        async def refuse(code: str, *, count: bool) -> SignInRefused:
+            locked = False
+            if count and user is not None:
+                locked = await self.store.record_failure(user.id, now, limit=MAX_FAILURES, lock_for=LOCK_FOR)
+            entries = [AuditEntry(Action.SIGN_IN, username, user.role.value if user else "", source, result=code)]
+            if locked:
+                entries.append(AuditEntry(Action.ACCOUNT_LOCKED, username, user.role.value if user else "", source,
+                                          object_id=username, result="locked",
+                                          detail=f"{MAX_FAILURES} consecutive failures; locked for {LOCK_FOR}"))
+            await self.audit.record_many(entries)
+            return SignInRefused("locked" if locked and code != "locked" else code)
+
+        if user is not None and user.locked_at(now):
+            # While locked even the right password is refused, and it is not checked at all.
+            raise await refuse("locked", count=False)
+        if not await passwords.verify_password(user.password_hash if user else None, password):
+            raise await refuse("bad_credentials", count=True)
+        assert user is not None
+        if user.disabled:
+            raise await refuse("disabled", count=False)
+        if user.role in SECOND_FACTOR_ROLES:
+            if not otp.strip():
+                raise await refuse("otp_required", count=False)
+            step = totp.matching_step(user.totp_secret or "", otp, now) if user.totp_secret else None
+            if step is None or not await self.store.use_totp_step(user.id, step):
+                raise await refuse("otp_wrong", count=True)
+        if not await self.store.record_success(user.id, now):
+            raise await refuse("locked", count=False)  # locked by concurrent failures while we checked
+        token = secrets.token_urlsafe(32)
+        credential_id = await self.store.create_credential(user.id, "session", token_sha256(token), now)
+        principal = Principal(user.username, user.role, user.scope, session_id=str(credential_id))
+        await self.audit.record(AuditEntry(Action.SIGN_IN, username, user.role.value, source,
+                                           object_id=str(credential_id)))
+        return SignedIn(principal, token, int(SESSION_IDLE.total_seconds()))
+
+    async def authenticate(self, token: str) -> Principal | None:
+        return await self.store.use_credential(token_sha256(token), self.clock.now(), idle=SESSION_IDLE)
+
+    async def sign_out(self, token: str, principal: Principal, *, source: str) -> None:
+        await self.store.revoke_credential(token_sha256(token), self.clock.now())
+        await self.audit.record(AuditEntry(Action.SIGN_OUT, principal.username, principal.role.value, source,
+                                           object_id=principal.session_id or ""))
+
+    # -- accounts (the CLI, as an administrator or on an empty database) --------------------------
+
+    def check_scope(self, role: Role, scope: str) -> str:
+        scope = scope.strip()
+        lengths = SCOPE_LENGTHS[role]
+        if len(scope) not in lengths or (scope and not scope.isdigit()):
+            want = " or ".join(f"{n}-digit" for n in sorted(lengths) if n) or "no"
+            raise InvalidAccount(f"a {role.value} takes {want} --scope" + ("" if scope == "" or 0 in lengths else ""))
+        if role is Role.CLERK and self.hosted_townships is not None and scope not in self.hosted_townships:
+            raise InvalidAccount(f"township {scope} is not hosted by this gateway")
+        return scope
+
+    async def add_user(self, username: str, role: Role, scope: str, password: str, *, actor: str, source: str = "cli") -> NewUser:
+        if not username or len(username) > 64 or not all(c.isalnum() or c in "._-@" for c in username):
+            raise InvalidAccount("a username is 1 to 64 letters, digits or . _ - @")
+        scope = self.check_scope(role, scope)
+        try:
+            password_hash = passwords.hash_password(password)
+        except passwords.WeakPassword as exc:
+            raise InvalidAccount(str(exc)) from None
+        secret = totp.new_secret() if role in SECOND_FACTOR_ROLES else None
+        user = await self.store.add_user(username, role, scope, password_hash, secret, self.clock.now())
+        await self._audit_account(Action.USER_ADD, actor, source, username, detail=f"role {role.value} scope {scope or '-'}")
+        return NewUser(user, totp.provisioning_uri(secret, username) if secret else None)
+
+    async def set_disabled(self, username: str, disabled: bool, *, actor: str, source: str = "cli") -> None:
+        await self.store.set_disabled(username, disabled, self.clock.now())
+        await self._audit_account(Action.USER_DISABLE if disabled else Action.USER_ENABLE, actor, source, username)
+
+    async def reset_password(self, username: str, password: str, *, actor: str, source: str = "cli") -> None:
+        try:
+            password_hash = passwords.hash_password(password)
+        except passwords.WeakPassword as exc:
+            raise InvalidAccount(str(exc)) from None
+        await self.store.set_password(username, password_hash, self.clock.now())
+        await self._audit_account(Action.USER_RESET_PASSWORD, actor, source, username)
+
+    async def remove_user(self, username: str, *, actor: str, source: str = "cli") -> None:
+        await self.store.remove_user(username)
+        await self._audit_account(Action.USER_REMOVE, actor, source, username)
+
+    async def issue_token(self, username: str, days: int, *, actor: str, source: str = "cli", label: str = "") -> tuple[int, str]:
+        if not 1 <= days <= 366:
+            raise InvalidAccount("--days is 1 to 366")
+        user = await self.store.get_user(username)
+        if user is None:
+            raise NoSuchUser(f"no user {username!r}")
+        if user.disabled:
+            raise InvalidAccount(f"user {username!r} is disabled")
+        now = self.clock.now()
+        token = secrets.token_urlsafe(32)
+        token_id = await self.store.create_credential(user.id, "api", token_sha256(token), now,
+                                                      expires_at=now + timedelta(days=days), label=label[:64])
+        await self._audit_account(Action.TOKEN_ISSUE, actor, source, username, detail=f"token {token_id}, {days} days")
+        return token_id, token
+
+    async def revoke_token(self, token_id: int, *, actor: str, source: str = "cli") -> None:
+        owner = await self.store.revoke_token_id(token_id, self.clock.now())
+        if owner is None:
+            raise NoSuchUser(f"no live token {token_id}")
+        await self._audit_account(Action.TOKEN_REVOKE, actor, source, owner, detail=f"token {token_id}")
+
+    async def list_tokens(self, username: str | None = None) -> list[TokenRow]:
+        return await self.store.list_tokens(username)
+
+    async def _audit_account(self, action: str, actor: str, source: str, username: str, *, detail: str = "") -> None:
+        actor_row = await self.store.get_user(actor) if actor != "cli" else None
+        await self.audit.record(AuditEntry(action, actor, actor_row.role.value if actor_row else "", source,
+                                           object_id=username, detail=detail))

@@ -1,0 +1,233 @@
+"""Accounts and credentials on SQLAlchemy Core. Every decision two requests could race on is one
+conditional UPDATE decided by the database: the failure counter and the lock, the one-time code's
+step, and the idle expiry of a session (an expired session cannot be brought back by a late request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.access.principal import Principal, Role
+from gateway.adapters.sql.access_tables import credentials, users
+from gateway.adapters.sql.engine import write_transaction
+
+
+class UserExists(ValueError):
+    pass
+
+
+class NoSuchUser(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    username: str
+    role: Role
+    scope: str
+    password_hash: str
+    totp_secret: str | None
+    totp_last_step: int
+    disabled: bool
+    failed_attempts: int
+    locked_until: datetime | None
+    created_at: datetime
+
+    def locked_at(self, now: datetime) -> bool:
+        return self.locked_until is not None and _aware(self.locked_until) > now
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: int
+    username: str
+    kind: str
+    label: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _aware(instant: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC.
+    from datetime import timezone
+    return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+
+
+def _user(row: object) -> UserRow:
+    m = row._mapping  # type: ignore[attr-defined]
+    return UserRow(
+        id=int(m["id"]), username=m["username"], role=Role(m["role"]), scope=m["scope"], password_hash=m["password_hash"],
+        totp_secret=m["totp_secret"], totp_last_step=int(m["totp_last_step"]), disabled=bool(m["disabled"]),
+        failed_attempts=int(m["failed_attempts"]), locked_until=_aware(m["locked_until"]) if m["locked_until"] else None,
+        created_at=_aware(m["created_at"]),
+    )
+
+
+def _not_locked(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(users.c.locked_until.is_(None), users.c.locked_until <= now)
+
+
+class SqlAccountStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # -- accounts ---------------------------------------------------------------------------------
+
+    async def add_user(self, username: str, role: Role, scope: str, password_hash: str, totp_secret: str | None,
+                       now: datetime) -> UserRow:
+        try:
+            async with write_transaction(self.engine) as conn:
+                await conn.execute(insert(users), {
+                    "username": username, "role": role.value, "scope": scope, "password_hash": password_hash,
+                    "totp_secret": totp_secret, "totp_last_step": 0, "disabled": False, "failed_attempts": 0,
+                    "locked_until": None, "created_at": now, "password_changed_at": now,
+                })
+        except IntegrityError:
+            raise UserExists(f"there is already a user {username!r}") from None
+        found = await self.get_user(username)
+        assert found is not None
+        return found
+
+    async def get_user(self, username: str) -> UserRow | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.username == username))).first()
+        return _user(row) if row else None
+
+    async def list_users(self) -> list[UserRow]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.username))).all()
+        return [_user(r) for r in rows]
+
+    async def count_users(self) -> int:
+        return len(await self.list_users())
+
+    async def _update_user(self, username: str, values: dict[str, object], *, revoke_at: datetime | None = None) -> None:
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(update(users).where(users.c.username == username).values(**values)
+                                        .returning(users.c.id))
+            row = result.first()
+            if row is None:
+                raise NoSuchUser(f"no user {username!r}")
+            if revoke_at is not None:
+                await conn.execute(update(credentials)
+                                   .where(credentials.c.user_id == row[0], credentials.c.revoked_at.is_(None))
+                                   .values(revoked_at=revoke_at))
+
+    async def set_disabled(self, username: str, disabled: bool, now: datetime) -> None:
+        # Disabling signs the user out everywhere: every session and API token is revoked.
+        await self._update_user(username, {"disabled": disabled}, revoke_at=now if disabled else None)
+
+    async def set_password(self, username: str, password_hash: str, now: datetime) -> None:
+        await self._update_user(username, {"password_hash": password_hash, "password_changed_at": now,
+                                           "failed_attempts": 0, "locked_until": None}, revoke_at=now)
+
+    async def remove_user(self, username: str) -> None:
+        async with write_transaction(self.engine) as conn:
+            row = (await conn.execute(select(users.c.id).where(users.c.username == username))).first()
+            if row is None:
+                raise NoSuchUser(f"no user {username!r}")
+            await conn.execute(delete(credentials).where(credentials.c.user_id == row[0]))
+            await conn.execute(delete(users).where(users.c.id == row[0]))
+
+    # -- sign-in bookkeeping ----------------------------------------------------------------------
+
+    async def record_failure(self, user_id: int, now: datetime, *, limit: int, lock_for: timedelta) -> bool:
+        """Count one failed attempt; the one that reaches ``limit`` locks the account (and restarts the
+        count). Returns whether this attempt locked it. One UPDATE: concurrent failures each count."""
+        reaching = users.c.failed_attempts + 1 >= limit
+        from sqlalchemy import case
+        async with write_transaction(self.engine) as conn:
+            row = (await conn.execute(
+                update(users).where(users.c.id == user_id, _not_locked(now))
+                .values(failed_attempts=case((reaching, 0), else_=users.c.failed_attempts + 1),
+                        locked_until=case((reaching, now + lock_for), else_=users.c.locked_until))
+                .returning(users.c.locked_until)
+            )).first()
+        return row is not None and row[0] is not None and _aware(row[0]) > now
+
+    async def record_success(self, user_id: int, now: datetime) -> bool:
+        """Reset the failure count; False when the account was locked meanwhile (then no sign-in)."""
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(update(users).where(users.c.id == user_id, _not_locked(now))
+                                        .values(failed_attempts=0, locked_until=None))
+        return (result.rowcount or 0) == 1
+
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Claim a one-time code's time step; False when it (or a later one) was used already."""
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(update(users).where(users.c.id == user_id, users.c.totp_last_step < step)
+                                        .values(totp_last_step=step))
+        return (result.rowcount or 0) == 1
+
+    # -- sessions and API tokens ------------------------------------------------------------------
+
+    async def create_credential(self, user_id: int, kind: str, token_sha256: str, now: datetime, *,
+                                expires_at: datetime | None = None, label: str = "") -> int:
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(insert(credentials).returning(credentials.c.id), {
+                "token_sha256": token_sha256, "user_id": user_id, "kind": kind, "label": label, "created_at": now,
+                "last_used_at": now, "expires_at": expires_at, "revoked_at": None,
+            })
+            return int(result.scalar_one())
+
+    async def use_credential(self, token_sha256: str, now: datetime, *, idle: timedelta) -> Principal | None:
+        """The principal of a live credential, marking it used now; None when unknown, revoked,
+        expired (a session idle for longer than ``idle``, a token past its date) or its user disabled.
+
+        The expiry test and the touch are one UPDATE: of two requests racing a session's expiry,
+        neither can refresh it once the database has seen it idle too long."""
+        live = and_(
+            credentials.c.token_sha256 == token_sha256,
+            credentials.c.revoked_at.is_(None),
+            or_(and_(credentials.c.kind == "session", credentials.c.last_used_at > now - idle),
+                and_(credentials.c.kind == "api", credentials.c.expires_at > now)),
+        )
+        async with write_transaction(self.engine) as conn:
+            row = (await conn.execute(update(credentials).where(live).values(last_used_at=now)
+                                      .returning(credentials.c.id, credentials.c.user_id))).first()
+            if row is None:
+                return None
+            user = (await conn.execute(select(users.c.username, users.c.role, users.c.scope, users.c.disabled)
+                                       .where(users.c.id == row[1]))).first()
+        if user is None or user[3]:
+            return None
+        return Principal(user[0], Role(user[1]), user[2], session_id=str(row[0]))
+
+    async def revoke_credential(self, token_sha256: str, now: datetime) -> bool:
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(update(credentials)
+                                        .where(credentials.c.token_sha256 == token_sha256, credentials.c.revoked_at.is_(None))
+                                        .values(revoked_at=now))
+        return (result.rowcount or 0) == 1
+
+    async def revoke_token_id(self, token_id: int, now: datetime) -> str | None:
+        """Revoke by id (the CLI); the owner's username, or None when there is no such live token."""
+        async with write_transaction(self.engine) as conn:
+            row = (await conn.execute(update(credentials)
+                                      .where(credentials.c.id == token_id, credentials.c.revoked_at.is_(None))
+                                      .values(revoked_at=now).returning(credentials.c.user_id))).first()
+            if row is None:
+                return None
+            return (await conn.execute(select(users.c.username).where(users.c.id == row[0]))).scalar_one()
+
+    async def list_tokens(self, username: str | None = None, *, kind: str | None = "api") -> list[TokenRow]:
+        query = (select(credentials, users.c.username).join(users, users.c.id == credentials.c.user_id)
+                 .order_by(credentials.c.id))
+        if username is not None:
+            query = query.where(users.c.username == username)
+        if kind is not None:
+            query = query.where(credentials.c.kind == kind)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [TokenRow(int(m["id"]), m["username"], m["kind"], m["label"], _aware(m["created_at"]),
+                         _aware(m["last_used_at"]), _aware(m["expires_at"]) if m["expires_at"] else None,
+                         _aware(m["revoked_at"]) if m["revoked_at"] else None)
+                for m in (r._mapping for r in rows)]
