@@ -23,6 +23,7 @@ from gateway.access.views import NodeView
 from gateway.api import imports
 from gateway.api import operator
 from gateway.bootstrap import Gateway
+from gateway.web import install_pages
 from gateway.codec.errors import CodecError, FieldError
 from gateway.exchange.errors import ExchangeError, InvalidRequest, UnknownMessage
 from gateway.exchange.records import Direction, Status, StoredMessage
@@ -217,6 +218,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return {"sent": c.sent, "received": c.received, "answered": c.answered,
                 "outbox_pending": c.outbox_pending, "quarantined": c.quarantined}
 
+    install_pages(app)  # the HTML pages (gateway/web): before the operator API, so /operator is the page
     app.include_router(operator.router)
     check_routes(app.routes)
     return app

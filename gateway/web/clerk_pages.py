@@ -13,10 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.access.deps import require
+from gateway.access.views import NodeView
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.codec import code_tables
@@ -30,10 +31,10 @@ from gateway.web.render import cn_date, township_label
 
 router = APIRouter(prefix="/township/{code}")
 
-Reader = Annotated[Principal, Depends(require(Permission.NODE_READ))]
-Submitter = Annotated[Principal, Depends(require(Permission.NODE_SUBMIT))]
-Answerer = Annotated[Principal, Depends(require(Permission.NODE_ANSWER))]
-Importer = Annotated[Principal, Depends(require(Permission.NODE_IMPORT))]
+Reader = Annotated[Principal, require(Permission.NODE_READ, page=True)]
+Submitter = Annotated[Principal, require(Permission.NODE_SUBMIT, page=True)]
+Answerer = Annotated[Principal, require(Permission.NODE_ANSWER, page=True)]
+Importer = Annotated[Principal, require(Permission.NODE_IMPORT, page=True)]
 
 KIND_LABELS = {"query": "查询", "notification": "通报", "feedback": "反馈"}
 RESULT_LABELS = {"found": "查到此人", "not_found": "查无此人", "no_such_person": "查无此人"}
@@ -100,9 +101,10 @@ async def _open_cases(gw: Any, code: str) -> dict[str, Any]:
 @router.get("/inbox", response_class=HTMLResponse)
 async def inbox(code: str, request: Request, principal: Reader) -> Response:
     gw = _gateway(request)
-    gw.service.node(code)
+    view = NodeView.of(gw, principal, request, code)
     now = gw.clock.now()
-    received = [m for m in await gw.store.list_messages(code, Direction.IN, limit=200) if m.kind != "feedback"]
+    received = [m for m in await view.list_messages(Direction.IN, limit=200) if m.kind != "feedback"]
+    await view.audit_reads(received)
     cases = await _open_cases(gw, code)
     pending, done = [], []
     for m in received:
@@ -123,9 +125,10 @@ async def inbox(code: str, request: Request, principal: Reader) -> Response:
                 done=done[:50])
 
 
-async def _message_context(gw: Any, code: str, message_id: str) -> dict[str, Any] | None:
+async def _message_context(gw: Any, view: NodeView, message_id: str) -> dict[str, Any] | None:
+    code = view.code
     for direction in (Direction.IN, Direction.OUT):
-        m = await gw.store.find(code, direction, message_id)
+        m = await view.find(direction, message_id)
         if m is not None and m.kind != "feedback":
             break
     else:
@@ -147,13 +150,15 @@ async def _message_context(gw: Any, code: str, message_id: str) -> dict[str, Any
             if m.status is not Status.ANSWERED:
                 ctx["flag"] = _flag(case.state.value, case.deadline.due_at, gw.clock.now())
     if m.answered_by:
-        reply = await gw.store.find(code, Direction.OUT if direction is Direction.IN else Direction.IN, m.answered_by)
+        reply = await view.find(Direction.OUT if direction is Direction.IN else Direction.IN, m.answered_by)
         if reply is not None:
+            await view.audit_reads([reply])
             fb = gw.service.read_body(reply).model_dump(mode="json")
             ctx["feedback_result"] = RESULT_LABELS.get(fb.get("result", ""), "")
             ctx["feedback_at"] = reply.accepted_at
             ctx["feedback"] = [(k, v) for k, v in _display(fb) if k not in ("结果", "答复的报文")]
     ctx["can_answer"] = direction is Direction.IN and m.status is not Status.ANSWERED
+    await view.audit_reads([m])
     return ctx
 
 
@@ -172,8 +177,7 @@ def _answer_page(request: Request, principal: Principal, code: str, ctx: dict[st
 @router.get("/messages/{message_id}", response_class=HTMLResponse)
 async def message(code: str, message_id: str, request: Request, principal: Reader, done: str = "") -> Response:
     gw = _gateway(request)
-    gw.service.node(code)
-    ctx = await _message_context(gw, code, message_id)
+    ctx = await _message_context(gw, NodeView.of(gw, principal, request, code), message_id)
     if ctx is None:
         return _not_found(request, principal, message_id)
     flash = {"answered": "反馈已发送。", "sent": "已发送。"}.get(done, "")
@@ -183,15 +187,15 @@ async def message(code: str, message_id: str, request: Request, principal: Reade
 @router.post("/messages/{message_id}/answer", response_class=HTMLResponse)
 async def answer(code: str, message_id: str, request: Request, principal: Answerer) -> Response:
     gw = _gateway(request)
-    gw.service.node(code)
+    view = NodeView.of(gw, principal, request, code)
     form = await request.form()
     result = str(form.get("result") or "found")
     fields = forms.FOUND_FIELDS + [forms.REMARKS] if result == "found" else forms.NOT_FOUND_FIELDS + [forms.REMARKS]
     payload = {"result": result, **forms.record_from_form(fields, form)}
     try:
-        await gw.service.answer(code, message_id, payload)
+        await view.answer(message_id, payload)
     except (CodecError, InvalidRequest) as exc:
-        ctx = await _message_context(gw, code, message_id)
+        ctx = await _message_context(gw, view, message_id)
         if ctx is None:
             return _not_found(request, principal, message_id)
         errors, other = forms.errors_by_field(forms.FEEDBACK_FIELDS, exc.errors)
@@ -200,7 +204,7 @@ async def answer(code: str, message_id: str, request: Request, principal: Answer
     except ExchangeError as exc:
         if exc.status == 404:
             return _not_found(request, principal, message_id)
-        ctx = await _message_context(gw, code, message_id)
+        ctx = await _message_context(gw, view, message_id)
         return _answer_page(request, principal, code, ctx or {}, {}, {}, [str(exc.detail)], status_code=exc.status)
     return RedirectResponse(f"/township/{code}/messages/{message_id}?done=answered", status_code=303)
 
@@ -213,11 +217,12 @@ SEND = {
 }
 
 
-async def _prefill_from_task(gw: Any, code: str, task_id: str) -> dict[str, str]:
+async def _prefill_from_task(gw: Any, view: NodeView, task_id: str) -> dict[str, str]:
     """A corrected query (rule 五): the earlier query's record, linked to it, for the clerk to correct."""
-    earlier = await gw.store.find(code, Direction.OUT, task_id)
+    earlier = await view.find(Direction.OUT, task_id)
     if earlier is None or earlier.kind != "query":
         return {}
+    await view.audit_reads([earlier])
     body = gw.service.read_body(earlier).model_dump(mode="json", exclude_none=True)
     values = forms.values_of({k: v for k, v in body.items() if k not in ("kind", "residence_township", "resubmission_of")})
     values["resubmission_of"] = task_id
@@ -227,10 +232,10 @@ async def _prefill_from_task(gw: Any, code: str, task_id: str) -> dict[str, str]
 @router.get("/send/{kind}", response_class=HTMLResponse)
 async def send_form(code: str, kind: str, request: Request, principal: Submitter, task: str = "") -> Response:
     gw = _gateway(request)
-    gw.service.node(code)
+    view = NodeView.of(gw, principal, request, code)
     if kind not in SEND:
         return _not_found(request, principal, kind)
-    values = await _prefill_from_task(gw, code, task) if task and kind == "query" else {}
+    values = await _prefill_from_task(gw, view, task) if task and kind == "query" else {}
     title, fields = SEND[kind]
     return page(request, principal, "send.html", title=title, fields=fields, values=values, errors={}, other_errors=[],
                 action=f"/township/{code}/send/{kind}")
@@ -239,14 +244,14 @@ async def send_form(code: str, kind: str, request: Request, principal: Submitter
 @router.post("/send/{kind}", response_class=HTMLResponse)
 async def send(code: str, kind: str, request: Request, principal: Submitter) -> Response:
     gw = _gateway(request)
-    gw.service.node(code)
+    view = NodeView.of(gw, principal, request, code)
     if kind not in SEND:
         return _not_found(request, principal, kind)
     title, fields = SEND[kind]
     form = await request.form()
     record = {"kind": kind, "residence_township": code, **forms.record_from_form(fields, form)}
     try:
-        stored = await gw.service.submit(code, record)
+        stored = await view.submit(record)
     except (CodecError, InvalidRequest, ExchangeError) as exc:
         errs: list[FieldError] = getattr(exc, "errors", None) or []
         errors, other = forms.errors_by_field(fields, errs)
@@ -261,8 +266,9 @@ async def send(code: str, kind: str, request: Request, principal: Submitter) -> 
 @router.get("/sent", response_class=HTMLResponse)
 async def sent(code: str, request: Request, principal: Reader, done: str = "") -> Response:
     gw = _gateway(request)
-    gw.service.node(code)
-    messages = [m for m in await gw.store.list_messages(code, Direction.OUT, limit=200) if m.kind != "feedback"]
+    view = NodeView.of(gw, principal, request, code)
+    messages = [m for m in await view.list_messages(Direction.OUT, limit=200) if m.kind != "feedback"]
+    await view.audit_reads(messages)
     receipted: dict[str, Any] = {}
     if gw.service.receipts is not None:
         receipted = await gw.service.receipts.received_for([m.message_id for m in messages])
@@ -282,12 +288,14 @@ async def sent(code: str, request: Request, principal: Reader, done: str = "") -
 @router.get("/tasks", response_class=HTMLResponse)
 async def tasks(code: str, request: Request, principal: Reader) -> Response:
     gw = _gateway(request)
-    gw.service.node(code)
+    view = NodeView.of(gw, principal, request, code)
     found = await gw.tracker.store.tasks(code) if gw.tracker is not None else []
     reasons = code_tables.table("not_found_reason")
     items = []
     for t in sorted(found, key=lambda t: t.opened_at, reverse=True):
-        earlier = await gw.store.find(code, Direction.OUT, t.query_id)
+        earlier = await view.find(Direction.OUT, t.query_id)
+        if earlier is not None:
+            await view.audit_reads([earlier])
         person = gw.service.read_body(earlier).model_dump(mode="json").get("person", {}) if earlier else {}
         reason = t.reason.value if t.reason is not None else ""
         items.append({"task": t, "name": person.get("name", ""), "citizen_id": person.get("citizen_id", ""),
@@ -307,14 +315,14 @@ def _reason_label(table: Any, reason: str) -> str:
 @router.get("/reminders", response_class=HTMLResponse)
 async def reminders(code: str, request: Request, principal: Reader) -> Response:
     gw = _gateway(request)
-    gw.service.node(code)
+    NodeView.of(gw, principal, request, code)
     items = await gw.tracker.store.reminders(code) if gw.tracker is not None else []
     return page(request, principal, "reminders.html", code=code, items=list(reversed(items))[:200])
 
 
 @router.get("/upload", response_class=HTMLResponse)
 async def upload_form(code: str, request: Request, principal: Importer) -> Response:
-    _gateway(request).service.node(code)
+    NodeView.of(_gateway(request), principal, request, code)
     return page(request, principal, "upload.html", code=code, report=None)
 
 
@@ -322,7 +330,7 @@ async def upload_form(code: str, request: Request, principal: Importer) -> Respo
 async def upload(code: str, request: Request, principal: Importer) -> Response:
     """The monthly cards: good rows sent as if typed one by one, every bad row reported (row, column, reason)."""
     gw = _gateway(request)
-    gw.service.node(code)
+    view = NodeView.of(gw, principal, request, code)
     form = await request.form()
     kind = "notification" if form.get("kind") == "notification" else "query"
     upload = form.get("file")
@@ -339,7 +347,7 @@ async def upload(code: str, request: Request, principal: Importer) -> Response:
     sent_rows = []
     for good in result.good:
         try:
-            stored = await gw.service.submit(code, good.message.model_dump(mode="json", exclude_none=True))
+            stored = await view.submit(good.message.model_dump(mode="json", exclude_none=True))
         except (InvalidRequest, CodecError) as exc:
             errors += [{"row": good.row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
         except ExchangeError as exc:

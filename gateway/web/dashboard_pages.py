@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from openpyxl import Workbook
 
@@ -20,7 +20,7 @@ from gateway.web.render import render_dashboard
 
 router = APIRouter()
 
-Supervisor = Annotated[Principal, Depends(require(Permission.REGION_READ))]
+Supervisor = Annotated[Principal, require(Permission.REGION_READ, page=True)]
 
 
 def reader(request: Request) -> DashboardReader:

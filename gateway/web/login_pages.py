@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.access.deps import require
@@ -30,7 +30,7 @@ def _safe_next(target: str) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request, _: Annotated[object, Depends(require(Permission.PUBLIC, page=True))],
+async def login_page(request: Request, _: Annotated[object, require(Permission.PUBLIC, page=True)],
                      error: str | None = None, next: str = "/") -> Response:
     message = LOGIN_ERRORS.get(error or "", "登录失败。" if error else "")
     return page(request, None, "login.html", error=message, next=_safe_next(next),
@@ -38,5 +38,5 @@ async def login_page(request: Request, _: Annotated[object, Depends(require(Perm
 
 
 @router.get("/")
-async def start(principal: Annotated[Principal, Depends(require(Permission.SIGNED_IN))]) -> Response:
+async def start(principal: Annotated[Principal, require(Permission.SIGNED_IN, page=True)]) -> Response:
     return RedirectResponse(start_page(principal), status_code=303)

@@ -6,7 +6,7 @@ heap's JSON nor random pages. (On a large table an operator may build it first w
 CONCURRENTLY under the same name; this revision then finds it and does nothing.)
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0004"
+down_revision = "0006"  # assigned "0004"; chained after h-access's 0006, merged into this branch (two heads do not migrate)
 branch_labels = None
 depends_on = None
 
