@@ -27,6 +27,7 @@ from gateway.exchange.errors import ExchangeError, InvalidRequest
 from gateway.exchange.records import Direction, Status, StoredMessage
 from gateway.web import forms
 from gateway.web.context import page
+from gateway.web.reasons_zh import in_chinese
 from gateway.web.render import cn_date, township_label
 
 router = APIRouter(prefix="/township/{code}")
@@ -256,7 +257,7 @@ async def send(code: str, kind: str, request: Request, principal: Submitter) -> 
         errs: list[FieldError] = getattr(exc, "errors", None) or []
         errors, other = forms.errors_by_field(fields, errs)
         if not errs:
-            other = [str(getattr(exc, "detail", exc))]
+            other = [in_chinese(str(getattr(exc, "detail", exc)))]
         values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         return page(request, principal, "send.html", status_code=422, title=title, fields=fields, values=values,
                     errors=errors, other_errors=other, action=f"/township/{code}/send/{kind}")
@@ -343,15 +344,15 @@ async def upload(code: str, request: Request, principal: Importer) -> Response:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
         result = import_file(path, kind, today=gw.clock.now().date())
-    errors = [{"row": e.row, "column": e.column, "field": e.field, "reason": e.reason} for e in result.errors]
+    errors = [{"row": e.row, "column": e.column, "field": e.field, "reason": in_chinese(e.reason)} for e in result.errors]
     sent_rows = []
     for good in result.good:
         try:
             stored = await view.submit(good.message.model_dump(mode="json", exclude_none=True))
         except (InvalidRequest, CodecError) as exc:
-            errors += [{"row": good.row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
+            errors += [{"row": good.row, "column": "", "field": e.path, "reason": in_chinese(e.reason)} for e in exc.errors]
         except ExchangeError as exc:
-            errors.append({"row": good.row, "column": "", "field": "", "reason": exc.detail})
+            errors.append({"row": good.row, "column": "", "field": "", "reason": in_chinese(exc.detail)})
         else:
             sent_rows.append({"row": good.row, "message_id": stored.message_id})
     report = {"rows_read": result.rows_read, "sent": sent_rows, "errors": sorted(errors, key=lambda e: e["row"]),

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.codec import code_tables
 from gateway.codec.errors import FieldError
+from gateway.web.reasons_zh import in_chinese
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,9 @@ def errors_by_field(fields: list[Field], errors: list[FieldError]) -> tuple[dict
             path = ""
         # An error about a group (``children``) goes to its first field.
         target = path if path in names else next((n for n in names if path and n.startswith(path + ".")), None)
+        reason = in_chinese(e.reason)
         if target is None:
-            other.append(f"{path}: {e.reason}" if path else e.reason)
+            other.append(f"{path}: {reason}" if path else reason)
         else:
-            at.setdefault(target, []).append(e.reason)
+            at.setdefault(target, []).append(reason)
     return at, other

@@ -85,7 +85,7 @@ async def test_a_refused_query_shows_the_codecs_reason_at_its_field_and_keeps_wh
                           response.text, re.S)
         assert field is not None
         error = re.search(r'<span class="field-error" id="f-person-citizen_id-err">([^<]*)</span>', response.text)
-        assert error is not None and "5" in error.group(1)
+        assert error is not None and "校验码应为“5”" in error.group(1)
         assert 'value="王秀英"' in response.text
         form["person.citizen_id"] = "120101199005170245"
         sent = await http.post(f"/township/{RESIDENCE}/send/query", data=form)
