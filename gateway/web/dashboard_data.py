@@ -15,7 +15,8 @@ here as SQL aggregates so a province of 2 million cases is counted by the databa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -72,11 +73,50 @@ def _count(condition: object) -> object:
     return func.sum(sql_case((condition, 1), else_=0))
 
 
+@dataclass
+class MonthTally:
+    """One reporting month's cases counted by township, as of `computed_at`, in a form that stays exact
+    as time passes: what no longer changes with time (received, answered, on time, 查无此人, 漏管) summed,
+    and the cases still without a reply counted by their deadline, so that overdue or still open is
+    decided at the instant of the request. Answers given after `computed_at` appear at the next recount."""
+
+    computed_at: datetime
+    closed_at: datetime | None  # the month's close it was counted with (answers after it are late)
+    settled: dict[str, list[int]]  # township -> [received, answered, on time, 查无此人, 漏管]
+    open_due: dict[str, dict[datetime, int]]  # township -> deadline -> cases without a reply
+
+    def counts(self, prefix: str, now: datetime) -> dict[str, Counts]:
+        out = {}
+        for township, (received, answered, on_time, nsp, mm) in self.settled.items():
+            if not township.startswith(prefix) or not received:
+                continue
+            overdue = sum(n for due, n in self.open_due.get(township, {}).items() if due <= now)
+            out[township] = Counts(received, answered, on_time, answered - on_time, overdue,
+                                   received - answered - overdue, nsp, mm)
+        return out
+
+
 class DashboardReader:
-    def __init__(self, engine: AsyncEngine, calendar: WorkingDayCalendar) -> None:
+    """`max_age`: how old a month's tally may get before it is recounted (in the background, the old
+    one served meanwhile): a province's open month is hundreds of thousands of cases, counted in
+    about a second, so pages do not count them on every request."""
+
+    def __init__(self, engine: AsyncEngine, calendar: WorkingDayCalendar, *, max_age_s: float = 30.0,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
         self.calendar = calendar
+        self.max_age = timedelta(seconds=max_age_s)
+        self.clock_now = clock or (lambda: datetime.now(timezone.utc))
         self._snapshots: dict[str, AccountingSnapshot] = {}  # frozen: safe to keep for the process
+        self._tallies: dict[str, MonthTally] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: set[str] = set()
+        self._background: set[asyncio.Task[MonthTally]] = set()
+
+    def counted_at(self, period: Period) -> datetime | None:
+        """When the live figures of `period` were counted (the oldest of its months); None if frozen or not yet."""
+        found = [self._tallies[str(m)].computed_at for m in months_of(period) if str(m) in self._tallies]
+        return min(found) if found else None
 
     # --- closures and snapshots -------------------------------------------------------------------
 
@@ -102,66 +142,83 @@ class DashboardReader:
 
     # --- counts ----------------------------------------------------------------------------------
 
-    def _live_query(self, prefix: str, months: list[ReportingMonth], closures: dict[str, datetime],
-                    as_of: datetime, group: object) -> object:
+    async def _tally(self, month: ReportingMonth, closed_at: datetime | None, now: datetime) -> MonthTally:
+        """The month's tally, recounted when missing, when its month closed since, or (in the background,
+        the old one served meanwhile) when older than `max_age`."""
+        key = str(month)
+        found = self._tallies.get(key)
+        if found is not None and found.closed_at == closed_at:
+            if now - found.computed_at > self.max_age and key not in self._refreshing:
+                self._refreshing.add(key)
+                task = asyncio.get_running_loop().create_task(self._recount(month, closed_at))
+                task.add_done_callback(lambda _: self._refreshing.discard(key))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return found
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # concurrent first requests count once
+            found = self._tallies.get(key)
+            if found is None or found.closed_at != closed_at:
+                found = await self._recount(month, closed_at)
+        return found
+
+    async def _recount(self, month: ReportingMonth, closed_at: datetime | None) -> MonthTally:
         c = cases.c
-        as_of_p = literal(as_of)
-        answered = and_(c.answered_at.is_not(None), c.answered_at <= as_of_p)
-        withdrawn = and_(c.withdrawn_at.is_not(None), c.withdrawn_at <= as_of_p)
-        counted = and_(c.received_at <= as_of_p, or_(answered, not_(withdrawn)))
-        # A reply after its month's close counts as late (accounting.outcome_as_of).
-        after_close = or_(literal(False), *(
-            and_(c.reporting_month == str(m), c.answered_at >= literal(closures[str(m)]))
-            for m in months if str(m) in closures))
-        late = and_(counted, answered, or_(c.answered_at >= c.due_at, after_close))
-        on_time = and_(counted, answered, c.answered_at < c.due_at, not_(after_close))
-        low, high = township_range(prefix)
-        return (
+        computed_at = self.clock_now()
+        at = literal(computed_at)
+        # Exact as of `computed_at` even if the table holds later facts (a test's clock, a clock step back).
+        answered = and_(c.answered_at.is_not(None), c.answered_at <= at)
+        withdrawn = and_(c.withdrawn_at.is_not(None), c.withdrawn_at <= at)
+        late_by_close = (c.answered_at >= literal(closed_at)) if closed_at is not None else literal(False)
+        open_due = sql_case((answered, None), else_=c.due_at).label("open_due")
+        query = (
             select(
-                group,
-                _count(counted), _count(and_(counted, answered)), _count(on_time), _count(late),
-                _count(and_(counted, not_(answered), c.due_at <= as_of_p)),
-                _count(and_(counted, not_(answered), c.due_at > as_of_p)),
-                _count(and_(counted, answered, c.result == "no_such_person")),
-                _count(and_(counted, c.charged_at.is_not(None), c.charged_at <= as_of_p)),
+                c.registration_township, open_due, func.count(),
+                _count(answered), _count(and_(answered, c.answered_at < c.due_at, not_(late_by_close))),
+                _count(and_(answered, c.result == "no_such_person")),
+                _count(and_(c.charged_at.is_not(None), c.charged_at <= at)),
             )
-            .where(c.reporting_month.in_([str(m) for m in months]), c.registration_township.between(low, high))
-            .group_by(group)
+            .where(c.reporting_month == str(month), or_(answered, not_(withdrawn)), c.received_at <= at)
+            .group_by(c.registration_township, open_due)
         )
+        tally = MonthTally(computed_at, closed_at, {}, {})
+        async with self.engine.connect() as conn:
+            for township, due, n, n_answered, n_on_time, n_nsp, n_mm in (await conn.execute(query)).all():
+                settled = tally.settled.setdefault(township, [0, 0, 0, 0, 0])
+                settled[0] += n
+                settled[1] += n_answered or 0
+                settled[2] += n_on_time or 0
+                settled[3] += n_nsp or 0
+                settled[4] += n_mm or 0
+                if due is not None:
+                    dues = tally.open_due.setdefault(township, {})
+                    dues[_utc(due)] = dues.get(_utc(due), 0) + n - (n_answered or 0)
+        self._tallies[str(month)] = tally
+        return tally
 
     async def township_counts(self, prefix: str, period: Period, as_of: datetime) -> dict[str, Counts]:
         """Counts per registration township under `prefix` for `period`: frozen when closed, else live."""
         snapshot = await self._snapshot(str(period))
         if snapshot is not None:
             return {t: n for t, n in snapshot.rows if t.startswith(prefix)}
-        months = list(months_of(period))
-        closures = await self._closures(str(m) for m in months)
-        query = self._live_query(prefix, months, closures, _utc(as_of), cases.c.registration_township)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()  # type: ignore[call-overload]
-        return {r[0]: Counts(*(int(x or 0) for x in r[1:])) for r in rows if r[1]}
+        now = _utc(as_of)
+        closures = await self._closures(str(m) for m in months_of(period))
+        rows: dict[str, Counts] = {}
+        for month in months_of(period):
+            tally = await self._tally(month, closures.get(str(month)), now)
+            for township, counts in tally.counts(prefix, now).items():
+                rows[township] = rows[township] + counts if township in rows else counts
+        return rows
 
     async def trend(self, prefix: str, last: ReportingMonth, as_of: datetime, months: int = 12) -> list[tuple[ReportingMonth, Counts]]:
         """The region's total per reporting month for the `months` months ending with `last`."""
         wanted = [last]
         while len(wanted) < months:
             wanted.insert(0, wanted[0].previous())
-        out: dict[ReportingMonth, Counts] = {}
-        live: list[ReportingMonth] = []
+        out = []
         for m in wanted:
-            snapshot = await self._snapshot(str(m))
-            if snapshot is None:
-                live.append(m)
-            else:
-                out[m] = sum((n for t, n in snapshot.rows if t.startswith(prefix)), Counts())
-        if live:
-            query = self._live_query(prefix, live, {}, _utc(as_of), cases.c.reporting_month)
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()  # type: ignore[call-overload]
-            found = {r[0]: Counts(*(int(x or 0) for x in r[1:])) for r in rows}
-            for m in live:
-                out[m] = found.get(str(m), Counts())
-        return [(m, out[m]) for m in wanted]
+            out.append((m, sum((await self.township_counts(prefix, m, as_of)).values(), Counts())))
+        return out
 
     # --- lists -----------------------------------------------------------------------------------
 

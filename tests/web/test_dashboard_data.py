@@ -51,7 +51,7 @@ async def test_an_open_period_counts_as_the_accounting_rules_count_it_live(
     store, cases = await stored(engine, rules, real_calendar)
     january_closed = JANUARY.ends_at + timedelta(minutes=5)
     await store.close_month(close_month(cases, JANUARY, january_closed))
-    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
+    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
     closures = {JANUARY: january_closed}
     for period in (MARCH, FEBRUARY, Q1):
         expected = account(cases, period, NOW, closures)
@@ -67,7 +67,7 @@ async def test_a_closed_period_shows_its_frozen_snapshot_not_later_replies(
     closed_at = JANUARY.ends_at + timedelta(minutes=5)
     snapshot = close_month(cases, JANUARY, closed_at)
     await store.close_month(snapshot)
-    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
+    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
     frozen = await reader.township_counts("4305", JANUARY, NOW)
     assert frozen == within(snapshot.as_dict(), "4305")
     assert frozen != within(account(cases, JANUARY, NOW), "4305")  # replies after the close changed the live figures
@@ -77,7 +77,7 @@ async def test_the_trend_gives_each_month_its_figures_and_nothing_for_months_wit
     engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
     _, cases = await stored(engine, rules, real_calendar)
-    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
+    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
     trend = await reader.trend("43", MARCH, NOW)
     assert [str(m) for m, _ in trend][-3:] == ["2026-01", "2026-02", "2026-03"] and len(trend) == 12
     by_month = dict(trend)
@@ -90,7 +90,7 @@ async def test_the_overdue_list_holds_the_regions_unanswered_cases_past_due_olde
     engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
     _, cases = await stored(engine, rules, real_calendar)
-    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
+    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
     rows, total = await reader.overdue("430521", Q1, NOW, limit=5)
     expected = sorted(
         (c for c in cases if c.registration_township.startswith("430521") and c.reporting_month in Q1.months
