@@ -115,6 +115,8 @@ class DashboardReader:
 
     def counted_at(self, period: Period) -> datetime | None:
         """When the live figures of `period` were counted (the oldest of its months); None if frozen or not yet."""
+        if str(period) in self._snapshots:
+            return None
         found = [self._tallies[str(m)].computed_at for m in months_of(period) if str(m) in self._tallies]
         return min(found) if found else None
 

@@ -98,6 +98,7 @@ class DashboardView:
     league_total: int
     trend: list[TrendPoint]
     periods: list[tuple[str, str]] = field(default_factory=list)  # choices for the period selector
+    counted_at: datetime | None = None  # when the live figures were counted; None: a closed period's frozen ones
 
     @property
     def table(self) -> list[list[str | int]]:
@@ -191,4 +192,5 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
         headline=_headline(total), child_level=child_level, rows=rows, overdue=overdue, overdue_total=overdue_total,
         missed=await reader.missed(region, period), league=league, league_total=league_total,
         trend=[TrendPoint(m, c) for m, c in trend], periods=period_choices(reporting_month_of(now)),
+        counted_at=reader.counted_at(period),
     )

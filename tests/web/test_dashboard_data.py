@@ -4,6 +4,7 @@ and closed ones (the frozen snapshot), scoped to a region by division code; on S
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -114,3 +115,26 @@ def test_a_period_is_a_month_or_a_quarter() -> None:
     assert parse_period("2026Q4") == Quarter(2026, 4)
     with pytest.raises(ValueError):
         parse_period("2026-13")
+
+
+async def test_a_reply_after_the_count_shows_at_the_next_count_and_deadlines_passing_show_at_once(
+    engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    store, cases = await stored(engine, rules, real_calendar)
+    now = [NOW]
+    reader = DashboardReader(engine, real_calendar, max_age_s=60, clock=lambda: now[0])  # type: ignore[arg-type]
+    first = sum((await reader.township_counts("43", MARCH, NOW)).values(), Counts())
+    assert first.still_open > 0
+    # Later, without a recount: cases whose deadline has passed are overdue now, nothing else moved.
+    later = NOW + timedelta(days=20)
+    moved = sum((await reader.township_counts("43", MARCH, later)).values(), Counts())
+    expected = sum(account(cases, MARCH, NOW).values(), Counts())
+    assert (moved.received, moved.answered) == (first.received, first.answered) == (expected.received, expected.answered)
+    assert moved.overdue > first.overdue and moved.still_open < first.still_open
+    # Past max_age the tally is recounted in the background; the next page has the new facts.
+    now[0] = later
+    await reader.township_counts("43", MARCH, later)
+    await asyncio.gather(*reader._background)
+    recounted = sum((await reader.township_counts("43", MARCH, later)).values(), Counts())
+    assert recounted == sum(account(cases, MARCH, later).values(), Counts())
+    assert reader.counted_at(MARCH) == later
