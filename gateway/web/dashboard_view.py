@@ -13,7 +13,7 @@ from gateway.web.dashboard_data import DashboardReader, MissedCase, OverdueCase,
 from gateway.workflow.accounting import Counts, percent
 from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 
-LEVEL_NAMES = {2: "省", 4: "市", 6: "县（区）", 9: "乡镇（街道）"}
+LEVEL_NAMES = {2: "省级", 4: "地市级", 6: "县级", 9: "乡镇（街道）"}
 CHILD_LENGTH = {2: 4, 4: 6, 6: 9}
 KIND_NAMES = {"query": "查询", "birth_query": "查询（生育信息）", "notification": "通报"}
 
