@@ -69,6 +69,15 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+def _sum(counts: Iterable[Counts]) -> Counts:
+    totals = [0] * 8
+    for c in counts:
+        for i, v in enumerate((c.received, c.answered, c.on_time, c.late, c.overdue, c.still_open,
+                               c.no_such_person, c.missed_management)):
+            totals[i] += v
+    return Counts(*totals)
+
+
 def _count(condition: object) -> object:
     return func.sum(sql_case((condition, 1), else_=0))
 
@@ -121,14 +130,6 @@ class DashboardReader:
         return min(found) if found else None
 
     # --- closures and snapshots -------------------------------------------------------------------
-
-    async def _closures(self, periods: Iterable[str]) -> dict[str, datetime]:
-        labels = list(periods)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(period_closures.c.period, period_closures.c.closed_at).where(period_closures.c.period.in_(labels))
-            )).all()
-        return {p: _utc(at) for p, at in rows}
 
     async def _snapshot(self, period: str) -> AccountingSnapshot | None:
         found = self._snapshots.get(period)
@@ -198,13 +199,21 @@ class DashboardReader:
         self._tallies[str(month)] = tally
         return tally
 
-    async def township_counts(self, prefix: str, period: Period, as_of: datetime) -> dict[str, Counts]:
+    async def closures(self) -> dict[str, datetime]:
+        """Every closed period and when it closed (a few rows a month): read once per page."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(period_closures.c.period, period_closures.c.closed_at))).all()
+        return {p: _utc(at) for p, at in rows}
+
+    async def township_counts(self, prefix: str, period: Period, as_of: datetime,
+                              closures: dict[str, datetime] | None = None) -> dict[str, Counts]:
         """Counts per registration township under `prefix` for `period`: frozen when closed, else live."""
-        snapshot = await self._snapshot(str(period))
-        if snapshot is not None:
-            return {t: n for t, n in snapshot.rows if t.startswith(prefix)}
+        closures = await self.closures() if closures is None else closures
+        if str(period) in closures:
+            snapshot = await self._snapshot(str(period))
+            if snapshot is not None:
+                return {t: n for t, n in snapshot.rows if t.startswith(prefix)}
         now = _utc(as_of)
-        closures = await self._closures(str(m) for m in months_of(period))
         rows: dict[str, Counts] = {}
         for month in months_of(period):
             tally = await self._tally(month, closures.get(str(month)), now)
@@ -212,14 +221,16 @@ class DashboardReader:
                 rows[township] = rows[township] + counts if township in rows else counts
         return rows
 
-    async def trend(self, prefix: str, last: ReportingMonth, as_of: datetime, months: int = 12) -> list[tuple[ReportingMonth, Counts]]:
+    async def trend(self, prefix: str, last: ReportingMonth, as_of: datetime, months: int = 12,
+                    closures: dict[str, datetime] | None = None) -> list[tuple[ReportingMonth, Counts]]:
         """The region's total per reporting month for the `months` months ending with `last`."""
+        closures = await self.closures() if closures is None else closures
         wanted = [last]
         while len(wanted) < months:
             wanted.insert(0, wanted[0].previous())
         out = []
         for m in wanted:
-            out.append((m, sum((await self.township_counts(prefix, m, as_of)).values(), Counts())))
+            out.append((m, _sum((await self.township_counts(prefix, m, as_of, closures)).values())))
         return out
 
     # --- lists -----------------------------------------------------------------------------------
@@ -244,15 +255,16 @@ class DashboardReader:
             c.state.in_(OPEN_STATE_VALUES),
             c.due_at <= _utc(now),
         )
-        async with self.engine.connect() as conn:
-            total = int((await conn.execute(select(func.count()).select_from(cases).where(*where))).scalar() or 0)
+        async with self.engine.connect() as conn:  # one round trip: the rows shown and how many there are
             rows = (await conn.execute(
-                select(c.case_id, c.kind, c.residence_township, c.registration_township, c.due_at)
+                select(c.case_id, c.kind, c.residence_township, c.registration_township, c.due_at,
+                       func.count().over().label("total"))
                 .where(*where).order_by(c.due_at, c.case_id).limit(limit)
             )).all()
+        total = int(rows[0][-1]) if rows else 0
         memo: dict[datetime, int] = {}
         out = []
-        for case_id, kind, residence, registration, due_at in rows:
+        for case_id, kind, residence, registration, due_at, _ in rows:
             due = _utc(due_at)
             if due not in memo:
                 memo[due] = self.working_days_between(due, now)

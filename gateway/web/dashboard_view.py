@@ -3,6 +3,7 @@ view all use this one value, so the exported table is exactly the table on scree
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -149,15 +150,30 @@ def period_choices(now_month: ReportingMonth) -> list[tuple[str, str]]:
     return out
 
 
+def sum_counts(counts: Iterable[Counts]) -> Counts:
+    """The sum of many counts (a province's 1,500 townships, often): plain integers, not `Counts.__add__`."""
+    totals = [0] * 8
+    for c in counts:
+        totals[0] += c.received
+        totals[1] += c.answered
+        totals[2] += c.on_time
+        totals[3] += c.late
+        totals[4] += c.overdue
+        totals[5] += c.still_open
+        totals[6] += c.no_such_person
+        totals[7] += c.missed_management
+    return Counts(*totals)
+
+
 def _rows(prefix: str, counts: dict[str, Counts]) -> tuple[str, list[Row]]:
     length = CHILD_LENGTH.get(len(prefix))
     if length is None:  # a township: its own row
         c = counts.get(prefix, Counts())
         return LEVEL_NAMES[9], [Row(prefix, region_name(prefix), c, targets.band(c), False)]
-    summed: dict[str, Counts] = {}
+    groups: dict[str, list[Counts]] = {}
     for township, c in counts.items():
-        code = township[:length]
-        summed[code] = summed.get(code, Counts()) + c
+        groups.setdefault(township[:length], []).append(c)
+    summed = {code: sum_counts(group) for code, group in groups.items()}
     for child in registry().children(prefix):
         summed.setdefault(child[:length], Counts())
     rows = [Row(code, region_name(code), c, targets.band(c), True) for code, c in sorted(summed.items())]
@@ -168,22 +184,25 @@ LEAGUE_LIMIT = 25  # best and lowest shown above a county; a county shows every 
 
 
 def _league(counts: dict[str, Counts]) -> tuple[list[Row], int]:
-    rows = [Row(t, region_name(t), c, targets.band(c), True) for t, c in counts.items() if c.received]
-    rows.sort(key=lambda r: (-(r.counts.feedback_rate or 0), -(r.counts.timely_rate or 0), r.code))
-    if len(rows) > 2 * LEAGUE_LIMIT:
-        return rows[:LEAGUE_LIMIT] + rows[-LEAGUE_LIMIT:], len(rows)
-    return rows, len(rows)
+    ranked = sorted(((t, c) for t, c in counts.items() if c.received),
+                    key=lambda tc: (-tc[1].answered / tc[1].received, -tc[1].on_time / tc[1].received, tc[0]))
+    if len(ranked) > 2 * LEAGUE_LIMIT:
+        shown = ranked[:LEAGUE_LIMIT] + ranked[-LEAGUE_LIMIT:]
+    else:
+        shown = ranked
+    return [Row(t, region_name(t), c, targets.band(c), True) for t, c in shown], len(ranked)
 
 
 async def build_dashboard(reader: DashboardReader, region: str, period_text: str, now: datetime) -> DashboardView:
     region = check_region(region)
     period = check_period(period_text)
-    counts = await reader.township_counts(region, period, now)
-    total = sum(counts.values(), Counts())
+    closures = await reader.closures()
+    counts = await reader.township_counts(region, period, now, closures)
+    total = sum_counts(counts.values())
     child_level, rows = _rows(region, counts)
     overdue, overdue_total = await reader.overdue(region, period, now)
     league, league_total = _league(counts)
-    trend = await reader.trend(region, months_of(period)[-1], now)
+    trend = await reader.trend(region, months_of(period)[-1], now, closures=closures)
     crumbs = [(code, region_name(code)) for code in (region[:n] for n in (2, 4, 6, 9)) if len(code) <= len(region)]
     crumbs = list(dict.fromkeys(crumbs))
     return DashboardView(

@@ -30,13 +30,19 @@ BELOW = Band("below", "未达标")
 NO_DATA = Band("none", "无数据")
 
 
+def _at_least(part: int, whole: int, rate: Fraction) -> bool:
+    return part * rate.denominator >= rate.numerator * whole  # exact, without building a Fraction per township
+
+
 def band(counts: Counts) -> Band:
     """达标: both rates at their targets; 接近: within 5 points of both; else 未达标; nothing received: 无数据."""
-    fb, tm = counts.feedback_rate, counts.timely_rate
-    if fb is None or tm is None:
+    received = counts.received
+    if not received:
         return NO_DATA
-    if fb >= FEEDBACK_RATE_TARGET and tm >= TIMELY_RATE_TARGET:
+    if _at_least(counts.answered, received, FEEDBACK_RATE_TARGET) and _at_least(counts.on_time, received, TIMELY_RATE_TARGET):
         return MEETS
-    if fb >= FEEDBACK_RATE_TARGET - Fraction(5, 100) and tm >= TIMELY_RATE_TARGET - Fraction(5, 100):
+    near = Fraction(5, 100)
+    if (_at_least(counts.answered, received, FEEDBACK_RATE_TARGET - near)
+            and _at_least(counts.on_time, received, TIMELY_RATE_TARGET - near)):
         return NEAR
     return BELOW
