@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from typing import Any
+
 from sqlalchemy import and_, func, literal, not_, or_, select
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -245,48 +247,63 @@ class DashboardReader:
             day += timedelta(days=1)
         return n
 
+    async def overdue_count(self, prefix: str, period: Period, now: datetime,
+                            closures: dict[str, datetime] | None = None) -> int:
+        """How many cases of the period are without a reply and past their deadline now (from the tallies:
+        counting a province's list in SQL reads tens of thousands of rows)."""
+        closures = await self.closures() if closures is None else closures
+        now = _utc(now)
+        total = 0
+        for month in months_of(period):
+            tally = await self._tally(month, closures.get(str(month)), now)
+            total += sum(n for township, dues in tally.open_due.items() if township.startswith(prefix)
+                         for due, n in dues.items() if due <= now)
+        return total
+
     async def overdue(self, prefix: str, period: Period, now: datetime, limit: int = 200) -> tuple[list[OverdueCase], int]:
-        """Cases of the period still without a reply and past their deadline (逾期未反馈): oldest first."""
+        """Cases of the period still without a reply and past their deadline (逾期未反馈): oldest first,
+        at most `limit` of them, and how many there are."""
         c = cases.c
         low, high = township_range(prefix)
-        where = (
-            c.reporting_month.in_([str(m) for m in months_of(period)]),
-            c.registration_township.between(low, high),
-            c.state.in_(OPEN_STATE_VALUES),
-            c.due_at <= _utc(now),
-        )
-        async with self.engine.connect() as conn:  # one round trip: the rows shown and how many there are
-            rows = (await conn.execute(
-                select(c.case_id, c.kind, c.residence_township, c.registration_township, c.due_at,
-                       func.count().over().label("total"))
-                .where(*where).order_by(c.due_at, c.case_id).limit(limit)
-            )).all()
-        total = int(rows[0][-1]) if rows else 0
+        rows: list[Any] = []
+        async with self.engine.connect() as conn:
+            # Month by month, each read in deadline order and cut at `limit` (ix_cases_open_due), then merged.
+            for month in months_of(period):
+                rows += (await conn.execute(
+                    select(c.case_id, c.kind, c.residence_township, c.registration_township, c.due_at)
+                    .where(c.reporting_month == str(month), c.registration_township.between(low, high),
+                           c.state.in_(OPEN_STATE_VALUES), c.due_at <= _utc(now))
+                    .order_by(c.due_at, c.case_id).limit(limit)
+                )).all()
+        rows = sorted(rows, key=lambda r: (_utc(r[4]), r[0]))
+        total = len(rows) if len(rows) < limit else await self.overdue_count(prefix, period, now)
+        rows = rows[:limit]
         memo: dict[datetime, int] = {}
         out = []
-        for case_id, kind, residence, registration, due_at, _ in rows:
+        for case_id, kind, residence, registration, due_at in rows:
             due = _utc(due_at)
             if due not in memo:
                 memo[due] = self.working_days_between(due, now)
             out.append(OverdueCase(case_id, kind, residence, registration, due, memo[due]))
         return out, total
 
-    async def missed(self, prefix: str, period: Period) -> list[MissedCase]:
+    async def missed(self, prefix: str, period: Period, limit: int = 200) -> tuple[list[MissedCase], int]:
         """漏管 charged in the period against townships under `prefix`, with the three query ids."""
         mm = missed_management.c
         low, high = township_range(prefix)
         start, end = period.starts_at, period.ends_at
+        where = (mm.registration_township.between(low, high), mm.charged_at >= start, mm.charged_at < end)
         async with self.engine.connect() as conn:
+            total = int((await conn.execute(select(func.count()).select_from(missed_management).where(*where))).scalar() or 0)
             rows = (await conn.execute(
-                select(mm.data).where(mm.registration_township.between(low, high),
-                                      mm.charged_at >= start, mm.charged_at < end).order_by(mm.charged_at, mm.id)
+                select(mm.data).where(*where).order_by(mm.charged_at.desc(), mm.id.desc()).limit(limit)
             )).all()
         out = []
         for (text,) in rows:
             charge = CHARGE.validate_json(text)
             out.append(MissedCase(charge.registration_township, charge.key.residence_township,
                                   _utc(charge.charged_at), tuple(charge.evidence_query_ids)))
-        return out
+        return out, total
 
 
 def current_period(now: datetime, quarter: bool = False) -> Period:

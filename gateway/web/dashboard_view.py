@@ -95,6 +95,7 @@ class DashboardView:
     overdue: list[OverdueCase]
     overdue_total: int
     missed: list[MissedCase]
+    missed_total: int
     league: list[Row]
     league_total: int
     trend: list[TrendPoint]
@@ -202,6 +203,7 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
     child_level, rows = _rows(region, counts)
     overdue, overdue_total = await reader.overdue(region, period, now)
     league, league_total = _league(counts)
+    missed, missed_total = await reader.missed(region, period)
     trend = await reader.trend(region, months_of(period)[-1], now, closures=closures)
     crumbs = [(code, region_name(code)) for code in (region[:n] for n in (2, 4, 6, 9)) if len(code) <= len(region)]
     crumbs = list(dict.fromkeys(crumbs))
@@ -209,7 +211,7 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
         region=region, name=region_name(region), level=LEVEL_NAMES[len(region)], period=period,
         period_text=str(period), period_label=period_label(period), as_of=now, breadcrumbs=crumbs, total=total,
         headline=_headline(total), child_level=child_level, rows=rows, overdue=overdue, overdue_total=overdue_total,
-        missed=await reader.missed(region, period), league=league, league_total=league_total,
+        missed=missed, missed_total=missed_total, league=league, league_total=league_total,
         trend=[TrendPoint(m, c) for m, c in trend], periods=period_choices(reporting_month_of(now)),
         counted_at=reader.counted_at(period),
     )

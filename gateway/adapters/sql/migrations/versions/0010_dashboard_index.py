@@ -1,4 +1,5 @@
-"""A covering index for the supervisors' dashboard: a region's counts for a period from the index alone.
+"""Indexes for the supervisors' dashboard: a region's counts for a period from the index alone
+(covering), and the open cases in deadline order for the 逾期未反馈 list of a large region.
 
 The dashboard (gateway/web/dashboard_data.py) counts a province's open month (hundreds of thousands
 of cases) by township; with the counted facts included in the index PostgreSQL reads neither the
@@ -20,15 +21,24 @@ branch_labels = None
 depends_on = None
 
 _NAME = "ix_cases_dashboard"
+_OPEN_DUE = "ix_cases_open_due"
+# The open states, as in workflow_tables.OPEN_STATE_VALUES (a revision keeps its own copy: it must
+# not change when the code does).
+_IS_OPEN = sa.text("state IN ('awaiting_reply', 'due_soon', 'overdue')")
 
 
 def upgrade() -> None:
-    if _NAME not in {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("cases")}:
+    existing = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("cases")}
+    if _NAME not in existing:
         op.create_index(
             _NAME, "cases", ["reporting_month", "registration_township"],
             postgresql_include=["received_at", "due_at", "answered_at", "result", "withdrawn_at", "charged_at"],
         )
+    if _OPEN_DUE not in existing:
+        op.create_index(_OPEN_DUE, "cases", ["reporting_month", "due_at", "case_id"], postgresql_where=_IS_OPEN,
+                        sqlite_where=_IS_OPEN)
 
 
 def downgrade() -> None:
+    op.drop_index(_OPEN_DUE, table_name="cases")
     op.drop_index(_NAME, table_name="cases")
