@@ -35,7 +35,7 @@ def upgrade() -> None:
             postgresql_include=["received_at", "due_at", "answered_at", "result", "withdrawn_at", "charged_at"],
         )
     if _OPEN_DUE not in existing:
-        op.create_index(_OPEN_DUE, "cases", ["reporting_month", "due_at", "case_id"], postgresql_where=_IS_OPEN,
+        op.create_index(_OPEN_DUE, "cases", ["due_at", "reporting_month", "case_id"], postgresql_where=_IS_OPEN,
                         sqlite_where=_IS_OPEN)
 
 
