@@ -272,7 +272,7 @@ class DashboardReader:
                 rows += (await conn.execute(
                     select(c.case_id, c.kind, c.residence_township, c.registration_township, c.due_at)
                     .where(c.reporting_month == str(month), c.registration_township.between(low, high),
-                           c.state.in_(OPEN_STATE_VALUES), c.due_at <= _utc(now))
+                           c.state.in_(OPEN_STATE_VALUES), c.kind != "", c.due_at <= _utc(now))
                     .order_by(c.due_at, c.case_id).limit(limit)
                 )).all()
         rows = sorted(rows, key=lambda r: (_utc(r[4]), r[0]))

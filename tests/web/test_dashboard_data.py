@@ -91,11 +91,12 @@ async def test_the_overdue_list_holds_the_regions_unanswered_cases_past_due_olde
     engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
     _, cases = await stored(engine, rules, real_calendar)
-    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
-    rows, total = await reader.overdue("430521", Q1, NOW, limit=5)
+    later = cst(2026, 5, 1)  # after every fact of the generated quarter, as the gateway's own clock always is
+    reader = DashboardReader(engine, real_calendar, clock=lambda: later)  # type: ignore[arg-type]
+    rows, total = await reader.overdue("430521", Q1, later, limit=5)
     expected = sorted(
         (c for c in cases if c.registration_township.startswith("430521") and c.reporting_month in Q1.months
-         and c.feedback is None and c.withdrawn_at is None and c.deadline.due_at <= NOW),
+         and c.feedback is None and c.withdrawn_at is None and c.deadline.due_at <= later),
         key=lambda c: (c.deadline.due_at, c.case_id))
     assert total == len(expected) > 5
     assert [r.case_id for r in rows] == [c.case_id for c in expected[:5]]

@@ -24,7 +24,7 @@ _NAME = "ix_cases_dashboard"
 _OPEN_DUE = "ix_cases_open_due"
 # The open states, as in workflow_tables.OPEN_STATE_VALUES (a revision keeps its own copy: it must
 # not change when the code does).
-_IS_OPEN = sa.text("state IN ('awaiting_reply', 'due_soon', 'overdue')")
+_IS_OPEN = sa.text("state IN ('awaiting_reply', 'due_soon', 'overdue') AND kind <> ''")  # see workflow_tables
 
 
 def upgrade() -> None:
