@@ -118,8 +118,8 @@ class AccessService:
         scope = scope.strip()
         lengths = SCOPE_LENGTHS[role]
         if len(scope) not in lengths or (scope and not scope.isdigit()):
-            want = " or ".join(f"{n}-digit" for n in sorted(lengths) if n) or "no"
-            raise InvalidAccount(f"a {role.value} takes {want} --scope" + ("" if scope == "" or 0 in lengths else ""))
+            want = " or ".join(f"a {n}-digit" for n in sorted(lengths) if n) or "no"
+            raise InvalidAccount(f"a {role.value} takes {want} --scope")
         if role is Role.CLERK and self.hosted_townships is not None and scope not in self.hosted_townships:
             raise InvalidAccount(f"township {scope} is not hosted by this gateway")
         return scope
@@ -178,6 +178,6 @@ class AccessService:
         return await self.store.list_tokens(username)
 
     async def _audit_account(self, action: str, actor: str, source: str, username: str, *, detail: str = "") -> None:
-        actor_row = await self.store.get_user(actor) if actor != "cli" else None
+        actor_row = None if actor.startswith("cli") or actor == "demo" else await self.store.get_user(actor)
         await self.audit.record(AuditEntry(action, actor, actor_row.role.value if actor_row else "", source,
                                            object_id=username, detail=detail))

@@ -18,7 +18,6 @@ from fastapi import HTTPException, Request
 from gateway.access.audit import Action, AuditEntry
 from gateway.access.deps import source_address
 from gateway.access.principal import Principal
-from gateway.exchange.errors import ExchangeError
 from gateway.exchange.records import Direction, StoredMessage
 
 
@@ -64,10 +63,7 @@ class NodeView:
         kind = str(payload.get("kind", "query"))
         try:
             stored = await self.gateway.service.submit(self.code, payload)
-        except ExchangeError as exc:
-            await self._audit([self._entry(Action.SUBMIT, result="refused", detail=f"{kind}: {type(exc).__name__}")])
-            raise
-        except Exception as exc:  # a codec refusal: recorded without its (possibly personal) values
+        except Exception as exc:  # an exchange or codec refusal, recorded by its kind, never its values
             await self._audit([self._entry(Action.SUBMIT, result="refused", detail=f"{kind}: {type(exc).__name__}")])
             raise
         await self._audit([self._entry(Action.SUBMIT, stored.message_id, detail=kind)])

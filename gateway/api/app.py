@@ -20,8 +20,10 @@ from gateway.access.deps import check_routes, require
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.access.views import NodeView
+from gateway.api import audit
 from gateway.api import imports
 from gateway.api import operator
+from gateway.api import regions
 from gateway.bootstrap import Gateway
 from gateway.web import install_pages
 from gateway.codec.errors import CodecError, FieldError
@@ -220,5 +222,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     install_pages(app)  # the HTML pages (gateway/web): before the operator API, so /operator is the page
     app.include_router(operator.router)
+    app.include_router(regions.router)
+    app.include_router(audit.router)
     check_routes(app.routes)
     return app

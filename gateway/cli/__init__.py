@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from gateway.cli import (
+    access_cmds,
     archive_cmds,
     calendar_cmds,
     codec_cmds,
@@ -35,6 +36,9 @@ app.add_typer(ops_cmds.quarantine_app, name="quarantine")
 app.add_typer(ops_cmds.outbox_app, name="outbox")
 app.add_typer(ops_cmds.queues_app, name="queues")
 app.add_typer(ops_cmds.topology_app, name="topology")
+app.add_typer(access_cmds.users_app, name="users")
+app.add_typer(access_cmds.tokens_app, name="tokens")
+app.add_typer(access_cmds.audit_app, name="audit")
 
 
 def _configure_stores() -> None:

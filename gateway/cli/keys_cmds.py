@@ -63,6 +63,14 @@ def _load_directory(path: Path) -> KeyDirectory:
     return KeyDirectory.load(path) if path.exists() else KeyDirectory([])
 
 
+def _audited(township: str, detail: str) -> None:
+    """A key or directory change is an audit record where the gateway's database is at hand."""
+    from gateway.access.audit import Action
+    from gateway.cli.access_cmds import record_cli_event
+
+    record_cli_event(Action.KEY_CHANGE, object_id=township, township=township if township.isdigit() else "", detail=detail)
+
+
 def _fail(message: str) -> None:
     typer.echo(message, err=True)
     raise typer.Exit(1)
@@ -103,6 +111,7 @@ def init(
         _fail(f"cannot accept {unknown}: known suites with keys here are {keyring.suites()}")
     save_keyring(keyring, keys_dir, _passphrase("GATEWAY_KEY_PASSPHRASE"))
     _load_directory(directory).with_node(keyring, at=_instant(at), suites=accepted).save(directory)
+    _audited(township, "init")
     typer.echo(f"{keyring!r}\ndirectory {directory} updated (unsigned: run `gateway keys directory sign`)")
 
 
@@ -128,6 +137,7 @@ def rotate(
         _fail(exc.detail)
     save_keyring(new, keys_dir, passphrase)
     updated.save(directory)
+    _audited(township, f"rotate, grace {grace_days} days")
     typer.echo(f"rotated {township}: {new!r}; old encryption keys decrypt until {instant + timedelta(days=grace_days):%Y-%m-%dT%H:%MZ}")
 
 
@@ -146,6 +156,7 @@ def prune(
     ended = {k.kid for k in entry.keys if k.use == "enc" and k.not_after is not None and k.not_after <= instant}
     held = {key_id(k.public_key()) for k in keyring.retired}
     save_keyring(keyring.without_retired(ended), keys_dir, passphrase)
+    _audited(township, f"prune {len(ended & held)} retired")
     typer.echo(f"pruned {len(ended & held)} retired key(s) of {township}")
 
 
@@ -163,6 +174,7 @@ def revoke(
     except (KeyError, EnvelopeError) as exc:
         _fail(str(exc))
     updated.save(directory)
+    _audited(township, f"revoke {kid}")
     typer.echo(f"revoked {township} key {kid}; now run `gateway keys directory sign` and distribute the directory")
 
 
@@ -178,6 +190,7 @@ def set_suites(
     except (ValueError, EnvelopeError) as exc:
         _fail(str(exc))
     updated.save(directory)
+    _audited(township, f"suites {','.join(suites)}")
     typer.echo(f"{township} accepts {', '.join(suites)}")
 
 
@@ -192,6 +205,7 @@ def prefer(
     if suite is not None and suite not in SUITES:
         _fail(f"unknown suite {suite!r}")
     _load_directory(directory).with_pair_preference(a, b, suite).save(directory)
+    _audited(f"{a}-{b}", f"prefer {suite or 'default'}")
     typer.echo(f"{a} ↔ {b}: {suite or 'default negotiation'}")
 
 
@@ -216,6 +230,7 @@ def directory_sign(
     tmp.write_text(json.dumps(signed, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     tmp.replace(directory)
     doc = signed["directory"]
+    _audited("directory", f"signed serial {doc['serial']}")
     typer.echo(f"signed {directory}: serial {doc['serial']}, expires {doc['expires']}, by {authority.kid}")
 
 

@@ -81,13 +81,32 @@ def quarantine_show(item_id: int) -> None:
     _print(row)
 
 
+async def _audit(gw: Any, object_id: str, result: str, detail: str = "") -> None:
+    """A re-drive from the command line is audited like one over HTTP (user ``cli:<os user>``)."""
+    if gw.access is None or gw.engine is None:
+        return
+    from gateway.access.audit import Action, AuditEntry
+    from gateway.adapters.sql.engine import create_schema
+    from gateway.cli.access_cmds import actor
+
+    await create_schema(gw.engine)  # a database from before the audit trail gets its tables first
+    await gw.access.audit.record(AuditEntry(Action.REDRIVE, actor(), "", "cli", object_id=object_id, result=result,
+                                            detail=detail))
+
+
 @quarantine_app.command("redrive")
 def quarantine_redrive(item_id: int) -> None:
     """Run the stored bytes through verification and storage again (e.g. after the sender's key was added)."""
     from gateway.exchange.redrive import NotQuarantined, redrive_quarantined
 
     async def action(gw: Any) -> Any:
-        return await redrive_quarantined(gw.service, gw.store, gw.clock, item_id)
+        try:
+            result = await redrive_quarantined(gw.service, gw.store, gw.clock, item_id)
+        except NotQuarantined:
+            await _audit(gw, f"quarantine {item_id}", "not_found")
+            raise
+        await _audit(gw, f"quarantine {item_id}", result.result, result.reason or "")
+        return result
 
     try:
         result = _run(action)
@@ -122,7 +141,9 @@ def queues_redrive_poison(limit: Annotated[int, typer.Option(help="move at most 
     """Move messages from the poison queue back to their townships' inbox (after the cause was fixed)."""
 
     async def action(gw: Any) -> int:
-        return await gw.broker.redrive_poison(limit)
+        moved = await gw.broker.redrive_poison(limit)
+        await _audit(gw, "poison", "ok", f"moved {moved}")
+        return moved
 
     _print({"moved": _run(action)})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -143,7 +143,6 @@ class SqlAccountStore:
         """Count one failed attempt; the one that reaches ``limit`` locks the account (and restarts the
         count). Returns whether this attempt locked it. One UPDATE: concurrent failures each count."""
         reaching = users.c.failed_attempts + 1 >= limit
-        from sqlalchemy import case
         async with write_transaction(self.engine) as conn:
             row = (await conn.execute(
                 update(users).where(users.c.id == user_id, _not_locked(now))
@@ -191,9 +190,17 @@ class SqlAccountStore:
                 and_(credentials.c.kind == "api", credentials.c.expires_at > now)),
         )
         async with write_transaction(self.engine) as conn:
-            row = (await conn.execute(update(credentials).where(live).values(last_used_at=now)
+            # Never backwards: a request that read the clock earlier does not shorten a session.
+            touched = case((credentials.c.last_used_at < now, now), else_=credentials.c.last_used_at)
+            row = (await conn.execute(update(credentials).where(live).values(last_used_at=touched)
                                       .returning(credentials.c.id, credentials.c.user_id))).first()
             if row is None:
+                # Found idle too long: ended for good, so a slower request with an earlier clock
+                # reading cannot find it still live and refresh it.
+                await conn.execute(update(credentials).where(
+                    credentials.c.token_sha256 == token_sha256, credentials.c.revoked_at.is_(None),
+                    credentials.c.kind == "session", credentials.c.last_used_at <= now - idle,
+                ).values(revoked_at=now))
                 return None
             user = (await conn.execute(select(users.c.username, users.c.role, users.c.scope, users.c.disabled)
                                        .where(users.c.id == row[1]))).first()

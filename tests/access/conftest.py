@@ -1,0 +1,32 @@
+"""An account database on the real engines (SQLite and PostgreSQL) and a fake clock to move time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.access.service import AccessService
+from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.bootstrap import build_access
+from gateway.clock import FakeClock
+from tests.access import helpers  # noqa: F401  (the tests' cheaper Argon2id)
+from tests.gateways import REGISTRATION, RESIDENCE, T0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+async def engine(database_url):
+    engine = create_engine(database_url)
+    await create_schema(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def access(engine, clock) -> AsyncIterator[AccessService]:
+    yield build_access(engine, clock, frozenset({RESIDENCE, REGISTRATION}))
