@@ -1,20 +1,16 @@
 """The clerks' workspace, the supervisors' dashboard and the operator's page: server-rendered HTML.
 
-`install_pages(app)` adds them to the gateway's app (gateway.api.app.create_app): page routes, the
-stylesheet (served by the gateway itself), and HTML answers for refusals on page routes.
+`install_pages(app)` adds them to the gateway's app (gateway.api.app.create_app): page routes and HTML
+answers for refusals on page routes. The one stylesheet (static/site.css, 6 KB) is inlined in every page
+by the layout: no asset route, nothing fetched from anywhere else.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-
-from gateway.access.deps import public_mount
 
 PAGE_PREFIXES = ("/township/", "/dashboard", "/login")
 PAGE_PATHS = ("/", "/operator")
@@ -31,7 +27,6 @@ def install_pages(app: FastAPI) -> None:
 
     for module in (login_pages, dashboard_pages, clerk_pages, operator_pages):
         app.include_router(module.router)
-    app.mount("/static", public_mount(StaticFiles(directory=Path(__file__).parent / "static")), name="static")
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, exc: StarletteHTTPException) -> Response:

@@ -32,10 +32,16 @@ def reader(request: Request) -> DashboardReader:
     return found
 
 
+class Unavailable(RuntimeError):
+    """A gateway without a database (the in-memory fakes) has nothing to count."""
+
+
 async def _view(request: Request, principal: Principal, region: str | None, period: str | None) -> DashboardView:
     region = check_region(region or principal.scope)
     if not principal.covers_region(region):
         raise PermissionError(region)
+    if request.app.state.gateway.engine is None:
+        raise Unavailable("本网关没有数据库，无法统计反馈情况。")
     now = request.app.state.gateway.clock.now()
     return await build_dashboard(reader(request), region, period or str(current_period(now)), now)
 
@@ -44,6 +50,8 @@ def _refused(request: Request, principal: Principal, exc: Exception) -> HTMLResp
     if isinstance(exc, PermissionError):
         return page(request, principal, "error.html", status_code=403, title="无权查看",
                     message=f"您的权限范围不包括地区 {exc.args[0]}。")
+    if isinstance(exc, Unavailable):
+        return page(request, principal, "error.html", status_code=503, title="暂时无法统计", message=str(exc))
     return page(request, principal, "error.html", status_code=400, title="请求有误", message=str(exc))
 
 
@@ -52,7 +60,7 @@ async def dashboard(request: Request, principal: Supervisor, region: str | None 
                     period: str | None = None) -> Response:
     try:
         view = await _view(request, principal, region, period)
-    except (BadRequest, PermissionError) as exc:
+    except (BadRequest, PermissionError, Unavailable) as exc:
         return _refused(request, principal, exc)
     return HTMLResponse(render_dashboard(view, **layout(request, principal)))
 
@@ -62,7 +70,7 @@ async def dashboard_print(request: Request, principal: Supervisor, region: str |
                           period: str | None = None) -> Response:
     try:
         view = await _view(request, principal, region, period)
-    except (BadRequest, PermissionError) as exc:
+    except (BadRequest, PermissionError, Unavailable) as exc:
         return _refused(request, principal, exc)
     return HTMLResponse(render_dashboard(view, print_view=True, **layout(request, principal)))
 
@@ -73,7 +81,7 @@ async def dashboard_export(request: Request, principal: Supervisor, region: str 
     """Exactly the region table on screen: the same rows, columns and formatted values."""
     try:
         view = await _view(request, principal, region, period)
-    except (BadRequest, PermissionError) as exc:
+    except (BadRequest, PermissionError, Unavailable) as exc:
         return _refused(request, principal, exc)
     name = f"dashboard-{view.region}-{view.period_text}"
     if format == "xlsx":

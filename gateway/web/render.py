@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from gateway.web.charts import trend_svg
 from gateway.workflow.accounting import percent
@@ -57,7 +59,8 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_deadline=cn_deadline, pct=pct)
-_env.globals.update(trend_svg=trend_svg)
+_env.globals.update(trend_svg=trend_svg,
+                    stylesheet=Markup((Path(__file__).parent / "static" / "site.css").read_text(encoding="utf-8")))
 
 
 def render(template: str, **context: Any) -> str:

@@ -55,6 +55,8 @@ async def test_an_anonymous_visitor_is_sent_to_the_sign_in_page(clerk_gateway: G
             assert response.headers["location"].startswith("/login?next=")
         login = await http.get("/login?error=locked")
         assert login.status_code == 200 and 'lang="zh-CN"' in login.text and "已暂时锁定" in login.text
+        # Every asset is in the page itself: nothing is fetched from anywhere, not even from the gateway.
+        assert "<style>" in login.text and not re.search(r'(src|href)="(https?:)?//', login.text)
 
 
 async def test_another_townships_clerk_cannot_open_its_pages(clerk_gateway: Gateway) -> None:
