@@ -26,6 +26,7 @@ from gateway.api import import_worker, imports, limits
 from gateway.api import operator
 from gateway.api import regions
 from gateway.bootstrap import Gateway
+from gateway.web import install_pages
 from gateway.codec.errors import CodecError, FieldError
 from gateway.exchange.errors import AlreadyAnswered, ExchangeError, InvalidRequest, UnknownMessage
 from gateway.exchange.records import Direction, Status, StoredMessage
@@ -232,6 +233,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return {"sent": c.sent, "received": c.received, "answered": c.answered,
                 "outbox_pending": c.outbox_pending, "quarantined": c.quarantined}
 
+    install_pages(app)  # the HTML pages (gateway/web): before the operator API, so /operator is the page
     app.include_router(operator.router)
     app.include_router(regions.router)
     app.include_router(audit.router)

@@ -1,0 +1,217 @@
+"""What one dashboard page shows, assembled from the read model: the page, the export and the print
+view all use this one value, so the exported table is exactly the table on screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from fractions import Fraction
+
+from gateway.codec.divisions import registry
+from gateway.web import targets
+from gateway.web.dashboard_data import DashboardReader, MissedCase, OverdueCase, Period, months_of, parse_period
+from gateway.workflow.accounting import Counts, percent
+from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
+
+LEVEL_NAMES = {2: "省级", 4: "地市级", 6: "县级", 9: "乡镇（街道）"}
+CHILD_LENGTH = {2: 4, 4: 6, 6: 9}
+KIND_NAMES = {"query": "查询", "birth_query": "查询（生育信息）", "notification": "通报"}
+
+
+class BadRequest(ValueError):
+    """A region or period the dashboard cannot show; the message says why, in Chinese."""
+
+
+def region_name(code: str) -> str:
+    d = registry().get(code)
+    return d.name if d is not None else code
+
+
+def period_label(period: Period) -> str:
+    if isinstance(period, Quarter):
+        return f"{period.year}年第{period.q}季度"
+    return f"{period.year}年{period.month}月"
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: str
+    target: str
+    meets: bool | None  # None: nothing to judge
+
+
+@dataclass(frozen=True)
+class Row:
+    code: str
+    name: str
+    counts: Counts
+    band: targets.Band
+    drill: bool  # a region below can be opened
+
+    @property
+    def feedback_rate(self) -> str:
+        return percent(self.counts.feedback_rate)
+
+    @property
+    def timely_rate(self) -> str:
+        return percent(self.counts.timely_rate)
+
+
+TABLE_HEADERS = ("代码", "名称", "收到", "已反馈", "按时", "逾期反馈", "逾期未反馈", "未到期", "查无此人", "漏管", "反馈率", "及时率", "达标情况")
+
+
+def table_cells(row: Row) -> list[str | int]:
+    c = row.counts
+    return [row.code, row.name, c.received, c.answered, c.on_time, c.late, c.overdue, c.still_open,
+            c.no_such_person, c.missed_management, row.feedback_rate, row.timely_rate, row.band.label]
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    month: ReportingMonth
+    counts: Counts
+
+    @property
+    def label(self) -> str:
+        return f"{self.month.year}年{self.month.month}月"
+
+
+@dataclass
+class DashboardView:
+    region: str
+    name: str
+    level: str
+    period: Period
+    period_text: str
+    period_label: str
+    as_of: datetime
+    breadcrumbs: list[tuple[str, str]]
+    total: Counts
+    headline: list[Figure]
+    child_level: str
+    rows: list[Row]
+    overdue: list[OverdueCase]
+    overdue_total: int
+    missed: list[MissedCase]
+    missed_total: int
+    league: list[Row]
+    league_total: int
+    trend: list[TrendPoint]
+    periods: list[tuple[str, str]] = field(default_factory=list)  # choices for the period selector
+    counted_at: datetime | None = None  # when the live figures were counted; None: a closed period's frozen ones
+
+    @property
+    def table(self) -> list[list[str | int]]:
+        return [table_cells(r) for r in self.rows]
+
+
+def _rate_figure(label: str, rate: Fraction | None, target: Fraction) -> Figure:
+    return Figure(label, percent(rate), f"目标 {percent(target, 0)}", None if rate is None else rate >= target)
+
+
+def _headline(total: Counts) -> list[Figure]:
+    return [
+        Figure("收到查询和通报", str(total.received), "", None),
+        Figure("已反馈", str(total.answered), f"应为 {total.received}", None if not total.received else total.answered >= total.received),
+        _rate_figure("反馈率", total.feedback_rate, targets.FEEDBACK_RATE_TARGET),
+        _rate_figure("及时率", total.timely_rate, targets.TIMELY_RATE_TARGET),
+        Figure("当前逾期未反馈", str(total.overdue), f"目标 {targets.OVERDUE_TARGET}", total.overdue <= targets.OVERDUE_TARGET),
+        Figure("本期漏管", str(total.missed_management), f"目标 {targets.MISSED_MANAGEMENT_TARGET}",
+               total.missed_management <= targets.MISSED_MANAGEMENT_TARGET),
+    ]
+
+
+def check_region(region: str) -> str:
+    region = region.strip()
+    if len(region) not in LEVEL_NAMES or not region.isdigit():
+        raise BadRequest(f"地区代码应为2、4、6或9位数字，收到“{region[:12]}”")
+    return region
+
+
+def check_period(text: str) -> Period:
+    try:
+        return parse_period(text)
+    except ValueError:
+        raise BadRequest(f"期间应为月份（如2026-11）或季度（如2026Q4），收到“{text[:12]}”") from None
+
+
+def period_choices(now_month: ReportingMonth) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    month = now_month
+    for _ in range(12):
+        out.append((str(month), period_label(month)))
+        month = month.previous()
+    quarter = now_month.quarter
+    for _ in range(4):
+        out.append((str(quarter), period_label(quarter)))
+        prev_month = quarter.months[0].previous()
+        quarter = prev_month.quarter
+    return out
+
+
+def sum_counts(counts: Iterable[Counts]) -> Counts:
+    """The sum of many counts (a province's 1,500 townships, often): plain integers, not `Counts.__add__`."""
+    totals = [0] * 8
+    for c in counts:
+        totals[0] += c.received
+        totals[1] += c.answered
+        totals[2] += c.on_time
+        totals[3] += c.late
+        totals[4] += c.overdue
+        totals[5] += c.still_open
+        totals[6] += c.no_such_person
+        totals[7] += c.missed_management
+    return Counts(*totals)
+
+
+def _rows(prefix: str, counts: dict[str, Counts]) -> tuple[str, list[Row]]:
+    length = CHILD_LENGTH.get(len(prefix))
+    if length is None:  # a township: its own row
+        c = counts.get(prefix, Counts())
+        return LEVEL_NAMES[9], [Row(prefix, region_name(prefix), c, targets.band(c), False)]
+    groups: dict[str, list[Counts]] = {}
+    for township, c in counts.items():
+        groups.setdefault(township[:length], []).append(c)
+    summed = {code: sum_counts(group) for code, group in groups.items()}
+    for child in registry().children(prefix):
+        summed.setdefault(child[:length], Counts())
+    rows = [Row(code, region_name(code), c, targets.band(c), True) for code, c in sorted(summed.items())]
+    return LEVEL_NAMES[length], rows
+
+
+LEAGUE_LIMIT = 25  # best and lowest shown above a county; a county shows every township
+
+
+def _league(counts: dict[str, Counts]) -> tuple[list[Row], int]:
+    ranked = sorted(((t, c) for t, c in counts.items() if c.received),
+                    key=lambda tc: (-tc[1].answered / tc[1].received, -tc[1].on_time / tc[1].received, tc[0]))
+    if len(ranked) > 2 * LEAGUE_LIMIT:
+        shown = ranked[:LEAGUE_LIMIT] + ranked[-LEAGUE_LIMIT:]
+    else:
+        shown = ranked
+    return [Row(t, region_name(t), c, targets.band(c), True) for t, c in shown], len(ranked)
+
+
+async def build_dashboard(reader: DashboardReader, region: str, period_text: str, now: datetime) -> DashboardView:
+    region = check_region(region)
+    period = check_period(period_text)
+    closures = await reader.closures()
+    counts = await reader.township_counts(region, period, now, closures)
+    total = sum_counts(counts.values())
+    child_level, rows = _rows(region, counts)
+    overdue, overdue_total = await reader.overdue(region, period, now)
+    league, league_total = _league(counts)
+    missed, missed_total = await reader.missed(region, period)
+    trend = await reader.trend(region, months_of(period)[-1], now, closures=closures)
+    crumbs = [(code, region_name(code)) for code in (region[:n] for n in (2, 4, 6, 9)) if len(code) <= len(region)]
+    crumbs = list(dict.fromkeys(crumbs))
+    return DashboardView(
+        region=region, name=region_name(region), level=LEVEL_NAMES[len(region)], period=period,
+        period_text=str(period), period_label=period_label(period), as_of=now, breadcrumbs=crumbs, total=total,
+        headline=_headline(total), child_level=child_level, rows=rows, overdue=overdue, overdue_total=overdue_total,
+        missed=missed, missed_total=missed_total, league=league, league_total=league_total,
+        trend=[TrendPoint(m, c) for m, c in trend], periods=period_choices(reporting_month_of(now)),
+        counted_at=reader.counted_at(period),
+    )

@@ -1,0 +1,242 @@
+"""The pages in a real browser: Playwright driving Debian's Chromium against a real gateway (real
+RabbitMQ, PostgreSQL, two townships and a third hosted together), at 1366×768.
+
+A clerk signs in and sends a query; the other township's clerk answers it; the first sees it answered;
+a supervisor drills from the province down to that township and exports the table, and the file
+matches the screen; an anonymous visitor is sent to /login; a third township's clerk cannot open the
+message. Every page is saved as a screenshot in tests/web/screenshots/ (ignored by git) for review.
+
+Chromium is required, never skipped: without /usr/bin/chromium the tests fail saying how to install it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.access.principal import Role
+
+from ..access.helpers import PASSWORD, add_user, current_otp
+from ..gateways import ELSEWHERE, REGISTRATION, RESIDENCE
+from .live_server import LiveGateway
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.database, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
+# The machine's network is closed: without these Chromium keeps trying to reach its services.
+CHROMIUM_ARGS = ["--lang=zh-CN", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+VIEWPORT = {"width": 1366, "height": 768}
+NAME, CITIZEN_ID = "王秀英", "120101199005170245"
+
+
+def _admin(server_url: str, statement: str) -> None:
+    async def run() -> None:
+        engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}: the browser tests need it. On Debian: "
+                    "apt-get update && apt-get install -y chromium fonts-noto-cjk (CI's .ci/run does this), or set "
+                    "GATEWAY_TEST_CHROMIUM to another Chromium.", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def live(amqp_url: str, postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    name = f"gw_test_web_{uuid.uuid4().hex[:10]}"
+    _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    server = LiveGateway([RESIDENCE, REGISTRATION, ELSEWHERE], amqp_url=amqp_url, database_url=url,
+                         token=secrets.token_hex(4), data_dir=tmp_path_factory.mktemp("web")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def user(live: LiveGateway, role: Role, scope: str = "") -> tuple[str, str]:
+    """A new user; its name and the one-time code to sign in with (empty for roles without a second factor)."""
+    name, secret = live.call(add_user(live.gateway, role, scope))
+    return name, secret or ""
+
+
+def sign_in(live: LiveGateway, browser: Any, role: Role, scope: str = "", shot: str | None = None) -> Any:
+    name, secret = user(live, role, scope)
+    page = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai",
+                               accept_downloads=True).new_page()
+    page.goto(f"{live.url}/login")
+    page.fill("#username", name)
+    page.fill("#password", PASSWORD)
+    if secret:
+        page.fill("#otp", current_otp(live.gateway, secret))
+    if shot:
+        screenshot(page, shot)
+    page.press("#password", "Enter")  # by keyboard
+    page.wait_for_load_state()
+    assert "/login" not in page.url, page.content()[:500]
+    return page
+
+
+def screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 30.0, every_s: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every_s)
+    return True
+
+
+def table_on_screen(page: Any, table_id: str) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        f"#{table_id} tr", "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+
+
+def test_an_anonymous_visitor_is_sent_to_sign_in(live: LiveGateway, browser: Any) -> None:
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.goto(f"{live.url}/township/{RESIDENCE}/inbox")
+    assert page.url.startswith(f"{live.url}/login?next=")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert page.locator("h1").inner_text() == "登录"
+    page.goto(f"{live.url}/dashboard?region=12")
+    assert "/login?next=" in page.url
+    screenshot(page, "00-login")
+
+
+def test_a_query_sent_answered_and_seen_answered_then_drilled_to_and_exported(live: LiveGateway, browser: Any) -> None:
+    # The residence township's clerk sends a query.
+    sender = sign_in(live, browser, Role.CLERK, RESIDENCE, shot="01-login-filled")
+    assert sender.url == f"{live.url}/township/{RESIDENCE}/inbox"
+    screenshot(sender, "02-clerk-inbox-empty")
+    sender.click("text=发送查询")
+    sender.fill("#f-registration_township", REGISTRATION)
+    sender.fill("#f-person-name", NAME)
+    sender.fill("#f-person-citizen_id", CITIZEN_ID[:-1] + "6")  # a wrong check character first
+    sender.fill("#f-person-birth_date", "1990-05-17")
+    sender.select_option("#f-person-sex", "2")
+    sender.fill("#f-current_address", "幸福路1号")
+    sender.click("button:has-text('发送')")
+    error = sender.locator("#f-person-citizen_id-err")
+    assert error.is_visible() and "校验码应为“5”" in error.inner_text()
+    screenshot(sender, "03-clerk-send-query-refused")
+    sender.fill("#f-person-citizen_id", CITIZEN_ID)
+    sender.click("button:has-text('发送')")
+    assert sender.url.startswith(f"{live.url}/township/{RESIDENCE}/sent")
+    row = sender.locator("#sent-table tbody tr").first
+    assert NAME in row.inner_text()
+    message_id = sender.url.split("done=")[1]
+    screenshot(sender, "04-clerk-sent")
+
+    # The registration township's clerk sees it in the inbox, with its deadline, and answers it.
+    answerer = sign_in(live, browser, Role.CLERK, REGISTRATION)
+
+    def arrived() -> bool:
+        answerer.reload()
+        return NAME in answerer.locator("#main").inner_text() and answerer.locator("#pending-table").count() == 1
+
+    assert eventually(arrived), "the query never reached the registration township's inbox"
+    pending = answerer.locator("#pending-table tbody tr").first
+    assert "24:00" in pending.inner_text() and "待反馈" in pending.inner_text()
+    screenshot(answerer, "05-clerk-inbox")
+    pending.locator("a").click()
+    assert CITIZEN_ID in answerer.locator("#record").inner_text()
+    screenshot(answerer, "06-clerk-message")
+    answerer.fill("#f-birth_date", "1990-05-17")
+    answerer.select_option("#f-household_type", "1")
+    answerer.fill("#f-husband_name", "李伟")
+    answerer.fill("#f-children-sons", "1")
+    answerer.fill("#f-children-daughters", "0")
+    answerer.click("button:has-text('发送反馈')")
+    assert "反馈已发送" in answerer.locator(".flash").inner_text()
+    assert answerer.locator("#feedback-result").inner_text() == "查到此人"
+    screenshot(answerer, "07-clerk-answered")
+
+    # The sender sees it answered.
+    def answered() -> bool:
+        sender.goto(f"{live.url}/township/{RESIDENCE}/sent")
+        return "已反馈" in sender.locator(f"#sent-{message_id}").inner_text()
+
+    assert eventually(answered), "the feedback never reached the residence township"
+    screenshot(sender, "08-clerk-sent-answered")
+    sender.goto(f"{live.url}/township/{RESIDENCE}/messages/{message_id}")
+    assert sender.locator("#feedback-result").inner_text() == "查到此人"
+
+    # A third township's clerk cannot open the message, neither under its township nor under theirs.
+    stranger = sign_in(live, browser, Role.CLERK, ELSEWHERE)
+    response = stranger.goto(f"{live.url}/township/{RESIDENCE}/messages/{message_id}")
+    assert response.status == 403 and "无权访问" in stranger.locator("h1").inner_text()
+    assert CITIZEN_ID not in stranger.content()
+    screenshot(stranger, "09-stranger-refused")
+    response = stranger.goto(f"{live.url}/township/{ELSEWHERE}/messages/{message_id}")
+    assert response.status == 404 and CITIZEN_ID not in stranger.content()
+
+    # A province supervisor drills down to the registration township and exports the table on screen.
+    supervisor = sign_in(live, browser, Role.SUPERVISOR, REGISTRATION[:2])
+    assert "/dashboard?region=12" in supervisor.url
+    screenshot(supervisor, "10-dashboard-province")
+    for code, shot in ((REGISTRATION[:4], "11-dashboard-city"), (REGISTRATION[:6], "12-dashboard-county"),
+                       (REGISTRATION, "13-dashboard-township")):
+        supervisor.click(f"#region-table a[href^='/dashboard?region={code}&']")
+        assert f"region={code}" in supervisor.url
+        screenshot(supervisor, shot)
+    crumbs = supervisor.locator(".crumbs a")
+    assert crumbs.count() == 3  # province › city › county, the township itself not a link
+    screen = table_on_screen(supervisor, "region-table")
+    assert screen[1][0] == REGISTRATION and screen[1][2:4] == ["1", "1"]  # received 1, answered 1
+    figures = supervisor.locator(".figure .value").all_inner_texts()
+    assert figures[:3] == ["1", "1", "100.0%"]
+    with supervisor.expect_download() as download:
+        supervisor.click("text=CSV")
+    exported = list(csv.reader(io.StringIO(Path(download.value.path()).read_bytes().decode("utf-8-sig"))))
+    assert exported == screen
+    with supervisor.expect_download() as download:
+        supervisor.click("text=Excel（xlsx）")
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    assert [[str(v) for v in row] for row in sheet.iter_rows(values_only=True)] == screen
+    supervisor.click(f".crumbs a[href^='/dashboard?region={REGISTRATION[:6]}&']")
+    assert f"region={REGISTRATION[:6]}&" in supervisor.url
+    supervisor.click("text=打印视图")
+    screenshot(supervisor, "14-dashboard-print")
+
+    # The operator's page.
+    operator = sign_in(live, browser, Role.OPERATOR)
+    assert operator.url == f"{live.url}/operator"
+    assert operator.locator("#health-status").inner_text() == "正常"
+    screenshot(operator, "15-operator")

@@ -1,0 +1,141 @@
+"""The dashboard's SQL figures are the accounting rules' figures: the same counts as
+`accounting.account` on the same cases, for open periods (live, with the closures of closed months)
+and closed ones (the frozen snapshot), scoped to a region by division code; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from gateway.adapters.sql.case_store import SqlCaseStore
+from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.web.dashboard_data import DashboardReader, parse_period
+from gateway.workflow.accounting import Counts, account, close_month
+from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.deadlines import DeadlineRuleSet
+from gateway.workflow.periods import Quarter, ReportingMonth
+
+from ..workflow.conftest import cst
+from ..workflow.test_accounting_fast_path import Q1, generated_quarter
+
+pytestmark = pytest.mark.database
+
+JANUARY, FEBRUARY, MARCH = Q1.months
+NOW = cst(2026, 3, 25, 10)  # after the last calendar update of the generated quarter
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[object]:
+    engine = create_engine(database_url)
+    await create_schema(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def stored(engine: object, rules: DeadlineRuleSet, calendar: WorkingDayCalendar) -> tuple[SqlCaseStore, list]:
+    store = SqlCaseStore(engine)  # type: ignore[arg-type]
+    cases = generated_quarter(1, rules, calendar) + generated_quarter(2, rules, calendar)
+    await store.add_cases(cases)
+    return store, cases
+
+
+def within(rows: dict[str, Counts], prefix: str) -> dict[str, Counts]:
+    return {t: c for t, c in rows.items() if t.startswith(prefix)}
+
+
+async def test_an_open_period_counts_as_the_accounting_rules_count_it_live(
+    engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    store, cases = await stored(engine, rules, real_calendar)
+    january_closed = JANUARY.ends_at + timedelta(minutes=5)
+    await store.close_month(close_month(cases, JANUARY, january_closed))
+    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
+    closures = {JANUARY: january_closed}
+    for period in (MARCH, FEBRUARY, Q1):
+        expected = account(cases, period, NOW, closures)
+        assert sum(expected.values(), Counts()).received > 100
+        for prefix in ("43", "4305", "430521", "430521101"):
+            assert await reader.township_counts(prefix, period, NOW) == within(expected, prefix), (period, prefix)
+
+
+async def test_a_closed_period_shows_its_frozen_snapshot_not_later_replies(
+    engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    store, cases = await stored(engine, rules, real_calendar)
+    closed_at = JANUARY.ends_at + timedelta(minutes=5)
+    snapshot = close_month(cases, JANUARY, closed_at)
+    await store.close_month(snapshot)
+    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
+    frozen = await reader.township_counts("4305", JANUARY, NOW)
+    assert frozen == within(snapshot.as_dict(), "4305")
+    assert frozen != within(account(cases, JANUARY, NOW), "4305")  # replies after the close changed the live figures
+
+
+async def test_the_trend_gives_each_month_its_figures_and_nothing_for_months_without_cases(
+    engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    _, cases = await stored(engine, rules, real_calendar)
+    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
+    trend = await reader.trend("43", MARCH, NOW)
+    assert [str(m) for m, _ in trend][-3:] == ["2026-01", "2026-02", "2026-03"] and len(trend) == 12
+    by_month = dict(trend)
+    for month in (JANUARY, FEBRUARY, MARCH):
+        assert by_month[month] == sum(account(cases, month, NOW).values(), Counts())
+    assert by_month[ReportingMonth(2025, 6)] == Counts() and by_month[ReportingMonth(2025, 6)].feedback_rate is None
+
+
+async def test_the_overdue_list_holds_the_regions_unanswered_cases_past_due_oldest_first(
+    engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    _, cases = await stored(engine, rules, real_calendar)
+    later = cst(2026, 5, 1)  # after every fact of the generated quarter, as the gateway's own clock always is
+    reader = DashboardReader(engine, real_calendar, clock=lambda: later)  # type: ignore[arg-type]
+    rows, total = await reader.overdue("430521", Q1, later, limit=5)
+    expected = sorted(
+        (c for c in cases if c.registration_township.startswith("430521") and c.reporting_month in Q1.months
+         and c.feedback is None and c.withdrawn_at is None and c.deadline.due_at <= later),
+        key=lambda c: (c.deadline.due_at, c.case_id))
+    assert total == len(expected) > 5
+    assert [r.case_id for r in rows] == [c.case_id for c in expected[:5]]
+    assert all(r.working_days_overdue >= 1 for r in rows)
+
+
+def test_working_days_overdue_count_from_the_day_after_the_deadline(real_calendar: WorkingDayCalendar) -> None:
+    reader = DashboardReader(None, real_calendar)  # type: ignore[arg-type]
+    due = cst(2026, 3, 5)  # 24:00 on Wednesday 4 March
+    assert reader.working_days_between(due, cst(2026, 3, 5, 9)) == 1  # Thursday
+    assert reader.working_days_between(due, cst(2026, 3, 9, 9)) == 3  # Thu, Fri, Mon (not the weekend)
+    assert reader.working_days_between(due, cst(2026, 3, 4, 23)) == 0
+
+
+def test_a_period_is_a_month_or_a_quarter() -> None:
+    assert parse_period("2026-11") == ReportingMonth(2026, 11)
+    assert parse_period("2026Q4") == Quarter(2026, 4)
+    with pytest.raises(ValueError):
+        parse_period("2026-13")
+
+
+async def test_a_reply_after_the_count_shows_at_the_next_count_and_deadlines_passing_show_at_once(
+    engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    store, cases = await stored(engine, rules, real_calendar)
+    now = [NOW]
+    reader = DashboardReader(engine, real_calendar, max_age_s=60, clock=lambda: now[0])  # type: ignore[arg-type]
+    first = sum((await reader.township_counts("43", MARCH, NOW)).values(), Counts())
+    assert first.still_open > 0
+    # Later, without a recount: cases whose deadline has passed are overdue now, nothing else moved.
+    later = NOW + timedelta(days=20)
+    moved = sum((await reader.township_counts("43", MARCH, later)).values(), Counts())
+    expected = sum(account(cases, MARCH, NOW).values(), Counts())
+    assert (moved.received, moved.answered) == (first.received, first.answered) == (expected.received, expected.answered)
+    assert moved.overdue > first.overdue and moved.still_open < first.still_open
+    # Past max_age the tally is recounted in the background; the next page has the new facts.
+    now[0] = later
+    await reader.township_counts("43", MARCH, later)
+    await asyncio.gather(*reader._background)
+    recounted = sum((await reader.township_counts("43", MARCH, later)).values(), Counts())
+    assert recounted == sum(account(cases, MARCH, later).values(), Counts())
+    assert reader.counted_at(MARCH) == later

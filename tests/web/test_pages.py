@@ -1,0 +1,175 @@
+"""The pages over HTTP (no browser): sign-in redirects, scope checks, the dashboard and its export, the
+clerk's forms with the codec's errors at their fields, Chinese dates. The browser flows are in
+test_browser.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+
+from gateway.access.principal import Role
+from gateway.adapters.fakes import FakeBroker
+from gateway.api.app import create_app
+from gateway.bootstrap import Gateway, build_gateway
+from gateway.clock import FakeClock
+from gateway.exchange.nodes import HostedNode
+from gateway.security.directory import KeyDirectory
+from gateway.settings import Settings
+from gateway.web.render import cn_date, cn_deadline
+from gateway.workflow.accounting import account
+
+from ..access.helpers import browser_client
+from ..gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings
+from ..workflow.conftest import cst
+from ..workflow.test_accounting_fast_path import Q1, generated_quarter
+
+NOW = cst(2026, 3, 25, 10)
+
+
+def test_dates_are_shown_in_beijing_time_as_chinese_dates() -> None:
+    assert cn_date(datetime(2026, 11, 30, 16, 30, tzinfo=timezone.utc)) == "2026年12月1日"  # 00:30 in Beijing
+    assert cn_date("2026-03-05") == "2026年3月5日"
+    # A deadline is 24:00 of its last working day, stored as the next midnight.
+    assert cn_deadline(cst(2026, 3, 5)) == "2026年3月4日 24:00"
+
+
+@pytest.fixture
+async def clerk_gateway() -> Gateway:
+    return fake_gateway(keyrings(RESIDENCE, REGISTRATION))
+
+
+async def test_an_anonymous_visitor_is_sent_to_the_sign_in_page(clerk_gateway: Gateway) -> None:
+    transport = httpx.ASGITransport(app=create_app(clerk_gateway))
+    async with httpx.AsyncClient(transport=transport, base_url="https://gw") as http:
+        for path in (f"/township/{RESIDENCE}/inbox", "/dashboard?region=11", "/operator", "/"):
+            response = await http.get(path)
+            assert response.status_code == 303
+            assert response.headers["location"].startswith("/login?next=")
+        login = await http.get("/login?error=locked")
+        assert login.status_code == 200 and 'lang="zh-CN"' in login.text and "已暂时锁定" in login.text
+        # Every asset is in the page itself: nothing is fetched from anywhere, not even from the gateway.
+        assert "<style>" in login.text and not re.search(r'(src|href)="(https?:)?//', login.text)
+
+
+async def test_another_townships_clerk_cannot_open_its_pages(clerk_gateway: Gateway) -> None:
+    app = create_app(clerk_gateway)
+    async with browser_client(clerk_gateway, Role.CLERK, RESIDENCE, app=app) as (http, _):
+        for path in (f"/township/{REGISTRATION}/inbox", f"/township/{REGISTRATION}/messages/anything"):
+            response = await http.get(path)
+            assert response.status_code == 403 and "无权访问" in response.text
+
+
+async def test_each_role_starts_on_its_own_page(clerk_gateway: Gateway) -> None:
+    app = create_app(clerk_gateway)
+    for role, scope, start in ((Role.CLERK, RESIDENCE, f"/township/{RESIDENCE}/inbox"),
+                               (Role.SUPERVISOR, "12", "/dashboard?region=12")):
+        async with browser_client(clerk_gateway, role, scope, app=app) as (http, _):
+            response = await http.get("/")
+            assert (response.status_code, response.headers["location"]) == (303, start)
+
+
+async def test_a_refused_query_shows_the_codecs_reason_at_its_field_and_keeps_what_was_typed(clerk_gateway: Gateway) -> None:
+    app = create_app(clerk_gateway)
+    async with browser_client(clerk_gateway, Role.CLERK, RESIDENCE, app=app) as (http, csrf):
+        form = {"csrf_token": csrf, "registration_township": REGISTRATION, "person.name": "王秀英",
+                "person.citizen_id": "120101199005170246"}
+        response = await http.post(f"/township/{RESIDENCE}/send/query", data=form)
+        assert response.status_code == 422
+        field = re.search(r'id="f-person-citizen_id"[^>]*>\s*(?:<span class="field-error" id="f-person-citizen_id-err">([^<]*))?',
+                          response.text, re.S)
+        assert field is not None
+        error = re.search(r'<span class="field-error" id="f-person-citizen_id-err">([^<]*)</span>', response.text)
+        assert error is not None and "校验码应为“5”" in error.group(1)
+        assert 'value="王秀英"' in response.text
+        form["person.citizen_id"] = "120101199005170245"
+        sent = await http.post(f"/township/{RESIDENCE}/send/query", data=form)
+        assert sent.status_code == 303 and sent.headers["location"].startswith(f"/township/{RESIDENCE}/sent")
+        page = await http.get(sent.headers["location"])
+        assert "王秀英" in page.text and "待发送" in page.text
+
+
+async def test_a_form_without_its_csrf_token_is_refused(clerk_gateway: Gateway) -> None:
+    app = create_app(clerk_gateway)
+    async with browser_client(clerk_gateway, Role.CLERK, RESIDENCE, app=app) as (http, _):
+        response = await http.post(f"/township/{RESIDENCE}/send/query", data={"registration_township": REGISTRATION})
+        assert response.status_code == 403
+
+
+# --- the dashboard on a real database ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def dashboard_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Gateway, list]]:
+    rings = keyrings(RESIDENCE, REGISTRATION)
+    gateway = build_gateway(
+        Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url), clock=FakeClock(NOW),
+        broker=FakeBroker(), nodes={c: HostedNode(r) for c, r in rings.items()},
+        directory=KeyDirectory.from_keyrings(rings.values()))
+    from gateway.adapters.sql.engine import create_schema
+
+    await create_schema(gateway.engine)
+    from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, load_calendar, load_deadline_rules
+
+    cases = generated_quarter(3, load_deadline_rules(DEFAULT_DEADLINES_FILE), load_calendar(DEFAULT_CALENDAR_FILE))
+    await gateway.tracker.store.add_cases(cases)
+    yield gateway, cases
+    await gateway.engine.dispose()
+
+
+def table_rows(html: str, table_id: str) -> list[list[str]]:
+    body = re.search(rf'<table class="data[^"]*" id="{table_id}">(.*?)</table>', html, re.S)
+    assert body is not None, table_id
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+            for row in rows]
+
+
+@pytest.mark.database
+async def test_the_dashboard_shows_the_regions_figures_and_exports_exactly_its_table(dashboard_gateway) -> None:
+    gateway, cases = dashboard_gateway
+    app = create_app(gateway)
+    async with browser_client(gateway, Role.SUPERVISOR, "43", app=app) as (http, _):
+        page = await http.get("/dashboard?region=43&period=2026Q1")
+        assert page.status_code == 200, page.text[:300]
+        expected = account(cases, Q1, NOW)
+        received = sum(c.received for c in expected.values())
+        assert f'<span class="value">{received}</span>' in page.text
+        screen = table_rows(page.text, "region-table")
+        assert screen[0][0] == "代码" and {r[0] for r in screen[1:]} >= {"4305", "4306", "4311"}
+        exported_csv = await http.get("/dashboard/export?region=43&period=2026Q1&format=csv")
+        rows = list(csv.reader(io.StringIO(exported_csv.content.decode("utf-8-sig"))))
+        assert rows == screen
+        exported_xlsx = await http.get("/dashboard/export?region=43&period=2026Q1&format=xlsx")
+        sheet = load_workbook(io.BytesIO(exported_xlsx.content)).active
+        assert [[str(v) for v in row] for row in sheet.iter_rows(values_only=True)] == screen
+        # Drill down to the county, with the breadcrumbs back up.
+        county = await http.get("/dashboard?region=430521&period=2026Q1")
+        assert county.status_code == 200
+        assert '<a href="/dashboard?region=43&amp;period=2026Q1">' in county.text
+        assert {r[0] for r in table_rows(county.text, "region-table")[1:]} >= {"430521101", "430521102"}
+        overdue = table_rows(county.text, "overdue-table")
+        assert len(overdue) > 1 and all(r[-1].isdigit() for r in overdue[1:])
+        assert (await http.get("/dashboard/print?region=430521&period=2026Q1")).status_code == 200
+        assert (await http.get("/dashboard?region=43&period=2026-13")).status_code == 400
+        assert len(page.content) < 300 * 1024
+
+
+@pytest.mark.database
+async def test_a_supervisor_sees_only_regions_inside_its_own(dashboard_gateway) -> None:
+    gateway, _ = dashboard_gateway
+    app = create_app(gateway)
+    async with browser_client(gateway, Role.SUPERVISOR, "4305", app=app) as (http, _):
+        assert (await http.get("/dashboard?region=4305&period=2026-03")).status_code == 200
+        for region in ("43", "4306", "430602"):
+            response = await http.get(f"/dashboard?region={region}&period=2026-03")
+            assert response.status_code == 403
+        export = await http.get("/dashboard/export?region=43&period=2026-03&format=csv")
+        assert export.status_code == 403
