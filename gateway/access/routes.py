@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
+from gateway.api import limits
+
 from gateway.access import csrf
 from gateway.access.deps import require, source_address
 from gateway.access.permissions import Permission
@@ -79,7 +81,7 @@ async def login(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", openapi_extra=limits.form())  # the sign-out button posts a form (csrf_token)
 async def logout(request: Request, principal: Annotated[Principal, require(Permission.SIGNED_IN, page=True)]) -> RedirectResponse:
     """Revokes the session (cookie or bearer token) in the database, not just in the browser."""
     token = request.scope["state"]["token"]

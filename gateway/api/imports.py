@@ -11,6 +11,8 @@ import json
 import re
 import tempfile
 from pathlib import Path
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -28,11 +30,52 @@ from gateway.exchange.errors import ExchangeError, InvalidRequest
 
 router = APIRouter()
 
+
+@dataclass
+class ImportOutcome:
+    report: import_worker.ParsedImport
+    sent: list[dict[str, Any]]  # {"row", "message_id"}
+    late: list[dict[str, Any]]  # rows the codec passed and the exchange refused: {"row", "column", "field", "reason"}
+
+
+async def import_and_send(gateway: Any, view: NodeView, chunks: AsyncIterator[bytes], kind: str, shown_name: str,
+                          filename: str) -> ImportOutcome:
+    """The one path of an upload, from the API or the clerk's page: the file is streamed to disk, parsed
+    in the import worker (never on the event loop), its good rows submitted as the clerk, audited."""
+    settings = gateway.settings
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / shown_name
+        # Streamed to disk: the body limit (limits.RequestLimits) counts it on the way.
+        async with await anyio.open_file(path, "wb") as f:
+            async for chunk in chunks:
+                await f.write(chunk)
+        report = await import_worker.shared(settings.import_workers).parse(
+            path, kind, today=gateway.clock.now().date(), limits=settings.import_limits  # type: ignore[arg-type]
+        )
+    if report.file_errors:
+        await view.audit(Action.IMPORT, filename[:64], result="refused", detail=f"{kind}: {report.file_errors[0]}"[:200])
+        return ImportOutcome(report, [], [])
+    sent: list[dict[str, Any]] = []
+    late: list[dict[str, Any]] = []
+    for row, record in report.good:
+        try:
+            stored = await view.submit(record)
+        except (InvalidRequest, CodecError) as exc:
+            late += [{"row": row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
+        except ExchangeError as exc:
+            late.append({"row": row, "column": "", "field": "", "reason": exc.detail})
+        else:
+            sent.append({"row": row, "message_id": stored.message_id})
+    refused = len(report.errors) + len(late)
+    await view.audit(Action.IMPORT, filename[:64], result="ok" if not refused else "partial",
+                     detail=f"{kind}: {report.rows_read} rows, {len(sent)} sent, {refused} refused")
+    return ImportOutcome(report, sent, late)
+
 SUFFIX = {limits.CSV: ".csv", limits.XLSX: ".xlsx"}
 _SAFE_NAME = re.compile(r"[^\w.\-() ]+")
 
 
-def _shown_name(filename: str, suffix: str) -> str:
+def shown_name(filename: str, suffix: str) -> str:
     # The clerk's file name appears in file-level reasons; keep it short and plain.
     stem = _SAFE_NAME.sub("_", Path(filename).stem)[:80] or "upload"
     return stem + suffix
@@ -54,38 +97,13 @@ async def import_cards(
     gateway = request.app.state.gateway
     view = NodeView.of(gateway, principal, request, code)
     suffix = SUFFIX.get(limits.media_type(request.headers) or "", ".csv")
-    settings = gateway.settings
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / _shown_name(filename, suffix)
-        # Streamed to disk: the body limit (limits.RequestLimits) counts it on the way.
-        async with await anyio.open_file(path, "wb") as f:
-            async for chunk in request.stream():
-                await f.write(chunk)
-        report = await import_worker.shared(settings.import_workers).parse(
-            path, kind, today=gateway.clock.now().date(), limits=settings.import_limits
-        )
+    outcome = await import_and_send(gateway, view, request.stream(), kind, shown_name(filename, suffix), filename)
+    report, sent, late = outcome.report, outcome.sent, outcome.late
     if report.file_errors:
-        await view.audit(Action.IMPORT, filename[:64], result="refused", detail=f"{kind}: {report.file_errors[0]}"[:200])
         return JSONResponse(status_code=422, content={
             "rows_read": report.rows_read, "sent": [], "errors": [import_worker.error_view(*e) for e in report.errors],
             "blank_rows": report.blank_rows, "file_errors": report.file_errors,
         })
-    sent = []
-    late: list[dict[str, Any]] = []  # rows the exchange refused
-    for row, record in report.good:
-        try:
-            stored = await view.submit(record)
-        except InvalidRequest as exc:
-            late += [{"row": row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
-        except CodecError as exc:
-            late += [{"row": row, "column": "", "field": e.path, "reason": e.reason} for e in exc.errors]
-        except ExchangeError as exc:
-            late.append({"row": row, "column": "", "field": "", "reason": exc.detail})
-        else:
-            sent.append({"row": row, "message_id": stored.message_id})
-    refused = len(report.errors) + len(late)
-    await view.audit(Action.IMPORT, filename[:64], result="ok" if not refused else "partial",
-                     detail=f"{kind}: {report.rows_read} rows, {len(sent)} sent, {refused} refused")
     head = {"rows_read": report.rows_read, "sent": sent}
     tail = {"blank_rows": report.blank_rows, "file_errors": report.file_errors}
     if late:

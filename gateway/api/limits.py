@@ -53,6 +53,20 @@ def upload(media_types: tuple[str, ...], description: str) -> dict[str, Any]:
     }
 
 
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+
+def form(*, files: bool = False) -> dict[str, Any]:
+    """`openapi_extra` for a page route that reads an HTML form itself (`await request.form()`): the
+    media types a browser posts it with. A form with a file is an upload: the import size limit."""
+    types = (MULTIPART,) if files else (FORM, MULTIPART)
+    extra: dict[str, Any] = {"requestBody": {"required": True, "content": {t: {"schema": {"type": "object"}} for t in types}}}
+    if files:
+        extra[UPLOAD_KEY] = list(types)
+    return extra
+
+
 class BodyTooLarge(HTTPException):
     # An HTTPException: FastAPI re-raises these from its body parsing, so the 413 reaches the client
     # instead of becoming "There was an error parsing the body" (400).
@@ -158,12 +172,14 @@ class RequestLimits:
 
 def _media_refusal(op: _Operation | None, headers: Headers) -> str | None:
     got = media_type(headers)
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    if got is None and not has_body:
+        return None  # nothing sent: a route that needs a body says so itself (422)
     if op is not None and op.media_types:
         accepted = list(op.media_types)
     else:
-        # No body expected (or a route the document does not list): nothing, or JSON, is fine.
-        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
-        if (got is None and not has_body) or got == JSON:
+        # No body expected (or a route the document does not list): JSON is fine.
+        if got == JSON:
             return None
         accepted = [JSON]
     if got in accepted:

@@ -8,20 +8,21 @@ message id finds nothing. Plain HTML forms: every flow works without JavaScript.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.access.deps import require
+from gateway.api import import_worker, limits
+from gateway.api.imports import import_and_send, shown_name
 from gateway.access.views import NodeView
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.codec import code_tables
-from gateway.codec.bulk_import import import_file
 from gateway.codec.errors import CodecError, FieldError
 from gateway.exchange.errors import ExchangeError, InvalidRequest
 from gateway.exchange.records import Direction, Status, StoredMessage
@@ -185,7 +186,7 @@ async def message(code: str, message_id: str, request: Request, principal: Reade
     return _answer_page(request, principal, code, ctx, {}, {}, [], flash=flash)
 
 
-@router.post("/messages/{message_id}/answer", response_class=HTMLResponse)
+@router.post("/messages/{message_id}/answer", response_class=HTMLResponse, openapi_extra=limits.form())
 async def answer(code: str, message_id: str, request: Request, principal: Answerer) -> Response:
     gw = _gateway(request)
     view = NodeView.of(gw, principal, request, code)
@@ -242,7 +243,7 @@ async def send_form(code: str, kind: str, request: Request, principal: Submitter
                 action=f"/township/{code}/send/{kind}")
 
 
-@router.post("/send/{kind}", response_class=HTMLResponse)
+@router.post("/send/{kind}", response_class=HTMLResponse, openapi_extra=limits.form())
 async def send(code: str, kind: str, request: Request, principal: Submitter) -> Response:
     gw = _gateway(request)
     view = NodeView.of(gw, principal, request, code)
@@ -327,7 +328,7 @@ async def upload_form(code: str, request: Request, principal: Importer) -> Respo
     return page(request, principal, "upload.html", code=code, report=None)
 
 
-@router.post("/upload", response_class=HTMLResponse)
+@router.post("/upload", response_class=HTMLResponse, openapi_extra=limits.form(files=True))
 async def upload(code: str, request: Request, principal: Importer) -> Response:
     """The monthly cards: good rows sent as if typed one by one, every bad row reported (row, column, reason)."""
     gw = _gateway(request)
@@ -335,26 +336,21 @@ async def upload(code: str, request: Request, principal: Importer) -> Response:
     form = await request.form()
     kind = "notification" if form.get("kind") == "notification" else "query"
     upload = form.get("file")
-    data = await upload.read() if hasattr(upload, "read") else b""
     suffix = Path(getattr(upload, "filename", "") or "cards.csv").suffix.lower() or ".csv"
-    if suffix not in (".csv", ".xlsx"):
+    if suffix not in (".csv", ".xlsx") or not hasattr(upload, "read"):
         report = {"rows_read": 0, "sent": [], "errors": [], "file_errors": [f"文件应为 .csv 或 .xlsx，收到 {suffix[:10]}"]}
         return page(request, principal, "upload.html", status_code=422, code=code, report=report)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
-        path.write_bytes(data)
-        result = import_file(path, kind, today=gw.clock.now().date())
-    errors = [{"row": e.row, "column": e.column, "field": e.field, "reason": in_chinese(e.reason)} for e in result.errors]
-    sent_rows = []
-    for good in result.good:
-        try:
-            stored = await view.submit(good.message.model_dump(mode="json", exclude_none=True))
-        except (InvalidRequest, CodecError) as exc:
-            errors += [{"row": good.row, "column": "", "field": e.path, "reason": in_chinese(e.reason)} for e in exc.errors]
-        except ExchangeError as exc:
-            errors.append({"row": good.row, "column": "", "field": "", "reason": in_chinese(exc.detail)})
-        else:
-            sent_rows.append({"row": good.row, "message_id": stored.message_id})
-    report = {"rows_read": result.rows_read, "sent": sent_rows, "errors": sorted(errors, key=lambda e: e["row"]),
-              "file_errors": result.file_errors}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while data := await upload.read(1024 * 1024):
+            yield data
+
+    name = getattr(upload, "filename", "") or "cards" + suffix
+    outcome = await import_and_send(gw, view, chunks(), kind, shown_name(name, suffix), name)
+    shown = [import_worker.error_view(*e) for e in outcome.report.errors] + outcome.late
+    errors = [{**e, "reason": in_chinese(e["reason"])} for e in shown]
+    report = {"rows_read": outcome.report.rows_read, "sent": outcome.sent,
+              "errors": sorted(errors, key=lambda e: e["row"]), "file_errors": outcome.report.file_errors}
+    if outcome.report.file_errors:
+        return page(request, principal, "upload.html", status_code=422, code=code, report=report)
     return page(request, principal, "upload.html", code=code, report=report)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.api import limits
 from gateway.access.audit import Action
 from gateway.access.deps import require
 from gateway.access.permissions import Permission
@@ -35,7 +36,7 @@ async def operator_page(request: Request, principal: Operator, done: str = "") -
                 backlog=backlog, items=items, flash=done[:200])
 
 
-@router.post("/operator/page/quarantine/{item_id}/redrive")
+@router.post("/operator/page/quarantine/{item_id}/redrive", openapi_extra=limits.form())
 async def redrive_from_page(item_id: int, request: Request, principal: Operator) -> Response:
     gw = request.app.state.gateway
     try:
