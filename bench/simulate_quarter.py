@@ -192,7 +192,7 @@ class Planner:
         return residence, registration
 
     def _address(self, registration: str) -> str:
-        return f"{self.names[registration]}{self.rng.choice('东南西北新和平安')}{self.rng.choice('村')}{self.rng.randint(1, 9)}组"
+        return f"{self.names[registration]}{self.rng.choice('东南西北新和平安')}村{self.rng.randint(1, 9)}组"
 
     def _new(self, **kw: Any) -> Ask:
         ask = Ask(key=len(self.asks), **kw)
@@ -318,7 +318,6 @@ SENDER_FIELDS = ("queries_sent", "queries_answered", "own_error_no_such_person",
 def expected_figures(asks: Iterable[Ask]) -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
     """Per registration township (the one replying) and per residence township (the sender)."""
     asks = [a for a in asks if a.received_at is not None and month_of(a.received_at) in QUARTER_MONTHS]
-    by_key = {a.key: a for a in asks}
     replying: dict[str, Counter[str]] = defaultdict(Counter)
     sending: dict[str, Counter[str]] = defaultdict(Counter)
     # 漏管: the third 查无此人 in a row of one person's query and its corrections.
@@ -371,7 +370,6 @@ def expected_figures(asks: Iterable[Ask]) -> tuple[dict[str, Counter[str]], dict
             if fix is not None and fix.received_at is not None and fix.received_at <= QUARTER_CLOSE:
                 s["reverifications_done"] += 1
                 s["reverification_seconds"] += int((fix.received_at - a.answered_at).total_seconds())  # type: ignore[operator]
-    del by_key
     return replying, sending
 
 
