@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from gateway.access import oidc_routes
 from gateway.access import routes as access_routes
 from gateway.access.csrf import LoginCsrfCookie
 from gateway.access.deps import check_routes, require
@@ -96,6 +97,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.add_middleware(LoginCsrfCookie)
     app.include_router(access_routes.router)
+    app.include_router(oidc_routes.router)
     app.include_router(imports.router)
 
     @app.exception_handler(CodecError)

@@ -19,7 +19,8 @@ from tests.access.helpers import bearer_token, ensure_access
 from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings, sample_query
 
 SCOPES = {Role.CLERK: RESIDENCE, Role.SUPERVISOR: RESIDENCE[:4], Role.OPERATOR: "", Role.AUDITOR: "", Role.ADMIN: ""}
-PUBLIC_PATHS = {"/health", "/auth/token", "/login"}  # the issue: only /health and the sign-in routes
+# the issue: only /health and the sign-in routes (password, and through the identity provider)
+PUBLIC_PATHS = {"/health", "/auth/token", "/login", "/auth/oidc/login", "/auth/oidc/callback"}
 
 
 @pytest.fixture
