@@ -209,4 +209,12 @@ class OidcClient:
             if not (amr_values & c.second_factor_amr or claims.get("acr") in c.second_factor_acr):
                 raise OidcProblem("oidc_second_factor", f"a {role.value} needs the provider's second factor "
                                                         f"(amr {sorted(amr_values) or 'missing'})")
-        return Identity(c.issuer, str(claims["sub"]), username, role, scope.strip())
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not 0 < len(subject) <= 255:
+            raise OidcProblem("oidc_failed", "claim sub is not a string of 1 to 255 characters")
+        return Identity(c.issuer, subject, username, role, scope.strip())
+
+    def claimed_username(self, claims: dict[str, Any]) -> str:
+        """The account name a refused sign-in is recorded under ("" when the claim is unusable)."""
+        name = claims.get(self.config.username_claim)
+        return name if isinstance(name, str) and _username_ok(name) else ""

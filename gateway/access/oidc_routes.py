@@ -90,6 +90,7 @@ async def oidc_callback(request: Request, _: Public, code: str = "", state: str 
     source = source_address(request)
     pending = _unpack(request.cookies.get(PENDING_COOKIE))
     target = pending.next if pending else "/"
+    claims: dict[str, object] = {}
     try:
         if error:
             raise OidcProblem("oidc_failed", f"the provider answered {error[:60]!r}")
@@ -102,7 +103,7 @@ async def oidc_callback(request: Request, _: Public, code: str = "", state: str 
         claims = await client.exchange(code, pending, _redirect_uri(request, client))
         identity = client.identity(claims)
     except OidcProblem as exc:
-        await access.refuse_identity("", exc.code, exc.reason, source)
+        await access.refuse_identity(client.claimed_username(claims), exc.code, exc.reason, source)
         return _refused(exc.code, target)
     try:
         signed = await access.sign_in_identity(identity, source=source)

@@ -105,6 +105,7 @@ async def test_the_account_made_on_first_sign_in_follows_the_claims_and_takes_no
     (clerk_claims(scope="130102001"), "oidc_scope", "township 130102001 is not hosted by this gateway"),
     (clerk_claims(gateway_role="supervisor", scope=""), "oidc_scope", "a supervisor takes a 2-digit or a 4-digit"),
     (clerk_claims(username="王 秀英"), "oidc_username", "claim preferred_username is missing or not 1 to 64"),
+    (clerk_claims(sub="s" * 300), "oidc_failed", "claim sub is not a string of 1 to 255 characters"),
 ])
 async def test_an_invalid_role_or_scope_claim_is_refused_with_a_reason(gateway, provider, claims, code, reason):
     claims = {k: v for k, v in claims.items() if v is not None}
@@ -116,6 +117,7 @@ async def test_an_invalid_role_or_scope_claim_is_refused_with_a_reason(gateway, 
     assert "gw_session" not in http.cookies and me.status_code == 401
     [record] = await sign_ins(gateway.access)
     assert record.result == code and reason in record.detail
+    assert record.username == ("" if code == "oidc_username" else "wang.clerk")  # who tried, when it can be told
     assert await gateway.access.store.list_users() == []
 
 
