@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.access.oidc import OidcClient, OidcConfig
 from gateway.access.service import AccessService
 from gateway.adapters.amqp import AmqpBroker
 from gateway.adapters.sql.account_store import SqlAccountStore
@@ -55,6 +56,7 @@ class Gateway:
     engine: AsyncEngine | None = None
     inbox: InboxBatcher | None = None  # batches deliveries into one transaction; None: one by one
     access: AccessService | None = None  # accounts, sessions, the audit trail (None: no database, no sign-in)
+    oidc: OidcClient | None = None  # the province's identity provider (None: GATEWAY_OIDC_ISSUER unset)
     outcomes: dict[str, int] = field(default_factory=dict)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _directory_mtime: float | None = None
@@ -203,5 +205,7 @@ def build_gateway(
         tracker=tracker, archive=SqlArchiveStore(engine) if engine is not None else None,
         access=build_access(engine, clock, frozenset(nodes)) if engine is not None else None,
     )
+    if (oidc_config := OidcConfig.from_settings(settings)) is not None:
+        gateway.oidc = OidcClient(oidc_config, clock.now)
     gateway.inbox = InboxBatcher(gateway.handle_batch, gateway.handle, store.ping, max_batch=min(100, settings.prefetch))
     return gateway

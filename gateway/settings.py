@@ -67,6 +67,22 @@ class Settings(BaseSettings):
     import_max_unpacked_mb: int = Field(100, ge=1, description="what an .xlsx may unpack to")
     import_max_shared_strings: int = Field(500_000, ge=1, description="shared strings an .xlsx may hold")
     import_workers: int = Field(1, ge=1, le=8, description="processes that parse imports, off the event loop")
+    # Sign-in through the province's identity provider (OpenID Connect; docs/access.md). Unset issuer: off.
+    oidc_issuer: str | None = Field(None, description="the IdP's issuer URL; its /.well-known/openid-configuration is read")
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_url: str | None = Field(
+        None, description="this gateway's /auth/oidc/callback as registered at the IdP (default: from the request)")
+    oidc_role_claim: str = Field("gateway_role", description="the ID token claim holding the role (clerk, supervisor, …)")
+    oidc_scope_claim: str = Field("gateway_scope", description="the claim holding the township or region code")
+    oidc_username_claim: str = Field("preferred_username", description="the claim naming the local account made")
+    oidc_idp_second_factor: bool = Field(
+        False, description="trust the IdP's amr/acr as the second factor of operators, auditors and admins")
+    oidc_second_factor_amr: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["mfa", "otp", "hwk", "swk", "sms"],
+        description="amr values (RFC 8176) that count as a second factor")
+    oidc_second_factor_acr: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="acr values that count as a second factor")
 
     @field_validator("nodes", "allowed_hosts", mode="before")
     @classmethod
@@ -74,6 +90,13 @@ class Settings(BaseSettings):
         # Environment variables carry lists as "110101001,110101002".
         if isinstance(value, str) and not value.lstrip().startswith("["):
             return [code.strip() for code in value.split(",") if code.strip()]
+        return value
+
+    @field_validator("oidc_second_factor_amr", "oidc_second_factor_acr", mode="before")
+    @classmethod
+    def _split_words(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [word.strip() for word in value.split(",") if word.strip()]
         return value
 
     @field_validator("nodes")

@@ -20,18 +20,32 @@ LOCK_FOR = timedelta(minutes=15)
 SESSION_IDLE = timedelta(minutes=30)
 SECOND_FACTOR_ROLES = frozenset({Role.OPERATOR, Role.AUDITOR, Role.ADMIN})
 
-__all__ = ["AccessService", "SignInRefused", "SignedIn", "NewUser", "UserExists", "NoSuchUser", "InvalidAccount"]
+__all__ = ["AccessService", "SignInRefused", "SignedIn", "Identity", "NewUser", "UserExists", "NoSuchUser", "InvalidAccount"]
 
 
 class SignInRefused(Exception):
     """Why a sign-in failed, as one of the codes the /login page renders."""
 
-    CODES = ("bad_credentials", "locked", "otp_required", "otp_wrong", "disabled")
+    CODES = ("bad_credentials", "locked", "otp_required", "otp_wrong", "disabled",
+             # through the identity provider (gateway/access/oidc.py)
+             "oidc_failed", "oidc_role", "oidc_scope", "oidc_second_factor", "oidc_username")
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, reason: str = "") -> None:
         assert code in self.CODES
         super().__init__(code)
         self.code = code
+        self.reason = reason  # for the audit trail and the log: never a personal value
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the identity provider says signed in, its claims already mapped (gateway/access/oidc.py)."""
+
+    issuer: str
+    subject: str
+    username: str
+    role: Role
+    scope: str
 
 
 class InvalidAccount(ValueError):
@@ -97,12 +111,42 @@ class AccessService:
                 raise await refuse("otp_wrong", count=True)
         if not await self.store.record_success(user.id, now):
             raise await refuse("locked", count=False)  # locked by concurrent failures while we checked
+        return await self._open_session(user, source)
+
+    async def _open_session(self, user: UserRow, source: str, *, detail: str = "") -> SignedIn:
+        """The one way a sign-in ends, by password or through the identity provider: a new session."""
         token = secrets.token_urlsafe(32)
-        credential_id = await self.store.create_credential(user.id, "session", token_sha256(token), now)
+        credential_id = await self.store.create_credential(user.id, "session", token_sha256(token), self.clock.now())
         principal = Principal(user.username, user.role, user.scope, session_id=str(credential_id))
-        await self.audit.record(AuditEntry(Action.SIGN_IN, username, user.role.value, source,
-                                           object_id=str(credential_id)))
+        await self.audit.record(AuditEntry(Action.SIGN_IN, user.username, user.role.value, source,
+                                           object_id=str(credential_id), detail=detail))
         return SignedIn(principal, token, int(SESSION_IDLE.total_seconds()))
+
+    async def sign_in_identity(self, identity: Identity, *, source: str) -> SignedIn:
+        """Sign in someone the identity provider vouched for (its second factor already checked).
+
+        The account is made on the first sign-in and linked to the issuer and subject; each sign-in
+        sets its role and scope to the claims, so the provider stays the authority. A local
+        administrator can still disable it (``gateway users disable``)."""
+        via = f"oidc {identity.issuer}"[:200]
+        try:
+            scope = self.check_scope(identity.role, identity.scope)
+        except InvalidAccount as exc:
+            raise await self.refuse_identity(identity.username, "oidc_scope", f"{via}: {exc}", source) from None
+        try:
+            user = await self.store.upsert_oidc_user(identity.issuer, identity.subject, identity.username,
+                                                     identity.role, scope, self.clock.now())
+        except UserExists:
+            raise await self.refuse_identity(identity.username, "oidc_username",
+                                             f"{via}: the name belongs to another account", source) from None
+        if user.disabled:
+            raise await self.refuse_identity(user.username, "disabled", via, source, role=user.role.value)
+        return await self._open_session(user, source, detail=via)
+
+    async def refuse_identity(self, username: str, code: str, reason: str, source: str, *, role: str = "") -> SignInRefused:
+        """Record a refused sign-in through the identity provider; the exception to raise."""
+        await self.audit.record(AuditEntry(Action.SIGN_IN, username[:64], role, source, result=code, detail=reason[:500]))
+        return SignInRefused(code, reason)
 
     async def authenticate(self, token: str) -> Principal | None:
         return await self.store.use_credential(token_sha256(token), self.clock.now(), idle=SESSION_IDLE)

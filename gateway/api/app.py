@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from gateway.access import oidc_routes
 from gateway.access import routes as access_routes
 from gateway.access.csrf import LoginCsrfCookie
 from gateway.access.deps import check_routes, require
@@ -22,9 +22,11 @@ from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.access.views import NodeView
 from gateway.api import audit
+from gateway.api import docs
 from gateway.api import import_worker, imports, limits
 from gateway.api import operator
 from gateway.api import regions
+from gateway.api.bodies import FeedbackBody, NotificationBody, QueryBody
 from gateway.bootstrap import Gateway
 from gateway.web import install_pages
 from gateway.codec.errors import CodecError, FieldError
@@ -44,7 +46,6 @@ Submitter = Annotated[Principal, require(Permission.NODE_SUBMIT)]
 Reader = Annotated[Principal, require(Permission.NODE_READ)]
 Answerer = Annotated[Principal, require(Permission.NODE_ANSWER)]
 Operator = Annotated[Principal, require(Permission.OPERATE)]
-Payload = Annotated[dict[str, Any], Body(description="the record as JSON; validated by the codec")]
 
 
 def _field_errors(errors: list[FieldError]) -> list[dict[str, Any]]:
@@ -104,6 +105,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     # Added last, so it runs first: a request for another host name is refused before anything else.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.include_router(access_routes.router)
+    app.include_router(oidc_routes.router)
     app.include_router(imports.router)
 
     @app.exception_handler(CodecError)
@@ -129,26 +131,18 @@ def create_app(gateway: Gateway) -> FastAPI:
         report = await gw.health()
         return JSONResponse(status_code=200 if report["status"] == "ok" else 503, content={"status": report["status"]})
 
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi(_: SignedIn) -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs(_: Annotated[Principal, require(Permission.SIGNED_IN, page=True)]) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
-
     @app.get("/nodes")
     async def nodes(gw: GatewayDep, _: SignedIn) -> list[str]:
         return sorted(gw.service.nodes)
 
     @app.post("/nodes/{code}/queries", status_code=202)
-    async def submit_query(code: str, payload: Payload, gw: GatewayDep, principal: Submitter, request: Request) -> dict[str, Any]:
+    async def submit_query(code: str, payload: QueryBody, gw: GatewayDep, principal: Submitter, request: Request) -> dict[str, Any]:
         view = NodeView.of(gw, principal, request, code)
         stored = await view.submit({**payload, "kind": payload.get("kind", "query")})
         return render(gw, stored, body=False)
 
     @app.post("/nodes/{code}/notifications", status_code=202)
-    async def submit_notification(code: str, payload: Payload, gw: GatewayDep, principal: Submitter, request: Request) -> dict[str, Any]:
+    async def submit_notification(code: str, payload: NotificationBody, gw: GatewayDep, principal: Submitter, request: Request) -> dict[str, Any]:
         view = NodeView.of(gw, principal, request, code)
         stored = await view.submit({**payload, "kind": payload.get("kind", "notification")})
         return render(gw, stored, body=False)
@@ -186,7 +180,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         raise UnknownMessage(f"{code} has no message {message_id}")
 
     @app.post("/nodes/{code}/inbox/{message_id}/feedback", status_code=202)
-    async def answer(code: str, message_id: str, payload: Payload, gw: GatewayDep, principal: Answerer,
+    async def answer(code: str, message_id: str, payload: FeedbackBody, gw: GatewayDep, principal: Answerer,
                      request: Request) -> dict[str, Any]:
         stored = await NodeView.of(gw, principal, request, code).answer(message_id, payload)
         return render(gw, stored, body=False)
@@ -237,6 +231,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(operator.router)
     app.include_router(regions.router)
     app.include_router(audit.router)
+    docs.install(app)
     check_routes(app.routes)
     import_worker.shared(settings.import_workers).start()
     # Built now, not on the first request: limits.RequestLimits reads each route's media types from it.

@@ -144,16 +144,10 @@ def _as_bool(value: Any) -> bool:
 
 
 def _as_code(value: Any, table_name: str) -> str:
-    table = code_tables.table(table_name)
     text = _text(value)
-    code = table.code_for_label(text)
-    if code is None and text.isdigit():
-        # Excel drops leading zeros from codes typed as numbers ("01" → 1).
-        width = max((len(c) for c in table.codes), default=0)
-        if text.zfill(width) in table.codes:
-            code = text.zfill(width)
+    code = code_tables.code_for_input(table_name, text)
     if code is None:
-        raise CellProblem(f"unknown code {text!r} in table {table.describe()}")
+        raise CellProblem(f"unknown code {text!r} in table {code_tables.table(table_name).describe()}")
     return code
 
 

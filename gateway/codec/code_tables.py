@@ -72,6 +72,19 @@ class CodeTable:
         return None
 
 
+def code_for_input(table_name: str, text: str) -> str | None:
+    """The code a clerk means by ``text``: the code itself, its Chinese or English label or an alias
+    (``女``, ``汉族``), or a code that lost its leading zeros in a spreadsheet (``1`` for ``01``).
+    The one reading of typed codes, shared by the spreadsheet import and the JSON API."""
+    found = table(table_name)
+    code = found.code_for_label(text)
+    if code is None and text.isdigit():
+        width = max((len(c) for c in found.codes), default=0)
+        if text.zfill(width) in found.codes:
+            code = text.zfill(width)
+    return code
+
+
 def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 

@@ -34,6 +34,7 @@ from gateway.codec.rules import (
     Violations,
     accepted_date,
     certificate_expires_on,
+    LABELS_CONTEXT,
     fail,
     reference_date,
     statistical_year,
@@ -536,12 +537,16 @@ MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 MODELS: dict[str, type[Record]] = {"query": Query, "notification": Notification, "feedback": Feedback}
 
 
-def parse_message(obj: Any, *, today: date | None = None, accepted_on: date | None = None) -> Message:
+def parse_message(
+    obj: Any, *, today: date | None = None, accepted_on: date | None = None, labels: bool = False
+) -> Message:
     """Validate a message object (a dict as a clerk would POST it, with `kind`). `accepted_on`
-    is the day the gateway accepts it (China time), for the rules relative to acceptance."""
+    is the day the gateway accepts it (China time), for the rules relative to acceptance. With
+    `labels`, code fields also take the labels the spreadsheet import takes (`女`, `汉族`;
+    `code_tables.code_for_input`), and the record holds the codes."""
     from gateway.codec.error_paths import codec_error_from
 
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = {LABELS_CONTEXT: True} if labels else {}
     if today:
         context["today"] = today
     if accepted_on:

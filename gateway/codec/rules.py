@@ -100,11 +100,26 @@ def _code_check(table_name: str) -> Callable[[str], str]:
     return check
 
 
+LABELS_CONTEXT = "labels"  # validation context key: a clerk's input, where labels stand for codes
+
+
+def _label_to_code(table_name: str) -> Callable[[Any, ValidationInfo], Any]:
+    # Only input typed by a clerk (the JSON API, the import) may say 女 for 2; the wire carries codes
+    # exactly, so a peer sending labels is still refused.
+    def convert(value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and (info.context or {}).get(LABELS_CONTEXT):
+            return code_tables.code_for_input(table_name, value.strip()) or value
+        return value
+
+    return convert
+
+
 def CodeOf(table_name: str) -> Any:  # noqa: N802 - reads as a type in field declarations
     return Annotated[
         str,
         Field(json_schema_extra={"x-code-table": table_name}, min_length=1, max_length=8),
         AfterValidator(_code_check(table_name)),
+        BeforeValidator(_label_to_code(table_name)),
     ]
 
 

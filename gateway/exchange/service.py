@@ -100,7 +100,7 @@ class ExchangeService:
         to_residence = record["kind"] == "notification" and record.get("direction") == "to_residence"
         sender_field = "registration_township" if to_residence else "residence_township"
         record.setdefault(sender_field, node_code)
-        message = parse_message(record, accepted_on=_china_date(self.clock.now()))
+        message = parse_message(record, accepted_on=_china_date(self.clock.now()), labels=True)
         if isinstance(message, Feedback):
             raise InvalidRequest([FieldError("kind", "feedback is sent as the answer to a received message")])
         recipient_field = "residence_township" if to_residence else "registration_township"
@@ -142,7 +142,7 @@ class ExchangeService:
             raise AlreadyAnswered(f"{in_reply_to} was already answered by {original.answered_by}",
                                   answered_by=original.answered_by)
         record = {**payload, "kind": "feedback", "in_reply_to": in_reply_to}
-        feedback = parse_message(record)
+        feedback = parse_message(record, labels=True)
         return await self._send(node, feedback, recipient=original.sender, subject=original.subject, answers=in_reply_to)
 
     async def _send(

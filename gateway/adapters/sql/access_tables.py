@@ -21,7 +21,12 @@ users = Table(
     Column("locked_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("password_changed_at", DateTime(timezone=True), nullable=False),
+    # An account signed in through the identity provider (OpenID Connect): its issuer and subject.
+    Column("oidc_issuer", String(255)),
+    Column("oidc_subject", String(255)),
 )
+# One account per identity: two first sign-ins of one person at once make one account, not two.
+Index("ux_users_oidc", users.c.oidc_issuer, users.c.oidc_subject, unique=True)
 
 credentials = Table(
     "credentials",

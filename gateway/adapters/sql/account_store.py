@@ -96,6 +96,40 @@ class SqlAccountStore:
         assert found is not None
         return found
 
+    async def get_oidc_user(self, issuer: str, subject: str) -> UserRow | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.oidc_issuer == issuer,
+                                                          users.c.oidc_subject == subject))).first()
+        return _user(row) if row else None
+
+    async def upsert_oidc_user(self, issuer: str, subject: str, username: str, role: Role, scope: str,
+                               now: datetime) -> UserRow:
+        """The account of an identity, made on its first sign-in, its role and scope set to what the
+        identity provider says now. Of two first sign-ins at once the unique index keeps one account;
+        the other finds it. ``UserExists`` when ``username`` belongs to another account."""
+        values = {"role": role.value, "scope": scope}
+        async with write_transaction(self.engine) as conn:
+            updated = (await conn.execute(
+                update(users).where(users.c.oidc_issuer == issuer, users.c.oidc_subject == subject)
+                .values(**values).returning(users.c.id))).first()
+        if updated is None:
+            try:
+                async with write_transaction(self.engine) as conn:
+                    await conn.execute(insert(users), {
+                        "username": username, **values,
+                        "password_hash": "!oidc",  # not a PHC string: no password ever matches it
+                        "totp_secret": None, "totp_last_step": 0, "disabled": False, "failed_attempts": 0,
+                        "locked_until": None, "created_at": now, "password_changed_at": now,
+                        "oidc_issuer": issuer, "oidc_subject": subject,
+                    })
+            except IntegrityError:
+                if await self.get_oidc_user(issuer, subject) is None:
+                    raise UserExists(f"there is already a user {username!r}") from None
+                return await self.upsert_oidc_user(issuer, subject, username, role, scope, now)
+        found = await self.get_oidc_user(issuer, subject)
+        assert found is not None
+        return found
+
     async def get_user(self, username: str) -> UserRow | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.username == username))).first()
