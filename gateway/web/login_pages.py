@@ -21,6 +21,11 @@ LOGIN_ERRORS = {
     "otp_wrong": "动态口令不正确或已过期。",
     "disabled": "此账号已停用，请联系管理员。",
     "csrf": "页面已过期，请重新登录。",
+    "oidc_failed": "统一身份认证登录未完成，请重试或联系管理员。",
+    "oidc_role": "统一身份认证未给出有效的角色，请联系管理员。",
+    "oidc_scope": "统一身份认证给出的辖区代码无效，请联系管理员。",
+    "oidc_second_factor": "此角色须经统一身份认证的双因素认证后登录。",
+    "oidc_username": "统一身份认证给出的用户名无效或与本地账号冲突，请联系管理员。",
 }
 
 
@@ -33,7 +38,8 @@ def _safe_next(target: str) -> str:
 async def login_page(request: Request, _: Annotated[object, require(Permission.PUBLIC, page=True)],
                      error: str | None = None, next: str = "/") -> Response:
     message = LOGIN_ERRORS.get(error or "", "登录失败。" if error else "")
-    return page(request, None, "login.html", error=message, next=_safe_next(next),
+    oidc = getattr(request.app.state.gateway, "oidc", None) is not None
+    return page(request, None, "login.html", error=message, next=_safe_next(next), oidc=oidc,
                 status_code=200)
 
 
