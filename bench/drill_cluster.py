@@ -46,15 +46,7 @@ def main() -> int:
                 print("starting a 3-node cluster on loopback (about a minute)…", file=sys.stderr)
             with LocalCluster(Path(tmp) / "cluster", first_port=args.port) as cluster:
                 result = run_drill(cluster, work, scenario=args.scenario, messages=args.messages, restore=False)
-    if args.json:
-        print(result.as_json())
-    else:
-        print(f"{result.scenario}: {result.disturbed}")
-        print(f"sent {result.sent}, applied {result.applied}, quarantined {result.quarantined}, "
-              f"duplicates {result.duplicates}, lost {result.lost}, {result.elapsed_s} s"
-              + (f" ({'; '.join(result.notes)})" if result.notes else ""))
-        print("ok" if result.ok else "FAILED")
-    return 0 if result.ok else 1
+    return result.report(args.json)
 
 
 if __name__ == "__main__":

@@ -53,15 +53,7 @@ def main() -> int:
             result = run_federation_drill(a, b, Path(tmp) / "work", messages=args.messages, cut_s=args.cut_s)
         finally:
             _both(a.down, b.down)
-    if args.json:
-        print(result.as_json())
-    else:
-        print(f"{result.scenario}: {result.disturbed}")
-        print(f"sent {result.sent}, applied {result.applied}, quarantined {result.quarantined}, "
-              f"duplicates {result.duplicates}, lost {result.lost}, {result.elapsed_s} s"
-              + (f" ({'; '.join(result.notes)})" if result.notes else ""))
-        print("ok" if result.ok else "FAILED")
-    return 0 if result.ok else 1
+    return result.report(args.json)
 
 
 if __name__ == "__main__":

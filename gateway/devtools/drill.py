@@ -56,6 +56,18 @@ class DrillResult:
     def as_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
 
+    def report(self, as_json: bool) -> int:
+        """Print the drill's outcome (one JSON line, or three lines for a person); the exit code."""
+        if as_json:
+            print(self.as_json())
+        else:
+            print(f"{self.scenario}: {self.disturbed}")
+            print(f"sent {self.sent}, applied {self.applied}, quarantined {self.quarantined}, "
+                  f"duplicates {self.duplicates}, lost {self.lost}, {self.elapsed_s} s"
+                  + (f" ({'; '.join(self.notes)})" if self.notes else ""))
+            print("ok" if self.ok else "FAILED")
+        return 0 if self.ok else 1
+
 
 @dataclass
 class GatewaySpec:
@@ -355,14 +367,7 @@ def run_drill(cluster: Any, work_dir: Path, *, scenario: str, messages: int, rat
                 cluster.start_node(stopped_node)  # the next drill finds a whole cluster
             except Exception as exc:
                 result.notes.append(f"could not restart node {stopped_node}: {exc}")
-    counts = reconcile(res, reg)
-    result.sent, result.applied = counts["sent"], counts["applied"]
-    result.quarantined, result.duplicates = counts["quarantined"], counts["duplicates"]
-    result.lost = max(0, result.sent - result.applied - result.quarantined)
-    result.elapsed_s = round(time.monotonic() - started, 2)
-    result.ok = (result.sent == messages and result.sent == result.applied + result.quarantined
-                 and result.duplicates == 0 and result.lost == 0)
-    return result
+    return judged(result, reconcile(res, reg), messages, started)
 
 
 def run_federation_drill(province_a: Any, province_b: Any, work_dir: Path, *, messages: int,
@@ -446,7 +451,12 @@ def run_federation_drill(province_a: Any, province_b: Any, work_dir: Path, *, me
     finally:
         for process in processes.values():
             process.stop()
-    counts = reconcile(res, reg)
+    return judged(result, reconcile(res, reg), messages, started)
+
+
+def judged(result: DrillResult, counts: dict[str, int], messages: int, started: float) -> DrillResult:
+    """The drills' exit rule, in one place: every message sent is applied or quarantined, with no
+    duplicate effect and nothing lost."""
     result.sent, result.applied = counts["sent"], counts["applied"]
     result.quarantined, result.duplicates = counts["quarantined"], counts["duplicates"]
     result.lost = max(0, result.sent - result.applied - result.quarantined)
