@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import AsyncIterator, Iterable, Protocol
 
-from gateway.security.archive import GENESIS_HASH, BrokenLink, record_hash
+from gateway.security.archive import GENESIS_HASH, BrokenLink, broken_link, record_hash
 from gateway.security.encoding import utc_stamp
 
 RETENTION = timedelta(days=180)  # the least the issue allows; pruning never goes below it
@@ -104,12 +104,8 @@ def verify_audit(records: Iterable[AuditRecord], anchor: Anchor = Anchor()) -> B
     """The first broken link, or None. Records in seq order, from the anchor on."""
     expected_seq, prev_hash = anchor.first_seq, anchor.prev_hash
     for rec in records:
-        if rec.seq != expected_seq:
-            return BrokenLink(expected_seq, "seq", f"expected record {expected_seq}, found {rec.seq} (deleted or reordered)")
-        if rec.prev_hash != prev_hash:
-            return BrokenLink(rec.seq, "prev_hash", "does not point at the record before it")
-        if rec.record_hash != record_hash(prev_hash, rec.hashed_fields()):
-            return BrokenLink(rec.seq, "record_hash", "record fields were changed")
+        if (broken := broken_link(rec, expected_seq, prev_hash)) is not None:
+            return broken
         expected_seq, prev_hash = rec.seq + 1, rec.record_hash
     return None
 

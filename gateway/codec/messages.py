@@ -400,15 +400,7 @@ RULE_FOUR_FIELDS = (
     "left_on",
     "marriage_certificate_no",
 )
-NotApplicableField = Literal[
-    "household_type",
-    "husband_name",
-    "husband_residence_code",
-    "one_child_certificate_date",
-    "pregnancy_policy_status",
-    "left_on",
-    "marriage_certificate_no",
-]
+NotApplicableField = Literal[RULE_FOUR_FIELDS]  # type: ignore[valid-type]  # the same names, one list
 # Seed 002, 第二十五条: 到公安、卫生、民政等相关部门多方核实或在上级流动人口育龄妇女数据库核查.
 DEPARTMENT_SOURCES = frozenset({"1", "2", "3"})
 DATABASE_SOURCE = "4"

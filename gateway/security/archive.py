@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import AsyncIterator, Iterable, Protocol
+from typing import Any, AsyncIterator, Iterable, Protocol
 
 from gateway.security.encoding import canonical_json, utc_stamp
 
@@ -100,18 +100,26 @@ def chain_append(prev: ArchiveRecord | None, new: NewRecord) -> ArchiveRecord:
     return ArchiveRecord(**hashed, prev_hash=prev_hash, record_hash=record_hash(prev_hash, hashed))  # type: ignore[arg-type]
 
 
+def broken_link(rec: Any, expected_seq: int, prev_hash: str) -> BrokenLink | None:
+    """How ``rec`` fails to follow the record before it in a hash chain (this archive's, or the audit
+    trail's), or None: its place, its link to the one before, its own hash."""
+    if rec.seq != expected_seq:
+        return BrokenLink(expected_seq, "seq", f"expected record {expected_seq}, found {rec.seq} (deleted or reordered)")
+    if rec.prev_hash != prev_hash:
+        return BrokenLink(rec.seq, "prev_hash", "does not point at the record before it")
+    if rec.record_hash != record_hash(prev_hash, rec.hashed_fields()):
+        return BrokenLink(rec.seq, "record_hash", "record fields were changed")
+    return None
+
+
 def verify_chain(records: Iterable[ArchiveRecord | StoredRecord], *, expected_head: str | None = None) -> BrokenLink | None:
     """The first broken link, or None when the whole chain checks. Records must come in seq order."""
     expected_seq, prev_hash = 1, GENESIS_HASH
     last: ArchiveRecord | None = None
     for item in records:
         rec = item.record if isinstance(item, StoredRecord) else item
-        if rec.seq != expected_seq:
-            return BrokenLink(expected_seq, "seq", f"expected record {expected_seq}, found {rec.seq} (deleted or reordered)")
-        if rec.prev_hash != prev_hash:
-            return BrokenLink(rec.seq, "prev_hash", "does not point at the record before it")
-        if rec.record_hash != record_hash(prev_hash, rec.hashed_fields()):
-            return BrokenLink(rec.seq, "record_hash", "record fields were changed")
+        if (broken := broken_link(rec, expected_seq, prev_hash)) is not None:
+            return broken
         if isinstance(item, StoredRecord) and hashlib.sha256(item.data).hexdigest() != rec.sha256:
             return BrokenLink(rec.seq, "data_hash", "stored bytes were changed")
         expected_seq, prev_hash, last = rec.seq + 1, rec.record_hash, rec
