@@ -59,12 +59,15 @@ MULTIPART = "multipart/form-data"
 
 def form(*, files: bool = False) -> dict[str, Any]:
     """`openapi_extra` for a page route that reads an HTML form itself (`await request.form()`): the
-    media types a browser posts it with. A form with a file is an upload: the import size limit."""
-    types = (MULTIPART,) if files else (FORM, MULTIPART)
-    extra: dict[str, Any] = {"requestBody": {"required": True, "content": {t: {"schema": {"type": "object"}} for t in types}}}
+    media type a browser posts it with (a form with a file: multipart, under the import size limit)."""
     if files:
-        extra[UPLOAD_KEY] = list(types)
-    return extra
+        schema = {"type": "object", "properties": {"file": {"type": "string", "format": "binary"},
+                                                   "kind": {"type": "string", "enum": ["query", "notification"]},
+                                                   "csrf_token": {"type": "string"}},
+                  "required": ["file", "csrf_token"], "additionalProperties": False}
+        return {UPLOAD_KEY: [MULTIPART], "requestBody": {"required": True, "content": {MULTIPART: {"schema": schema}}}}
+    schema = {"type": "object", "properties": {"csrf_token": {"type": "string"}}, "required": ["csrf_token"]}
+    return {"requestBody": {"required": True, "content": {FORM: {"schema": schema}}}}
 
 
 class BodyTooLarge(HTTPException):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.api import limits
+from gateway.api.operator import ItemId
 from gateway.access.audit import Action
 from gateway.access.deps import require
 from gateway.access.permissions import Permission
@@ -37,7 +38,7 @@ async def operator_page(request: Request, principal: Operator, done: str = "") -
 
 
 @router.post("/operator/page/quarantine/{item_id}/redrive", openapi_extra=limits.form())
-async def redrive_from_page(item_id: int, request: Request, principal: Operator) -> Response:
+async def redrive_from_page(item_id: ItemId, request: Request, principal: Operator) -> Response:
     gw = request.app.state.gateway
     try:
         result = await redrive_quarantined(gw.service, gw.store, gw.clock, item_id)

@@ -33,7 +33,7 @@ from gateway.settings import Settings
 from gateway.workflow.reverification import TaskState
 from gateway.access.principal import Role
 from tests.access.helpers import signed_in_client
-from tests.gateways import NOT_FOUND, REGISTRATION, RESIDENCE, T0, keyrings, sample_query
+from tests.gateways import NOT_FOUND, REGISTRATION, RESIDENCE, T0, TEST_HOSTS, keyrings, sample_query
 
 pytestmark = pytest.mark.database
 
@@ -45,7 +45,8 @@ async def gateway(database_url: str, tmp_path: Path):
     """Both townships on one gateway with the real SQL stores; the broker is the in-process fake (the
     races under test are the database's)."""
     rings = keyrings(RESIDENCE, REGISTRATION)
-    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0)
+    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0,
+                        allowed_hosts=TEST_HOSTS)
     gw = build_gateway(settings, clock=FakeClock(T0), broker=FakeBroker(),
                        nodes={c: HostedNode(r) for c, r in rings.items()},
                        directory=KeyDirectory.from_keyrings(rings.values()))
@@ -256,7 +257,8 @@ async def test_two_concurrent_redrives_of_one_quarantined_message_store_it_and_p
 ):
     rings = keyrings(RESIDENCE, REGISTRATION)
     broker = CountingBroker()
-    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0)
+    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0,
+                        allowed_hosts=TEST_HOSTS)
     gw = build_gateway(settings, clock=FakeClock(T0), broker=broker,
                        nodes={c: HostedNode(r) for c, r in rings.items()},
                        directory=KeyDirectory.from_keyrings([rings[REGISTRATION]]))  # RESIDENCE's key missing
