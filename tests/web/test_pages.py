@@ -27,7 +27,7 @@ from gateway.web.render import cn_date, cn_deadline
 from gateway.workflow.accounting import account
 
 from ..access.helpers import browser_client
-from ..gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings
+from ..gateways import REGISTRATION, RESIDENCE, TEST_HOSTS, fake_gateway, keyrings
 from ..workflow.conftest import cst
 from ..workflow.test_accounting_fast_path import Q1, generated_quarter
 
@@ -110,7 +110,7 @@ async def test_a_form_without_its_csrf_token_is_refused(clerk_gateway: Gateway) 
 async def dashboard_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Gateway, list]]:
     rings = keyrings(RESIDENCE, REGISTRATION)
     gateway = build_gateway(
-        Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url), clock=FakeClock(NOW),
+        Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, allowed_hosts=TEST_HOSTS), clock=FakeClock(NOW),
         broker=FakeBroker(), nodes={c: HostedNode(r) for c, r in rings.items()},
         directory=KeyDirectory.from_keyrings(rings.values()))
     from gateway.adapters.sql.engine import create_schema
