@@ -70,7 +70,13 @@ def _display(body: dict[str, Any]) -> list[tuple[str, str]]:
             continue
         f = ALL_FIELDS.get(path)
         label = f.label if f else EXTRA_LABELS.get(path, path)
-        if f is not None and f.table and value:
+        if path == forms.NOT_APPLICABLE:
+            value = "，".join(ALL_FIELDS[n].label if n in ALL_FIELDS else n for n in body.get(path) or [])
+        elif path == "checked_sources":
+            label = "已核查的来源"
+            table = code_tables.table("checked_source")
+            value = "，".join(_code_label(table, c) for c in body.get(path) or [])
+        elif f is not None and f.table and value:
             try:
                 value = f"{value} {code_tables.table(f.table).label(value)}"
             except KeyError:
@@ -85,11 +91,6 @@ def _display(body: dict[str, Any]) -> list[tuple[str, str]]:
             value = cn_date(value)
         elif path == "result":
             value = RESULT_LABELS.get(value, value)
-        elif path == forms.NOT_APPLICABLE:
-            value = "，".join(ALL_FIELDS[n].label if n in ALL_FIELDS else n for n in body.get(path) or [])
-        elif path == "checked_sources":
-            table = code_tables.table("checked_source")
-            value = "，".join(_code_label(table, c) for c in body.get(path) or [])
         elif path == "direction":
             value = dict(forms.DIRECTIONS).get(value, value)
         out.append((label, value))
