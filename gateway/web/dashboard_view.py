@@ -69,7 +69,7 @@ class Row:
 
 # Queries first (rule 十三's feedback rate is over them alone), then the notifications beside them.
 TABLE_HEADERS = ("代码", "名称", "收到查询", "已反馈", "按时", "逾期反馈", "逾期未反馈", "未到期", "查无此人", "漏管",
-                 "反馈率", "及时率", "收到通报", "通报已反馈", "通报按时", "通报逾期未反馈", "通报反馈率",
+                 "反馈率", "及时率", "收到通报", "通报已反馈", "通报逾期", "通报反馈率",
                  "目标达成", "达标情况")
 
 
@@ -77,7 +77,7 @@ def table_cells(row: Row) -> list[str | int]:
     c = row.counts
     return [row.code, row.name, c.received, c.answered, c.on_time, c.late, c.overdue, c.still_open,
             c.no_such_person, c.missed_management, row.feedback_rate, row.timely_rate,
-            c.notifications_received, c.notifications_answered, c.notifications_on_time, c.notifications_overdue,
+            c.notifications_received, c.notifications_answered, c.notifications_overdue,
             row.notification_feedback_rate, row.targets_met, row.band.label]
 
 
@@ -125,8 +125,9 @@ def _target_figures(total: Counts) -> dict[str, Figure]:
     out = {}
     for check in targets.checks(total):
         name = targets.FIGURE_NAMES.get(check.target.figure, check.target.figure)
-        out[check.target.figure] = Figure(
-            name, percent(check.value), f"目标 ≥ {percent(check.target.at_least, 0)} · {targets.gap_text(check)}", check.met)
+        gap = f" · {targets.gap_text(check)}" if check.met is False else ""  # the page adds 达标 / 未达标
+        out[check.target.figure] = Figure(name, percent(check.value), f"目标 ≥ {percent(check.target.at_least, 0)}{gap}",
+                                          check.met)
     return out
 
 
@@ -135,6 +136,7 @@ def _headline(total: Counts) -> list[Figure]:
     by_target = _target_figures(total)
     feedback = by_target.pop("feedback_rate", Figure("反馈率", percent(total.feedback_rate), "", None))
     timely = by_target.pop("timely_rate", Figure("及时率", percent(total.timely_rate), "", None))
+    notification = [by_target.pop(k) for k in ("notification_feedback_rate", "notification_timely_rate") if k in by_target]
     return [
         Figure("收到查询", str(total.received), "", None),
         Figure("已反馈", str(total.answered), f"应为 {total.received}", None if not total.received else total.answered >= total.received),
@@ -144,6 +146,7 @@ def _headline(total: Counts) -> list[Figure]:
         Figure("收到通报", str(total.notifications_received), "不计入查询反馈率", None),
         Figure("通报已反馈", str(total.notifications_answered), f"应为 {total.notifications_received}",
                None if not total.notifications_received else total.notifications_answered >= total.notifications_received),
+        *notification,
         Figure("当前逾期未反馈", str(total.overdue + total.notifications_overdue),
                f"查询 {total.overdue}，通报 {total.notifications_overdue}", None),
         Figure("本期漏管", str(total.missed_management), "", None),
