@@ -69,9 +69,9 @@ def _display(body: dict[str, Any]) -> list[tuple[str, str]]:
         if path in ("kind",):
             continue
         f = ALL_FIELDS.get(path)
-        label = f.label if f else EXTRA_LABELS.get(path, path)
+        label = _plain(f.label) if f else EXTRA_LABELS.get(path, path)
         if path == forms.NOT_APPLICABLE:
-            value = "，".join(ALL_FIELDS[n].label if n in ALL_FIELDS else n for n in body.get(path) or [])
+            value = "，".join(_plain(ALL_FIELDS[n].label) if n in ALL_FIELDS else n for n in body.get(path) or [])
         elif path == "checked_sources":
             label = "已核查的来源"
             table = code_tables.table("checked_source")
@@ -95,6 +95,12 @@ def _display(body: dict[str, Any]) -> list[tuple[str, str]]:
             value = dict(forms.DIRECTIONS).get(value, value)
         out.append((label, value))
     return out
+
+
+def _plain(label: str) -> str:
+    """A form label without its filling hint (（有子女时必填）, （写到村（居）委会）), for showing a record."""
+    head, sep, hint = label.partition("（")
+    return head if sep and any(w in hint for w in ("必填", "填写", "不填", "写到")) else label
 
 
 def _code_label(table: Any, code: str) -> str:
