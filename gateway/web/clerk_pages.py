@@ -43,8 +43,11 @@ RESULT_LABELS = {"found": "查到此人", "not_found": "查无此人", "no_such_
 STATUS = {  # (label, css) of a sent message
     "queued": ("待发送", "open"), "sent": ("已发送", "open"), "receipted": ("已签收", "open"), "answered": ("已反馈", "done"),
 }
-ALL_FIELDS = {f.name: f for f in [*forms.QUERY_FIELDS, *forms.NOTIFICATION_FIELDS, *forms.FEEDBACK_FIELDS]}
-EXTRA_LABELS = {"kind": "类别", "residence_township": "现居住地", "in_reply_to": "答复的报文", "result": "结果",
+# Labels of a record's fields: a query's labels first, then a notification's, then a feedback's; the
+# two townships by their plain names (the form's labels say when to fill which).
+ALL_FIELDS = {f.name: f for f in [*forms.FEEDBACK_FIELDS, *forms.NOTIFICATION_FIELDS, *forms.QUERY_FIELDS]
+              if f.name not in ("residence_township", "registration_township")}
+EXTRA_LABELS = {"kind": "类别", "residence_township": "现居住地", "registration_township": "户籍地", "not_applicable": "不适用的项目", "in_reply_to": "答复的报文", "result": "结果",
                 "known_locally.marital_status": "当地掌握：婚姻状况", "known_locally.sons": "当地掌握：男孩数",
                 "known_locally.daughters": "当地掌握：女孩数", "children.total": "子女总数"}
 
@@ -66,8 +69,14 @@ def _display(body: dict[str, Any]) -> list[tuple[str, str]]:
         if path in ("kind",):
             continue
         f = ALL_FIELDS.get(path)
-        label = f.label if f else EXTRA_LABELS.get(path, path)
-        if f is not None and f.table and value:
+        label = _plain(f.label) if f else EXTRA_LABELS.get(path, path)
+        if path == forms.NOT_APPLICABLE:
+            value = "，".join(_plain(ALL_FIELDS[n].label) if n in ALL_FIELDS else n for n in body.get(path) or [])
+        elif path == "checked_sources":
+            label = "已核查的来源"
+            table = code_tables.table("checked_source")
+            value = "，".join(_code_label(table, c) for c in body.get(path) or [])
+        elif f is not None and f.table and value:
             try:
                 value = f"{value} {code_tables.table(f.table).label(value)}"
             except KeyError:
@@ -82,8 +91,23 @@ def _display(body: dict[str, Any]) -> list[tuple[str, str]]:
             value = cn_date(value)
         elif path == "result":
             value = RESULT_LABELS.get(value, value)
+        elif path == "direction":
+            value = dict(forms.DIRECTIONS).get(value, value)
         out.append((label, value))
     return out
+
+
+def _plain(label: str) -> str:
+    """A form label without its filling hint (（有子女时必填）, （写到村（居）委会）), for showing a record."""
+    head, sep, hint = label.partition("（")
+    return head if sep and any(w in hint for w in ("必填", "填写", "不填", "写到")) else label
+
+
+def _code_label(table: Any, code: str) -> str:
+    try:
+        return str(table.label(code))
+    except KeyError:
+        return code
 
 
 def _flag(state: str | None, due_at: datetime | None, now: datetime) -> str:
@@ -194,6 +218,8 @@ async def answer(code: str, message_id: str, request: Request, principal: Answer
     result = str(form.get("result") or "found")
     fields = forms.FOUND_FIELDS + [forms.REMARKS] if result == "found" else forms.NOT_FOUND_FIELDS + [forms.REMARKS]
     payload = {"result": result, **forms.record_from_form(fields, form)}
+    if result != "found":
+        payload.pop(forms.NOT_APPLICABLE, None)  # the 不适用 boxes belong to the found part of the form
     try:
         await view.answer(message_id, payload)
     except (CodecError, InvalidRequest) as exc:
@@ -201,7 +227,7 @@ async def answer(code: str, message_id: str, request: Request, principal: Answer
         if ctx is None:
             return _not_found(request, principal, message_id)
         errors, other = forms.errors_by_field(forms.FEEDBACK_FIELDS, exc.errors)
-        values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        values = forms.form_values(form)
         return _answer_page(request, principal, code, ctx, values, errors, other, status_code=422)
     except ExchangeError as exc:
         if exc.status == 404:
@@ -251,7 +277,9 @@ async def send(code: str, kind: str, request: Request, principal: Submitter) -> 
         return _not_found(request, principal, kind)
     title, fields = SEND[kind]
     form = await request.form()
-    record = {"kind": kind, "residence_township": code, **forms.record_from_form(fields, form)}
+    # The sender's own township is set by the service (the residence township, or for 向现居住地通报 the
+    # registration township), which refuses a record whose sender is not this township.
+    record = {"kind": kind, **forms.record_from_form(fields, form)}
     try:
         stored = await view.submit(record)
     except (CodecError, InvalidRequest, ExchangeError) as exc:
@@ -259,7 +287,7 @@ async def send(code: str, kind: str, request: Request, principal: Submitter) -> 
         errors, other = forms.errors_by_field(fields, errs)
         if not errs:
             other = [in_chinese(str(getattr(exc, "detail", exc)))]
-        values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        values = forms.form_values(form)
         return page(request, principal, "send.html", status_code=422, title=title, fields=fields, values=values,
                     errors=errors, other_errors=other, action=f"/township/{code}/send/{kind}")
     return RedirectResponse(f"/township/{code}/sent?done={stored.message_id}", status_code=303)

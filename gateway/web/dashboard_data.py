@@ -9,15 +9,18 @@ here as SQL aggregates so a province of 2 million cases is counted by the databa
 * An open period is counted live, as of now, with the closures of its months that are already
   closed (an answer after its month's close counts as late), exactly as `accounting.account` does.
   The case's current deadline (`due_at`) is the deadline in force now.
-* Every query is scoped by the region's division-code range on `registration_township` and reads
-  the covering index `ix_cases_dashboard` (revision 0010), never the cases' JSON.
+* Cases are counted for the township that must reply (`responsible_township`: the registration
+  township for queries and residence-side notifications, the residence township for a to_residence
+  notification); queries and notifications apart (rule 十三: the feedback rate is over the queries).
+* Every query is scoped by the region's division-code range on `responsible_township` and reads
+  the covering index `ix_cases_dashboard` (revision 0008), never the cases' JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta, timezone
 
 from typing import Any
@@ -31,6 +34,7 @@ from gateway.tracking.ports import township_range
 from gateway.tracking.serialization import CHARGE, SNAPSHOT
 from gateway.workflow.accounting import AccountingSnapshot, Counts
 from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.deadlines import CaseKind
 from gateway.workflow.instants import SHANGHAI
 from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 
@@ -71,12 +75,14 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+_FIELDS = tuple(f.name for f in fields(Counts))
+
+
 def _sum(counts: Iterable[Counts]) -> Counts:
-    totals = [0] * 8
+    totals = [0] * len(_FIELDS)
     for c in counts:
-        for i, v in enumerate((c.received, c.answered, c.on_time, c.late, c.overdue, c.still_open,
-                               c.no_such_person, c.missed_management)):
-            totals[i] += v
+        for i, name in enumerate(_FIELDS):
+            totals[i] += getattr(c, name)
     return Counts(*totals)
 
 
@@ -93,17 +99,25 @@ class MonthTally:
 
     computed_at: datetime
     closed_at: datetime | None  # the month's close it was counted with (answers after it are late)
-    settled: dict[str, list[int]]  # township -> [received, answered, on time, 查无此人, 漏管]
-    open_due: dict[str, dict[datetime, int]]  # township -> deadline -> cases without a reply
+    # township -> [queries received, answered, on time, 查无此人, 漏管,
+    #              notifications received, answered, on time]
+    settled: dict[str, list[int]]
+    # township -> (is a notification, deadline) -> cases without a reply
+    open_due: dict[str, dict[tuple[bool, datetime], int]]
 
     def counts(self, prefix: str, now: datetime) -> dict[str, Counts]:
         out = {}
-        for township, (received, answered, on_time, nsp, mm) in self.settled.items():
-            if not township.startswith(prefix) or not received:
+        for township, (received, answered, on_time, nsp, mm, n_received, n_answered, n_on_time) in self.settled.items():
+            if not township.startswith(prefix) or not (received or n_received):
                 continue
-            overdue = sum(n for due, n in self.open_due.get(township, {}).items() if due <= now)
-            out[township] = Counts(received, answered, on_time, answered - on_time, overdue,
-                                   received - answered - overdue, nsp, mm)
+            dues = self.open_due.get(township, {})
+            overdue = sum(n for (notification, due), n in dues.items() if not notification and due <= now)
+            n_overdue = sum(n for (notification, due), n in dues.items() if notification and due <= now)
+            out[township] = Counts(
+                received, answered, on_time, answered - on_time, overdue, received - answered - overdue, nsp, mm,
+                n_received, n_answered, n_on_time, n_answered - n_on_time, n_overdue,
+                n_received - n_answered - n_overdue,
+            )
         return out
 
 
@@ -176,28 +190,33 @@ class DashboardReader:
         withdrawn = and_(c.withdrawn_at.is_not(None), c.withdrawn_at <= at)
         late_by_close = (c.answered_at >= literal(closed_at)) if closed_at is not None else literal(False)
         open_due = sql_case((answered, None), else_=c.due_at).label("open_due")
+        notification = (c.kind == CaseKind.NOTIFICATION.value).label("notification")
         query = (
             select(
-                c.registration_township, open_due, func.count(),
+                c.responsible_township, notification, open_due, func.count(),
                 _count(answered), _count(and_(answered, c.answered_at < c.due_at, not_(late_by_close))),
                 _count(and_(answered, c.result == "no_such_person")),
                 _count(and_(c.charged_at.is_not(None), c.charged_at <= at)),
             )
             .where(c.reporting_month == str(month), or_(answered, not_(withdrawn)), c.received_at <= at)
-            .group_by(c.registration_township, open_due)
+            .group_by(c.responsible_township, notification, open_due)
         )
         tally = MonthTally(computed_at, closed_at, {}, {})
         async with self.engine.connect() as conn:
-            for township, due, n, n_answered, n_on_time, n_nsp, n_mm in (await conn.execute(query)).all():
-                settled = tally.settled.setdefault(township, [0, 0, 0, 0, 0])
-                settled[0] += n
-                settled[1] += n_answered or 0
-                settled[2] += n_on_time or 0
-                settled[3] += n_nsp or 0
+            for township, is_notification, due, n, n_answered, n_on_time, n_nsp, n_mm in (await conn.execute(query)).all():
+                is_notification = bool(is_notification)
+                settled = tally.settled.setdefault(township, [0] * 8)
+                base = 5 if is_notification else 0
+                settled[base] += n
+                settled[base + 1] += n_answered or 0
+                settled[base + 2] += n_on_time or 0
+                if not is_notification:
+                    settled[3] += n_nsp or 0  # 查无此人 is counted for the queries only, as accounting does
                 settled[4] += n_mm or 0
                 if due is not None:
                     dues = tally.open_due.setdefault(township, {})
-                    dues[_utc(due)] = dues.get(_utc(due), 0) + n - (n_answered or 0)
+                    key = (is_notification, _utc(due))
+                    dues[key] = dues.get(key, 0) + n - (n_answered or 0)
         self._tallies[str(month)] = tally
         return tally
 
@@ -209,7 +228,7 @@ class DashboardReader:
 
     async def township_counts(self, prefix: str, period: Period, as_of: datetime,
                               closures: dict[str, datetime] | None = None) -> dict[str, Counts]:
-        """Counts per registration township under `prefix` for `period`: frozen when closed, else live."""
+        """Counts per responsible township under `prefix` for `period`: frozen when closed, else live."""
         closures = await self.closures() if closures is None else closures
         if str(period) in closures:
             snapshot = await self._snapshot(str(period))
@@ -257,7 +276,7 @@ class DashboardReader:
         for month in months_of(period):
             tally = await self._tally(month, closures.get(str(month)), now)
             total += sum(n for township, dues in tally.open_due.items() if township.startswith(prefix)
-                         for due, n in dues.items() if due <= now)
+                         for (_, due), n in dues.items() if due <= now)
         return total
 
     async def overdue(self, prefix: str, period: Period, now: datetime, limit: int = 200) -> tuple[list[OverdueCase], int]:
@@ -271,7 +290,7 @@ class DashboardReader:
             for month in months_of(period):
                 rows += (await conn.execute(
                     select(c.case_id, c.kind, c.residence_township, c.registration_township, c.due_at)
-                    .where(c.reporting_month == str(month), c.registration_township.between(low, high),
+                    .where(c.reporting_month == str(month), c.responsible_township.between(low, high),
                            c.state.in_(OPEN_STATE_VALUES), c.kind != "", c.due_at <= _utc(now))
                     .order_by(c.due_at, c.case_id).limit(limit)
                 )).all()

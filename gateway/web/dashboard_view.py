@@ -4,9 +4,8 @@ view all use this one value, so the exported table is exactly the table on scree
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from fractions import Fraction
 
 from gateway.codec.divisions import registry
 from gateway.web import targets
@@ -16,7 +15,7 @@ from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 
 LEVEL_NAMES = {2: "省级", 4: "地市级", 6: "县级", 9: "乡镇（街道）"}
 CHILD_LENGTH = {2: 4, 4: 6, 6: 9}
-KIND_NAMES = {"query": "查询", "birth_query": "查询（生育信息）", "notification": "通报"}
+KIND_NAMES = {"query": "查询", "birth-query": "查询（生育信息）", "notification": "通报"}
 
 
 class BadRequest(ValueError):
@@ -59,13 +58,27 @@ class Row:
         return percent(self.counts.timely_rate)
 
 
-TABLE_HEADERS = ("代码", "名称", "收到", "已反馈", "按时", "逾期反馈", "逾期未反馈", "未到期", "查无此人", "漏管", "反馈率", "及时率", "达标情况")
+    @property
+    def notification_feedback_rate(self) -> str:
+        return percent(self.counts.notification_feedback_rate)
+
+    @property
+    def targets_met(self) -> str:
+        return targets.summary(self.counts)
+
+
+# Queries first (rule 十三's feedback rate is over them alone), then the notifications beside them.
+TABLE_HEADERS = ("代码", "名称", "收到查询", "已反馈", "按时", "逾期反馈", "逾期未反馈", "未到期", "查无此人", "漏管",
+                 "反馈率", "及时率", "收到通报", "通报已反馈", "通报逾期", "通报反馈率",
+                 "目标达成", "达标情况")
 
 
 def table_cells(row: Row) -> list[str | int]:
     c = row.counts
     return [row.code, row.name, c.received, c.answered, c.on_time, c.late, c.overdue, c.still_open,
-            c.no_such_person, c.missed_management, row.feedback_rate, row.timely_rate, row.band.label]
+            c.no_such_person, c.missed_management, row.feedback_rate, row.timely_rate,
+            c.notifications_received, c.notifications_answered, c.notifications_overdue,
+            row.notification_feedback_rate, row.targets_met, row.band.label]
 
 
 @dataclass(frozen=True)
@@ -107,19 +120,37 @@ class DashboardView:
         return [table_cells(r) for r in self.rows]
 
 
-def _rate_figure(label: str, rate: Fraction | None, target: Fraction) -> Figure:
-    return Figure(label, percent(rate), f"目标 {percent(target, 0)}", None if rate is None else rate >= target)
+def _target_figures(total: Counts) -> dict[str, Figure]:
+    """One figure per reply-side target of schemas/workflow/targets.json, with its threshold and gap."""
+    out = {}
+    for check in targets.checks(total):
+        name = targets.FIGURE_NAMES.get(check.target.figure, check.target.figure)
+        gap = f" · {targets.gap_text(check)}" if check.met is False else ""  # the page adds 达标 / 未达标
+        out[check.target.figure] = Figure(name, percent(check.value), f"目标 ≥ {percent(check.target.at_least, 0)}{gap}",
+                                          check.met)
+    return out
 
 
 def _headline(total: Counts) -> list[Figure]:
+    # The first three (queries received, answered, feedback rate) are what a supervisor reads first.
+    by_target = _target_figures(total)
+    feedback = by_target.pop("feedback_rate", Figure("反馈率", percent(total.feedback_rate), "", None))
+    timely = by_target.pop("timely_rate", Figure("及时率", percent(total.timely_rate), "", None))
+    notification = [by_target.pop(k) for k in ("notification_feedback_rate", "notification_timely_rate") if k in by_target]
     return [
-        Figure("收到查询和通报", str(total.received), "", None),
+        Figure("收到查询", str(total.received), "", None),
         Figure("已反馈", str(total.answered), f"应为 {total.received}", None if not total.received else total.answered >= total.received),
-        _rate_figure("反馈率", total.feedback_rate, targets.FEEDBACK_RATE_TARGET),
-        _rate_figure("及时率", total.timely_rate, targets.TIMELY_RATE_TARGET),
-        Figure("当前逾期未反馈", str(total.overdue), f"目标 {targets.OVERDUE_TARGET}", total.overdue <= targets.OVERDUE_TARGET),
-        Figure("本期漏管", str(total.missed_management), f"目标 {targets.MISSED_MANAGEMENT_TARGET}",
-               total.missed_management <= targets.MISSED_MANAGEMENT_TARGET),
+        feedback,
+        timely,
+        *by_target.values(),
+        Figure("收到通报", str(total.notifications_received), "不计入查询反馈率", None),
+        Figure("通报已反馈", str(total.notifications_answered), f"应为 {total.notifications_received}",
+               None if not total.notifications_received else total.notifications_answered >= total.notifications_received),
+        *notification,
+        Figure("当前逾期未反馈", str(total.overdue + total.notifications_overdue),
+               f"查询 {total.overdue}，通报 {total.notifications_overdue}", None),
+        Figure("本期漏管", str(total.missed_management), "", None),
+        Figure("目标达成", targets.summary(total), "可评判的目标中达到的个数", None),
     ]
 
 
@@ -151,18 +182,15 @@ def period_choices(now_month: ReportingMonth) -> list[tuple[str, str]]:
     return out
 
 
+_FIELDS = tuple(f.name for f in fields(Counts))
+
+
 def sum_counts(counts: Iterable[Counts]) -> Counts:
     """The sum of many counts (a province's 1,500 townships, often): plain integers, not `Counts.__add__`."""
-    totals = [0] * 8
+    totals = [0] * len(_FIELDS)
     for c in counts:
-        totals[0] += c.received
-        totals[1] += c.answered
-        totals[2] += c.on_time
-        totals[3] += c.late
-        totals[4] += c.overdue
-        totals[5] += c.still_open
-        totals[6] += c.no_such_person
-        totals[7] += c.missed_management
+        for i, name in enumerate(_FIELDS):
+            totals[i] += getattr(c, name)
     return Counts(*totals)
 
 
@@ -185,7 +213,7 @@ LEAGUE_LIMIT = 25  # best and lowest shown above a county; a county shows every 
 
 
 def _league(counts: dict[str, Counts]) -> tuple[list[Row], int]:
-    ranked = sorted(((t, c) for t, c in counts.items() if c.received),
+    ranked = sorted(((t, c) for t, c in counts.items() if c.received),  # ranked on queries (rule 十三)
                     key=lambda tc: (-tc[1].answered / tc[1].received, -tc[1].on_time / tc[1].received, tc[0]))
     if len(ranked) > 2 * LEAGUE_LIMIT:
         shown = ranked[:LEAGUE_LIMIT] + ranked[-LEAGUE_LIMIT:]

@@ -75,6 +75,7 @@ def township_label(code: str) -> str:
 
 
 def render_dashboard(view: Any, **context: Any) -> str:
+    from gateway.web import targets
     from gateway.web.dashboard_view import KIND_NAMES, LEAGUE_LIMIT, TABLE_HEADERS
 
     shown = len(view.league)
@@ -85,4 +86,6 @@ def render_dashboard(view: Any, **context: Any) -> str:
     context.setdefault("csrf", "")
     context.setdefault("now", view.as_of)
     return render("dashboard.html", view=view, headers=TABLE_HEADERS, kinds=KIND_NAMES, names=township_label,
-                  ranks=ranks, **context)
+                  ranks=ranks, target_list=[f"{targets.FIGURE_NAMES.get(t.target.figure, t.target.figure)} ≥ "
+                                            f"{percent(t.target.at_least, 0)}" for t in targets.checks(view.total)],
+                  **context)

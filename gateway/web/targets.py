@@ -1,21 +1,59 @@
 """The targets the dashboard measures regions against, and the bands of the townships' league table.
 
-Kept in one place so that the workflow's own targets (issue 13, "targets in place of the score") can
-replace these when they land. The feedback-rate target is the rule's (rule 十三: every query answered,
-查无此人 included); the others are this system's own defaults, not taken from a rule document.
+The targets are the seeds' (`schemas/workflow/targets.json`, read by `gateway.workflow.data_files`
+and judged by `gateway.workflow.targets`): the dashboard shows the reply-side ones, the figures of
+the township that must reply. The sender-side targets (submission rate, accuracy) need the senders'
+counts, which the `scores` command reports; the dashboard shows them as not judged here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 
+from gateway.workflow import targets as workflow_targets
 from gateway.workflow.accounting import Counts
+from gateway.workflow.data_files import DEFAULT_TARGETS_FILE, load_targets
+from gateway.workflow.targets import TargetCheck, TargetSet
 
-FEEDBACK_RATE_TARGET = Fraction(1)  # rule 十三: 反馈率必须达到100%
-TIMELY_RATE_TARGET = Fraction(95, 100)  # this system's default
-OVERDUE_TARGET = 0  # nothing overdue
-MISSED_MANAGEMENT_TARGET = 0  # no 漏管
+FIGURE_NAMES = {
+    "feedback_rate": "查询反馈率",
+    "timely_rate": "查询及时率",
+    "matching_rate": "匹配率",
+    "notification_feedback_rate": "通报反馈率",
+    "notification_timely_rate": "通报及时反馈率",
+    "accuracy": "准确率",
+    "submission_rate": "提交率",
+    "reverification_rate": "复核率",
+}
+NEAR_POINTS = Fraction(5)  # 接近: no target missed by more than 5 percentage points
+
+
+@cache
+def target_set() -> TargetSet:
+    return load_targets(DEFAULT_TARGETS_FILE)
+
+
+def reply_targets() -> TargetSet:
+    full = target_set()
+    return TargetSet(full.version, tuple(t for t in full.targets if t.side == "reply"))
+
+
+def checks(counts: Counts) -> list[TargetCheck]:
+    """The reply-side targets held against one township's or region's counts."""
+    return workflow_targets.check_all(reply_targets(), counts, None)
+
+
+def summary(counts: Counts) -> str:
+    """'2/3': targets met out of those that could be judged."""
+    return workflow_targets.summary(checks(counts))
+
+
+def gap_text(check: TargetCheck) -> str:
+    if check.met is None or check.gap_points is None:
+        return "—"
+    return "达标" if check.met else f"差 {float(round(check.gap_points, 1)):.1f} 个百分点"
 
 
 @dataclass(frozen=True)
@@ -30,19 +68,14 @@ BELOW = Band("below", "未达标")
 NO_DATA = Band("none", "无数据")
 
 
-def _at_least(part: int, whole: int, rate: Fraction) -> bool:
-    return part * rate.denominator >= rate.numerator * whole  # exact, without building a Fraction per township
-
-
 def band(counts: Counts) -> Band:
-    """达标: both rates at their targets; 接近: within 5 points of both; else 未达标; nothing received: 无数据."""
-    received = counts.received
-    if not received:
+    """达标: every target that can be judged met; 接近: none short by more than 5 points; else 未达标;
+    nothing to judge (nothing received): 无数据."""
+    judged = [c for c in checks(counts) if c.met is not None]
+    if not judged:
         return NO_DATA
-    if _at_least(counts.answered, received, FEEDBACK_RATE_TARGET) and _at_least(counts.on_time, received, TIMELY_RATE_TARGET):
+    if all(c.met for c in judged):
         return MEETS
-    near = Fraction(5, 100)
-    if (_at_least(counts.answered, received, FEEDBACK_RATE_TARGET - near)
-            and _at_least(counts.on_time, received, TIMELY_RATE_TARGET - near)):
+    if all(c.gap_points is not None and c.gap_points <= NEAR_POINTS for c in judged):
         return NEAR
     return BELOW

@@ -183,6 +183,18 @@ def test_a_query_sent_answered_and_seen_answered_then_drilled_to_and_exported(li
     answerer.fill("#f-husband_name", "李伟")
     answerer.fill("#f-children-sons", "1")
     answerer.fill("#f-children-daughters", "0")
+    answerer.fill("#f-children-youngest_birth_date", "2015-03-02")
+    answerer.fill("#f-left_on", "2014-02-10")
+    # Rule 四: every field given or ticked 不适用; one left blank is refused at its field, in Chinese.
+    for name in ("husband_residence_code", "one_child_certificate_date"):
+        answerer.check(f"#f-{name}-na")
+    answerer.click("button:has-text('发送反馈')")
+    error = answerer.locator("#f-pregnancy_policy_status-err")
+    assert error.is_visible() and "不适用" in error.inner_text()
+    assert answerer.locator("#f-husband_name").input_value() == "李伟"  # what was typed is kept
+    assert answerer.locator("#f-husband_residence_code-na").is_checked()
+    for name in ("pregnancy_policy_status", "marriage_certificate_no"):
+        answerer.check(f"#f-{name}-na")
     answerer.click("button:has-text('发送反馈')")
     assert "反馈已发送" in answerer.locator(".flash").inner_text()
     assert answerer.locator("#feedback-result").inner_text() == "查到此人"
@@ -240,3 +252,47 @@ def test_a_query_sent_answered_and_seen_answered_then_drilled_to_and_exported(li
     assert operator.url == f"{live.url}/operator"
     assert operator.locator("#health-status").inner_text() == "正常"
     screenshot(operator, "15-operator")
+
+
+def test_a_no_such_person_answer_states_the_sources_checked(live: LiveGateway, browser: Any) -> None:
+    from gateway.codec.citizen_id import check_character
+
+    name, first17 = "赵丽", "12010119880301022"
+    citizen_id = first17 + check_character(first17)
+    sender = sign_in(live, browser, Role.CLERK, RESIDENCE)
+    sender.goto(f"{live.url}/township/{RESIDENCE}/send/query")
+    sender.fill("#f-registration_township", REGISTRATION)
+    sender.fill("#f-person-name", name)
+    sender.fill("#f-person-citizen_id", citizen_id)
+    sender.click("button:has-text('发送')")
+    message_id = sender.url.split("done=")[1]
+
+    answerer = sign_in(live, browser, Role.CLERK, REGISTRATION)
+
+    def arrived() -> bool:
+        answerer.goto(f"{live.url}/township/{REGISTRATION}/messages/{message_id}")
+        return answerer.locator("#h-answer").count() == 1
+
+    assert eventually(arrived), "the query never reached the registration township"
+    answerer.check("input[name=result][value=not_found]")
+    answerer.select_option("#f-not_found_reason", "1")
+    answerer.fill("#f-remarks", "门牌号不存在")
+    answerer.check("#f-checked_sources-1")  # 公安户籍 alone is not 多方核实 (第二十五条)
+    answerer.click("button:has-text('发送反馈')")
+    error = answerer.locator("#f-checked_sources-err")
+    assert error.is_visible() and "流动人口数据库" in error.inner_text()
+    assert answerer.locator("#f-checked_sources-1").is_checked()
+    assert "公安户籍" in answerer.locator("#f-checked_sources").inner_text()  # Chinese labels, not codes
+    answerer.check("#f-checked_sources-4")
+    answerer.click("button:has-text('发送反馈')")
+    assert "反馈已发送" in answerer.locator(".flash").inner_text()
+    assert answerer.locator("#feedback-result").inner_text() == "查无此人"
+    screenshot(answerer, "16-clerk-answered-no-such-person")
+
+    def answered() -> bool:
+        sender.goto(f"{live.url}/township/{RESIDENCE}/messages/{message_id}")
+        return sender.locator("#feedback-result").count() == 1
+
+    assert eventually(answered), "the feedback never reached the residence township"
+    assert sender.locator("#feedback-result").inner_text() == "查无此人"
+    assert "公安户籍" in sender.locator("#feedback").inner_text()

@@ -27,7 +27,7 @@ from gateway.web.render import cn_date, cn_deadline
 from gateway.workflow.accounting import account
 
 from ..access.helpers import browser_client
-from ..gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings
+from ..gateways import REGISTRATION, RESIDENCE, TEST_HOSTS, fake_gateway, keyrings
 from ..workflow.conftest import cst
 from ..workflow.test_accounting_fast_path import Q1, generated_quarter
 
@@ -96,6 +96,33 @@ async def test_a_refused_query_shows_the_codecs_reason_at_its_field_and_keeps_wh
         assert "王秀英" in page.text and "待发送" in page.text
 
 
+async def test_a_notification_to_the_residence_place_is_sent_by_the_registration_township_with_a_village_address(
+        clerk_gateway: Gateway) -> None:
+    app = create_app(clerk_gateway)
+    form = {"notification_kind": "6", "direction": "to_residence", "residence_township": RESIDENCE,
+            "event_date": "2026-03-02", "learned_on": "2026-03-01", "person.name": "王秀英",
+            "person.citizen_id": "120101199005170245", "registration_address": "天津市和平区劝业场街道",
+            "pregnant": "true"}
+    async with browser_client(clerk_gateway, Role.CLERK, REGISTRATION, app=app) as (http, csrf):
+        page = await http.get(f"/township/{REGISTRATION}/send/notification")
+        assert "向户籍地通报" in page.text and "向现居住地通报" in page.text and 'id="f-learned_on"' in page.text
+        refused = await http.post(f"/township/{REGISTRATION}/send/notification", data={"csrf_token": csrf, **form})
+        assert refused.status_code == 422
+        # Each rule's reason in Chinese, at its field: learned before the event, address not at village level.
+        assert re.search(r'id="f-learned_on-err">不能早于事件日期<', refused.text)
+        assert re.search(r'id="f-registration_address-err">[^<]*村（居）委会', refused.text)
+        form.update(learned_on="2026-03-03", registration_address="天津市和平区劝业场街道新华里社区居委会")
+        sent = await http.post(f"/township/{REGISTRATION}/send/notification", data={"csrf_token": csrf, **form})
+        assert sent.status_code == 303, sent.text[:2000]
+        page = await http.get(sent.headers["location"])
+        assert "王秀英" in page.text and "通报" in page.text
+    # The residence township cannot send 向现居住地通报 about itself: the service's route check, in Chinese.
+    async with browser_client(clerk_gateway, Role.CLERK, RESIDENCE, app=app) as (http, csrf):
+        form["registration_township"] = REGISTRATION
+        refused = await http.post(f"/township/{RESIDENCE}/send/notification", data={"csrf_token": csrf, **form})
+        assert refused.status_code == 422 and "向现居住地通报只能由户籍地发出" in refused.text
+
+
 async def test_a_form_without_its_csrf_token_is_refused(clerk_gateway: Gateway) -> None:
     app = create_app(clerk_gateway)
     async with browser_client(clerk_gateway, Role.CLERK, RESIDENCE, app=app) as (http, _):
@@ -110,7 +137,7 @@ async def test_a_form_without_its_csrf_token_is_refused(clerk_gateway: Gateway) 
 async def dashboard_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Gateway, list]]:
     rings = keyrings(RESIDENCE, REGISTRATION)
     gateway = build_gateway(
-        Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url), clock=FakeClock(NOW),
+        Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, allowed_hosts=TEST_HOSTS), clock=FakeClock(NOW),
         broker=FakeBroker(), nodes={c: HostedNode(r) for c, r in rings.items()},
         directory=KeyDirectory.from_keyrings(rings.values()))
     from gateway.adapters.sql.engine import create_schema

@@ -63,12 +63,13 @@ Index(
 )
 
 # The supervisors' dashboard (gateway/web/dashboard_data.py): a region's counts for a period, read from
-# the index alone on PostgreSQL (the facts it counts are included), never from the cases' JSON.
+# the index alone on PostgreSQL (the facts it counts are included, `kind` to count queries and
+# notifications apart), never from the cases' JSON.
 Index(
     "ix_cases_dashboard",
     cases.c.reporting_month,
-    cases.c.registration_township,
-    postgresql_include=["received_at", "due_at", "answered_at", "result", "withdrawn_at", "charged_at"],
+    cases.c.responsible_township,  # counted for the township that must reply
+    postgresql_include=["kind", "received_at", "due_at", "answered_at", "result", "withdrawn_at", "charged_at"],
 )
 # The dashboard's 逾期未反馈 list of a large region, oldest deadline first: a month's open cases read in
 # deadline order and stopped at the page's length, instead of sorting a province's tens of thousands.

@@ -2,7 +2,8 @@
 (covering), and the open cases in deadline order for the 逾期未反馈 list of a large region.
 
 The dashboard (gateway/web/dashboard_data.py) counts a province's open month (hundreds of thousands
-of cases) by township; with the counted facts included in the index PostgreSQL reads neither the
+of cases) by the township that must reply (`responsible_township`, revision 0007), queries and
+notifications apart (`kind`); with the counted facts included in the index PostgreSQL reads neither the
 heap's JSON nor random pages. (On a large table an operator may build it first with CREATE INDEX
 CONCURRENTLY under the same name; this revision then finds it and does nothing.)
 
@@ -31,8 +32,8 @@ def upgrade() -> None:
     existing = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("cases")}
     if _NAME not in existing:
         op.create_index(
-            _NAME, "cases", ["reporting_month", "registration_township"],
-            postgresql_include=["received_at", "due_at", "answered_at", "result", "withdrawn_at", "charged_at"],
+            _NAME, "cases", ["reporting_month", "responsible_township"],
+            postgresql_include=["kind", "received_at", "due_at", "answered_at", "result", "withdrawn_at", "charged_at"],
         )
     if _OPEN_DUE not in existing:
         op.create_index(_OPEN_DUE, "cases", ["due_at", "reporting_month", "case_id"], postgresql_where=_IS_OPEN,
