@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from gateway.codec.text_hygiene import spreadsheet_row
+
 from gateway.workflow.accounting import RULES_MIXED, AccountingSnapshot, Counts, Level, _as_facts, percent, roll_up
 from gateway.workflow.periods import ReportingMonth
 from gateway.workflow.ports import CaseSource
@@ -135,8 +137,8 @@ def _report(kind: ReportKind, period_text: str, region: str, xlsx: Path | None, 
     if csv:
         buf = io.StringIO()
         writer = csv_module.writer(buf, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
+        writer.writerow(spreadsheet_row(COLUMNS))
+        writer.writerows(spreadsheet_row(row) for row in rows)
         typer.echo(buf.getvalue(), nl=False)
         return
     if xlsx is not None:
@@ -157,11 +159,11 @@ def _write_xlsx(path: Path, preamble: list[str], rows: list[list[str]]) -> None:
     sheet = book.active
     sheet.title = "report"
     for line in preamble:
-        sheet.append([line])
+        sheet.append(spreadsheet_row([line]))
     sheet.append([])
-    sheet.append(list(COLUMNS))
+    sheet.append(spreadsheet_row(COLUMNS))
     for row in rows:
-        sheet.append([row[0], row[1], *(_number(c) for c in row[2:])])  # codes stay text; counts are numbers
+        sheet.append(spreadsheet_row([row[0], row[1], *(_number(c) for c in row[2:])]))  # codes stay text; counts are numbers
     book.save(path)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from openpyxl import Workbook
 
+from gateway.codec.text_hygiene import spreadsheet_row
 from gateway.access.deps import require
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
@@ -88,9 +89,9 @@ async def dashboard_export(request: Request, principal: Supervisor, region: str 
         book = Workbook()
         sheet = book.active
         sheet.title = view.period_text
-        sheet.append(list(TABLE_HEADERS))
+        sheet.append(spreadsheet_row(TABLE_HEADERS))
         for row in view.table:
-            sheet.append(row)
+            sheet.append(spreadsheet_row(row))
         out = io.BytesIO()
         book.save(out)
         return Response(out.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -99,8 +100,8 @@ async def dashboard_export(request: Request, principal: Supervisor, region: str 
         return _refused(request, principal, BadRequest(f"导出格式应为 csv 或 xlsx，收到“{format[:8]}”"))
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(TABLE_HEADERS)
-    writer.writerows(view.table)
+    writer.writerow(spreadsheet_row(TABLE_HEADERS))
+    writer.writerows(spreadsheet_row(row) for row in view.table)
     # With a byte-order mark: Excel on a Chinese Windows opens UTF-8 CSV correctly only then.
     return Response(("\ufeff" + text.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{name}.csv"'})
