@@ -78,7 +78,8 @@ def _utc(value: datetime) -> datetime:
 _FIELDS = tuple(f.name for f in fields(Counts))
 
 
-def _sum(counts: Iterable[Counts]) -> Counts:
+def sum_counts(counts: Iterable[Counts]) -> Counts:
+    """The sum of many counts (a province's 1,500 townships, often): plain integers, not `Counts.__add__`."""
     totals = [0] * len(_FIELDS)
     for c in counts:
         for i, name in enumerate(_FIELDS):
@@ -251,7 +252,7 @@ class DashboardReader:
             wanted.insert(0, wanted[0].previous())
         out = []
         for m in wanted:
-            out.append((m, _sum((await self.township_counts(prefix, m, as_of, closures)).values())))
+            out.append((m, sum_counts((await self.township_counts(prefix, m, as_of, closures)).values())))
         return out
 
     # --- lists -----------------------------------------------------------------------------------

@@ -3,13 +3,12 @@ view all use this one value, so the exported table is exactly the table on scree
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.codec.divisions import registry
 from gateway.web import targets
-from gateway.web.dashboard_data import DashboardReader, MissedCase, OverdueCase, Period, months_of, parse_period
+from gateway.web.dashboard_data import DashboardReader, sum_counts, MissedCase, OverdueCase, Period, months_of, parse_period
 from gateway.workflow.accounting import Counts, percent
 from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 
@@ -180,18 +179,6 @@ def period_choices(now_month: ReportingMonth) -> list[tuple[str, str]]:
         prev_month = quarter.months[0].previous()
         quarter = prev_month.quarter
     return out
-
-
-_FIELDS = tuple(f.name for f in fields(Counts))
-
-
-def sum_counts(counts: Iterable[Counts]) -> Counts:
-    """The sum of many counts (a province's 1,500 townships, often): plain integers, not `Counts.__add__`."""
-    totals = [0] * len(_FIELDS)
-    for c in counts:
-        for i, name in enumerate(_FIELDS):
-            totals[i] += getattr(c, name)
-    return Counts(*totals)
 
 
 def _rows(prefix: str, counts: dict[str, Counts]) -> tuple[str, list[Row]]:
