@@ -8,6 +8,7 @@ from datetime import datetime
 
 from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
 from gateway.exchange.ports import Delivery, DeliveryHandler
+from gateway.exchange.receipting import bundle_outbox_items
 from gateway.exchange.records import (
     Counts,
     Direction,
@@ -94,6 +95,11 @@ class FakeMessageStore:
             if (m.node, m.direction, m.message_id) == (node, direction, message_id):
                 return m
         return None
+
+    async def find_many(self, direction: Direction, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredMessage]:
+        wanted = set(keys)
+        return {(m.node, m.message_id): m for m in self.messages.values()
+                if m.direction is direction and (m.node, m.message_id) in wanted}
 
     async def list_messages(self, node: str, direction: Direction, *, kind: str | None = None, limit: int = 100) -> list[StoredMessage]:
         found = [m for m in self.messages.values() if m.node == node and m.direction is direction and kind in (None, m.kind)]
@@ -197,21 +203,15 @@ class FakeReceiptStore:
         self.sent: dict[tuple[str, str], bytes] = {}
         self.received: dict[str, datetime] = {}
 
-    async def add_sent(self, receipt, data: bytes, item: OutboxItem) -> bool:  # type: ignore[no-untyped-def]
-        key = (receipt.sender, receipt.message_id)
-        existing = [i for i, o in self.messages.outbox.items() if o.message_id == item.message_id]
-        if key in self.sent and existing:
-            self.messages.outbox[existing[0]] = replace(self.messages.outbox[existing[0]], published_at=None,
-                                                        next_attempt_at=item.created_at)
-            return False
-        self.sent[key] = data
-        new_id = max(self.messages.outbox, default=0) + 1
-        self.messages.outbox[new_id] = replace(item, id=new_id)
-        return True
-
-    async def add_sent_many(self, batch) -> None:  # type: ignore[no-untyped-def]
-        for receipt, data, item in batch:
-            await self.add_sent(receipt, data, item)
+    async def add_sent_many(self, signed, now: datetime) -> None:  # type: ignore[no-untyped-def]
+        kept = []
+        for receipt, data in signed:
+            key = (receipt.sender, receipt.message_id)
+            self.sent.setdefault(key, data)  # a receipt kept before is queued again with its stored bytes
+            kept.append((receipt, self.sent[key]))
+        for item in bundle_outbox_items(kept, now):
+            new_id = max(self.messages.outbox, default=0) + 1
+            self.messages.outbox[new_id] = replace(item, id=new_id)
 
     async def add_received_many(self, batch, at: datetime) -> None:  # type: ignore[no-untyped-def]
         for receipt, data in batch:

@@ -43,6 +43,11 @@ class MessageStore(Protocol):
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None: ...
 
+    async def find_many(
+        self, direction: Direction, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredMessage]:
+        """``find`` for many (node, message id) pairs in one read; the ones found, by their pair."""
+
     async def list_messages(
         self, node: str, direction: Direction, *, kind: str | None = None, limit: int = 100
     ) -> list[StoredMessage]: ...

@@ -36,7 +36,7 @@ from gateway.exchange.records import (
 from gateway.security.directory import KeyDirectory
 from gateway.exchange.receipting import ReceiptStore, is_receipt, receipt_for
 from gateway.security.envelope import open_envelope, parse_envelope, seal_for
-from gateway.security.receipts import RECEIPT_KIND, Receipt, parse_receipt, verify_receipt
+from gateway.security.receipts import BUNDLE_MAGIC, RECEIPT_KIND, Receipt, parse_receipt, split_bundle, verify_receipt
 from gateway.security.replay import ReplayPolicy, check_window
 from gateway.security.errors import EnvelopeError
 
@@ -302,21 +302,65 @@ class ExchangeService:
         if self.receipts is None or not stored:
             return
         now = self.clock.now()
-        await self.receipts.add_sent_many(
-            [receipt_for(m.envelope, self.node(m.node).keyring, m.sender, now) for m in stored]
-        )
+        await self.receipts.add_sent_many([receipt_for(m.envelope, self.node(m.node).keyring, now) for m in stored], now)
         self.on_outbox()
 
     async def _receive_receipts(self, deliveries: list[Delivery]) -> list[ReceiveOutcome]:
-        outcomes, verified = [], []
-        for delivery in deliveries:
-            outcome, receipt = await self._check_receipt(delivery)
-            outcomes.append(outcome)
-            if receipt is not None:
-                verified.append((receipt, delivery.body))
+        """Receipts and bundles of receipts for our messages: each receipt checked against the exact
+        bytes we sent (one read for the whole batch), the good ones kept, each bad one quarantined with
+        its own reason. One outcome per delivery: receipted if any of its receipts was good."""
+        now = self.clock.now()
+        refused: list[tuple[int, QuarantineItem]] = []
+        candidates: list[tuple[int, bytes, Receipt]] = []
+        for index, delivery in enumerate(deliveries):
+            raw = delivery.body
+            try:
+                parts = split_bundle(raw) if raw[:4] == BUNDLE_MAGIC else [raw]
+            except EnvelopeError as exc:
+                refused.append((index, self._refusal(raw, hashlib.sha256(raw).hexdigest(), now, exc.reason, exc.detail, None)))
+                continue
+            for part in parts:
+                receipt = None
+                try:
+                    receipt, _, _ = parse_receipt(part)
+                    if receipt.recipient not in self.nodes:
+                        raise EnvelopeError("not_hosted", f"township {receipt.recipient} is not hosted by this gateway")
+                except EnvelopeError as exc:
+                    refused.append((index, self._receipt_refusal(part, now, exc, receipt)))
+                    continue
+                candidates.append((index, part, receipt))
+        sent = await self.store.find_many(Direction.OUT, [(r.recipient, r.message_id) for _, _, r in candidates])
+        verified: list[tuple[Receipt, bytes]] = []
+        good: dict[int, str] = {}
+        for index, part, receipt in candidates:
+            original = sent.get((receipt.recipient, receipt.message_id))
+            try:
+                if original is None:
+                    raise EnvelopeError("unknown_reference", f"{receipt.recipient} sent no message {receipt.message_id}")
+                verify_receipt(part, original.envelope, self.directory)
+            except EnvelopeError as exc:
+                refused.append((index, self._receipt_refusal(part, now, exc, receipt)))
+                continue
+            verified.append((receipt, part))
+            good.setdefault(index, receipt.message_id)
         if verified and self.receipts is not None:
-            await self.receipts.add_received_many(verified, self.clock.now())
-        return outcomes
+            await self.receipts.add_received_many(verified, now)
+        if refused:
+            for _, item in refused:
+                log.warning("quarantined %s: %s (%s)", item.message_id or item.envelope_sha256[:16], item.reason, item.detail)
+            await self.store.add_incoming_batch([], [item for _, item in refused])
+        first_refusal = {}
+        for index, item in refused:
+            first_refusal.setdefault(index, item)
+        return [
+            ReceiveOutcome("receipted", message_id=good[i]) if i in good
+            else ReceiveOutcome("quarantined", reason=first_refusal[i].reason, message_id=first_refusal[i].message_id)
+            for i in range(len(deliveries))
+        ]
+
+    def _receipt_refusal(self, raw: bytes, now: datetime, exc: EnvelopeError, receipt: Receipt | None) -> QuarantineItem:
+        header = None if receipt is None else _ReceiptHeader(receipt.message_id, receipt.sender, receipt.recipient)
+        return self._refusal(raw, hashlib.sha256(raw).hexdigest(), now, exc.reason, exc.detail, header)
 
     async def _settle(self, accepted: Accepted, result: IncomingResult) -> ReceiveOutcome:
         outcome = await self._outcome_of(accepted, result)
@@ -328,28 +372,8 @@ class ExchangeService:
         return outcome
 
     async def _receive_receipt(self, delivery: Delivery) -> ReceiveOutcome:
-        """A receipt for one of our messages: verify it against the exact bytes we sent, then keep it."""
-        outcome, receipt = await self._check_receipt(delivery)
-        if receipt is not None and self.receipts is not None:
-            await self.receipts.add_received(receipt, delivery.body, self.clock.now())
-        return outcome
-
-    async def _check_receipt(self, delivery: Delivery) -> tuple[ReceiveOutcome, Receipt | None]:
-        raw, now = delivery.body, self.clock.now()
-        sha = hashlib.sha256(raw).hexdigest()
-        receipt = None
-        try:
-            receipt, _, _ = parse_receipt(raw)
-            if receipt.recipient not in self.nodes:
-                raise EnvelopeError("not_hosted", f"township {receipt.recipient} is not hosted by this gateway")
-            sent = await self.store.find(receipt.recipient, Direction.OUT, receipt.message_id)
-            if sent is None:
-                raise EnvelopeError("unknown_reference", f"{receipt.recipient} sent no message {receipt.message_id}")
-            verify_receipt(raw, sent.envelope, self.directory)
-        except EnvelopeError as exc:
-            header = None if receipt is None else _ReceiptHeader(receipt.message_id, receipt.sender, receipt.recipient)
-            return await self._keep_refused(self._refusal(raw, sha, now, exc.reason, exc.detail, header)), None
-        return ReceiveOutcome("receipted", message_id=receipt.message_id), receipt
+        """A receipt (or a bundle) for our messages: verify against the exact bytes we sent, keep."""
+        return (await self._receive_receipts([delivery]))[0]
 
     async def _keep_refused(self, item: QuarantineItem) -> ReceiveOutcome:
         log.warning("quarantined %s: %s (%s)", item.message_id or item.envelope_sha256[:16], item.reason, item.detail)

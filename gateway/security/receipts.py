@@ -28,6 +28,8 @@ from gateway.security.keys import NodeKeyring
 from gateway.security.suites import SUITES
 
 RECEIPT_MAGIC = b"TXR1"
+BUNDLE_MAGIC = b"TXB1"
+MAX_BUNDLE = 1000  # receipts in one bundle (a consumer batch holds at most a few hundred deliveries)
 RECEIPT_VERSION = 1
 RECEIPT_CONTEXT = b"township-gateway/receipt/v1\x00"
 RECEIPT_KIND = "receipt"  # the broker message kind receipts travel under
@@ -106,6 +108,43 @@ def parse_receipt(data: bytes) -> tuple[Receipt, bytes, bytes]:
     except ValueError:
         raise EnvelopeError("malformed_receipt", "received_at is not a UTC timestamp") from None
     return receipt, body, signature
+
+
+def bundle_receipts(receipts: list[bytes]) -> bytes:
+    """Several receipts in one broker message: ``b"TXB1" | u16 count | count × (u16 len | receipt)``.
+
+    Each receipt inside stays a whole, separately signed TXR1 receipt (kept and archived as its own
+    bytes); the bundle is framing only, so one publish and one delivery carry the receipts that one
+    township signed for another in one consumer batch, instead of one each."""
+    if not 1 <= len(receipts) <= MAX_BUNDLE:
+        raise ValueError(f"a bundle holds 1 to {MAX_BUNDLE} receipts, not {len(receipts)}")
+    parts = [BUNDLE_MAGIC, struct.pack(">H", len(receipts))]
+    for receipt in receipts:
+        parts += [struct.pack(">H", len(receipt)), receipt]
+    return b"".join(parts)
+
+
+def split_bundle(data: bytes) -> list[bytes]:
+    """The receipts of a bundle (framing only: each is parsed and verified on its own afterwards)."""
+    if data[:4] != BUNDLE_MAGIC:
+        raise EnvelopeError("bad_magic", "not a township-gateway receipt bundle (magic bytes differ)")
+    try:
+        (count,) = struct.unpack_from(">H", data, 4)
+        offset, receipts = 6, []
+        for _ in range(count):
+            (length,) = struct.unpack_from(">H", data, offset)
+            receipt = data[offset + 2 : offset + 2 + length]
+            if len(receipt) != length:
+                raise struct.error
+            receipts.append(receipt)
+            offset += 2 + length
+    except struct.error:
+        raise EnvelopeError("truncated", "receipt bundle is truncated") from None
+    if not 1 <= count <= MAX_BUNDLE:
+        raise EnvelopeError("malformed_bundle", f"a bundle holds 1 to {MAX_BUNDLE} receipts, not {count}")
+    if offset != len(data):
+        raise EnvelopeError("trailing_bytes", "unexpected bytes after the last receipt of the bundle")
+    return receipts
 
 
 def verify_receipt(receipt_bytes: bytes, envelope_bytes: bytes, directory: KeyDirectory) -> Receipt:

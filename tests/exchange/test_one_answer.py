@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from gateway.adapters.fakes import FakeBroker
 from gateway.adapters.sql.receipt_store import SqlReceiptStore
 from gateway.adapters.sql.store import SqlMessageStore
+from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.tables import messages, outbox
 from gateway.adapters.sql.workflow_tables import cases, missed_management
 from gateway.bootstrap import build_gateway
@@ -29,6 +30,7 @@ from gateway.exchange.records import Direction, OutboxItem, Status
 from gateway.exchange.service import ExchangeService
 from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import seal
+from gateway.security.receipts import split_bundle
 from gateway.settings import Settings
 from gateway.workflow.reverification import TaskState
 from gateway.access.principal import Role
@@ -182,7 +184,7 @@ async def test_two_corrections_of_one_query_sent_at_once_link_one_of_them(gatewa
 
 async def test_a_redelivery_arriving_while_its_first_copy_is_stored_is_stored_once(gateway):
     """Two copies of one envelope received at once through separate stores (two consumers): one row,
-    one case, one receipt queued."""
+    one case, one receipt — and whatever is queued for the sender carries that one receipt's bytes."""
     query = await gateway.service.submit(RESIDENCE, sample_query())  # not relayed: we deliver it ourselves
     [(_, envelope)] = [(o.routing_key, o.envelope) for o in await gateway.store.due_outbox(T0, 10)
                        if o.message_id == query.message_id]
@@ -196,8 +198,11 @@ async def test_a_redelivery_arriving_while_its_first_copy_is_stored_is_stored_on
         messages.c.direction == "in", messages.c.message_id == query.message_id))
     assert len(stored) == 1
     assert len(await rows(gateway, select(cases.c.case_id).where(cases.c.case_id == query.message_id))) == 1
-    receipts = await rows(gateway, select(outbox.c.id).where(outbox.c.kind != "query", outbox.c.sender == REGISTRATION))
-    assert len(receipts) == 1
+    kept = await rows(gateway, select(receipts.c.data).where(receipts.c.direction == "sent",
+                                                              receipts.c.message_id == query.message_id))
+    assert len(kept) == 1
+    queued = await rows(gateway, select(outbox.c.envelope).where(outbox.c.kind == "receipt", outbox.c.sender == REGISTRATION))
+    assert queued and all(split_bundle(bytes(bundle)) == [bytes(kept[0][0])] for (bundle,) in queued)
 
 
 async def test_the_case_store_writes_one_reply_per_case_whoever_computed_it(gateway):

@@ -218,6 +218,46 @@ async def test_a_receipt_that_does_not_match_the_envelope_is_quarantined(gateway
     assert outcome.result == "quarantined" and outcome.reason == "receipt_mismatch"
 
 
+async def test_receipts_signed_in_one_batch_travel_back_as_one_bundle(gateway):
+    from gateway.security.receipts import split_bundle
+
+    queries = [await gateway.service.submit(RESIDENCE, sample_query()) for _ in range(3)]
+    outbox = list(gateway.store.outbox.values())
+    await gateway.service.receive_batch([Delivery(o.envelope, o.routing_key) for o in outbox])
+    [bundle] = [o for o in gateway.store.outbox.values() if o.kind == "receipt"]
+    assert (bundle.sender, bundle.routing_key) == (REGISTRATION, RESIDENCE)
+    assert len(split_bundle(bundle.envelope)) == 3
+
+    outcome = await gateway.service.receive(Delivery(bundle.envelope, RESIDENCE))
+    assert outcome.result == "receipted"
+    assert set(await gateway.service.receipts.received_for([q.message_id for q in queries])) == {q.message_id for q in queries}
+
+
+async def test_a_forged_receipt_in_a_bundle_is_quarantined_alone(gateway):
+    from gateway.security.receipts import bundle_receipts, make_receipt
+
+    first, second = [await gateway.service.submit(RESIDENCE, sample_query()) for _ in range(2)]
+    ring = gateway.service.nodes[REGISTRATION].keyring
+    good = make_receipt(first.envelope, ring, T0)
+    forged = make_receipt(second.envelope, ring, T0).replace(second.message_id.encode(), first.message_id.encode())
+    outcome = await gateway.service.receive(Delivery(bundle_receipts([good, forged]), RESIDENCE))
+
+    assert outcome.result == "receipted"
+    assert await gateway.service.receipts.received_for([first.message_id, second.message_id]) == {first.message_id: T0}
+    [refused] = gateway.store.quarantine
+    assert refused.reason == "receipt_mismatch" and refused.raw == forged
+
+
+async def test_a_bundle_cut_short_is_quarantined_whole(gateway):
+    from gateway.security.receipts import bundle_receipts, make_receipt
+
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    bundle = bundle_receipts([make_receipt(query.envelope, gateway.service.nodes[REGISTRATION].keyring, T0)])
+    outcome = await gateway.service.receive(Delivery(bundle[:-5], RESIDENCE))
+    assert (outcome.result, outcome.reason) == ("quarantined", "truncated")
+    assert await gateway.service.receipts.received_for([query.message_id]) == {}
+
+
 async def test_an_envelope_created_more_than_a_week_ago_is_refused_as_stale(gateway):
     query = await gateway.service.submit(RESIDENCE, sample_query())
     gateway.clock.advance(timedelta(days=8))

@@ -7,7 +7,16 @@ from datetime import timedelta
 import pytest
 
 from gateway.security.errors import EnvelopeError
-from gateway.security.receipts import RECEIPT_MAGIC, make_receipt, parse_receipt, verify_receipt
+from gateway.security.receipts import (
+    BUNDLE_MAGIC,
+    MAX_BUNDLE,
+    RECEIPT_MAGIC,
+    bundle_receipts,
+    make_receipt,
+    parse_receipt,
+    split_bundle,
+    verify_receipt,
+)
 
 from .conftest import NOW, RECIPIENT, SENDER, World
 
@@ -65,3 +74,28 @@ def test_truncated_receipt_is_refused(world: World, cut: int) -> None:
     with pytest.raises(EnvelopeError) as caught:
         verify_receipt(receipt[:cut], envelope, world.directory)
     assert caught.value.reason in {"bad_magic", "truncated"}
+
+
+def test_a_bundle_gives_back_each_receipt_byte_for_byte(world: World) -> None:
+    receipts = [make_receipt(world.seal(message_id=f"m-{i}"), world.recipient, NOW) for i in range(3)]
+    bundle = bundle_receipts(receipts)
+    assert bundle.startswith(BUNDLE_MAGIC)
+    assert split_bundle(bundle) == receipts
+
+
+@pytest.mark.parametrize(("cut", "reason"), [
+    (lambda b: b[:-1], "truncated"),
+    (lambda b: b + b"\x00", "trailing_bytes"),
+    (lambda b: BUNDLE_MAGIC + b"\x00\x00", "malformed_bundle"),
+    (lambda b: RECEIPT_MAGIC + b[4:], "bad_magic"),
+])
+def test_a_malformed_bundle_is_refused_with_its_reason(world: World, cut, reason) -> None:
+    bundle = bundle_receipts([make_receipt(world.seal(), world.recipient, NOW)])
+    with pytest.raises(EnvelopeError) as caught:
+        split_bundle(cut(bundle))
+    assert caught.value.reason == reason
+
+
+def test_a_bundle_holds_at_most_max_bundle_receipts() -> None:
+    with pytest.raises(ValueError):
+        bundle_receipts([b"x"] * (MAX_BUNDLE + 1))

@@ -1,20 +1,23 @@
-"""Receipts on SQLAlchemy Core: the ones we sign (queued in the outbox in the same transaction) and the
-ones we get back for our own messages."""
+"""Receipts on SQLAlchemy Core: the ones we sign (queued in the outbox, bundled, in the same transaction)
+and the ones we get back for our own messages."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import write_transaction
+from gateway.adapters.sql.engine import is_sqlite, write_transaction
 from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.tables import outbox
+from gateway.exchange.receipting import bundle_outbox_items
 from gateway.exchange.records import OutboxItem
 from gateway.security.receipts import Receipt
 
@@ -22,6 +25,12 @@ from gateway.security.receipts import Receipt
 class SqlReceiptStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        identity = [receipts.c.direction, receipts.c.sender, receipts.c.message_id]
+        dialect_insert = sqlite_insert if is_sqlite(str(engine.url)) else pg_insert
+        self._insert_sent = (
+            dialect_insert(receipts).on_conflict_do_nothing(index_elements=identity)
+            .returning(receipts.c.sender, receipts.c.message_id)
+        )
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         return write_transaction(self.engine)
@@ -39,37 +48,39 @@ class SqlReceiptStore:
             "data": data,
         }
 
-    async def add_sent(self, receipt: Receipt, data: bytes, item: OutboxItem) -> bool:
-        """Keep the receipt we signed and queue it for the broker, in one transaction.
+    async def add_sent_many(self, signed: Sequence[tuple[Receipt, bytes]], now: datetime) -> None:
+        """Keep the receipts we signed and queue them in bundles, in one transaction.
 
-        On a redelivery of the same envelope the receipt exists: the stored bytes are queued again
-        instead (the sender may have missed them), so the signed ``received_at`` never changes.
-        """
-        try:
-            async with self._write() as conn:
-                await conn.execute(insert(receipts), self._row("sent", receipt, data, item.created_at))
-                await conn.execute(insert(outbox), _outbox_values(item))
-            return True
-        except IntegrityError:
-            async with self._write() as conn:
-                await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.message_id == item.message_id)
-                    .values(published_at=None, next_attempt_at=item.created_at)
-                )
-            return False
-
-    async def add_sent_many(self, batch: list[tuple[Receipt, bytes, OutboxItem]]) -> None:
-        if not batch:
+        Inserted with ON CONFLICT DO NOTHING on the receipt's identity: a receipt kept before (the
+        envelope was delivered again, and the sender may have missed the first) stays as it was, and its
+        stored bytes are what is queued again."""
+        if not signed:
             return
-        try:
-            async with self._write() as conn:
-                await conn.execute(insert(receipts), [self._row("sent", r, d, i.created_at) for r, d, i in batch])
-                await conn.execute(insert(outbox), [_outbox_values(i) for _, _, i in batch])
-        except IntegrityError:
-            # Some were sent before (a redelivered batch): take them one by one, which re-queues those.
-            for receipt, data, item in batch:
-                await self.add_sent(receipt, data, item)
+        first: dict[tuple[str, str], tuple[Receipt, bytes]] = {}
+        for receipt, data in signed:
+            first.setdefault((receipt.sender, receipt.message_id), (receipt, data))
+        async with self._write() as conn:
+            inserted = {
+                (r.sender, r.message_id)
+                for r in await conn.execute(self._insert_sent, [self._row("sent", r, d, now) for r, d in first.values()])
+            }
+            again = [key for key in first if key not in inserted]
+            if again:
+                stored = await self._stored_sent(conn, again)
+                for key in again:
+                    first[key] = (first[key][0], stored[key])
+            await conn.execute(insert(outbox), [_outbox_values(i) for i in bundle_outbox_items(list(first.values()), now)])
+
+    @staticmethod
+    async def _stored_sent(conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        rows = await conn.execute(
+            select(receipts.c.sender, receipts.c.message_id, receipts.c.data).where(
+                receipts.c.direction == "sent",
+                receipts.c.sender.in_(sorted({k[0] for k in keys})),
+                receipts.c.message_id.in_(sorted({k[1] for k in keys})),
+            )
+        )
+        return {(r.sender, r.message_id): bytes(r.data) for r in rows}
 
     async def add_received_many(self, batch: list[tuple[Receipt, bytes]], at: datetime) -> None:
         if not batch:

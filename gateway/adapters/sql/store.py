@@ -436,6 +436,23 @@ class SqlMessageStore:
             ).first()
         return _message_from_row(row) if row else None
 
+    async def find_many(
+        self, direction: Direction, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredMessage]:
+        """One read for many (node, message id) pairs, through the (node, direction, message_id) index."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        query = select(messages).where(
+            messages.c.node.in_(sorted({k[0] for k in wanted})),
+            messages.c.direction == direction.value,
+            messages.c.message_id.in_(sorted({k[1] for k in wanted})),
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found = (_message_from_row(r) for r in rows)
+        return {(m.node, m.message_id): m for m in found if (m.node, m.message_id) in wanted}
+
     async def list_messages(
         self, node: str, direction: Direction, *, kind: str | None = None, limit: int = 100
     ) -> list[StoredMessage]:
