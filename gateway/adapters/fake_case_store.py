@@ -68,6 +68,12 @@ class FakeCaseStore:
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return [c for c in self.cases.values() if c.strike_key == key]
 
+    async def answer_context(self, case_id: str) -> tuple[Case | None, int, list[Case]]:
+        case = self.cases.get(case_id)
+        if case is None:
+            return None, 0, []
+        return case, await self.ledger_version(case.strike_key), await self.cases_for_key(case.strike_key)
+
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
         return [c for c in self.cases.values() if c.is_open and registration_township in (None, c.responsible_township)]
 

@@ -204,11 +204,12 @@ class FakeReceiptStore:
         self.received: dict[str, datetime] = {}
 
     async def add_sent_many(self, signed, now: datetime) -> None:  # type: ignore[no-untyped-def]
-        kept = []
+        kept = {}
         for receipt, data in signed:
             key = (receipt.sender, receipt.message_id)
             self.sent.setdefault(key, data)  # a receipt kept before is queued again with its stored bytes
-            kept.append((receipt, self.sent[key]))
+            kept.setdefault(key, (receipt, self.sent[key]))
+        kept = list(kept.values())
         for item in bundle_outbox_items(kept, now):
             new_id = max(self.messages.outbox, default=0) + 1
             self.messages.outbox[new_id] = replace(item, id=new_id)

@@ -55,6 +55,12 @@ class CaseStore(Protocol):
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]: ...
 
+    async def answer_context(self, case_id: str) -> tuple[Case | None, int, list[Case]]:
+        """What recording a reply needs, in one read: the case; the version of its person's strike
+        ledger, read *before* the cases (an answer of the same person written after it makes
+        ``save_answer`` at that version fail, so the tracker computes again); and every case of the
+        case's strike key, the case itself included. (None, 0, []) when there is no such case."""
+
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
         """Open cases, or those a township must reply to (its responsible township: the recipient,
         which is the registration township but for a to-residence notification)."""

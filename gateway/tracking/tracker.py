@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gateway.clock import Clock
 from gateway.collector import collector_paused
@@ -36,6 +36,7 @@ from gateway.workflow.reverification import ReverificationTask, TaskState
 log = logging.getLogger(__name__)
 
 _STRIKE_RETRIES = 5
+_CLOSE_MARGIN = timedelta(hours=1)
 
 # The codec's 查无此人 reason codes (schemas/codes/not_found_reason.json) in the workflow's terms.
 NOT_FOUND_REASONS = {
@@ -151,18 +152,17 @@ class CaseTracker:
         return await self._record_answer(stored, feedback)
 
     async def _record_answer(self, stored: StoredMessage, feedback: Feedback) -> Case | None:
-        case = await self.store.get_case(feedback.in_reply_to)
+        # The ledger's version is read first, then the ledger (one read: answer_context): if another
+        # answer of this person is written after this read, saving ours fails (StrikeConflict) and is
+        # computed again.
+        case, version, of_key = await self.store.answer_context(feedback.in_reply_to)
         if case is None:
             log.warning("feedback %s answers %s, which has no case", stored.message_id, feedback.in_reply_to)
             return None
         if not case.is_open:
             return case  # already recorded (a replay of this hook)
-        # The ledger's version first, then the ledger: if another answer of this person is written after
-        # this read, saving ours fails (StrikeConflict) and is computed again.
-        version = await self.store.ledger_version(case.strike_key)
         # The ledger of the person's other answered queries: this one counts once, as its own answer.
-        ledger = rebuild_ledger(c for c in await self.store.cases_for_key(case.strike_key) if c.case_id != case.case_id)
-        closures = await self.store.month_closures([case.reporting_month])
+        ledger = rebuild_ledger(c for c in of_key if c.case_id != case.case_id)
         outcome = handle_feedback(
             evaluate(case, stored.accepted_at),
             ledger,
@@ -171,11 +171,19 @@ class CaseTracker:
             reason=NOT_FOUND_REASONS.get(feedback.not_found_reason or ""),
             remarks=feedback.remarks or "",
             message_id=stored.message_id,
-            month_closed_at=closures.get(case.reporting_month),
+            month_closed_at=await self._month_closed_at(case.reporting_month, stored.accepted_at),
         )
         if not await self.store.save_answer(outcome.case, outcome.charge, ledger_version=version):
             return await self.store.get_case(case.case_id)  # another answer was recorded first
         return outcome.case
+
+    async def _month_closed_at(self, month: ReportingMonth, at: datetime) -> datetime | None:
+        """When the case's reporting month was closed, if it was. R1: a month is closed by the first tick
+        after its cutoff, never before; a reply well before the cutoff need not ask the store (the hour
+        of margin covers gateways sharing a database whose clocks disagree a little)."""
+        if at < month.ends_at - _CLOSE_MARGIN:
+            return None
+        return (await self.store.month_closures([month])).get(month)
 
     # --- the residence township's side ------------------------------------------------------------
 

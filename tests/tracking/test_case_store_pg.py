@@ -30,7 +30,7 @@ from gateway.workflow.cases import (
     withdraw,
 )
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
-from gateway.workflow.feedback import FeedbackResult
+from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.instants import SHANGHAI
 from gateway.workflow.periods import ReportingMonth
 from gateway.workflow.reminders import reminders_due
@@ -238,3 +238,27 @@ async def test_a_tick_stores_the_cases_it_moved_with_the_reminders_it_sent(store
     assert await store.get_case("q") == moved
     assert await store.reminders(IN_LIUYANG[0]) == [(NOW, reminder)]
     assert await store.cases_to_advance(NOW) == []  # nothing left to do until its deadline
+
+
+async def test_a_reply_reads_its_case_the_person_s_ledger_and_her_other_cases_in_one_go(store: SqlCaseStore, a: Cases) -> None:
+    """answer_context: the case, its strike ledger's version, and every case of its strike key — the
+    same as reading them one by one, on both databases and on the fake store."""
+    mine = [a.query(f"q{i}", cst(2026, 3, 2 + i, 9)) for i in range(3)]
+    someone_else = open_case("other-person", CaseKind.QUERY, RESIDENCE, IN_LIUYANG[0], "430181199202020022",
+                             cst(2026, 3, 3, 9), a.rules, a.calendar)
+    other_township = a.query("other-township", cst(2026, 3, 3, 9), IN_LIUYANG[1])
+    await store.add_cases([*mine, someone_else, other_township])
+    fake = FakeCaseStore()
+    await fake.add_cases([*mine, someone_else, other_township])
+    answered = record_feedback(mine[0], cst(2026, 3, 10, 9), FeedbackResult.NO_SUCH_PERSON,
+                               reason=NoSuchPersonReason.WRONG_ADDRESS)
+    for s in (store, fake):
+        assert await s.save_answer(answered, None, ledger_version=0)
+
+    for s in (store, fake):
+        case, version, of_key = await s.answer_context("q1")
+        assert case == mine[1]
+        assert version == 1 == await s.ledger_version(mine[1].strike_key)
+        assert sorted(c.case_id for c in of_key) == ["q0", "q1", "q2"]
+        assert {c.case_id: c for c in of_key}["q0"] == answered
+        assert await s.answer_context("no-such-case") == (None, 0, [])

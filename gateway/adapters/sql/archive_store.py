@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import is_sqlite, write_transaction
+from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.security_tables import archive, receipts
 from gateway.adapters.sql.tables import messages
 from gateway.security.archive import ArchiveRecord, NewRecord, StoredRecord, chain_append
@@ -42,6 +42,7 @@ def _record(row: Any) -> ArchiveRecord:
 class SqlArchiveStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
 
     @contextlib.asynccontextmanager
     async def _appending(self) -> AsyncIterator[AsyncConnection]:
@@ -115,14 +116,14 @@ class SqlArchiveStore:
                 yield StoredRecord(_record(row), bytes(row._mapping["data"]))
 
     async def find(self, message_id: str) -> list[StoredRecord]:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(select(archive).where(archive.c.message_id == message_id).order_by(archive.c.seq))).all()
         return [StoredRecord(_record(r), bytes(r._mapping["data"])) for r in rows]
 
     async def head(self) -> ArchiveRecord | None:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return await self._head(conn)
 
     async def count(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return (await conn.execute(select(func.count()).select_from(archive))).scalar_one()

@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import Select, and_, bindparam, insert, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import is_sqlite, write_transaction
+from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.collector import collector_paused
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.workflow_tables import (
@@ -164,15 +164,36 @@ def _facts_of_whole_cases(rows: Iterable[object]) -> list[CaseFacts]:
 _OPEN = bindparam("open_states", OPEN_STATE_VALUES, expanding=True, literal_execute=True)
 
 
+# The person's strike key is the answered case's own (residence, registration, strike_subject): read
+# through the case in the same statement, so a reply needs no lookup of the case first.
+_THIS_CASE = cases.alias("this_case")
+_SAME_KEY = and_(
+    _THIS_CASE.c.case_id == bindparam("b_case_id"),
+    _THIS_CASE.c.residence_township == cases.c.residence_township,
+    _THIS_CASE.c.registration_township == cases.c.registration_township,
+    _THIS_CASE.c.strike_subject == cases.c.strike_subject,
+)
+_CASES_OF_CASES_KEY = select(cases.c.data).select_from(cases.join(_THIS_CASE, _SAME_KEY))
+_LEDGER_OF_CASE = select(strike_ledgers.c.version).select_from(
+    strike_ledgers.join(_THIS_CASE, and_(
+        _THIS_CASE.c.case_id == bindparam("b_case_id"),
+        strike_ledgers.c.residence_township == _THIS_CASE.c.residence_township,
+        strike_ledgers.c.registration_township == _THIS_CASE.c.registration_township,
+        strike_ledgers.c.subject == _THIS_CASE.c.strike_subject,
+    ))
+)
+
+
 class SqlCaseStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         return write_transaction(self.engine)
 
     async def _select(self, query: object) -> list[object]:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return list((await conn.execute(query)).all())  # type: ignore[arg-type]
 
     async def _bulk(self, query: Select[Any], read: Callable[[Sequence[Any]], list[T]]) -> list[T]:
@@ -296,6 +317,15 @@ class SqlCaseStore:
                 )
             )
         )
+
+    async def answer_context(self, case_id: str) -> tuple[Case | None, int, list[Case]]:
+        """One connection, two statements, the ledger's version first (see the port)."""
+        async with self._reader.connect() as conn:
+            version = (await conn.execute(_LEDGER_OF_CASE, {"b_case_id": case_id})).scalar_one_or_none()
+            rows = (await conn.execute(_CASES_OF_CASES_KEY, {"b_case_id": case_id})).all()
+        of_key = _cases(rows)
+        case = next((c for c in of_key if c.case_id == case_id), None)
+        return case, version or 0, of_key
 
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
         query = select(cases.c.data).where(cases.c.state.in_(OPEN_STATE_VALUES))

@@ -52,6 +52,26 @@ async def create_schema(engine: AsyncEngine) -> None:
     await migrate(engine)
 
 
+_READERS: weakref.WeakKeyDictionary[object, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for reads that need no transaction of their own: ``reader(engine).connect()``.
+
+    On PostgreSQL a plain ``engine.connect()`` wraps every read in BEGIN … ROLLBACK: three round trips
+    for one SELECT, on every lookup of the hot path. Read in autocommit mode instead: each statement
+    sees the data committed when it starts — exactly what a READ COMMITTED transaction gives each of
+    its statements, so nothing a one-shot read can see changes. (Server-side cursors, ``stream``, need
+    a transaction: use the engine itself for those.) SQLite reads hold no transaction either way (see
+    sqlite_driver.py), so its engine is returned as it is."""
+    if is_sqlite(str(engine.url)):
+        return engine
+    found = _READERS.get(engine.sync_engine)
+    if found is None:
+        found = _READERS[engine.sync_engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
 _WRITE_LOCKS: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import is_sqlite, write_transaction
+from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.tables import outbox
@@ -25,6 +25,7 @@ from gateway.security.receipts import Receipt
 class SqlReceiptStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
         identity = [receipts.c.direction, receipts.c.sender, receipts.c.message_id]
         dialect_insert = sqlite_insert if is_sqlite(str(engine.url)) else pg_insert
         self._insert_sent = (
@@ -104,7 +105,7 @@ class SqlReceiptStore:
         ids = list(message_ids)
         if not ids:
             return {}
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (
                 await conn.execute(
                     select(receipts.c.message_id, receipts.c.received_at).where(

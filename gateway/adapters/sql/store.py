@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapters.sql.engine import is_sqlite, write_transaction
+from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
 from gateway.exchange.records import (
@@ -239,6 +239,7 @@ def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None
 class SqlMessageStore:
     def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256) -> None:
         self.engine = engine
+        self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
         # Two transactions in flight on PostgreSQL (one commits while the next batch gathers); SQLite
         # has one writer anyway.
         self._sqlite = is_sqlite(str(engine.url))
@@ -309,7 +310,7 @@ class SqlMessageStore:
                 return IncomingResult.STORED
         except IntegrityError:
             # Two consumers raced on the same delivery: the other one stored it.
-            async with self.engine.connect() as conn:
+            async with self._reader.connect() as conn:
                 existing = await self._existing_sha(conn, message)
             if existing is None:
                 raise
@@ -424,7 +425,7 @@ class SqlMessageStore:
             await conn.execute(insert(quarantine), values)
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(messages).where(
@@ -448,7 +449,7 @@ class SqlMessageStore:
             messages.c.direction == direction.value,
             messages.c.message_id.in_(sorted({k[1] for k in wanted})),
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         found = (_message_from_row(r) for r in rows)
         return {(m.node, m.message_id): m for m in found if (m.node, m.message_id) in wanted}
@@ -460,7 +461,7 @@ class SqlMessageStore:
         if kind is not None:
             query = query.where(messages.c.kind == kind)
         query = query.order_by(messages.c.accepted_at.desc(), messages.c.id.desc()).limit(limit)
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_message_from_row(r) for r in rows]
 
@@ -471,7 +472,7 @@ class SqlMessageStore:
             .order_by(outbox.c.id)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_record_from_row(OutboxItem, r) for r in rows]
 
@@ -544,7 +545,7 @@ class SqlMessageStore:
 
     async def outbox_backlog(self, now: datetime) -> OutboxBacklog:
         pending = outbox.c.published_at.is_(None)
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(
@@ -567,12 +568,12 @@ class SqlMessageStore:
                              last_error=last_error)
 
     async def list_quarantine(self, limit: int = 100) -> list[QuarantineItem]:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(select(quarantine).order_by(quarantine.c.id.desc()).limit(limit))).all()
         return [_record_from_row(QuarantineItem, r) for r in rows]
 
     async def get_quarantine(self, item_id: int) -> QuarantineItem | None:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (await conn.execute(select(quarantine).where(quarantine.c.id == item_id))).first()
         return _record_from_row(QuarantineItem, row) if row else None
 
@@ -599,7 +600,7 @@ class SqlMessageStore:
             )
 
     async def counts(self) -> Counts:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             by_dir = dict(
                 (await conn.execute(select(messages.c.direction, func.count()).group_by(messages.c.direction))).all()
             )
@@ -622,6 +623,6 @@ class SqlMessageStore:
         )
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
