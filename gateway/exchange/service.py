@@ -217,7 +217,7 @@ class ExchangeService:
             receipts = iter(await self._receive_receipts([d for d in deliveries if is_receipt(d.body)]))
             rest = iter(await self.receive_batch([d for d in deliveries if not is_receipt(d.body)]))
             return [next(receipts) if is_receipt(d.body) else next(rest) for d in deliveries]
-        prepared = [await self.prepare(d) for d in deliveries]
+        prepared = await self.prepare_many(deliveries)
         accepted = [p for p in prepared if isinstance(p, Accepted)]
         refused = [p for p in prepared if isinstance(p, QuarantineItem)]
         results = iter(await self.store.add_incoming_batch([a.stored for a in accepted], refused))
@@ -235,8 +235,31 @@ class ExchangeService:
 
     async def prepare(self, delivery: Delivery) -> Accepted | QuarantineItem:
         """Verify, decrypt and validate one delivery: the row to store, or the refusal to keep. Stores nothing."""
-        raw = delivery.body
+        return (await self.prepare_many([delivery]))[0]
+
+    async def prepare_many(self, deliveries: Sequence[Delivery]) -> list[Accepted | QuarantineItem]:
+        """``prepare`` for a batch: the messages our feedback deliveries answer are read in one go."""
         now = self.clock.now()
+        opened = [self._open(d, now) for d in deliveries]
+        answered = [(o.node.code, o.message.in_reply_to) for o in opened
+                    if isinstance(o, _Opened) and isinstance(o.message, Feedback)]
+        originals = await self.store.find_many(Direction.OUT, answered) if answered else {}
+        prepared: list[Accepted | QuarantineItem] = []
+        for o in opened:
+            if isinstance(o, QuarantineItem):
+                prepared.append(o)
+                continue
+            try:
+                await self._check_consistent(o.node, o.header.sender, o.header.kind, o.message, originals)
+            except _Inconsistent as exc:
+                prepared.append(self._refusal(o.raw, o.sha, now, exc.reason, exc.detail, o.header))
+                continue
+            prepared.append(self._accepted(o, now))
+        return prepared
+
+    def _open(self, delivery: Delivery, now: datetime) -> _Opened | QuarantineItem:
+        """The checks that need no database: envelope, routing, signature, decryption, window, codec."""
+        raw = delivery.body
         sha = hashlib.sha256(raw).hexdigest()
         header = None
         try:
@@ -250,14 +273,15 @@ class ExchangeService:
             opened = open_envelope(envelope, keyring=node.keyring, directory=self.directory)
             check_window(header.created, now, self.replay_policy)
             message = wire.decode(opened.plaintext, accepted_on=_china_date(header.created))
-            await self._check_consistent(node, header.sender, header.kind, message)
         except EnvelopeError as exc:
             return self._refusal(raw, sha, now, exc.reason, exc.detail, header)
         except CodecError as exc:
             return self._refusal(raw, sha, now, "invalid_record", codec_detail(exc), header)
-        except _Inconsistent as exc:
-            return self._refusal(raw, sha, now, exc.reason, exc.detail, header)
+        return _Opened(raw, sha, header, node, opened.plaintext, message)
 
+    @staticmethod
+    def _accepted(o: _Opened, now: datetime) -> Accepted:
+        node, header, message = o.node, o.header, o.message
         subject = None
         if message.kind != "feedback":
             subject = node.storage.pseudonym(message.person.citizen_id)
@@ -271,9 +295,9 @@ class ExchangeService:
             in_reply_to=getattr(message, "in_reply_to", None),
             created_at=header.created,
             accepted_at=now,
-            envelope_sha256=sha,
-            envelope=raw,
-            body_sealed=node.storage.seal(opened.plaintext, storage_context(node.code, Direction.IN.value, header.message_id)),
+            envelope_sha256=o.sha,
+            envelope=o.raw,
+            body_sealed=node.storage.seal(o.plaintext, storage_context(node.code, Direction.IN.value, header.message_id)),
             subject=subject,
             status=Status.RECEIVED,
             result=getattr(message, "result", None),
@@ -380,11 +404,13 @@ class ExchangeService:
         await self.store.add_quarantine(item)
         return ReceiveOutcome("quarantined", reason=item.reason, message_id=item.message_id)
 
-    async def _check_consistent(self, node: HostedNode, sender: str, kind: str, message: Message) -> None:
+    async def _check_consistent(self, node: HostedNode, sender: str, kind: str, message: Message,
+                                originals: Mapping[tuple[str, str], StoredMessage]) -> None:
+        """``originals``: the messages this node sent that the batch's feedback answers, by (node, id)."""
         if message.kind != kind:
             raise _Inconsistent("kind_mismatch", f"header says {kind}, body is {message.kind}")
         if isinstance(message, Feedback):
-            original = await self.store.find(node.code, Direction.OUT, message.in_reply_to)
+            original = originals.get((node.code, message.in_reply_to))
             if original is None:
                 raise _Inconsistent("unknown_reference", f"{node.code} sent no message {message.in_reply_to}")
             if original.recipient != sender:
@@ -438,6 +464,18 @@ class ExchangeService:
         # Rules relative to acceptance (statistical year, certificate validity) are judged as on the
         # day the record was accepted, so a stored record stays readable years later.
         return wire.decode(plaintext, accepted_on=_china_date(stored.created_at))
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A delivery whose envelope, signature, decryption and record passed (nothing read from the store yet)."""
+
+    raw: bytes
+    sha: str
+    header: Any
+    node: HostedNode
+    plaintext: bytes
+    message: Message
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,18 @@ class TrackingObserver:
         self.messages = messages
 
     async def messages_stored(self, items: list[tuple[StoredMessage, Any]]) -> None:
-        """A batch of received messages: new cases opened together, the rest one by one."""
+        """A batch of received messages: new cases opened together; a 查无此人's re-verification task
+        needs the query it answers, read for the whole batch at once; the rest one by one."""
         queries = [(s, m) for s, m in items if s.direction is Direction.IN and isinstance(m, (Query, Notification))]
         if queries:
             await self.tracker.queries_received(queries)
+        feedback = [(s, m) for s, m in items if s.direction is Direction.IN and isinstance(m, Feedback)]
+        wanted = [(s.node, m.in_reply_to) for s, m in feedback if m.result == "not_found"]
+        answered = await self.messages.find_many(Direction.OUT, wanted) if wanted else {}
+        for stored, message in feedback:
+            await self.tracker.feedback_received(stored, message, answered.get((stored.node, message.in_reply_to)))
         for stored, message in items:
-            if not (stored.direction is Direction.IN and isinstance(message, (Query, Notification))):
+            if stored.direction is not Direction.IN:
                 await self.message_stored(stored, message)
 
     async def message_stored(self, stored: StoredMessage, message: Any) -> None:
