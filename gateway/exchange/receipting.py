@@ -23,8 +23,7 @@ from gateway.security.receipts import (
     RECEIPT_MAGIC,
     Receipt,
     bundle_receipts,
-    make_receipt,
-    parse_receipt,
+    sign_receipt,
 )
 
 
@@ -46,10 +45,8 @@ def is_receipt(body: bytes) -> bool:
     return body[:4] in (RECEIPT_MAGIC, BUNDLE_MAGIC)
 
 
-def receipt_for(envelope: bytes, keyring: NodeKeyring, now: datetime) -> tuple[Receipt, bytes]:
-    data = make_receipt(envelope, keyring, now)
-    receipt, _, _ = parse_receipt(data)
-    return receipt, data
+def receipt_for(envelope: bytes, keyring: NodeKeyring, now: datetime, *, envelope_sha256: str | None = None) -> tuple[Receipt, bytes]:
+    return sign_receipt(envelope, keyring, now, envelope_sha256=envelope_sha256)
 
 
 def bundle_outbox_items(signed: Sequence[tuple[Receipt, bytes]], now: datetime) -> list[OutboxItem]:

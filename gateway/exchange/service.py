@@ -326,7 +326,8 @@ class ExchangeService:
         if self.receipts is None or not stored:
             return
         now = self.clock.now()
-        await self.receipts.add_sent_many([receipt_for(m.envelope, self.node(m.node).keyring, now) for m in stored], now)
+        await self.receipts.add_sent_many(
+            [receipt_for(m.envelope, self.node(m.node).keyring, now, envelope_sha256=m.envelope_sha256) for m in stored], now)
         self.on_outbox()
 
     async def _receive_receipts(self, deliveries: list[Delivery]) -> list[ReceiveOutcome]:

@@ -61,22 +61,31 @@ _RECEIPT_FIELDS = tuple(f.name for f in fields(Receipt))
 
 def make_receipt(envelope_bytes: bytes, keyring: NodeKeyring, received_at: datetime) -> bytes:
     """Sign a receipt for an envelope addressed to ``keyring``'s township (verify it first)."""
+    return sign_receipt(envelope_bytes, keyring, received_at)[1]
+
+
+def sign_receipt(
+    envelope_bytes: bytes, keyring: NodeKeyring, received_at: datetime, *, envelope_sha256: str | None = None
+) -> tuple[Receipt, bytes]:
+    """``make_receipt``, also giving the receipt itself (no need to parse what was just made); a caller
+    that has the envelope's SHA-256 already (the inbox computed it) passes it in."""
     header = parse_envelope(envelope_bytes).header
     if header.recipient != keyring.township:
         raise EnvelopeError("wrong_recipient", f"addressed to {header.recipient}, not to {keyring.township}")
     signer = keyring.sender_key(header.suite)
-    body = Receipt(
+    receipt = Receipt(
         v=RECEIPT_VERSION,
         suite=header.suite,
         message_id=header.message_id,
-        envelope_sha256=hashlib.sha256(envelope_bytes).hexdigest(),
+        envelope_sha256=envelope_sha256 or hashlib.sha256(envelope_bytes).hexdigest(),
         sender=keyring.township,
         recipient=header.sender,
         received_at=utc_stamp(received_at),
         kid=signer.kid,
-    ).to_bytes()
+    )
+    body = receipt.to_bytes()
     signature = SUITES[header.suite].sign(signer, RECEIPT_CONTEXT + body)
-    return RECEIPT_MAGIC + struct.pack(">H", len(body)) + body + struct.pack(">H", len(signature)) + signature
+    return receipt, RECEIPT_MAGIC + struct.pack(">H", len(body)) + body + struct.pack(">H", len(signature)) + signature
 
 
 def parse_receipt(data: bytes) -> tuple[Receipt, bytes, bytes]:

@@ -14,6 +14,7 @@ from gateway.security.receipts import (
     bundle_receipts,
     make_receipt,
     parse_receipt,
+    sign_receipt,
     split_bundle,
     verify_receipt,
 )
@@ -99,3 +100,9 @@ def test_a_malformed_bundle_is_refused_with_its_reason(world: World, cut, reason
 def test_a_bundle_holds_at_most_max_bundle_receipts() -> None:
     with pytest.raises(ValueError):
         bundle_receipts([b"x"] * (MAX_BUNDLE + 1))
+
+
+def test_the_receipt_given_back_with_its_bytes_is_the_one_they_hold(world: World) -> None:
+    envelope = world.seal()
+    receipt, data = sign_receipt(envelope, world.recipient, NOW)
+    assert parse_receipt(data)[0] == receipt == verify_receipt(data, envelope, world.directory)
