@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from gateway.tracking.ports import StrikeConflict, township_range
@@ -67,6 +67,29 @@ class FakeCaseStore:
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return [c for c in self.cases.values() if c.strike_key == key]
+
+    async def answer_contexts(self, case_ids: Sequence[str]) -> dict[str, tuple[Case, int, list[Case]]]:
+        out = {}
+        for case_id in case_ids:
+            case, version, of_key = await self.answer_context(case_id)
+            if case is not None:
+                out[case_id] = (case, version, of_key)
+        return out
+
+    async def save_answers(self, answers: Sequence[tuple[Case, int]]) -> list[bool | None]:
+        verdicts: list[bool | None] = []
+        for case, seen in answers:
+            if self.ledger_versions.get(case.strike_key, 0) != seen:
+                verdicts.append(None)
+                continue
+            self.ledger_versions[case.strike_key] = seen + 1
+            stored = self.cases.get(case.case_id)
+            if stored is None or stored.feedback is not None or stored.withdrawn_at is not None:
+                verdicts.append(False)
+                continue
+            self.cases[case.case_id] = case
+            verdicts.append(True)
+        return verdicts
 
     async def answer_context(self, case_id: str) -> tuple[Case | None, int, list[Case]]:
         case = self.cases.get(case_id)

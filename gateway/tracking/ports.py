@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -54,6 +54,17 @@ class CaseStore(Protocol):
         ``ledger_version`` is given and the person's ledger is no longer at that version."""
 
     async def cases_for_key(self, key: StrikeKey) -> list[Case]: ...
+
+    async def answer_contexts(self, case_ids: Sequence[str]) -> dict[str, tuple[Case, int, list[Case]]]:
+        """``answer_context`` for many cases in one read (two statements); the cases found, by id."""
+
+    async def save_answers(self, answers: Sequence[tuple[Case, int]]) -> list[bool | None]:
+        """Answered cases without a 漏管 charge, each with the strike-ledger version its reply was computed
+        at, in one transaction. Per case: True when written; False when the stored case had its reply
+        already (nothing of it written); None when the person's ledger is no longer at that version
+        (nothing of it written: compute again). One transaction; one case's verdict never undoes
+        another's. (A case whose ledger moved but that had its reply already may leave the ledger one
+        version further: that only makes a concurrent reply of the person compute again.)"""
 
     async def answer_context(self, case_id: str) -> tuple[Case | None, int, list[Case]]:
         """What recording a reply needs, in one read: the case; the version of its person's strike

@@ -14,10 +14,12 @@ storing a message and tracking it loses nothing: cases are always derivable from
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from gateway.clock import Clock
+from gateway.group_commit import GroupRunner
 from gateway.collector import collector_paused
 from gateway.codec.messages import Feedback, Notification, Query
 from gateway.exchange.records import StoredMessage
@@ -28,10 +30,11 @@ from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.cases import Case, Direction, evaluate, mark_reminder_sent, open_case, recompute_open_deadlines
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
-from gateway.workflow.feedback_handling import handle_feedback, rebuild_ledger
+from gateway.workflow.feedback_handling import FeedbackOutcome, handle_feedback, rebuild_ledger
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder, reminders_due
 from gateway.workflow.reverification import ReverificationTask, TaskState
+from gateway.workflow.strikes import StrikeKey
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,7 @@ class CaseTracker:
         self.clock = clock
         self.calendar = calendar
         self.rules = rules
+        self._answers: GroupRunner[tuple[StoredMessage, Feedback], Case | None] = GroupRunner(self._record_answers)
 
     # --- the registration township's side ---------------------------------------------------------
 
@@ -142,28 +146,69 @@ class CaseTracker:
         await self.store.add_cases(new)
 
     async def answered(self, stored: StoredMessage, feedback: Feedback) -> Case | None:
-        # The store decides races (one reply per case, one strike per query); a lost strike race means
-        # another answer of the same person was recorded meanwhile: compute again from what is stored.
-        for _ in range(_STRIKE_RETRIES):
-            try:
-                return await self._record_answer(stored, feedback)
-            except StrikeConflict:
-                log.info("strike ledger of %s moved meanwhile; recomputing", feedback.in_reply_to)
-        return await self._record_answer(stored, feedback)
+        """Record a reply this gateway's clerk sent. Concurrent replies are recorded together
+        (``_record_answers``): one read and one transaction for a group, instead of one each."""
+        return await self._answers((stored, feedback))
 
-    async def _record_answer(self, stored: StoredMessage, feedback: Feedback) -> Case | None:
-        # The ledger's version is read first, then the ledger (one read: answer_context): if another
-        # answer of this person is written after this read, saving ours fails (StrikeConflict) and is
-        # computed again.
-        case, version, of_key = await self.store.answer_context(feedback.in_reply_to)
-        if case is None:
-            log.warning("feedback %s answers %s, which has no case", stored.message_id, feedback.in_reply_to)
-            return None
-        if not case.is_open:
-            return case  # already recorded (a replay of this hook)
+    async def _record_answers(self, items: Sequence[tuple[StoredMessage, Feedback]]) -> list[Case | None | BaseException]:
+        """The replies of a group, round by round. The store decides every race (one reply per case, one
+        strike per query, the person's ledger at the version read): a reply that lost one is computed
+        again from what is stored, in the next round; two replies about one person go in separate
+        rounds. A reply that brings a 漏管 charge is saved alone, with its charge (``save_answer``)."""
+        results: dict[int, Case | None | BaseException] = {}
+        attempts = [0] * len(items)
+        todo = list(range(len(items)))
+        while todo:
+            contexts = await self.store.answer_contexts([items[i][1].in_reply_to for i in todo])
+            this_round: list[tuple[int, Case, int, FeedbackOutcome]] = []
+            later: list[int] = []
+            keys: set[StrikeKey] = set()
+            for i in todo:
+                stored, feedback = items[i]
+                context = contexts.get(feedback.in_reply_to)
+                if context is None:
+                    log.warning("feedback %s answers %s, which has no case", stored.message_id, feedback.in_reply_to)
+                    results[i] = None
+                    continue
+                case, version, of_key = context
+                if not case.is_open:
+                    results[i] = case  # already recorded (a replay of this hook, or another reply won)
+                    continue
+                if case.strike_key in keys:
+                    later.append(i)  # the same person twice in a group: after the first is stored
+                    continue
+                keys.add(case.strike_key)
+                this_round.append((i, case, version, await self._outcome(stored, feedback, case, of_key)))
+            plain = [entry for entry in this_round if entry[3].charge is None]
+            verdicts = await self.store.save_answers([(outcome.case, version) for _, _, version, outcome in plain])
+            for (i, case, _, outcome), verdict in zip(plain, verdicts):
+                if verdict is None:
+                    later.append(i)  # the person's ledger moved meanwhile: computed again
+                else:
+                    results[i] = outcome.case if verdict else await self.store.get_case(case.case_id)
+            for i, case, version, outcome in this_round:
+                if outcome.charge is None:
+                    continue
+                try:
+                    saved = await self.store.save_answer(outcome.case, outcome.charge, ledger_version=version)
+                except StrikeConflict:
+                    later.append(i)
+                    continue
+                results[i] = outcome.case if saved else await self.store.get_case(case.case_id)
+            todo = []
+            for i in later:
+                attempts[i] += 1
+                if attempts[i] > _STRIKE_RETRIES:
+                    results[i] = StrikeConflict(f"the strike ledger of {items[i][1].in_reply_to} kept moving")
+                else:
+                    log.info("strike ledger of %s moved meanwhile; recomputing", items[i][1].in_reply_to)
+                    todo.append(i)
+        return [results[i] for i in range(len(items))]
+
+    async def _outcome(self, stored: StoredMessage, feedback: Feedback, case: Case, of_key: list[Case]) -> FeedbackOutcome:
         # The ledger of the person's other answered queries: this one counts once, as its own answer.
         ledger = rebuild_ledger(c for c in of_key if c.case_id != case.case_id)
-        outcome = handle_feedback(
+        return handle_feedback(
             evaluate(case, stored.accepted_at),
             ledger,
             stored.accepted_at,
@@ -173,9 +218,6 @@ class CaseTracker:
             message_id=stored.message_id,
             month_closed_at=await self._month_closed_at(case.reporting_month, stored.accepted_at),
         )
-        if not await self.store.save_answer(outcome.case, outcome.charge, ledger_version=version):
-            return await self.store.get_case(case.case_id)  # another answer was recorded first
-        return outcome.case
 
     async def _month_closed_at(self, month: ReportingMonth, at: datetime) -> datetime | None:
         """When the case's reporting month was closed, if it was. R1: a month is closed by the first tick

@@ -262,3 +262,33 @@ async def test_a_reply_reads_its_case_the_person_s_ledger_and_her_other_cases_in
         assert sorted(c.case_id for c in of_key) == ["q0", "q1", "q2"]
         assert {c.case_id: c for c in of_key}["q0"] == answered
         assert await s.answer_context("no-such-case") == (None, 0, [])
+
+
+async def test_replies_saved_together_each_get_their_own_verdict(store: SqlCaseStore, a: Cases) -> None:
+    """save_answers: one transaction for a group of replies; each is written, refused as answered
+    already, or refused because the person's ledger moved — and one refusal never undoes another's
+    write. The fake store gives the same verdicts."""
+    first = a.query("first", cst(2026, 3, 2, 9))
+    other = open_case("other", CaseKind.QUERY, RESIDENCE, IN_LIUYANG[1], "430181199202020022",
+                      cst(2026, 3, 2, 9), a.rules, a.calendar)
+    third = open_case("third", CaseKind.QUERY, RESIDENCE, IN_LIUYANG[1], "430181199303030033",
+                      cst(2026, 3, 2, 9), a.rules, a.calendar)
+    fake = FakeCaseStore()
+    for s in (store, fake):
+        await s.add_cases([first, other, third])
+        assert await s.save_answer(record_feedback(third, cst(2026, 3, 3, 9), FeedbackResult.FOUND), None, ledger_version=0)
+
+    def found(case: Case) -> Case:
+        return record_feedback(case, cst(2026, 3, 5, 9), FeedbackResult.FOUND)
+
+    for s in (store, fake):
+        verdicts = await s.save_answers([
+            (found(first), 0),  # the person's first reply: written
+            (found(other), 3),  # computed at a ledger version the person never had: moved meanwhile
+            (found(third), 1),  # at the right version, but the case has its reply already
+        ])
+        assert verdicts == [True, None, False]
+        assert (await s.get_case("first")).feedback is not None
+        assert (await s.get_case("other")).feedback is None
+        assert (await s.get_case("third")).feedback.answered_at == cst(2026, 3, 3, 9)
+        assert await s.ledger_version(first.strike_key) == 1

@@ -190,3 +190,28 @@ async def test_a_batch_of_deliveries_opens_every_case_and_returns_every_receipt(
     assert set(await gateway.service.receipts.received_for([q.message_id for q in queries])) == {
         q.message_id for q in queries
     }
+
+
+async def test_replies_sent_at_once_are_recorded_in_groups_and_one_person_s_strikes_in_order(gateway):
+    """Eight clerks answer at once: the tracker records the replies in groups, not one by one, and
+    the four 查无此人 about one woman still count in order — the first three make one 漏管 charge, the
+    fourth starts the next run."""
+    import asyncio
+    import random
+
+    from gateway.demo_records import citizen_id
+
+    rng = random.Random(7)
+    hers = [await send_query(gateway) for _ in range(4)]
+    others = [await send_query(gateway, person={**sample_query()["person"],
+                                                "citizen_id": citizen_id(rng, REGISTRATION[:6], datetime(1990, 5, 17).date())})
+              for _ in range(4)]
+    await asyncio.gather(*(gateway.service.answer(REGISTRATION, q.message_id, NOT_FOUND) for q in hers + others))
+
+    cases = [await gateway.tracker.store.get_case(q.message_id) for q in hers + others]
+    assert all(c.feedback is not None for c in cases)
+    assert gateway.tracker._answers.batches < 8
+    charges = await gateway.tracker.store.charges(REGISTRATION)
+    [charge] = [c for c in charges if set(c.evidence_query_ids) <= {q.message_id for q in hers}]
+    assert len(set(charge.evidence_query_ids)) == 3
+    assert len(charges) == 1  # each of the other women has one 查无此人 only

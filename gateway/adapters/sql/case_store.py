@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, bindparam, insert, select, update
 from sqlalchemy import case as sql_case
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -164,29 +166,37 @@ def _facts_of_whole_cases(rows: Iterable[object]) -> list[CaseFacts]:
 _OPEN = bindparam("open_states", OPEN_STATE_VALUES, expanding=True, literal_execute=True)
 
 
-# The person's strike key is the answered case's own (residence, registration, strike_subject): read
-# through the case in the same statement, so a reply needs no lookup of the case first.
+# The person's strike key is each answered case's own (residence, registration, strike_subject): read
+# through the case in the same statement, so a reply needs no lookup of its case first.
 _THIS_CASE = cases.alias("this_case")
-_SAME_KEY = and_(
-    _THIS_CASE.c.case_id == bindparam("b_case_id"),
+_ASKED = _THIS_CASE.c.case_id.in_(bindparam("b_case_ids", expanding=True))
+_CASES_OF_THEIR_KEYS = select(_THIS_CASE.c.case_id, cases.c.data).select_from(cases.join(_THIS_CASE, and_(
+    _ASKED,
     _THIS_CASE.c.residence_township == cases.c.residence_township,
     _THIS_CASE.c.registration_township == cases.c.registration_township,
     _THIS_CASE.c.strike_subject == cases.c.strike_subject,
-)
-_CASES_OF_CASES_KEY = select(cases.c.data).select_from(cases.join(_THIS_CASE, _SAME_KEY))
-_LEDGER_OF_CASE = select(strike_ledgers.c.version).select_from(
-    strike_ledgers.join(_THIS_CASE, and_(
-        _THIS_CASE.c.case_id == bindparam("b_case_id"),
-        strike_ledgers.c.residence_township == _THIS_CASE.c.residence_township,
-        strike_ledgers.c.registration_township == _THIS_CASE.c.registration_township,
-        strike_ledgers.c.subject == _THIS_CASE.c.strike_subject,
-    ))
+)))
+_LEDGERS_OF_CASES = select(_THIS_CASE.c.case_id, strike_ledgers.c.version).select_from(strike_ledgers.join(_THIS_CASE, and_(
+    _ASKED,
+    strike_ledgers.c.residence_township == _THIS_CASE.c.residence_township,
+    strike_ledgers.c.registration_township == _THIS_CASE.c.registration_township,
+    strike_ledgers.c.subject == _THIS_CASE.c.strike_subject,
+)))
+_MOVE_LEDGER = (
+    update(strike_ledgers)
+    .where(strike_ledgers.c.residence_township == bindparam("b_residence"),
+           strike_ledgers.c.registration_township == bindparam("b_registration"),
+           strike_ledgers.c.subject == bindparam("b_subject"),
+           strike_ledgers.c.version == bindparam("b_seen"))
+    .values(version=bindparam("b_next"))
 )
 
 
 class SqlCaseStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        dialect_insert = sqlite_insert if is_sqlite(str(engine.url)) else pg_insert
+        self._first_ledger = dialect_insert(strike_ledgers).on_conflict_do_nothing()
         self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
@@ -319,13 +329,50 @@ class SqlCaseStore:
         )
 
     async def answer_context(self, case_id: str) -> tuple[Case | None, int, list[Case]]:
-        """One connection, two statements, the ledger's version first (see the port)."""
+        return (await self.answer_contexts([case_id])).get(case_id, (None, 0, []))
+
+    async def answer_contexts(self, case_ids: Sequence[str]) -> dict[str, tuple[Case, int, list[Case]]]:
+        """One connection, two statements, the ledgers' versions first (see the port)."""
+        if not case_ids:
+            return {}
+        params = {"b_case_ids": sorted(set(case_ids))}
         async with self._reader.connect() as conn:
-            version = (await conn.execute(_LEDGER_OF_CASE, {"b_case_id": case_id})).scalar_one_or_none()
-            rows = (await conn.execute(_CASES_OF_CASES_KEY, {"b_case_id": case_id})).all()
-        of_key = _cases(rows)
-        case = next((c for c in of_key if c.case_id == case_id), None)
-        return case, version or 0, of_key
+            versions = dict((await conn.execute(_LEDGERS_OF_CASES, params)).all())
+            rows = (await conn.execute(_CASES_OF_THEIR_KEYS, params)).all()
+        with collector_paused():
+            parsed = {data: CASE.validate_json(data) for data in {row[1] for row in rows}}
+        of_key: dict[str, list[Case]] = {}
+        for asked, data in rows:
+            of_key.setdefault(asked, []).append(parsed[data])
+        out = {}
+        for asked, found in of_key.items():
+            case = next((c for c in found if c.case_id == asked), None)
+            if case is not None:
+                out[asked] = (case, versions.get(asked, 0), found)
+        return out
+
+    async def save_answers(self, answers: Sequence[tuple[Case, int]]) -> list[bool | None]:
+        """The ledger first, each by a conditional write that cannot fail the transaction (ON CONFLICT
+        DO NOTHING for a person's first answer, a version check after that), then the case by the
+        conditional write of save_answer; a verdict is read from each statement's row count."""
+        verdicts: list[bool | None] = []
+        async with self._write() as conn:
+            for case, seen in answers:
+                key = case.strike_key
+                if seen == 0:
+                    moved = await conn.execute(self._first_ledger, {
+                        "residence_township": key.residence_township, "registration_township": key.registration_township,
+                        "subject": key.citizen_id, "version": 1})
+                else:
+                    moved = await conn.execute(_MOVE_LEDGER, {
+                        "b_residence": key.residence_township, "b_registration": key.registration_township,
+                        "b_subject": key.citizen_id, "b_seen": seen, "b_next": seen + 1})
+                if moved.rowcount != 1:
+                    verdicts.append(None)
+                    continue
+                written = await conn.execute(_ANSWER_CASE, {"b_case_id": case.case_id, **case_values(case)})
+                verdicts.append(written.rowcount == 1)
+        return verdicts
 
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
         query = select(cases.c.data).where(cases.c.state.in_(OPEN_STATE_VALUES))
