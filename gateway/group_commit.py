@@ -1,9 +1,11 @@
-"""Group commit for concurrent callers: what arrives while a batch is being written goes in the next.
+"""Group commit for concurrent callers: what arrives while a batch is under way goes in the next.
 
 Nothing waits for a timer: a lone call is processed at once, exactly as without batching. Under load,
-the calls that came in while one batch was being written are processed together in the next one (one
-read, one transaction for all of them instead of one each), and each caller gets back its own result or
-its own error, after the write that holds it.
+the calls that came in while one batch was being read or written are processed together in the next
+one (one read, one transaction for all of them instead of one each), and each caller gets back its own
+result or its own error, after the write that holds it. Used for the tracker's replies and the message
+store's lookups; the message store's outgoing messages have a batcher of their own (retrying a failed
+group one by one, in store.py).
 """
 
 from __future__ import annotations

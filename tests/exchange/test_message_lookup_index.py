@@ -32,3 +32,28 @@ async def test_finding_a_message_by_node_direction_and_id_reads_the_lookup_index
         assert "ix_messages_lookup" in plan, plan
     finally:
         await engine.dispose()
+
+
+async def test_lookups_made_at_the_same_moment_share_one_read_and_each_gets_its_own_answer(database_url: str) -> None:
+    import asyncio
+
+    from gateway.adapters.sql.store import SqlMessageStore
+    from gateway.exchange.records import Direction
+
+    engine = create_engine(database_url)
+    try:
+        await create_schema(engine)
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO messages (node, direction, message_id, kind, sender, recipient, created_at,"
+                " accepted_at, envelope_sha256, envelope, body_sealed, status)"
+                " VALUES ('110101001', 'in', :id, 'query', '120101001', '110101001', CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP, 'e', :blob, :blob, 'received')"), [{"id": f"m-{i}", "blob": b"\x00"} for i in range(10)])
+        store = SqlMessageStore(engine)
+        asked = [("110101001", Direction.IN, f"m-{i}") for i in range(10)] + [
+            ("110101001", Direction.OUT, "m-1"), ("120101001", Direction.IN, "m-2"), ("110101001", Direction.IN, "nope")]
+        found = await asyncio.gather(*(store.find(*key) for key in asked))
+        assert [m.message_id if m else None for m in found] == [f"m-{i}" for i in range(10)] + [None, None, None]
+        assert store._finds.batches < len(asked)
+    finally:
+        await engine.dispose()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.tables import messages, outbox, quarantine
+from gateway.group_commit import GroupRunner
 from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
 from gateway.exchange.records import (
     Counts,
@@ -240,6 +241,7 @@ class SqlMessageStore:
     def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256) -> None:
         self.engine = engine
         self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
+        self._finds: GroupRunner[tuple[str, Direction, str], StoredMessage | None] = GroupRunner(self._find_group)
         # Two transactions in flight on PostgreSQL (one commits while the next batch gathers); SQLite
         # has one writer anyway.
         self._sqlite = is_sqlite(str(engine.url))
@@ -425,17 +427,15 @@ class SqlMessageStore:
             await conn.execute(insert(quarantine), values)
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None:
-        async with self._reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(messages).where(
-                        messages.c.node == node,
-                        messages.c.direction == direction.value,
-                        messages.c.message_id == message_id,
-                    )
-                )
-            ).first()
-        return _message_from_row(row) if row else None
+        """One message; lookups made at the same moment (concurrent answers, say) share one read."""
+        return await self._finds((node, direction, message_id))
+
+    async def _find_group(self, keys: Sequence[tuple[str, Direction, str]]) -> list[StoredMessage | None]:
+        found: dict[tuple[str, Direction, str], StoredMessage] = {}
+        for direction in {k[1] for k in keys}:
+            for (node, message_id), m in (await self.find_many(direction, [(k[0], k[2]) for k in keys if k[1] is direction])).items():
+                found[(node, direction, message_id)] = m
+        return [found.get(k) for k in keys]
 
     async def find_many(
         self, direction: Direction, keys: Sequence[tuple[str, str]]
