@@ -42,6 +42,9 @@ from gateway.workflow.data_files import load_calendar, load_deadline_rules
 
 log = logging.getLogger(__name__)
 
+# How often the archiver looks at every stored row, not only at the newest (see archive_pending).
+ARCHIVE_SWEEP_S = 300.0
+
 
 @dataclass
 class Gateway:
@@ -87,10 +90,15 @@ class Gateway:
 
     async def _archive_forever(self) -> None:
         assert self.archive is not None
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()  # at start-up, then every ARCHIVE_SWEEP_S: every row looked at
         while True:
+            sweep = loop.time() >= next_sweep
             try:
-                while await self.archive.archive_pending(self.clock.now()) > 0:
+                while await self.archive.archive_pending(self.clock.now(), sweep=sweep) > 0:
                     pass
+                if sweep:
+                    next_sweep = loop.time() + ARCHIVE_SWEEP_S
             except Exception:
                 log.exception("archiving failed; trying again shortly")
             await asyncio.sleep(self.settings.archive_interval_s)

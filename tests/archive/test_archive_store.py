@@ -78,3 +78,27 @@ async def test_a_deleted_archive_record_is_detected(gateway):
         await conn.execute(archive.delete().where(archive.c.seq == 1))
     broken = verify_chain(await all_records(gateway))
     assert broken is not None and broken.reason == "seq"
+
+
+async def test_a_row_committed_after_later_ones_were_chained_gets_in_at_the_sweep(gateway, monkeypatch):
+    """A regular pass looks only above the last row archived (less a window); a row whose id is older
+    than that — a transaction that committed very late — is chained by the sweep, once."""
+    from sqlalchemy import insert, select
+
+    from gateway.adapters.sql import archive_store
+    from gateway.adapters.sql.tables import messages
+
+    monkeypatch.setattr(archive_store, "RECENT_WINDOW", 2)
+    for _ in range(3):
+        await exchange_one(gateway)
+    while await gateway.archive.archive_pending(gateway.clock.now(), sweep=False):
+        pass
+    async with gateway.engine.begin() as conn:
+        first = (await conn.execute(select(messages).order_by(messages.c.id).limit(1))).one()._asdict()
+        await conn.execute(insert(messages).values({**first, "id": -5, "message_id": "late", "direction": "in"}))
+    assert await gateway.archive.archive_pending(gateway.clock.now(), sweep=False) == 0
+    assert await gateway.archive.archive_pending(gateway.clock.now(), sweep=True) == 1
+    assert await gateway.archive.archive_pending(gateway.clock.now(), sweep=True) == 0
+    records = await all_records(gateway)
+    assert verify_chain(records) is None
+    assert [r.record.message_id for r in records].count("late") == 1

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text
+from sqlalchemy import Select, and_, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
@@ -25,6 +25,9 @@ from gateway.security.archive import ArchiveRecord, NewRecord, StoredRecord, cha
 
 # Any constant will do; it only has to be the same for every gateway sharing the database.
 ARCHIVE_LOCK_KEY = 0x7A6B_0001
+# Rows below the last one archived that a regular pass still looks at: ids come from a sequence, so a
+# transaction that took its ids earlier may commit after later ones were archived; within seconds.
+RECENT_WINDOW = 5000
 
 _RECORD_COLUMNS = ("seq", "direction", "item", "message_id", "sender", "recipient", "sha256", "recorded_at",
                    "prev_hash", "record_hash")
@@ -68,29 +71,31 @@ class SqlArchiveStore:
             await self._insert(conn, record, data, "manual", -record.seq)
             return record
 
-    async def archive_pending(self, now: datetime, limit: int = 500) -> int:
-        """Append every stored message and receipt not yet in the chain (oldest first); return how many."""
+    async def archive_pending(self, now: datetime, limit: int = 500, *, sweep: bool = True) -> int:
+        """Append stored messages and receipts not yet in the chain (oldest first); return how many.
+
+        ``sweep``: look at every row. Otherwise only at the rows above the last one archived (less a
+        window of ``RECENT_WINDOW``, for transactions that committed after later ones): a regular pass
+        then costs the same with a million messages stored as with a thousand, where looking at every
+        row grew with the table (90 ms a pass at 100,000 messages on PostgreSQL, every second). The
+        archiver sweeps at start-up and every few minutes, so a row committed very late still gets in.
+        A pass with nothing to do looks first without the chain's lock or a write transaction."""
+        if not sweep:
+            async with self._reader.connect() as conn:
+                if not await self._pending(conn, select(messages.c.id), messages.c.id, "message", 1, False) and \
+                        not await self._pending(conn, select(receipts.c.id), receipts.c.id, "receipt", 1, False):
+                    return 0
         async with self._appending() as conn:
-            pending_messages = (
-                await conn.execute(
-                    select(messages.c.id, messages.c.direction, messages.c.message_id, messages.c.sender,
-                           messages.c.recipient, messages.c.envelope_sha256, messages.c.envelope)
-                    .outerjoin(archive, and_(archive.c.source == "message", archive.c.source_id == messages.c.id))
-                    .where(archive.c.seq.is_(None))
-                    .order_by(messages.c.id)
-                    .limit(limit)
-                )
-            ).all()
-            pending_receipts = (
-                await conn.execute(
-                    select(receipts.c.id, receipts.c.direction, receipts.c.message_id, receipts.c.sender,
-                           receipts.c.recipient, receipts.c.data)
-                    .outerjoin(archive, and_(archive.c.source == "receipt", archive.c.source_id == receipts.c.id))
-                    .where(archive.c.seq.is_(None))
-                    .order_by(receipts.c.id)
-                    .limit(limit)
-                )
-            ).all()
+            pending_messages = await self._pending(
+                conn,
+                select(messages.c.id, messages.c.direction, messages.c.message_id, messages.c.sender,
+                       messages.c.recipient, messages.c.envelope_sha256, messages.c.envelope),
+                messages.c.id, "message", limit, sweep)
+            pending_receipts = await self._pending(
+                conn,
+                select(receipts.c.id, receipts.c.direction, receipts.c.message_id, receipts.c.sender,
+                       receipts.c.recipient, receipts.c.data),
+                receipts.c.id, "receipt", limit, sweep)
             if not pending_messages and not pending_receipts:
                 return 0
             head = await self._head(conn)
@@ -108,6 +113,20 @@ class SqlArchiveStore:
             # One multi-row INSERT for the whole batch: appending is serialised, so it must be cheap.
             await conn.execute(insert(archive), rows)
             return len(rows)
+
+    @staticmethod
+    async def _pending(conn: AsyncConnection, columns: Select[Any], row_id: Any, source: str, limit: int,
+                       sweep: bool) -> list[Any]:
+        in_chain = and_(archive.c.source == source, archive.c.source_id == row_id)
+        if not sweep:
+            last = (await conn.execute(select(func.max(archive.c.source_id)).where(archive.c.source == source))).scalar()
+            # Inlined, and on both sides of the join: the planner then reads a range of each index (with
+            # a parameter it guessed a third of the table and hashed the whole archive).
+            low = bindparam("low", (last or 0) - RECENT_WINDOW, literal_execute=True)
+            in_chain = and_(in_chain, archive.c.source_id > low)
+            columns = columns.where(row_id > low)
+        query = columns.outerjoin(archive, in_chain).where(archive.c.seq.is_(None)).order_by(row_id).limit(limit)
+        return list((await conn.execute(query)).all())
 
     async def records(self) -> AsyncIterator[StoredRecord]:
         async with self.engine.connect() as conn:
