@@ -45,7 +45,9 @@ class InboxStatus(str, Enum):
 _FEEDBACK = frozenset({"feedback"})  # answers to this township's own messages: shown with those, not listed
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    # async, as every dependency here: FastAPI runs a plain ``def`` dependency in a worker thread, a
+    # thread hand-off per request for a function that only reads an attribute.
     return request.app.state.gateway
 
 

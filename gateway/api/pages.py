@@ -23,7 +23,7 @@ from gateway.access.paging import BadCursor, Cursor
 __all__ = ["After", "link_next"]
 
 
-def _after(
+async def _after(
     after: Annotated[str | None, Query(max_length=40, description=(
         "where this page starts: the `after` of the previous response's `Link: <…>; rel=\"next\"` "
         "header (an opaque cursor); omitted: the newest"))] = None,
