@@ -12,7 +12,7 @@ import random
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -29,6 +29,7 @@ from gateway.codec.divisions import registry
 from gateway.settings import Settings
 
 PROVINCES = [f"{p:02d}" for p in range(11, 66)]
+INBOX_PAGE = 1000  # records per inbox request (the API's most); a longer inbox is read page by page
 
 
 @dataclass
@@ -171,10 +172,7 @@ async def _script(
         not_found = 0
         answers: list[tuple[str, str, dict[str, Any]]] = []
         for code in codes:
-            inbox = (await http.get(f"/nodes/{code}/inbox", params={"limit": messages + 1}, headers=clerks[code])).json()
-            for item in inbox:
-                if item["status"] != "received":
-                    continue
+            async for item in _awaiting_answer(http, code, clerks[code]):
                 if rng.random() < 0.15:
                     payload = demo_records.not_found_feedback(rng)
                     not_found += 1
@@ -229,6 +227,17 @@ async def _script(
         ok=lost == 0 and counts.answered == messages and quarantined == tamper,
     )
     return summary
+
+
+async def _awaiting_answer(http: httpx.AsyncClient, code: str, headers: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+    """A clerk's inbox of queries awaiting an answer, page by page as the API gives it (however long)."""
+    url: str | None = f"/nodes/{code}/inbox?status=received&limit={INBOX_PAGE}"
+    while url is not None:
+        response = await http.get(url, headers=headers)
+        response.raise_for_status()
+        for item in response.json():
+            yield item
+        url = response.links.get("next", {}).get("url")
 
 
 async def _sign_in_clerks(gateway: Gateway, http: httpx.AsyncClient, codes: list[str]) -> dict[str, dict[str, str]]:

@@ -17,8 +17,9 @@ from fastapi import HTTPException, Request
 
 from gateway.access.audit import Action, AuditEntry
 from gateway.access.deps import source_address
+from gateway.access.paging import Cursor, MessagePage
 from gateway.access.principal import Principal
-from gateway.exchange.records import Direction, StoredMessage
+from gateway.exchange.records import Direction, Status, StoredMessage
 
 
 class OutOfScope(HTTPException):
@@ -51,6 +52,13 @@ class NodeView:
 
     async def list_messages(self, direction: Direction, *, limit: int = 100) -> list[StoredMessage]:
         return await self.gateway.store.list_messages(self.code, direction, limit=limit)
+
+    async def message_page(self, direction: Direction, *, limit: int, after: Cursor | None = None,
+                           statuses: frozenset[Status] | None = None,
+                           except_kinds: frozenset[str] = frozenset()) -> MessagePage:
+        """A page of this township's messages, newest first (``gateway.access.paging``)."""
+        return await self.gateway.store.message_page(self.code, direction, limit=limit, after=after,
+                                                     statuses=statuses, except_kinds=except_kinds)
 
     async def find(self, direction: Direction, message_id: str) -> StoredMessage | None:
         return await self.gateway.store.find(self.code, direction, message_id)

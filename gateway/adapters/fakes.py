@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from gateway.access.paging import Cursor, MessagePage
 from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
 from gateway.exchange.ports import Delivery, DeliveryHandler
 from gateway.exchange.receipting import bundle_outbox_items
@@ -104,6 +105,17 @@ class FakeMessageStore:
     async def list_messages(self, node: str, direction: Direction, *, kind: str | None = None, limit: int = 100) -> list[StoredMessage]:
         found = [m for m in self.messages.values() if m.node == node and m.direction is direction and kind in (None, m.kind)]
         return sorted(found, key=lambda m: m.accepted_at, reverse=True)[:limit]
+
+    async def message_page(
+        self, node: str, direction: Direction, *, limit: int, after: Cursor | None = None,
+        statuses: frozenset[Status] | None = None, except_kinds: frozenset[str] = frozenset(),
+    ) -> MessagePage:
+        # A message's row is its place in insertion order, as the SQL store's id.
+        found = [(Cursor.of(m.accepted_at, row), m) for row, m in enumerate(self.messages.values(), start=1)
+                 if m.node == node and m.direction is direction and m.kind not in except_kinds
+                 and (statuses is None or m.status in statuses)]
+        found = sorted((f for f in found if after is None or f[0] < after), key=lambda f: f[0], reverse=True)
+        return MessagePage([m for _, m in found[:limit]], found[limit - 1][0] if len(found) > limit else None)
 
     async def due_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
         due = [o for o in self.outbox.values() if o.published_at is None and o.next_attempt_at <= now]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -25,6 +26,7 @@ from gateway.api import audit
 from gateway.api import docs
 from gateway.api import import_worker, imports, limits
 from gateway.api import operator
+from gateway.api import pages
 from gateway.api import regions
 from gateway.api.bodies import FeedbackBody, NotificationBody, QueryBody
 from gateway.bootstrap import Gateway
@@ -35,7 +37,17 @@ from gateway.exchange.records import Direction, Status, StoredMessage
 from gateway.tracking.serialization import CASE, REMINDER, TASK
 
 
-def get_gateway(request: Request) -> Gateway:
+class InboxStatus(str, Enum):
+    RECEIVED = "received"  # awaiting this township's answer
+    ANSWERED = "answered"
+
+
+_FEEDBACK = frozenset({"feedback"})  # answers to this township's own messages: shown with those, not listed
+
+
+async def get_gateway(request: Request) -> Gateway:
+    # async, as every dependency here: FastAPI runs a plain ``def`` dependency in a worker thread, a
+    # thread hand-off per request for a function that only reads an attribute.
     return request.app.state.gateway
 
 
@@ -148,19 +160,28 @@ def create_app(gateway: Gateway) -> FastAPI:
         return render(gw, stored, body=False)
 
     @app.get("/nodes/{code}/inbox")
-    async def inbox(code: str, gw: GatewayDep, principal: Reader, request: Request, limit: limits.Limit = 100) -> list[dict[str, Any]]:
+    async def inbox(code: str, gw: GatewayDep, principal: Reader, request: Request, response: Response,
+                    after: pages.After, limit: limits.Limit = 100, status: InboxStatus | None = None) -> list[dict[str, Any]]:
+        """Received queries and notifications, newest first; `status=received`: only those awaiting an
+        answer. A longer list continues at the `Link: rel="next"` header's address."""
         view = NodeView.of(gw, principal, request, code)
-        received = [m for m in await view.list_messages(Direction.IN, limit=limit) if m.kind != "feedback"]
-        await view.audit_reads(received)
-        return [render(gw, m) for m in received]
+        page = await view.message_page(Direction.IN, limit=limit, after=after, except_kinds=_FEEDBACK,
+                                       statuses=frozenset({Status(status.value)}) if status else None)
+        await view.audit_reads(page.messages)
+        pages.link_next(request, response, page.next)
+        return [render(gw, m) for m in page.messages]
 
     @app.get("/nodes/{code}/sent")
-    async def sent(code: str, gw: GatewayDep, principal: Reader, request: Request, limit: limits.Limit = 100) -> list[dict[str, Any]]:
+    async def sent(code: str, gw: GatewayDep, principal: Reader, request: Request, response: Response,
+                   after: pages.After, limit: limits.Limit = 100) -> list[dict[str, Any]]:
+        """Sent queries and notifications with their status, newest first; a longer list continues at
+        the `Link: rel="next"` header's address."""
         view = NodeView.of(gw, principal, request, code)
-        sent_messages = [m for m in await view.list_messages(Direction.OUT, limit=limit) if m.kind != "feedback"]
-        receipted = await _receipted(gw, sent_messages)
-        await view.audit_reads(sent_messages)
-        return [render(gw, m, receipted=receipted) for m in sent_messages]
+        page = await view.message_page(Direction.OUT, limit=limit, after=after, except_kinds=_FEEDBACK)
+        receipted = await _receipted(gw, page.messages)
+        await view.audit_reads(page.messages)
+        pages.link_next(request, response, page.next)
+        return [render(gw, m, receipted=receipted) for m in page.messages]
 
     @app.get("/nodes/{code}/messages/{message_id}")
     async def message(code: str, message_id: str, gw: GatewayDep, principal: Reader, request: Request) -> dict[str, Any]:

@@ -191,8 +191,9 @@ def _media_refusal(op: _Operation | None, headers: Headers) -> str | None:
     return f"unsupported media type {shown}: this route accepts {' or '.join(accepted)} (set Content-Type)"
 
 
-def bounded_path_params(request: Request) -> None:
-    """An app-wide dependency: every path parameter is bounded before a route sees it."""
+async def bounded_path_params(request: Request) -> None:
+    """An app-wide dependency: every path parameter is bounded before a route sees it (async: FastAPI
+    would run a plain def in a worker thread, a thread hand-off on every request)."""
     errors = []
     for name, value in request.path_params.items():
         if not isinstance(value, str):

@@ -20,7 +20,7 @@ from gateway.exchange.records import OutboxBacklog, QuarantineItem
 from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 
 
-def _gateway(request: Request) -> Gateway:
+async def _gateway(request: Request) -> Gateway:  # async: a plain def would run in a worker thread
     return request.app.state.gateway
 
 

@@ -1,6 +1,7 @@
 """Accounts and credentials on SQLAlchemy Core. Every decision two requests could race on is one
 conditional UPDATE decided by the database: the failure counter and the lock, the one-time code's
-step, and the idle expiry of a session (an expired session cannot be brought back by a late request).
+step, the idle expiry of a session (an expired session cannot be brought back by a late request) and
+the move of a session's last use (once a minute at most, by one of any concurrent requests).
 """
 
 from __future__ import annotations
@@ -8,13 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access.principal import Principal, Role
 from gateway.adapters.sql.access_tables import credentials, users
 from gateway.adapters.sql.engine import write_transaction
+
+
+# A credential's last use is written only when it is older than this: a request within it reads and
+# writes nothing, so the idle time-out (30 minutes) ends a session 29 to 30 minutes after its last request.
+TOUCH_AFTER = timedelta(minutes=1)
 
 
 class UserExists(ValueError):
@@ -69,6 +75,22 @@ def _user(row: object) -> UserRow:
         failed_attempts=int(m["failed_attempts"]), locked_until=_aware(m["locked_until"]) if m["locked_until"] else None,
         created_at=_aware(m["created_at"]),
     )
+
+
+def _live(now: datetime, idle: timedelta):  # type: ignore[no-untyped-def]
+    """Not revoked, and a session used within ``idle`` or an API token before its expiry."""
+    return and_(credentials.c.revoked_at.is_(None),
+                or_(and_(credentials.c.kind == "session", credentials.c.last_used_at > now - idle),
+                    and_(credentials.c.kind == "api", credentials.c.expires_at > now)))
+
+
+# A credential and its user, by the token's hash: the one statement an authenticated request runs.
+_CREDENTIAL_OF_TOKEN = (
+    select(credentials.c.id, credentials.c.kind, credentials.c.last_used_at, credentials.c.expires_at,
+           credentials.c.revoked_at, users.c.username, users.c.role, users.c.scope, users.c.disabled)
+    .join(users, users.c.id == credentials.c.user_id)
+    .where(credentials.c.token_sha256 == bindparam("token"))
+)
 
 
 def _not_locked(now: datetime):  # type: ignore[no-untyped-def]
@@ -211,36 +233,55 @@ class SqlAccountStore:
             })
             return int(result.scalar_one())
 
-    async def use_credential(self, token_sha256: str, now: datetime, *, idle: timedelta) -> Principal | None:
-        """The principal of a live credential, marking it used now; None when unknown, revoked,
-        expired (a session idle for longer than ``idle``, a token past its date) or its user disabled.
+    async def use_credential(self, token_sha256: str, now: datetime, *, idle: timedelta,
+                             touch_after: timedelta = TOUCH_AFTER) -> Principal | None:
+        """The principal of a live credential; None when unknown, revoked, expired (a session idle for
+        longer than ``idle``, a token past its date) or its user disabled.
 
-        The expiry test and the touch are one UPDATE: of two requests racing a session's expiry,
-        neither can refresh it once the database has seen it idle too long."""
-        live = and_(
-            credentials.c.token_sha256 == token_sha256,
-            credentials.c.revoked_at.is_(None),
-            or_(and_(credentials.c.kind == "session", credentials.c.last_used_at > now - idle),
-                and_(credentials.c.kind == "api", credentials.c.expires_at > now)),
-        )
-        async with write_transaction(self.engine) as conn:
-            # Never backwards: a request that read the clock earlier does not shorten a session.
-            touched = case((credentials.c.last_used_at < now, now), else_=credentials.c.last_used_at)
-            row = (await conn.execute(update(credentials).where(live).values(last_used_at=touched)
-                                      .returning(credentials.c.id, credentials.c.user_id))).first()
-            if row is None:
-                # Found idle too long: ended for good, so a slower request with an earlier clock
-                # reading cannot find it still live and refresh it.
-                await conn.execute(update(credentials).where(
-                    credentials.c.token_sha256 == token_sha256, credentials.c.revoked_at.is_(None),
-                    credentials.c.kind == "session", credentials.c.last_used_at <= now - idle,
-                ).values(revoked_at=now))
-                return None
-            user = (await conn.execute(select(users.c.username, users.c.role, users.c.scope, users.c.disabled)
-                                       .where(users.c.id == row[1]))).first()
-        if user is None or user[3]:
+        One read decides, so revocation, sign-out and disabling take effect on the next request. The
+        last use is written only when it is older than ``touch_after``: the idle time-out needs no
+        finer clock, and most requests then write nothing. That write is conditional
+        (``touch_credential``): of concurrent requests one moves it, and a credential revoked or
+        ended meanwhile is not brought back."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_CREDENTIAL_OF_TOKEN, {"token": token_sha256})).first()
+        if row is None or row.revoked_at is not None or row.disabled:
             return None
-        return Principal(user[0], Role(user[1]), user[2], session_id=str(row[0]))
+        last_used = _aware(row.last_used_at)
+        if row.kind == "session":
+            if last_used <= now - idle:
+                await self._end_idle_session(token_sha256, now, idle)
+                return None
+        elif row.kind != "api" or row.expires_at is None or _aware(row.expires_at) <= now:
+            return None
+        if last_used < now - touch_after and not await self.touch_credential(int(row.id), now, idle, touch_after):
+            return None
+        return Principal(row.username, Role(row.role), row.scope, session_id=str(row.id))
+
+    async def touch_credential(self, credential_id: int, now: datetime, idle: timedelta,
+                               touch_after: timedelta = TOUCH_AFTER) -> bool:
+        """Move a live credential's last use to ``now`` if it is older than ``touch_after``; False when
+        the credential is no longer live (revoked, or ended, since it was read)."""
+        live = and_(credentials.c.id == credential_id, _live(now, idle))
+        async with write_transaction(self.engine) as conn:
+            # Only forwards, and only once per ``touch_after``: a concurrent request that read the same
+            # stale value matches nothing here (on PostgreSQL it waits for the row lock, then re-reads).
+            moved = await conn.execute(update(credentials)
+                                       .where(live, credentials.c.last_used_at < now - touch_after)
+                                       .values(last_used_at=now))
+            if (moved.rowcount or 0) == 1:
+                return True
+            # Nothing moved: touched by a concurrent request (still live), or revoked since the read.
+            return (await conn.execute(select(credentials.c.id).where(live))).first() is not None
+
+    async def _end_idle_session(self, token_sha256: str, now: datetime, idle: timedelta) -> None:
+        # Found idle too long: ended for good, so a slower request with an earlier clock reading
+        # cannot find it still live and refresh it.
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(update(credentials).where(
+                credentials.c.token_sha256 == token_sha256, credentials.c.revoked_at.is_(None),
+                credentials.c.kind == "session", credentials.c.last_used_at <= now - idle,
+            ).values(revoked_at=now))
 
     async def revoke_credential(self, token_sha256: str, now: datetime) -> bool:
         async with write_transaction(self.engine) as conn:

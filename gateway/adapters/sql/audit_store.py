@@ -1,10 +1,18 @@
-"""The audit trail on SQLAlchemy Core: appended in one serialised transaction per batch (a PostgreSQL
-advisory lock, as the archive does; SQLite has one writer), never updated; deleted only by ``prune``."""
+"""The audit trail on SQLAlchemy Core: appended in serialised transactions (a PostgreSQL advisory lock,
+as the archive does; SQLite has one writer), never updated; deleted only by ``prune``.
+
+Appends are group-committed: the entries of the callers that arrive while an append is under way (or
+waiting for the lock) are written together by the next one, with one read of the chain's head and one
+multi-row INSERT. Each caller still returns only after the commit that holds its entries. Several
+gateways on one PostgreSQL take turns through the advisory lock, and each transaction reads the head
+after taking it, so the chain stays one gap-free sequence whoever appends.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +28,10 @@ from gateway.security.encoding import utc_stamp
 
 AUDIT_LOCK_KEY = 0x7A6B_0002  # beside the archive's 0x7A6B_0001
 _COLUMNS = tuple(c.name for c in audit_log.columns)
+# Entries per shared append at most (a caller's own list is never split): a bounded INSERT.
+MAX_GROUP_ENTRIES = 1000
+
+_Waiting = tuple[Sequence[AuditEntry], "asyncio.Future[list[AuditRecord]]"]
 
 
 def _record(row: Any) -> AuditRecord:
@@ -31,6 +43,9 @@ class SqlAuditTrail:
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self.engine = engine
         self.clock = clock
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.appends = 0  # committed append transactions (for tests and benchmarks)
 
     @contextlib.asynccontextmanager
     async def _appending(self) -> AsyncIterator[AsyncConnection]:
@@ -66,14 +81,65 @@ class SqlAuditTrail:
         return out
 
     async def record(self, entry: AuditEntry) -> AuditRecord:
-        async with self._appending() as conn:
-            return (await self._append(conn, [entry]))[0]
+        return (await self._appended([entry]))[0]
 
     async def record_many(self, entries: list[AuditEntry]) -> None:
-        """One transaction and one multi-row INSERT for a list (say, the records of one inbox page)."""
+        """One multi-row INSERT for a list (say, the records of one inbox page), with any other
+        entries waiting at the time."""
         if entries:
-            async with self._appending() as conn:
-                await self._append(conn, entries)
+            await self._appended(entries)
+
+    async def _appended(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Queue ``entries`` for the next append and wait for its commit; their records."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[AuditRecord]] = loop.create_future()
+        self._waiting.append((entries, future))
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
+            self._writer = loop.create_task(self._write_waiting())
+        # A caller cancelled meanwhile does not take its entries back: they are written all the same,
+        # as an event that may have happened is recorded rather than lost.
+        return await future
+
+    def _take(self) -> list[_Waiting]:
+        taken, count = [], 0
+        while self._waiting and (not taken or count + len(self._waiting[0][0]) <= MAX_GROUP_ENTRIES):
+            waiting = self._waiting.pop(0)
+            taken.append(waiting)
+            count += len(waiting[0])
+        return taken
+
+    async def _write_waiting(self) -> None:
+        """Append what is waiting, group by group, until nothing is; one writer per trail."""
+        while self._waiting:
+            group: list[_Waiting] = []
+            try:
+                async with self._appending() as conn:
+                    # Taken once the lock is held: whoever arrived while we waited for it comes along.
+                    group = self._take()
+                    records = await self._append(conn, [e for entries, _ in group for e in entries])
+            except Exception as exc:
+                group = group or self._take()
+                if len(group) == 1:
+                    _settle(group[0][1], error=exc)
+                else:
+                    await self._write_alone(group)  # only the caller at fault sees an error
+                continue
+            self.appends += 1
+            start = 0
+            for entries, future in group:
+                _settle(future, records[start:start + len(entries)])
+                start += len(entries)
+
+    async def _write_alone(self, group: list[_Waiting]) -> None:
+        for entries, future in group:
+            try:
+                async with self._appending() as conn:
+                    records = await self._append(conn, list(entries))
+            except Exception as exc:
+                _settle(future, error=exc)
+            else:
+                self.appends += 1
+                _settle(future, records)
 
     async def records(self, *, username: str | None = None, since: datetime | None = None) -> AsyncIterator[AuditRecord]:
         query = select(audit_log).order_by(audit_log.c.seq)
@@ -125,6 +191,16 @@ class SqlAuditTrail:
             await self._append(conn, [AuditEntry(Action.AUDIT_PRUNE, username, role, source,
                                                  detail=f"deleted {deleted} records before {cutoff}")])
             return deleted
+
+
+def _settle(future: "asyncio.Future[list[AuditRecord]]", records: list[AuditRecord] | None = None, *,
+            error: BaseException | None = None) -> None:
+    if future.done():  # its caller was cancelled; the entries are written all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(records or [])
 
 
 __all__ = ["SqlAuditTrail", "GENESIS_HASH"]

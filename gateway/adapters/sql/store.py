@@ -626,3 +626,13 @@ class SqlMessageStore:
         async with self._reader.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def message_page(
+        self, node: str, direction: Direction, *, limit: int, after: Any = None,
+        statuses: frozenset[Status] | None = None, except_kinds: frozenset[str] = frozenset(),
+    ) -> Any:
+        """A page of ``node``'s messages, newest first, strictly after the cursor ``after``
+        (``gateway.access.paging``; the query is ``gateway/adapters/sql/message_pages.py``)."""
+        from gateway.adapters.sql.message_pages import message_page
+
+        return await message_page(self.engine, node, direction, limit=limit, after=after, statuses=statuses,
+                                  except_kinds=except_kinds)
