@@ -29,11 +29,13 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aiormq.abc import ChannelFrame
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 from yarl import URL
 
+from gateway.adapters.amqp_frames import PublishFrames
 from gateway.adapters.topology import Topology
-from gateway.exchange.ports import Delivery, DeliveryHandler
+from gateway.exchange.ports import Delivery, DeliveryHandler, Outgoing, OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,8 @@ class AmqpBroker:
         self._consumer_tag: str | None = None
         self._unblocked = asyncio.Event()
         self._unblocked.set()
+        self._in_flight: set[str] = set()  # message ids published and not yet settled (aio-pika #689)
+        self._frames: tuple[tuple[int, int], PublishFrames] | None = None
 
     # --- connecting -------------------------------------------------------------------------------
 
@@ -273,61 +277,175 @@ class AmqpBroker:
     # --- publishing -------------------------------------------------------------------------------
 
     async def publish(self, routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
-        if self._exchange is None:
-            raise BrokerError("broker not started")
-        if not self.is_connected():
-            raise BrokerUnavailable("not connected to the broker")
-        message = aio_pika.Message(
-            body,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id,
-            type=kind,
-            content_type=ENVELOPE_CONTENT_TYPE,
-        )
-        # mandatory: a township that no gateway serves comes back as an error, not into the void.
-        confirm = asyncio.ensure_future(self._publish_confirmed(message, routing_key))
-        try:
-            while True:
-                done, _ = await asyncio.wait({confirm}, timeout=self.publish_timeout_s)
-                if done:
-                    confirm.result()
-                    return
-                if self.is_connected() and self.is_blocked():
-                    continue  # the broker holds publishers back: wait for it, neither drop nor retry
-                raise BrokerUnavailable(f"no publisher confirm within {self.publish_timeout_s}s")
-        except aio_pika.exceptions.DeliveryError as exc:
-            raise BrokerError(f"broker returned the message: no queue serves township {routing_key} ({exc})") from exc
-        except (aio_pika.exceptions.AMQPError, ConnectionError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not confirm.cancelled():
-                raise
-            raise BrokerUnavailable(f"publish failed: {exc!r}") from exc
-        finally:
-            if not confirm.done():
-                confirm.cancel()
+        [error] = await self.publish_batch([Outgoing(routing_key, body, message_id, kind)])
+        if error is not None:
+            raise error
 
-    async def _publish_confirmed(self, message: aio_pika.Message, routing_key: str) -> Any:
-        """Publish on the channel underneath aio-pika's exchange, without waiting for the socket drain.
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> list[BrokerError | None]:
+        """Publish every message (mandatory, persistent) and wait for the broker's confirms, together.
 
-        aiormq holds the channel's lock from the publish until the connection's writer task has written
-        the frame (``wait=True``, which ``Exchange.publish`` always uses): publishes on one channel then
-        go one per two or three turns of the event loop. When the loop also runs the submits and the
-        relay's SQL, a turn takes milliseconds and the relay published ~40–80 messages/s. ``wait=False``
-        only queues the frames (aiormq's bounded write queue still pushes back) and the publisher
-        confirm — what the relay waits for — is unchanged: ack, nack (``DeliveryError``) and a mandatory
-        return (``PublishError``, ``on_return_raises``) arrive exactly as before.
+        Returns, in order, None for each message the broker confirmed, else why not: ``BrokerError`` when
+        the broker returned it (no queue serves the township) or refused it (nack); ``BrokerUnavailable``
+        when not connected, the channel closed, another publish of the same message id is in flight
+        (aio-pika #689: two in flight on one channel can hang it), or no confirm came within
+        ``publish_timeout_s`` — counted from the start of the batch, and prolonged while the broker blocks
+        publishers (memory or disk alarm): then the batch waits for it, neither dropping nor retrying.
+
+        One batch is one write and one wait: its frames go to aiormq's writer as one payload, and the
+        confirms are collected by one callback and one deadline instead of a task, an ``aio_pika.Message``,
+        a lock round and an ``asyncio.wait`` per message (docs/transport.md, Performance).
         """
-        assert self._exchange is not None and self._publish_channel is not None
-        if self._publish_channel.is_closed:
+        if self._exchange is None or self._publish_channel is None:
+            raise BrokerError("broker not started")
+        if not messages:
+            return []
+        if not self.is_connected():
+            return [BrokerUnavailable("not connected to the broker")] * len(messages)
+        errors: list[BrokerError | None] = [None] * len(messages)
+        batch: list[tuple[int, OutgoingMessage]] = []
+        for i, message in enumerate(messages):
+            if message.message_id in self._in_flight:
+                errors[i] = BrokerUnavailable(f"a publish of {message.message_id} is still in flight")
+            else:
+                self._in_flight.add(message.message_id)
+                batch.append((i, message))
+        try:
+            if batch:
+                outcomes = await self._publish_confirmed([m for _, m in batch])
+                for (i, _), outcome in zip(batch, outcomes):
+                    errors[i] = outcome
+        finally:
+            self._in_flight.difference_update(m.message_id for _, m in batch)
+        return errors
+
+    async def _publish_confirmed(self, messages: list[OutgoingMessage]) -> list[BrokerError | None]:
+        """Write the messages' frames to the publish channel in one piece and wait for their confirms.
+
+        Nothing here waits for the socket drain (aiormq's ``wait=False``): aiormq's ``Exchange.publish``
+        holds the channel's lock until the writer has written the frame, and with the event loop busy
+        with submits and SQL that capped the relay at ~40–80 messages/s (docs/transport.md). aiormq's
+        bounded write queue still pushes back. The confirm — what the relay waits for — is aiormq's as
+        before: ack, nack (``DeliveryError``) and a mandatory return (``PublishError``, the channel has
+        ``on_return_raises``) settle the futures ``_write`` registered.
+        """
+        assert self._publish_channel is not None and self._exchange is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout_s
+        pending = len(messages)
+        all_confirmed = loop.create_future()
+
+        def one_confirmed(_: asyncio.Future[Any]) -> None:
+            nonlocal pending
+            pending -= 1
+            if pending == 0 and not all_confirmed.done():
+                all_confirmed.set_result(None)
+
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    channel = await self._publish_channel.get_underlay_channel()
+                    payload = self._encode(channel, messages)
+                    first, confirms = await self._write(channel, messages, payload, one_confirmed)
+                break
+            except TimeoutError:  # the writer does not take frames: blocked, or the connection is gone
+                if self.is_connected() and self.is_blocked():
+                    deadline = loop.time() + self.publish_timeout_s
+                    continue
+                return [BrokerUnavailable(f"could not hand the messages to the connection within "
+                                          f"{self.publish_timeout_s}s")] * len(messages)
+            except ValueError as exc:  # a routing key, id or kind over 255 bytes: the messages' fault
+                return [BrokerError(f"cannot publish: {exc}")] * len(messages)
+            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:  # channel closed
+                return [BrokerUnavailable(f"publish failed: {exc!r}")] * len(messages)
+
+        closed = channel.closing
+        reason = f"no publisher confirm within {self.publish_timeout_s}s"
+        try:
+            while not all_confirmed.done():
+                await asyncio.wait((all_confirmed, closed), timeout=max(0.0, deadline - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if all_confirmed.done():
+                    break
+                if closed.done():
+                    reason = "the publish channel closed before the confirm"
+                    break
+                if loop.time() >= deadline:
+                    if self.is_connected() and self.is_blocked():
+                        deadline = loop.time() + self.publish_timeout_s  # the broker holds publishers back: wait
+                        continue
+                    break
+        finally:
+            if not closed.done():
+                closed.cancel()  # only this observer: the channel stays open
+            # Forgotten before cancelled: a late basic.return then finds no message id and is only
+            # logged; a late confirm finds a cancelled future and is logged at debug level (as aiormq does).
+            self._forget_ids(channel, messages, first)
+            if not all_confirmed.done():
+                for confirm in confirms:
+                    confirm.cancel()
+        unconfirmed = BrokerUnavailable(reason)
+        return [_outcome(confirm, message.routing_key, unconfirmed) for confirm, message in zip(confirms, messages)]
+
+    def _encode(self, channel: Any, messages: Sequence[OutgoingMessage]) -> bytes:
+        """The frames of all the messages, as one payload for the connection's writer."""
+        if channel.is_closed or not channel.publisher_confirms:
             raise aiormq.exceptions.ChannelInvalidStateError("publish channel closed")
-        channel = await self._publish_channel.get_underlay_channel()
-        return await channel.basic_publish(
-            message.body,
-            exchange=self._exchange.name,
-            routing_key=routing_key,
-            properties=message.properties,
-            mandatory=True,
-            wait=False,
-        )
+        frames = self._frames_for(channel)
+        return b"".join([frames.encode(m.routing_key, m.message_id, m.kind, m.envelope) for m in messages])
+
+    @classmethod
+    async def _write(cls, channel: Any, messages: Sequence[OutgoingMessage], payload: bytes,
+                     on_confirm: Any) -> tuple[int, list[asyncio.Future[Any]]]:
+        """Take the next delivery tags, register a confirm future for each, queue the payload.
+
+        What aiormq's ``basic_publish(wait=False)`` does for one message, for the batch: under the
+        channel's lock (no other publish takes tags in between), a future in ``confirmations`` per tag —
+        aiormq's reader settles it with the broker's ack or nack — and the message id in
+        ``message_id_delivery_tag``, which is how aiormq matches a ``basic.return`` to its publish.
+        Returns the tag before the batch's first and the futures, in the messages' order.
+        """
+        loop = asyncio.get_running_loop()
+        async with channel.lock:
+            first = channel.delivery_tag
+            confirms = []
+            for n, message in enumerate(messages, start=first + 1):
+                confirm = loop.create_future()
+                confirm.add_done_callback(on_confirm)
+                channel.confirmations[n] = confirm
+                channel.message_id_delivery_tag[message.message_id] = n
+                confirms.append(confirm)
+            channel.delivery_tag = first + len(messages)
+            try:
+                await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
+            except BaseException:
+                # The broker saw none of it: give the delivery tags back while still holding the lock.
+                channel.delivery_tag = first
+                for n in range(first + 1, first + 1 + len(messages)):
+                    channel.confirmations.pop(n, None)
+                cls._forget_ids(channel, messages, first)
+                for confirm in confirms:
+                    confirm.remove_done_callback(on_confirm)
+                    confirm.cancel()
+                raise
+        return first, confirms
+
+    def _frames_for(self, channel: Any) -> PublishFrames:
+        """The encoder for this channel (a reconnect brings a new channel, perhaps a new frame size)."""
+        key = (channel.number, channel.max_content_size)
+        if self._frames is None or self._frames[0] != key:
+            assert self._exchange is not None
+            self._frames = (key, PublishFrames(channel.number, self._exchange.name, ENVELOPE_CONTENT_TYPE,
+                                               channel.max_content_size))
+        return self._frames[1]
+
+    @staticmethod
+    def _forget_ids(channel: Any, messages: Sequence[OutgoingMessage], first: int) -> None:
+        """Drop the message ids of a settled batch from aiormq's return lookup (its forget_message_id)."""
+        ids = channel.message_id_delivery_tag
+        for n, message in enumerate(messages, start=first + 1):
+            if ids.get(message.message_id) == n:
+                del ids[message.message_id]
+
 
     # --- consuming --------------------------------------------------------------------------------
 
@@ -417,6 +535,20 @@ class AmqpBroker:
                 await channel.queue_delete(queue)
             for exchange in (t.exchange, t.dead_letter_exchange):
                 await channel.exchange_delete(exchange)
+
+
+def _outcome(confirm: asyncio.Future[Any], routing_key: str, unconfirmed: BrokerError) -> BrokerError | None:
+    """What one publish of a batch came to: None when the broker confirmed it."""
+    if not confirm.done() or confirm.cancelled():
+        return unconfirmed
+    exc = confirm.exception()
+    if exc is None:
+        return None
+    if isinstance(exc, aiormq.exceptions.PublishError):  # mandatory: nothing routes this code
+        return BrokerError(f"broker returned the message: no queue serves township {routing_key} ({exc})")
+    if isinstance(exc, aiormq.exceptions.DeliveryError):
+        return BrokerError(f"broker refused the message for township {routing_key} (basic.nack)")
+    return BrokerUnavailable(f"publish failed: {exc!r}")
 
 
 async def _settle(action: Any) -> None:
