@@ -4,8 +4,9 @@ The broker's side of an AMQP connection is a plain sequence of frames (type, cha
 0xCE), so the proxy cuts it at frame boundaries: ``hold()`` keeps the broker's frames (publisher
 confirms among them) instead of passing them on, ``inject()`` hands the client a frame of our own (a
 ``connection.blocked``, as RabbitMQ sends on a memory or disk alarm), ``release()`` passes on what was
-held, in order, and the frames that follow. The client's side is passed through untouched. Nothing of
-the shared broker is reconfigured: only this one connection sees the "alarm".
+held, in order, and the frames that follow; ``drop()`` cuts every connection (a network failure: the
+client reconnects through the proxy). The client's side is passed through untouched. Nothing of the
+shared broker is reconfigured or restarted: only the connections through this proxy see any of it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class HoldingProxy:
         self._holding = False
         self._held: list[bytes] = []
         self._clients: list[asyncio.StreamWriter] = []
+        self._upstream: list[asyncio.StreamWriter] = []
+        self.connections = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> HoldingProxy:
@@ -60,9 +63,18 @@ class HoldingProxy:
             for frame in held:
                 client.write(frame)
 
+    def drop(self) -> None:
+        self._held.clear()
+        for writer in self._clients + self._upstream:
+            writer.transport.abort()
+        self._clients.clear()
+        self._upstream.clear()
+
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         broker_reader, broker_writer = await asyncio.open_connection(*self.broker)
+        self.connections += 1
         self._clients.append(client_writer)
+        self._upstream.append(broker_writer)
         for pump in (self._pass_through(client_reader, broker_writer), self._frames(broker_reader, client_writer)):
             task = asyncio.create_task(pump)
             self._tasks.add(task)
