@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -29,11 +31,14 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aiormq.abc import ChannelFrame, DeliveredMessage
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 from yarl import URL
 
+from gateway.adapters.amqp_acks import ChannelAcks
+from gateway.adapters.amqp_frames import PublishFrames
 from gateway.adapters.topology import Topology
-from gateway.exchange.ports import Delivery, DeliveryHandler
+from gateway.exchange.ports import Delivery, DeliveryHandler, DeliverySink, Outgoing, OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +152,14 @@ class AmqpBroker:
         self._consumer_tag: str | None = None
         self._unblocked = asyncio.Event()
         self._unblocked.set()
+        self._in_flight: set[str] = set()  # message ids published and not yet settled (aio-pika #689)
+        self._handler: DeliveryHandler | DeliverySink | None = None
+        self._sink: DeliverySink | None = None
+        self._acks: ChannelAcks | None = None
+        self._consumer_lock = asyncio.Lock()
+        self._consumer_lost = asyncio.Event()
+        self._keeper: asyncio.Task[None] | None = None
+        self._frames: tuple[tuple[int, int], PublishFrames] | None = None
 
     # --- connecting -------------------------------------------------------------------------------
 
@@ -273,81 +286,299 @@ class AmqpBroker:
     # --- publishing -------------------------------------------------------------------------------
 
     async def publish(self, routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
-        if self._exchange is None:
-            raise BrokerError("broker not started")
-        if not self.is_connected():
-            raise BrokerUnavailable("not connected to the broker")
-        message = aio_pika.Message(
-            body,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id,
-            type=kind,
-            content_type=ENVELOPE_CONTENT_TYPE,
-        )
-        # mandatory: a township that no gateway serves comes back as an error, not into the void.
-        confirm = asyncio.ensure_future(self._publish_confirmed(message, routing_key))
-        try:
-            while True:
-                done, _ = await asyncio.wait({confirm}, timeout=self.publish_timeout_s)
-                if done:
-                    confirm.result()
-                    return
-                if self.is_connected() and self.is_blocked():
-                    continue  # the broker holds publishers back: wait for it, neither drop nor retry
-                raise BrokerUnavailable(f"no publisher confirm within {self.publish_timeout_s}s")
-        except aio_pika.exceptions.DeliveryError as exc:
-            raise BrokerError(f"broker returned the message: no queue serves township {routing_key} ({exc})") from exc
-        except (aio_pika.exceptions.AMQPError, ConnectionError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not confirm.cancelled():
-                raise
-            raise BrokerUnavailable(f"publish failed: {exc!r}") from exc
-        finally:
-            if not confirm.done():
-                confirm.cancel()
+        [error] = await self.publish_batch([Outgoing(routing_key, body, message_id, kind)])
+        if error is not None:
+            raise error
 
-    async def _publish_confirmed(self, message: aio_pika.Message, routing_key: str) -> Any:
-        """Publish on the channel underneath aio-pika's exchange, without waiting for the socket drain.
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> list[BrokerError | None]:
+        """Publish every message (mandatory, persistent) and wait for the broker's confirms, together.
 
-        aiormq holds the channel's lock from the publish until the connection's writer task has written
-        the frame (``wait=True``, which ``Exchange.publish`` always uses): publishes on one channel then
-        go one per two or three turns of the event loop. When the loop also runs the submits and the
-        relay's SQL, a turn takes milliseconds and the relay published ~40–80 messages/s. ``wait=False``
-        only queues the frames (aiormq's bounded write queue still pushes back) and the publisher
-        confirm — what the relay waits for — is unchanged: ack, nack (``DeliveryError``) and a mandatory
-        return (``PublishError``, ``on_return_raises``) arrive exactly as before.
+        Returns, in order, None for each message the broker confirmed, else why not: ``BrokerError`` when
+        the broker returned it (no queue serves the township) or refused it (nack); ``BrokerUnavailable``
+        when not connected, the channel closed, another publish of the same message id is in flight
+        (aio-pika #689: two in flight on one channel can hang it), or no confirm came within
+        ``publish_timeout_s`` — counted from the start of the batch, and prolonged while the broker blocks
+        publishers (memory or disk alarm): then the batch waits for it, neither dropping nor retrying.
+
+        One batch is one write and one wait: its frames go to aiormq's writer as one payload, and the
+        confirms are collected by one callback and one deadline instead of a task, an ``aio_pika.Message``,
+        a lock round and an ``asyncio.wait`` per message (docs/transport.md, Performance).
         """
-        assert self._exchange is not None and self._publish_channel is not None
-        if self._publish_channel.is_closed:
+        if self._exchange is None or self._publish_channel is None:
+            raise BrokerError("broker not started")
+        if not messages:
+            return []
+        if not self.is_connected():
+            return [BrokerUnavailable("not connected to the broker")] * len(messages)
+        errors: list[BrokerError | None] = [None] * len(messages)
+        batch: list[tuple[int, OutgoingMessage]] = []
+        for i, message in enumerate(messages):
+            if message.message_id in self._in_flight:
+                errors[i] = BrokerUnavailable(f"a publish of {message.message_id} is still in flight")
+            else:
+                self._in_flight.add(message.message_id)
+                batch.append((i, message))
+        try:
+            if batch:
+                outcomes = await self._publish_confirmed([m for _, m in batch])
+                for (i, _), outcome in zip(batch, outcomes):
+                    errors[i] = outcome
+        finally:
+            self._in_flight.difference_update(m.message_id for _, m in batch)
+        return errors
+
+    async def _publish_confirmed(self, messages: list[OutgoingMessage]) -> list[BrokerError | None]:
+        """Write the messages' frames to the publish channel in one piece and wait for their confirms.
+
+        Nothing here waits for the socket drain (aiormq's ``wait=False``): aiormq's ``Exchange.publish``
+        holds the channel's lock until the writer has written the frame, and with the event loop busy
+        with submits and SQL that capped the relay at ~40–80 messages/s (docs/transport.md). aiormq's
+        bounded write queue still pushes back. The confirm — what the relay waits for — is aiormq's as
+        before: ack, nack (``DeliveryError``) and a mandatory return (``PublishError``, the channel has
+        ``on_return_raises``) settle the futures ``_write`` registered.
+        """
+        assert self._publish_channel is not None and self._exchange is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout_s
+        pending = len(messages)
+        all_confirmed = loop.create_future()
+
+        def one_confirmed(_: asyncio.Future[Any]) -> None:
+            nonlocal pending
+            pending -= 1
+            if pending == 0 and not all_confirmed.done():
+                all_confirmed.set_result(None)
+
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    channel = await self._publish_channel.get_underlay_channel()
+                    payload = self._encode(channel, messages)
+                    first, confirms = await self._write(channel, messages, payload, one_confirmed)
+                break
+            except TimeoutError:  # the writer does not take frames: blocked, or the connection is gone
+                if self.is_connected() and self.is_blocked():
+                    deadline = loop.time() + self.publish_timeout_s
+                    continue
+                return [BrokerUnavailable(f"could not hand the messages to the connection within "
+                                          f"{self.publish_timeout_s}s")] * len(messages)
+            except ValueError as exc:  # a routing key, id or kind over 255 bytes: the messages' fault
+                return [BrokerError(f"cannot publish: {exc}")] * len(messages)
+            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:  # channel closed
+                return [BrokerUnavailable(f"publish failed: {exc!r}")] * len(messages)
+
+        closed = channel.closing
+        reason = f"no publisher confirm within {self.publish_timeout_s}s"
+        was_blocked = False
+        try:
+            while not all_confirmed.done():
+                await asyncio.wait((all_confirmed, closed), timeout=max(0.0, deadline - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if all_confirmed.done():
+                    break
+                if closed.done():
+                    reason = "the publish channel closed before the confirm"
+                    break
+                if loop.time() >= deadline:
+                    if self.is_connected() and self.is_blocked():
+                        deadline = loop.time() + self.publish_timeout_s  # the broker holds publishers back: wait
+                        was_blocked = True
+                        continue
+                    if was_blocked:  # unblocked since the last look: the confirms get a full timeout from now
+                        deadline = loop.time() + self.publish_timeout_s
+                        was_blocked = False
+                        continue
+                    break
+        finally:
+            if not closed.done():
+                closed.cancel()  # only this observer: the channel stays open
+            # Forgotten before cancelled: a late basic.return then finds no message id and is only
+            # logged; a late confirm finds a cancelled future and is logged at debug level (as aiormq does).
+            self._forget_ids(channel, messages, first)
+            if not all_confirmed.done():
+                for confirm in confirms:
+                    confirm.cancel()
+        unconfirmed = BrokerUnavailable(reason)
+        return [_outcome(confirm, message.routing_key, unconfirmed) for confirm, message in zip(confirms, messages)]
+
+    def _encode(self, channel: Any, messages: Sequence[OutgoingMessage]) -> bytes:
+        """The frames of all the messages, as one payload for the connection's writer."""
+        if channel.is_closed or not channel.publisher_confirms:
             raise aiormq.exceptions.ChannelInvalidStateError("publish channel closed")
-        channel = await self._publish_channel.get_underlay_channel()
-        return await channel.basic_publish(
-            message.body,
-            exchange=self._exchange.name,
-            routing_key=routing_key,
-            properties=message.properties,
-            mandatory=True,
-            wait=False,
-        )
+        frames = self._frames_for(channel)
+        return b"".join([frames.encode(m.routing_key, m.message_id, m.kind, m.envelope) for m in messages])
+
+    @classmethod
+    async def _write(cls, channel: Any, messages: Sequence[OutgoingMessage], payload: bytes,
+                     on_confirm: Any) -> tuple[int, list[asyncio.Future[Any]]]:
+        """Take the next delivery tags, register a confirm future for each, queue the payload.
+
+        What aiormq's ``basic_publish(wait=False)`` does for one message, for the batch: under the
+        channel's lock (no other publish takes tags in between), a future in ``confirmations`` per tag —
+        aiormq's reader settles it with the broker's ack or nack — and the message id in
+        ``message_id_delivery_tag``, which is how aiormq matches a ``basic.return`` to its publish.
+        Returns the tag before the batch's first and the futures, in the messages' order.
+        """
+        loop = asyncio.get_running_loop()
+        async with channel.lock:
+            first = channel.delivery_tag
+            confirms = []
+            for n, message in enumerate(messages, start=first + 1):
+                confirm = loop.create_future()
+                confirm.add_done_callback(on_confirm)
+                channel.confirmations[n] = confirm
+                channel.message_id_delivery_tag[message.message_id] = n
+                confirms.append(confirm)
+            channel.delivery_tag = first + len(messages)
+            try:
+                await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
+            except BaseException:
+                # The broker saw none of it: give the delivery tags back while still holding the lock.
+                channel.delivery_tag = first
+                for n in range(first + 1, first + 1 + len(messages)):
+                    channel.confirmations.pop(n, None)
+                cls._forget_ids(channel, messages, first)
+                for confirm in confirms:
+                    confirm.remove_done_callback(on_confirm)
+                    confirm.cancel()
+                raise
+        return first, confirms
+
+    def _frames_for(self, channel: Any) -> PublishFrames:
+        """The encoder for this channel (a reconnect brings a new channel, perhaps a new frame size)."""
+        key = (channel.number, channel.max_content_size)
+        if self._frames is None or self._frames[0] != key:
+            assert self._exchange is not None
+            self._frames = (key, PublishFrames(channel.number, self._exchange.name, ENVELOPE_CONTENT_TYPE,
+                                               channel.max_content_size))
+        return self._frames[1]
+
+    @staticmethod
+    def _forget_ids(channel: Any, messages: Sequence[OutgoingMessage], first: int) -> None:
+        """Drop the message ids of a settled batch from aiormq's return lookup (its forget_message_id)."""
+        ids = channel.message_id_delivery_tag
+        for n, message in enumerate(messages, start=first + 1):
+            if ids.get(message.message_id) == n:
+                del ids[message.message_id]
+
 
     # --- consuming --------------------------------------------------------------------------------
 
-    async def consume(self, handler: DeliveryHandler) -> None:
-        if self._queue is None:
+    async def consume(self, handler: DeliveryHandler | DeliverySink) -> None:
+        """Consume the inbox: ack a delivery only once it is committed, nack it (requeue) after a pause
+        when its handler failed (the quorum queue's delivery limit then moves it to the poison queue).
+
+        ``handler`` is either awaited per delivery — it returns after the commit — or, when it is a
+        ``DeliverySink`` (the batching inbox), is offered each delivery and settles it when its batch is
+        committed; then no task waits per delivery. Acks go out coalesced (``ChannelAcks``).
+
+        Deliveries come straight from aiormq as ``DeliveredMessage``: aio-pika's ``Queue.consume`` would
+        build an ``IncomingMessage`` (28 attribute sets) and start a second task per delivery. aio-pika
+        therefore does not know this consumer and would not restore it; ``_keep_consuming`` does,
+        whenever the consume channel lacks it: at once when aio-pika has reopened the channel (after a
+        reconnect or failover, with its qos and the queue re-declared) or the broker cancelled the
+        consumer, and at the latest every ``reconnect_interval_s``.
+        """
+        if self._queue is None or self._consume_channel is None:
             raise BrokerError("broker not started")
+        self._handler = handler
+        self._sink = handler if isinstance(handler, DeliverySink) else None
+        self._consumer_tag = f"{self.topology.queue}.{uuid.uuid4().hex}"
+        await self._start_consumer()
+        self._consume_channel.reopen_callbacks.add(self._on_consume_channel_reopened)
+        self._keeper = asyncio.create_task(self._keep_consuming(), name="amqp-consumer-keeper")
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            delivery = Delivery(message.body, message.routing_key or "", bool(message.redelivered))
+    async def _start_consumer(self) -> None:
+        """Register the consumer on the consume channel's current aiormq channel, unless it is there."""
+        assert self._consume_channel is not None and self._consumer_tag is not None
+        async with self._consumer_lock:
+            channel = await self._consume_channel.get_underlay_channel()
+            if self._consumer_tag in channel.consumers:
+                return
+            channel.on_consumer_cancel_callbacks.add(self._on_consumer_cancelled)
             try:
-                await handler(delivery)
-            except Exception:
-                log.exception("handler failed for delivery %s; returning it to the queue", message.message_id)
-                # The pause keeps a persistent failure (say, one message the database refuses) from busy-looping.
-                await asyncio.sleep(self.failure_pause_s)
-                await _settle(message.nack(requeue=True))
-            else:
-                await _settle(message.ack())
+                await channel.basic_consume(self.topology.queue, self._on_delivery, no_ack=False,
+                                            consumer_tag=self._consumer_tag, timeout=self.publish_timeout_s)
+            except BaseException:
+                # aiormq registers the callback before the broker answered: without the broker's
+                # consume-ok it must not look as if the consumer were there.
+                channel.consumers.pop(self._consumer_tag, None)
+                raise
 
-        self._consumer_tag = await self._queue.consume(on_message, no_ack=False)
+    def _on_consume_channel_reopened(self, _: Any) -> None:
+        self._consumer_lost.set()
+
+    def _on_consumer_cancelled(self, frame: Any) -> None:
+        if frame.consumer_tag == self._consumer_tag:
+            log.warning("the broker cancelled the inbox consumer (queue deleted or moved?); consuming again")
+            self._consumer_lost.set()
+
+    async def _keep_consuming(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._consumer_lost.wait(), timeout=self.reconnect_interval_s)
+            except asyncio.TimeoutError:
+                pass
+            self._consumer_lost.clear()
+            if not self.is_connected():
+                continue  # aio-pika is reconnecting; the reopened channel will call us
+            try:
+                if await self._consuming():
+                    continue
+                if not await self._inbox_exists():
+                    log.warning("the inbox queue %s does not exist; consuming once it does", self.topology.queue)
+                    continue
+                await self._start_consumer()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not restore the inbox consumer (%r); trying again", exc)
+
+    async def _consuming(self) -> bool:
+        assert self._consume_channel is not None
+        channel = await self._consume_channel.get_underlay_channel()
+        return not channel.is_closed and self._consumer_tag in channel.consumers
+
+    async def _inbox_exists(self) -> bool:
+        """Ask on a channel of its own: consuming from a missing queue would close the consume channel."""
+        assert self._consume_channel is not None
+        channel = await self._consume_channel.get_underlay_channel()
+        probe = await channel.connection.channel(publisher_confirms=False, timeout=self.publish_timeout_s)
+        try:
+            await probe.queue_declare(self.topology.queue, passive=True, timeout=self.publish_timeout_s)
+            return True
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        finally:
+            await probe.close()
+
+    async def _on_delivery(self, message: DeliveredMessage) -> None:
+        deliver = message.delivery
+        tag = deliver.delivery_tag
+        acks = self._acks
+        if acks is None or acks.channel is not message.channel:
+            acks = self._acks = ChannelAcks(message.channel)
+        try:
+            delivery = Delivery(message.body, deliver.routing_key or "", bool(deliver.redelivered))
+            if self._sink is not None:
+                self._sink.offer(delivery, partial(self._settled, acks, tag, message))
+                return
+            assert self._handler is not None
+            await self._handler(delivery)  # type: ignore[misc]
+        except Exception as exc:
+            self._settled(acks, tag, message, None, exc)
+        else:
+            acks.ack(tag)
+
+    def _settled(self, acks: ChannelAcks, tag: int, message: DeliveredMessage, _: object,
+                 error: BaseException | None) -> None:
+        if error is None:
+            acks.ack(tag)
+            return
+        log.error("handler failed for delivery %s; returning it to the queue",
+                  message.header.properties.message_id, exc_info=error)
+        # The pause keeps a persistent failure (say, one message the database refuses) from busy-looping.
+        asyncio.get_running_loop().call_later(self.failure_pause_s, acks.nack, tag)
 
     # --- operator ---------------------------------------------------------------------------------
 
@@ -394,9 +625,15 @@ class AmqpBroker:
     # --- closing ----------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        if self._queue is not None and self._consumer_tag is not None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+            self._keeper = None
+        if self._consume_channel is not None and self._consumer_tag is not None:
             try:
-                await asyncio.wait_for(self._queue.cancel(self._consumer_tag), timeout=5)
+                channel = await asyncio.wait_for(self._consume_channel.get_underlay_channel(), timeout=5)
+                if self._consumer_tag in channel.consumers:
+                    await asyncio.wait_for(channel.basic_cancel(self._consumer_tag), timeout=5)
             except Exception:  # closing anyway; the broker requeues unacked messages
                 log.debug("cancel failed during close", exc_info=True)
         if self._connection is not None:
@@ -419,12 +656,18 @@ class AmqpBroker:
                 await channel.exchange_delete(exchange)
 
 
-async def _settle(action: Any) -> None:
-    """Ack or nack; on a dropped channel the broker requeues the message by itself, so just log it."""
-    try:
-        await action
-    except Exception as exc:
-        log.info("could not settle a delivery (%r); the broker will redeliver it", exc)
+def _outcome(confirm: asyncio.Future[Any], routing_key: str, unconfirmed: BrokerError) -> BrokerError | None:
+    """What one publish of a batch came to: None when the broker confirmed it."""
+    if not confirm.done() or confirm.cancelled():
+        return unconfirmed
+    exc = confirm.exception()
+    if exc is None:
+        return None
+    if isinstance(exc, aiormq.exceptions.PublishError):  # mandatory: nothing routes this code
+        return BrokerError(f"broker returned the message: no queue serves township {routing_key} ({exc})")
+    if isinstance(exc, aiormq.exceptions.DeliveryError):
+        return BrokerError(f"broker refused the message for township {routing_key} (basic.nack)")
+    return BrokerUnavailable(f"publish failed: {exc!r}")
 
 
 def _original_routing_key(message: AbstractIncomingMessage) -> str:

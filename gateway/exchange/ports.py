@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from gateway.exchange.records import (
     Counts,
@@ -85,6 +85,36 @@ class Delivery:
 
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 
+# Told how a delivery ended: (outcome, None) once it is committed, (None, error) when it failed.
+Settle = Callable[[object, BaseException | None], None]
+
+
+@runtime_checkable
+class DeliverySink(Protocol):
+    """Takes deliveries without a caller waiting on each, and settles each when it is done."""
+
+    def offer(self, delivery: Delivery, settle: Settle) -> None: ...
+
+
+class OutgoingMessage(Protocol):
+    """What a publish needs of a message (an ``OutboxItem`` is one)."""
+
+    @property
+    def routing_key(self) -> str: ...
+    @property
+    def envelope(self) -> bytes: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+
+
+class Outgoing(NamedTuple):
+    routing_key: str
+    envelope: bytes
+    message_id: str
+    kind: str
+
 
 class Publisher(Protocol):
     async def publish(self, routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
@@ -92,6 +122,14 @@ class Publisher(Protocol):
 
     async def wait_until_ready(self, timeout_s: float) -> bool:
         """Wait until publishing can succeed (connected, not blocked); False when ``timeout_s`` ran out."""
+        ...
+
+
+@runtime_checkable
+class BatchPublisher(Protocol):
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> Sequence[Exception | None]:
+        """Publish all, return once each is confirmed or refused: None for a confirmed message, else the
+        error ``publish`` would have raised for it (a ``ConnectionError`` when transient)."""
         ...
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from gateway.clock import Clock
-from gateway.exchange.ports import MessageStore, Publisher
+from gateway.exchange.ports import BatchPublisher, MessageStore, Publisher
 from gateway.exchange.records import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -81,32 +81,50 @@ class OutboxRelay:
         return await self.store.claim_outbox(now, self.batch, now + self.lease, senders=self.senders)
 
     async def _publish_and_mark(self, claimed: list[OutboxItem]) -> int:
-        due = [item for item in claimed if item.message_id not in self._in_flight]
+        due: list[OutboxItem] = []
+        for item in claimed:
+            if item.message_id not in self._in_flight:  # also a second row of one id within this claim
+                self._in_flight.add(item.message_id)
+                due.append(item)
         if not due:
             return 0
-        self._in_flight.update(item.message_id for item in due)
         try:
-            results = await asyncio.gather(*(self._publish(item) for item in due))
+            errors = await self._publish_all(due)
         finally:
             self._in_flight.difference_update(item.message_id for item in due)
-        confirmed = [item.id for item, ok in zip(due, results) if ok and item.id is not None]
+        confirmed = [item.id for item, error in zip(due, errors) if error is None and item.id is not None]
         await self.store.mark_published(confirmed, self.clock.now())
         self.published_total += len(confirmed)
+        failed = [(item, error) for item, error in zip(due, errors) if error is not None]
+        if failed:
+            await asyncio.gather(*(self._failed(item, error) for item, error in failed))
         return len(confirmed)
 
-    async def _publish(self, item: OutboxItem) -> bool:
+    async def _publish_all(self, due: list[OutboxItem]) -> Sequence[BaseException | None]:
+        """Each row's outcome: None when confirmed. A broker that can take a whole pass at once does, with
+        one write and one deadline for the pass's confirms; otherwise one publish per row, 256 at a time."""
+        if isinstance(self.publisher, BatchPublisher):
+            try:
+                return await self.publisher.publish_batch(due)
+            except Exception as exc:  # refused as a whole (e.g. not started): every row keeps its place
+                return [exc] * len(due)
+        return await asyncio.gather(*(self._publish_one(item) for item in due))
+
+    async def _publish_one(self, item: OutboxItem) -> BaseException | None:
         async with self._slots:
             try:
                 await self.publisher.publish(item.routing_key, item.envelope, message_id=item.message_id, kind=item.kind)
-                return True
+                return None
             except Exception as exc:  # any refusal: keep the row, try again later
-                transient = isinstance(exc, (ConnectionError, asyncio.TimeoutError))
-                delay = UNAVAILABLE_RETRY if transient else retry_delay(item.attempts)
-                log.warning("publish of %s failed (attempt %d, retry in %s): %s",
-                            item.message_id, item.attempts + 1, delay, exc)
-                assert item.id is not None
-                await self.store.mark_publish_failed(item.id, str(exc), self.clock.now() + delay)
-                return False
+                return exc
+
+    async def _failed(self, item: OutboxItem, exc: BaseException) -> None:
+        transient = isinstance(exc, (ConnectionError, asyncio.TimeoutError))
+        delay = UNAVAILABLE_RETRY if transient else retry_delay(item.attempts)
+        log.warning("publish of %s failed (attempt %d, retry in %s): %s",
+                    item.message_id, item.attempts + 1, delay, exc)
+        assert item.id is not None
+        await self.store.mark_publish_failed(item.id, str(exc), self.clock.now() + delay)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep between failed passes, but wake at once when stopped."""

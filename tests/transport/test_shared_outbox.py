@@ -43,13 +43,14 @@ async def province(tmp_path, run_token, amqp_url, postgres_url):
                                 amqp_url=amqp_url, database_url=postgres_url)
         gateway = transport_gateway(settings, case_store=FakeCaseStore())
         gateway.archive = None  # the archive chain is not what this test is about
-        publish = gateway.broker.publish
+        publish_batch = gateway.broker.publish_batch  # what the relay publishes through
 
-        async def recorded(routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
-            await publish(routing_key, body, message_id=message_id, kind=kind)
-            published.append((gateway_id, message_id))
+        async def recorded(messages):  # type: ignore[no-untyped-def]
+            errors = await publish_batch(messages)
+            published.extend((gateway_id, m.message_id) for m, error in zip(messages, errors) if error is None)
+            return errors
 
-        gateway.broker.publish = recorded  # type: ignore[method-assign]
+        gateway.broker.publish_batch = recorded  # type: ignore[method-assign]
         made.append(gateway)
         return gateway
 
