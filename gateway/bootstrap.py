@@ -23,6 +23,7 @@ from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.archive_store import SqlArchiveStore
 from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.receipt_store import SqlReceiptStore
+from gateway.adapters.sql.tally_store import TallyStore, fold_forever
 from gateway.adapters.sql.store import SqlMessageStore
 from gateway.adapters.topology import Topology
 from gateway.clock import Clock, SystemClock
@@ -87,6 +88,8 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self._tick_forever(), name="workflow-tick"))
         if self.archive is not None:
             self._tasks.append(asyncio.create_task(self._archive_forever(), name="archiver"))
+        if self.engine is not None and self.settings.tally_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._fold_tallies_forever(), name="dashboard-tallies"))
 
     async def _archive_forever(self) -> None:
         assert self.archive is not None
@@ -102,6 +105,12 @@ class Gateway:
             except Exception:
                 log.exception("archiving failed; trying again shortly")
             await asyncio.sleep(self.settings.archive_interval_s)
+
+    async def _fold_tallies_forever(self) -> None:
+        """Count the cases changed since into the dashboard's tallies: a page then reads a few thousand rows
+        for a province (the database does the work; gateways sharing one take turns)."""
+        assert self.engine is not None
+        await fold_forever(TallyStore(self.engine), self.clock.now, self.settings.tally_interval_s)
 
     def refresh_directory(self) -> bool:
         """Reload the key directory if its file changed; keep the old one if the new one is refused."""
@@ -134,7 +143,7 @@ class Gateway:
     async def stop(self) -> None:
         self.relay.stop()
         for task in self._tasks:
-            if task.get_name() in ("workflow-tick", "archiver"):
+            if task.get_name() in ("workflow-tick", "archiver", "dashboard-tallies"):
                 task.cancel()
             try:
                 await asyncio.wait_for(task, timeout=5)

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     scoring_file: Path = DEFAULT_SCORING_FILE
     tick_interval_s: float = Field(60.0, ge=0, description="how often deadlines, reminders and cutoffs are checked; 0 = never")
     archive_interval_s: float = Field(1.0, gt=0, description="how often new envelopes are chained into the archive")
+    tally_interval_s: float = Field(2.0, ge=0, description="how often the cases changed since are counted into the "
+                                    "dashboard's tallies (pages count the rest themselves); 0 = never")
     quarantine_prefix_bytes: int = Field(
         64 * 1024, ge=0, description="how much of a refused message the quarantine keeps (its size and SHA-256 always)"
     )

@@ -28,8 +28,7 @@ def reader(request: Request) -> DashboardReader:
     found = getattr(request.app.state, "dashboard_reader", None)
     if found is None:
         gateway = request.app.state.gateway
-        found = request.app.state.dashboard_reader = DashboardReader(gateway.engine, gateway.tracker.calendar,
-                                                                     clock=gateway.clock.now)
+        found = request.app.state.dashboard_reader = DashboardReader(gateway.engine, gateway.tracker.calendar)
     return found
 
 

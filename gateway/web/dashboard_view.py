@@ -112,7 +112,7 @@ class DashboardView:
     league_total: int
     trend: list[TrendPoint]
     periods: list[tuple[str, str]] = field(default_factory=list)  # choices for the period selector
-    counted_at: datetime | None = None  # when the live figures were counted; None: a closed period's frozen ones
+    counted_at: datetime | None = None  # the instant the live figures are counted at; None: a closed period's frozen ones
 
     @property
     def table(self) -> list[list[str | int]]:
@@ -215,11 +215,15 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
     closures = await reader.closures()
     counts = await reader.township_counts(region, period, now, closures)
     total = sum_counts(counts.values())
+    live = str(period) not in closures
     child_level, rows = _rows(region, counts)
-    overdue, overdue_total = await reader.overdue(region, period, now)
+    # A live period's figures hold its overdue count, and a month's its point of the trend: not read twice.
+    overdue, overdue_total = await reader.overdue(
+        region, period, now, total=total.overdue + total.notifications_overdue if live else None)
     league, league_total = _league(counts)
     missed, missed_total = await reader.missed(region, period)
-    trend = await reader.trend(region, months_of(period)[-1], now, closures=closures)
+    known = {period: total} if live and isinstance(period, ReportingMonth) else None
+    trend = await reader.trend(region, months_of(period)[-1], now, closures=closures, known=known)
     crumbs = [(code, region_name(code)) for code in (region[:n] for n in (2, 4, 6, 9)) if len(code) <= len(region)]
     crumbs = list(dict.fromkeys(crumbs))
     return DashboardView(
@@ -228,5 +232,5 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
         headline=_headline(total), child_level=child_level, rows=rows, overdue=overdue, overdue_total=overdue_total,
         missed=missed, missed_total=missed_total, league=league, league_total=league_total,
         trend=[TrendPoint(m, c) for m, c in trend], periods=period_choices(reporting_month_of(now)),
-        counted_at=reader.counted_at(period),
+        counted_at=now if live else None,
     )

@@ -15,7 +15,7 @@ from gateway.access.deps import require
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.api.operator import _audit, queues_view
-from gateway.exchange.redrive import NotQuarantined, redrive_quarantined
+from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 from gateway.web.context import page
 
 router = APIRouter()
@@ -23,7 +23,8 @@ router = APIRouter()
 Operator = Annotated[Principal, require(Permission.OPERATE, page=True)]
 
 STATE_LABELS = {"ok": "正常", "degraded": "异常", "disconnected": "未连接", "blocked": "被阻塞（磁盘或内存告警）"}
-REDRIVE_LABELS = {"delivered": "已重新投递", "quarantined": "仍被拒收", "duplicate": "已投递过（重复）"}
+# The results redrive_quarantined gives (gateway/exchange/redrive.py).
+REDRIVE_LABELS = {"stored": "已重新投递并接收", "refused": "仍被拒收", "duplicate": "已接收过（重复）"}
 
 
 @router.get("/operator", response_class=HTMLResponse)
@@ -45,6 +46,9 @@ async def redrive_from_page(item_id: ItemId, request: Request, principal: Operat
     except NotQuarantined:
         await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", "not_found")
         return RedirectResponse(f"/operator?done=没有隔离报文 {item_id}", status_code=303)
+    except RedriveRefused as exc:  # accepted already, being re-driven by another operator, or kept only in part
+        await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", "refused")
+        return RedirectResponse(f"/operator?done=隔离报文 {item_id} 现在不能重新投递（{exc}）", status_code=303)
     await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", result.result, result.reason or "")
     label = REDRIVE_LABELS.get(result.result, result.result)
     reason = f"（{result.reason}）" if result.reason else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,9 @@ def render(template: str, **context: Any) -> str:
     return _env.get_template(template).render(**context)
 
 
+@lru_cache(maxsize=65536)
 def township_label(code: str) -> str:
+    """名称（代码）: a page lists hundreds (the 逾期未反馈 and 漏管 lists), the same ones from page to page."""
     from gateway.web.dashboard_view import region_name
 
     name = region_name(code)

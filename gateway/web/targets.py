@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 
 from gateway.workflow import targets as workflow_targets
 from gateway.workflow.accounting import Counts
@@ -35,14 +35,21 @@ def target_set() -> TargetSet:
     return load_targets(DEFAULT_TARGETS_FILE)
 
 
+@cache
 def reply_targets() -> TargetSet:
     full = target_set()
     return TargetSet(full.version, tuple(t for t in full.targets if t.side == "reply"))
 
 
+@lru_cache(maxsize=8192)
+def _checks(counts: Counts) -> tuple[TargetCheck, ...]:
+    return tuple(workflow_targets.check_all(reply_targets(), counts, None))
+
+
 def checks(counts: Counts) -> list[TargetCheck]:
-    """The reply-side targets held against one township's or region's counts."""
-    return workflow_targets.check_all(reply_targets(), counts, None)
+    """The reply-side targets held against one township's or region's counts (a page judges hundreds of
+    rows, mostly the same from one page to the next: each distinct count is judged once)."""
+    return list(_checks(counts))
 
 
 def summary(counts: Counts) -> str:

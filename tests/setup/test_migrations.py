@@ -35,6 +35,7 @@ from gateway.adapters.sql.migrate import (
     migrate,
 )
 from gateway.adapters.sql.tables import metadata
+from gateway.adapters.sql.tally_tables import TRIGGERS
 from gateway.adapters.sql.workflow_tables import OPEN_STATE_VALUES
 from gateway.cli import app
 
@@ -88,10 +89,15 @@ def schema(conn: Connection) -> dict:
     }
     if conn.dialect.name == "sqlite":
         definition = "SELECT sql FROM sqlite_master WHERE name = 'ix_cases_overdue'"
+        triggers = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'cases'"
     else:
         definition = "SELECT pg_get_indexdef('ix_cases_overdue'::regclass)"
+        # The trigger and the function it runs, as the database states them.
+        triggers = ("SELECT t.tgname, pg_get_triggerdef(t.oid) || pg_get_functiondef(t.tgfoid) FROM pg_trigger t"
+                    " WHERE t.tgrelid = 'cases'::regclass AND NOT t.tgisinternal")
     index = conn.execute(text(definition)).scalar_one()
-    return {"tables": tables, "ix_cases_overdue covers": sorted(re.findall(r"'(\w+)'", index.partition("WHERE")[2]))}
+    return {"tables": tables, "ix_cases_overdue covers": sorted(re.findall(r"'(\w+)'", index.partition("WHERE")[2])),
+            "triggers on cases": sorted(tuple(row) for row in conn.execute(text(triggers)))}
 
 
 def as_made_before_migrations(conn: Connection) -> None:
@@ -170,6 +176,8 @@ async def test_upgrading_from_empty_through_every_revision_gives_the_schema_of_t
     assert await run(engine, differences) == []
     assert await run(engine, schema) == made_by_create_all
     assert made_by_create_all["ix_cases_overdue covers"] == OPEN_STATE_VALUES  # partial, on the open cases
+    # The dashboard's log of case changes (tally_tables.py), the same from the revision as from create_all.
+    assert [name for name, _ in made_by_create_all["triggers on cases"]] == sorted(TRIGGERS)
 
 
 async def test_a_database_made_before_migrations_is_adopted_and_keeps_its_rows(engine) -> None:

@@ -4,7 +4,8 @@ RabbitMQ, PostgreSQL, two townships and a third hosted together), at 1366×768.
 A clerk signs in and sends a query; the other township's clerk answers it; the first sees it answered;
 a supervisor drills from the province down to that township and exports the table, and the file
 matches the screen; an anonymous visitor is sent to /login; a third township's clerk cannot open the
-message. Every page is saved as a screenshot in tests/web/screenshots/ (ignored by git) for review.
+message; an operator re-drives a quarantined message from the operator's page once its sender's key is
+known. Every page is saved as a screenshot in tests/web/screenshots/ (ignored by git) for review.
 
 Chromium is required, never skipped: without /usr/bin/chromium the tests fail saying how to install it.
 """
@@ -29,9 +30,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.access.principal import Role
+from gateway.codec import wire
+from gateway.codec.messages import parse_message
+from gateway.security.directory import KeyDirectory
+from gateway.security.envelope import seal
+from gateway.security.keys import generate_keyring
 
 from ..access.helpers import PASSWORD, add_user, current_otp
-from ..gateways import ELSEWHERE, REGISTRATION, RESIDENCE
+from ..gateways import ELSEWHERE, REGISTRATION, RESIDENCE, sample_query
 from .live_server import LiveGateway
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.database, pytest.mark.slow]
@@ -43,6 +49,7 @@ CHROMIUM_ARGS = ["--lang=zh-CN", "--no-sandbox", "--disable-gpu", "--disable-bac
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 VIEWPORT = {"width": 1366, "height": 768}
 NAME, CITIZEN_ID = "王秀英", "120101199005170245"
+NEWCOMER = "130102002"  # a township whose gateway has just joined: not in this gateway's key directory yet
 
 
 def _admin(server_url: str, statement: str) -> None:
@@ -296,3 +303,50 @@ def test_a_no_such_person_answer_states_the_sources_checked(live: LiveGateway, b
     assert eventually(answered), "the feedback never reached the residence township"
     assert sender.locator("#feedback-result").inner_text() == "查无此人"
     assert "公安户籍" in sender.locator("#feedback").inner_text()
+
+
+def test_an_operator_redrives_a_quarantined_message_once_its_senders_key_is_known(live: LiveGateway, browser: Any) -> None:
+    # A township not yet in the key directory sends a query over the broker: refused, and quarantined.
+    newcomer = generate_keyring(NEWCOMER)
+    message_id = uuid.uuid4().hex
+    envelope = seal(plaintext=wire.encode(parse_message(sample_query(residence=NEWCOMER))), message_id=message_id,
+                    kind="query", sender=newcomer.sender_key(), recipient=live.service.directory.recipient_key(REGISTRATION),
+                    created_at=live.clock.now())
+    live.call(live.broker.publish(REGISTRATION, envelope, message_id=message_id, kind="query"))
+
+    def quarantined() -> list[Any]:
+        return [q for q in live.call(live.store.list_quarantine(100)) if q.message_id == message_id]
+
+    assert eventually(lambda: bool(quarantined())), "the newcomer's query never reached the quarantine"
+    [item] = quarantined()
+    assert item.reason == "unknown_sender" and not item.resolved
+
+    operator = sign_in(live, browser, Role.OPERATOR)
+    row = operator.locator(f"#q-{item.id}")
+    assert "unknown_sender" in row.inner_text() and "待处理" in row.inner_text()
+    screenshot(operator, "17-operator-quarantined")
+
+    # Re-driven before anything is fixed: refused again, said so, and marked as re-driven.
+    row.locator("button:has-text('重新投递')").click()
+    assert "仍被拒收（unknown_sender）" in operator.locator(".flash").inner_text()
+    assert "已重新投递过" in operator.locator(f"#q-{item.id}").inner_text()
+
+    # The operator loads the key directory that now lists the newcomer; the second re-drive is accepted.
+    async def add_newcomer() -> None:
+        rings = [node.keyring for node in live.service.nodes.values()] + [newcomer]
+        live.service.directory = KeyDirectory.from_keyrings(rings)
+
+    live.call(add_newcomer())
+    operator.locator(f"#q-{item.id} button:has-text('重新投递')").click()
+    assert f"隔离报文 {item.id}：已重新投递并接收" in operator.locator(".flash").inner_text()
+    row = operator.locator(f"#q-{item.id}")
+    assert "已处理" in row.inner_text() and row.locator("button").count() == 0  # nothing left to re-drive
+    screenshot(operator, "18-operator-redriven")
+    [after] = quarantined()
+    assert after.resolved and after.redriven_at is not None
+
+    # The registration township's clerk now has the query in the inbox, as if it had never been refused.
+    clerk = sign_in(live, browser, Role.CLERK, REGISTRATION)
+    clerk.goto(f"{live.url}/township/{REGISTRATION}/messages/{message_id}")
+    assert CITIZEN_ID in clerk.locator("#record").inner_text()
+    assert clerk.locator("#h-answer").count() == 1  # waiting for its answer

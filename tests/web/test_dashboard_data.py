@@ -1,10 +1,10 @@
-"""The dashboard's SQL figures are the accounting rules' figures: the same counts as
-`accounting.account` on the same cases, for open periods (live, with the closures of closed months)
-and closed ones (the frozen snapshot), scoped to a region by division code; on SQLite and PostgreSQL."""
+"""The dashboard's figures are the accounting rules' figures: the same counts as `accounting.account` on
+the same cases, for open periods (live, from the tallies the database keeps, with the closures of closed
+months) and closed ones (the frozen snapshot), scoped to a region by division code; on SQLite and
+PostgreSQL. (tests/web/test_dashboard_tallies.py drives the tallies through a quarter of changes.)"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -12,19 +12,24 @@ import pytest
 
 from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.tally_store import TallyStore
 from gateway.web.dashboard_data import DashboardReader, parse_period
 from gateway.workflow.accounting import Counts, account, close_month
 from gateway.workflow.calendar import WorkingDayCalendar
-from gateway.workflow.deadlines import DeadlineRuleSet
+from gateway.workflow.cases import evaluate, record_feedback
+from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
+from gateway.workflow.feedback import FeedbackResult
 from gateway.workflow.periods import Quarter, ReportingMonth
 
+from ..workflow.builders import a_query
 from ..workflow.conftest import cst
 from ..workflow.test_accounting_fast_path import Q1, generated_quarter
 
 pytestmark = pytest.mark.database
 
 JANUARY, FEBRUARY, MARCH = Q1.months
-NOW = cst(2026, 3, 25, 10)  # after the last calendar update of the generated quarter
+# After every fact of the generated quarters: the gateway's clock is never behind the facts it stored.
+NOW = cst(2026, 5, 1, 10)
 
 
 @pytest.fixture
@@ -52,13 +57,17 @@ async def test_an_open_period_counts_as_the_accounting_rules_count_it_live(
     store, cases = await stored(engine, rules, real_calendar)
     january_closed = JANUARY.ends_at + timedelta(minutes=5)
     await store.close_month(close_month(cases, JANUARY, january_closed))
-    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
+    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
     closures = {JANUARY: january_closed}
-    for period in (MARCH, FEBRUARY, Q1):
-        expected = account(cases, period, NOW, closures)
-        assert sum(expected.values(), Counts()).received > 100
-        for prefix in ("43", "4305", "430521", "430521101"):
-            assert await reader.township_counts(prefix, period, NOW) == within(expected, prefix), (period, prefix)
+    # Read from the log of changes alone, then from the tallies it was folded into.
+    for folded in (False, True):
+        if folded:
+            assert await TallyStore(engine).fold(NOW) > 0  # type: ignore[arg-type]
+        for period in (MARCH, FEBRUARY, Q1):
+            expected = account(cases, period, NOW, closures)
+            assert sum(expected.values(), Counts()).received > 100
+            for prefix in ("43", "4305", "430521", "430521101"):
+                assert await reader.township_counts(prefix, period, NOW) == within(expected, prefix), (period, prefix)
 
 
 async def test_a_closed_period_shows_its_frozen_snapshot_not_later_replies(
@@ -68,7 +77,7 @@ async def test_a_closed_period_shows_its_frozen_snapshot_not_later_replies(
     closed_at = JANUARY.ends_at + timedelta(minutes=5)
     snapshot = close_month(cases, JANUARY, closed_at)
     await store.close_month(snapshot)
-    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
+    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
     frozen = await reader.township_counts("4305", JANUARY, NOW)
     assert frozen == within(snapshot.as_dict(), "4305")
     assert frozen != within(account(cases, JANUARY, NOW), "4305")  # replies after the close changed the live figures
@@ -78,7 +87,7 @@ async def test_the_trend_gives_each_month_its_figures_and_nothing_for_months_wit
     engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
     _, cases = await stored(engine, rules, real_calendar)
-    reader = DashboardReader(engine, real_calendar, clock=lambda: NOW)  # type: ignore[arg-type]
+    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
     trend = await reader.trend("43", MARCH, NOW)
     assert [str(m) for m, _ in trend][-3:] == ["2026-01", "2026-02", "2026-03"] and len(trend) == 12
     by_month = dict(trend)
@@ -92,7 +101,7 @@ async def test_the_overdue_list_holds_the_regions_unanswered_cases_past_due_olde
 ) -> None:
     _, cases = await stored(engine, rules, real_calendar)
     later = cst(2026, 5, 1)  # after every fact of the generated quarter, as the gateway's own clock always is
-    reader = DashboardReader(engine, real_calendar, clock=lambda: later)  # type: ignore[arg-type]
+    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
     rows, total = await reader.overdue("430521", Q1, later, limit=5)
     expected = sorted(
         (c for c in cases if c.registration_township.startswith("430521") and c.reporting_month in Q1.months
@@ -118,24 +127,29 @@ def test_a_period_is_a_month_or_a_quarter() -> None:
         parse_period("2026-13")
 
 
-async def test_a_reply_after_the_count_shows_at_the_next_count_and_deadlines_passing_show_at_once(
+async def test_a_reply_shows_on_the_next_page_and_a_deadline_passing_shows_without_any_write(
     engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
-    store, cases = await stored(engine, rules, real_calendar)
-    now = [NOW]
-    reader = DashboardReader(engine, real_calendar, max_age_s=60, clock=lambda: now[0])  # type: ignore[arg-type]
-    first = sum((await reader.township_counts("43", MARCH, NOW)).values(), Counts())
-    assert first.still_open > 0
-    # Later, without a recount: cases whose deadline has passed are overdue now, nothing else moved.
-    later = NOW + timedelta(days=20)
-    moved = sum((await reader.township_counts("43", MARCH, later)).values(), Counts())
-    expected = sum(account(cases, MARCH, NOW).values(), Counts())
-    assert (moved.received, moved.answered) == (first.received, first.answered) == (expected.received, expected.answered)
-    assert moved.overdue > first.overdue and moved.still_open < first.still_open
-    # Past max_age the tally is recounted in the background; the next page has the new facts.
-    now[0] = later
-    await reader.township_counts("43", MARCH, later)
-    await asyncio.gather(*reader._background)
-    recounted = sum((await reader.township_counts("43", MARCH, later)).values(), Counts())
-    assert recounted == sum(account(cases, MARCH, later).values(), Counts())
-    assert reader.counted_at(MARCH) == later
+    store = SqlCaseStore(engine)  # type: ignore[arg-type]
+    received = cst(2026, 3, 2, 9)  # Monday: due by 24:00 on Monday 16 March (10 working days)
+    first, second = (evaluate(a_query(received, rules, real_calendar, case_id=i), received) for i in ("q-1", "q-2"))
+    notification = evaluate(a_query(received, rules, real_calendar, case_id="n-1", kind=CaseKind.NOTIFICATION), received)
+    await store.add_cases([first, second, notification])
+    reader = DashboardReader(engine, real_calendar)  # type: ignore[arg-type]
+
+    async def page(now: object) -> Counts:
+        return sum((await reader.township_counts("43", MARCH, now)).values(), Counts())  # type: ignore[arg-type]
+
+    assert await page(cst(2026, 3, 3)) == Counts(received=2, still_open=2, notifications_received=1, notifications_open=1)
+    answered_at = cst(2026, 3, 4, 10)
+    assert await store.save_answer(record_feedback(evaluate(first, answered_at), answered_at, FeedbackResult.FOUND), None)
+    # Not folded yet: the page counts the logged change itself.
+    expected = Counts(received=2, answered=1, on_time=1, still_open=1, notifications_received=1, notifications_open=1)
+    assert await page(cst(2026, 3, 4, 11)) == expected
+    assert await TallyStore(engine).fold(cst(2026, 3, 4, 11)) == 3 + 2  # three opened, one answer: −old, +new
+    assert await page(cst(2026, 3, 4, 11)) == expected
+    # 24:00 on 16 March passes (the notification's 5 working days passed on the 9th): nothing written, nothing folded.
+    assert await page(cst(2026, 3, 17, 0)) == Counts(received=2, answered=1, on_time=1, overdue=1, notifications_received=1,
+                                                     notifications_overdue=1)
+    assert await page(cst(2026, 3, 16, 23, 59)) == Counts(received=2, answered=1, on_time=1, still_open=1,
+                                                          notifications_received=1, notifications_overdue=1)

@@ -130,6 +130,39 @@ async def test_a_form_without_its_csrf_token_is_refused(clerk_gateway: Gateway) 
         assert response.status_code == 403
 
 
+async def test_the_operator_page_says_what_a_re_drive_did_and_why_one_cannot_be_done(clerk_gateway: Gateway) -> None:
+    from urllib.parse import unquote
+
+    from gateway.codec import wire
+    from gateway.codec.messages import parse_message
+    from gateway.exchange.ports import Delivery
+    from gateway.security.envelope import seal
+    from gateway.security.keys import generate_keyring
+
+    from ..gateways import ELSEWHERE, T0, sample_query
+
+    newcomer = generate_keyring(ELSEWHERE)
+    envelope = seal(plaintext=wire.encode(parse_message(sample_query(residence=ELSEWHERE))), message_id="n1", kind="query",
+                    sender=newcomer.sender_key(), recipient=clerk_gateway.service.directory.recipient_key(REGISTRATION),
+                    created_at=T0)
+    assert (await clerk_gateway.service.receive(Delivery(envelope, REGISTRATION))).result == "quarantined"
+    [item] = await clerk_gateway.store.list_quarantine(10)
+    app = create_app(clerk_gateway)
+    async with browser_client(clerk_gateway, Role.OPERATOR, app=app) as (http, csrf):
+
+        async def redrive() -> str:
+            response = await http.post(f"/operator/page/quarantine/{item.id}/redrive", data={"csrf_token": csrf})
+            assert response.status_code == 303
+            return unquote(response.headers["location"])
+
+        assert await redrive() == f"/operator?done=隔离报文 {item.id}：仍被拒收（unknown_sender）"
+        clerk_gateway.service.directory = KeyDirectory.from_keyrings(
+            [n.keyring for n in clerk_gateway.service.nodes.values()] + [newcomer])
+        assert await redrive() == f"/operator?done=隔离报文 {item.id}：已重新投递并接收"
+        # Accepted already: the page says it cannot be re-driven again (no server error).
+        assert (await redrive()).startswith(f"/operator?done=隔离报文 {item.id} 现在不能重新投递（")
+
+
 # --- the dashboard on a real database ---------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.adapters.sql import access_tables, security_tables, workflow_tables  # noqa: F401  (register their tables)
+from gateway.adapters.sql import access_tables, security_tables, tally_tables, workflow_tables  # noqa: F401  (register their tables)
 from gateway.adapters.sql.tables import metadata
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
