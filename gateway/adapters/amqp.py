@@ -1,15 +1,20 @@
-"""The RabbitMQ adapter (aio-pika): robust connection, topology, confirmed publishing, manual acks.
+"""The RabbitMQ adapter (aio-pika, aiormq underneath): robust connection, topology, confirmed publishing, manual acks.
 
-Acks happen here, at the consumer's edge, only after the handler returned — that is, after the
-database commit. A handler that raises gets the message back on the queue after a pause; the quorum
-queue's delivery limit moves a message that keeps failing to the poison queue.
+Acks happen here, at the consumer's edge, only after the handler returned or the batching inbox settled
+the delivery — that is, after the database commit —, coalesced per turn of the event loop
+(``amqp_acks.ChannelAcks``). A delivery whose handler raised goes back on the queue after a pause; the
+quorum queue's delivery limit moves a message that keeps failing to the poison queue.
 
-Resilience: the connection is robust (aio-pika reconnects, re-declares the topology and re-registers
-the consumer by itself) and fails over across a list of broker addresses (the nodes of a cluster):
-every new connection attempt goes to the next address (``FailoverConnection``); start-up tries each
-address in turn, with backoff while none answers; while the broker
-blocks publishers (``connection.blocked``: memory or disk alarm) a publish waits for the unblock
-instead of timing out, and ``state()`` says so.
+Publishing: the relay hands over a whole pass (``publish_batch``): one write of frames packed by
+``amqp_frames``, one deadline for the confirms; every message keeps its own outcome (confirmed,
+returned by ``mandatory``, nacked, or not confirmed in time), and a message id is never in flight twice.
+
+Resilience: the connection is robust (aio-pika reconnects and re-declares the topology) and fails over
+across a list of broker addresses (the nodes of a cluster): every new connection attempt goes to the
+next address (``FailoverConnection``); start-up tries each address in turn, with backoff while none
+answers; the consumer, which is this adapter's own, is restored by it after aio-pika reopened the
+channel or the broker cancelled it; while the broker blocks publishers (``connection.blocked``: memory
+or disk alarm) a publish waits for the unblock instead of timing out, and ``state()`` says so.
 """
 
 from __future__ import annotations
