@@ -80,15 +80,13 @@ async def test_a_deleted_archive_record_is_detected(gateway):
     assert broken is not None and broken.reason == "seq"
 
 
-async def test_a_row_committed_after_later_ones_were_chained_gets_in_at_the_sweep(gateway, monkeypatch):
-    """A regular pass looks only above the last row archived (less a window); a row whose id is older
-    than that — a transaction that committed very late — is chained by the sweep, once."""
+async def test_a_row_committed_after_later_ones_were_chained_gets_in_at_the_sweep(gateway):
+    """A regular pass looks only after the last row archived; a row whose id is older than that — a
+    transaction that committed after later ones were chained — is chained by the sweep, once."""
     from sqlalchemy import insert, select
 
-    from gateway.adapters.sql import archive_store
     from gateway.adapters.sql.tables import messages
 
-    monkeypatch.setattr(archive_store, "RECENT_WINDOW", 2)
     for _ in range(3):
         await exchange_one(gateway)
     while await gateway.archive.archive_pending(gateway.clock.now(), sweep=False):
