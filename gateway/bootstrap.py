@@ -81,7 +81,7 @@ class Gateway:
             await create_schema(self.engine)
         await self.broker.start(sorted(self.service.nodes))
         if consume:
-            await self.broker.consume(self.inbox if self.inbox is not None else self.handle)
+            await self.broker.consume(self.inbox.submit if self.inbox is not None else self.handle)
         if relay:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self.tracker is not None and self.settings.tick_interval_s > 0:

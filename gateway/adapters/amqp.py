@@ -1,9 +1,8 @@
 """The RabbitMQ adapter (aio-pika, aiormq underneath): robust connection, topology, confirmed publishing, manual acks.
 
-Acks happen here, at the consumer's edge, only after the handler returned or the batching inbox settled
-the delivery — that is, after the database commit —, coalesced per turn of the event loop
-(``amqp_acks.ChannelAcks``). A delivery whose handler raised goes back on the queue after a pause; the
-quorum queue's delivery limit moves a message that keeps failing to the poison queue.
+Acks happen here, at the consumer's edge, only after the handler returned — that is, after the
+database commit. A delivery whose handler raised goes back on the queue after a pause; the quorum
+queue's delivery limit moves a message that keeps failing to the poison queue.
 
 Publishing: the relay hands over a whole pass (``publish_batch``): one write of frames packed by
 ``amqp_frames``, one deadline for the confirms; every message keeps its own outcome (confirmed,
@@ -12,19 +11,16 @@ returned by ``mandatory``, nacked, or not confirmed in time), and a message id i
 Resilience: the connection is robust (aio-pika reconnects and re-declares the topology) and fails over
 across a list of broker addresses (the nodes of a cluster): every new connection attempt goes to the
 next address (``FailoverConnection``); start-up tries each address in turn, with backoff while none
-answers; the consumer, which is this adapter's own, is restored by it after aio-pika reopened the
-channel or the broker cancelled it; while the broker blocks publishers (``connection.blocked``: memory
-or disk alarm) a publish waits for the unblock instead of timing out, and ``state()`` says so.
+answers; aio-pika re-registers the consumer; while the broker blocks publishers (``connection.blocked``:
+memory or disk alarm) a publish waits for the unblock instead of timing out, and ``state()`` says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import aio_pika
@@ -36,14 +32,13 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aiormq.abc import ChannelFrame, DeliveredMessage
+from aiormq.abc import ChannelFrame
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 from yarl import URL
 
-from gateway.adapters.amqp_acks import ChannelAcks
 from gateway.adapters.amqp_frames import PublishFrames
 from gateway.adapters.topology import Topology
-from gateway.exchange.ports import Delivery, DeliveryHandler, DeliverySink, Outgoing, OutgoingMessage
+from gateway.exchange.ports import Delivery, DeliveryHandler, Outgoing, OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +153,6 @@ class AmqpBroker:
         self._unblocked = asyncio.Event()
         self._unblocked.set()
         self._in_flight: set[str] = set()  # message ids published and not yet settled (aio-pika #689)
-        self._handler: DeliveryHandler | DeliverySink | None = None
-        self._sink: DeliverySink | None = None
-        self._acks: ChannelAcks | None = None
-        self._consumer_lock = asyncio.Lock()
-        self._consumer_lost = asyncio.Event()
-        self._keeper: asyncio.Task[None] | None = None
         self._frames: tuple[tuple[int, int], PublishFrames] | None = None
 
     # --- connecting -------------------------------------------------------------------------------
@@ -469,121 +458,23 @@ class AmqpBroker:
 
     # --- consuming --------------------------------------------------------------------------------
 
-    async def consume(self, handler: DeliveryHandler | DeliverySink) -> None:
-        """Consume the inbox: ack a delivery only once it is committed, nack it (requeue) after a pause
-        when its handler failed (the quorum queue's delivery limit then moves it to the poison queue).
-
-        ``handler`` is either awaited per delivery — it returns after the commit — or, when it is a
-        ``DeliverySink`` (the batching inbox), is offered each delivery and settles it when its batch is
-        committed; then no task waits per delivery. Acks go out coalesced (``ChannelAcks``).
-
-        Deliveries come straight from aiormq as ``DeliveredMessage``: aio-pika's ``Queue.consume`` would
-        build an ``IncomingMessage`` (28 attribute sets) and start a second task per delivery. aio-pika
-        therefore does not know this consumer and would not restore it; ``_keep_consuming`` does,
-        whenever the consume channel lacks it: at once when aio-pika has reopened the channel (after a
-        reconnect or failover, with its qos and the queue re-declared) or the broker cancelled the
-        consumer, and at the latest every ``reconnect_interval_s``.
-        """
-        if self._queue is None or self._consume_channel is None:
+    async def consume(self, handler: DeliveryHandler) -> None:
+        if self._queue is None:
             raise BrokerError("broker not started")
-        self._handler = handler
-        self._sink = handler if isinstance(handler, DeliverySink) else None
-        self._consumer_tag = f"{self.topology.queue}.{uuid.uuid4().hex}"
-        await self._start_consumer()
-        self._consume_channel.reopen_callbacks.add(self._on_consume_channel_reopened)
-        self._keeper = asyncio.create_task(self._keep_consuming(), name="amqp-consumer-keeper")
 
-    async def _start_consumer(self) -> None:
-        """Register the consumer on the consume channel's current aiormq channel, unless it is there."""
-        assert self._consume_channel is not None and self._consumer_tag is not None
-        async with self._consumer_lock:
-            channel = await self._consume_channel.get_underlay_channel()
-            if self._consumer_tag in channel.consumers:
-                return
-            channel.on_consumer_cancel_callbacks.add(self._on_consumer_cancelled)
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            delivery = Delivery(message.body, message.routing_key or "", bool(message.redelivered))
             try:
-                await channel.basic_consume(self.topology.queue, self._on_delivery, no_ack=False,
-                                            consumer_tag=self._consumer_tag, timeout=self.publish_timeout_s)
-            except BaseException:
-                # aiormq registers the callback before the broker answered: without the broker's
-                # consume-ok it must not look as if the consumer were there.
-                channel.consumers.pop(self._consumer_tag, None)
-                raise
+                await handler(delivery)
+            except Exception:
+                log.exception("handler failed for delivery %s; returning it to the queue", message.message_id)
+                # The pause keeps a persistent failure (say, one message the database refuses) from busy-looping.
+                await asyncio.sleep(self.failure_pause_s)
+                await _settle(message.nack(requeue=True))
+            else:
+                await _settle(message.ack())
 
-    def _on_consume_channel_reopened(self, _: Any) -> None:
-        self._consumer_lost.set()
-
-    def _on_consumer_cancelled(self, frame: Any) -> None:
-        if frame.consumer_tag == self._consumer_tag:
-            log.warning("the broker cancelled the inbox consumer (queue deleted or moved?); consuming again")
-            self._consumer_lost.set()
-
-    async def _keep_consuming(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._consumer_lost.wait(), timeout=self.reconnect_interval_s)
-            except asyncio.TimeoutError:
-                pass
-            self._consumer_lost.clear()
-            if not self.is_connected():
-                continue  # aio-pika is reconnecting; the reopened channel will call us
-            try:
-                if await self._consuming():
-                    continue
-                if not await self._inbox_exists():
-                    log.warning("the inbox queue %s does not exist; consuming once it does", self.topology.queue)
-                    continue
-                await self._start_consumer()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("could not restore the inbox consumer (%r); trying again", exc)
-
-    async def _consuming(self) -> bool:
-        assert self._consume_channel is not None
-        channel = await self._consume_channel.get_underlay_channel()
-        return not channel.is_closed and self._consumer_tag in channel.consumers
-
-    async def _inbox_exists(self) -> bool:
-        """Ask on a channel of its own: consuming from a missing queue would close the consume channel."""
-        assert self._consume_channel is not None
-        channel = await self._consume_channel.get_underlay_channel()
-        probe = await channel.connection.channel(publisher_confirms=False, timeout=self.publish_timeout_s)
-        try:
-            await probe.queue_declare(self.topology.queue, passive=True, timeout=self.publish_timeout_s)
-            return True
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
-        finally:
-            await probe.close()
-
-    async def _on_delivery(self, message: DeliveredMessage) -> None:
-        deliver = message.delivery
-        tag = deliver.delivery_tag
-        acks = self._acks
-        if acks is None or acks.channel is not message.channel:
-            acks = self._acks = ChannelAcks(message.channel)
-        try:
-            delivery = Delivery(message.body, deliver.routing_key or "", bool(deliver.redelivered))
-            if self._sink is not None:
-                self._sink.offer(delivery, partial(self._settled, acks, tag, message))
-                return
-            assert self._handler is not None
-            await self._handler(delivery)  # type: ignore[misc]
-        except Exception as exc:
-            self._settled(acks, tag, message, None, exc)
-        else:
-            acks.ack(tag)
-
-    def _settled(self, acks: ChannelAcks, tag: int, message: DeliveredMessage, _: object,
-                 error: BaseException | None) -> None:
-        if error is None:
-            acks.ack(tag)
-            return
-        log.error("handler failed for delivery %s; returning it to the queue",
-                  message.header.properties.message_id, exc_info=error)
-        # The pause keeps a persistent failure (say, one message the database refuses) from busy-looping.
-        asyncio.get_running_loop().call_later(self.failure_pause_s, acks.nack, tag)
+        self._consumer_tag = await self._queue.consume(on_message, no_ack=False)
 
     # --- operator ---------------------------------------------------------------------------------
 
@@ -630,15 +521,9 @@ class AmqpBroker:
     # --- closing ----------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
-            await asyncio.gather(self._keeper, return_exceptions=True)
-            self._keeper = None
-        if self._consume_channel is not None and self._consumer_tag is not None:
+        if self._queue is not None and self._consumer_tag is not None:
             try:
-                channel = await asyncio.wait_for(self._consume_channel.get_underlay_channel(), timeout=5)
-                if self._consumer_tag in channel.consumers:
-                    await asyncio.wait_for(channel.basic_cancel(self._consumer_tag), timeout=5)
+                await asyncio.wait_for(self._queue.cancel(self._consumer_tag), timeout=5)
             except Exception:  # closing anyway; the broker requeues unacked messages
                 log.debug("cancel failed during close", exc_info=True)
         if self._connection is not None:
@@ -673,6 +558,14 @@ def _outcome(confirm: asyncio.Future[Any], routing_key: str, unconfirmed: Broker
     if isinstance(exc, aiormq.exceptions.DeliveryError):
         return BrokerError(f"broker refused the message for township {routing_key} (basic.nack)")
     return BrokerUnavailable(f"publish failed: {exc!r}")
+
+
+async def _settle(action: Any) -> None:
+    """Ack or nack; on a dropped channel the broker requeues the message by itself, so just log it."""
+    try:
+        await action
+    except Exception as exc:
+        log.info("could not settle a delivery (%r); the broker will redeliver it", exc)
 
 
 def _original_routing_key(message: AbstractIncomingMessage) -> str:

@@ -1,12 +1,11 @@
 """The batching inbox: many deliveries, one database transaction, each delivery still settled alone.
 
-The broker adapter ``offer``s each delivery with a callback (``submit`` is the same for a caller that
-awaits). A delivery is parked for at most ``max_wait_s`` (or until ``max_batch`` are waiting; longer
-only while both batch slots are busy — the next slot to free takes everything parked by then); the lot
-is received with ``receive_batch`` — verify, decrypt and validate each, store the accepted ones and
-the refusals in ONE transaction — and then each delivery is settled with its own outcome. The broker
-adapter acks only then, so an ack still means "committed". No task or future waits per delivery: the
-adapter's settle callback acks it.
+The broker hands deliveries to the consumer one task per message. ``InboxBatcher.submit`` parks each
+one for at most ``max_wait_s`` (or until ``max_batch`` are waiting; longer only while both batch
+slots are busy — the next slot to free takes everything parked by then), receives the lot with
+``receive_batch`` — verify, decrypt and validate each, store the accepted ones and the refusals in ONE
+transaction — and then answers every parked caller with its own outcome. The caller (the broker
+adapter) acks only after that, so an ack still means "committed".
 
 When the batch transaction fails, every delivery is retried alone, so one message that cannot be
 stored does not drag the others into the poison queue. A failure while the database itself is down is
@@ -22,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from gateway.exchange.ports import Delivery, Settle
+from gateway.exchange.ports import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -56,38 +55,23 @@ class InboxBatcher:
         # Two batches in flight: one is verifying and decrypting (CPU) while the other waits on its commit.
         self.concurrency = concurrency
         self._running = 0
-        self._pending: list[tuple[Delivery, Settle]] = []
+        self._pending: list[tuple[Delivery, asyncio.Future[object]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.fallbacks = 0
 
-    def offer(self, delivery: Delivery, settle: Settle) -> None:
-        """Take one delivery into a batch; ``settle(outcome, None)`` once it is stored, ``settle(None, error)``
-        when it failed on its own."""
-        self._pending.append((delivery, settle))
+    async def submit(self, delivery: Delivery) -> object:
+        """Receive one delivery as part of a batch; return its outcome or raise its own failure."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[object] = loop.create_future()
+        self._pending.append((delivery, future))
         if len(self._pending) >= self.max_batch:
             self._flush()
         elif self._timer is None and self._running < self.concurrency:
-            self._timer = asyncio.get_running_loop().call_later(self.max_wait_s, self._flush)
+            self._timer = loop.call_later(self.max_wait_s, self._flush)
         # (with every batch slot busy, no timer: the next slot to free takes what is parked then)
-
-    async def submit(self, delivery: Delivery) -> object:
-        """Receive one delivery as part of a batch; return its outcome or raise its own failure."""
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-
-        def settle(outcome: object, error: BaseException | None) -> None:
-            if future.done():  # the caller stopped waiting
-                return
-            if error is None:
-                future.set_result(outcome)
-            else:
-                future.set_exception(error)
-
-        self.offer(delivery, settle)
         return await future
-
-    __call__ = submit  # a DeliveryHandler too, for brokers that await each delivery
 
     def _flush(self) -> None:
         """Start a batch if a slot is free; otherwise the deliveries wait, and the batch grows, until
@@ -109,23 +93,29 @@ class InboxBatcher:
         finally:
             self._running -= 1
 
-    async def _run(self, items: list[tuple[Delivery, Settle]]) -> None:
+    async def _run(self, items: list[tuple[Delivery, asyncio.Future[object]]]) -> None:
+        live = [(d, f) for d, f in items if not f.done()]  # a cancelled consumer no longer waits
+        if not live:
+            return
         try:
-            outcomes = await self._receive_batch([d for d, _ in items])
+            outcomes = await self._receive_batch([d for d, _ in live])
         except Exception:
-            log.warning("batch of %d failed; receiving each alone", len(items), exc_info=True)
+            log.warning("batch of %d failed; receiving each alone", len(live), exc_info=True)
             self.fallbacks += 1
-            for delivery, settle in items:
+            for delivery, future in live:
                 try:
                     outcome = await self._receive_alone(delivery)
                 except Exception as exc:
-                    _tell(settle, None, exc)
+                    if not future.done():
+                        future.set_exception(exc)
                 else:
-                    _tell(settle, outcome, None)
+                    if not future.done():
+                        future.set_result(outcome)
             return
         self.batches += 1
-        for (_, settle), outcome in zip(items, outcomes):
-            _tell(settle, outcome, None)
+        for (_, future), outcome in zip(live, outcomes):
+            if not future.done():
+                future.set_result(outcome)
 
     async def _receive_alone(self, delivery: Delivery) -> object:
         def log_outage(state: RetryCallState) -> None:
@@ -159,11 +149,3 @@ class InboxBatcher:
         self._flush()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _tell(settle: Settle, outcome: object, error: BaseException | None) -> None:
-    """Settle one delivery; a failing callback must not keep the batch's other deliveries unsettled."""
-    try:
-        settle(outcome, error)
-    except Exception:
-        log.exception("settling a delivery failed")

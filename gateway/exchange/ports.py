@@ -85,16 +85,6 @@ class Delivery:
 
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]
 
-# Told how a delivery ended: (outcome, None) once it is committed, (None, error) when it failed.
-Settle = Callable[[object, BaseException | None], None]
-
-
-@runtime_checkable
-class DeliverySink(Protocol):
-    """Takes deliveries without a caller waiting on each, and settles each when it is done."""
-
-    def offer(self, delivery: Delivery, settle: Settle) -> None: ...
-
 
 class OutgoingMessage(Protocol):
     """What a publish needs of a message (an ``OutboxItem`` is one)."""
