@@ -24,6 +24,7 @@ from gateway.codec.rules import CHINA
 from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode
 from gateway.exchange.nodes import HostedNode, storage_context
 from gateway.exchange.refusals import DEFAULT_PREFIX_BYTES, bound, codec_detail, header_field
+from gateway.exchange.time_slices import TimeSlices
 from gateway.exchange.ports import Delivery, ExchangeObserver, MessageStore, NoObserver
 from gateway.exchange.records import (
     Direction,
@@ -240,7 +241,11 @@ class ExchangeService:
     async def prepare_many(self, deliveries: Sequence[Delivery]) -> list[Accepted | QuarantineItem]:
         """``prepare`` for a batch: the messages our feedback deliveries answer are read in one go."""
         now = self.clock.now()
-        opened = [self._open(d, now) for d in deliveries]
+        slices = TimeSlices()
+        opened: list[_Opened | QuarantineItem] = []
+        for delivery in deliveries:
+            opened.append(self._open(delivery, now))
+            await slices.pause()
         answered = [(o.node.code, o.message.in_reply_to) for o in opened
                     if isinstance(o, _Opened) and isinstance(o.message, Feedback)]
         originals = await self.store.find_many(Direction.OUT, answered) if answered else {}
@@ -326,8 +331,12 @@ class ExchangeService:
         if self.receipts is None or not stored:
             return
         now = self.clock.now()
-        await self.receipts.add_sent_many(
-            [receipt_for(m.envelope, self.node(m.node).keyring, now, envelope_sha256=m.envelope_sha256) for m in stored], now)
+        slices = TimeSlices()
+        signed = []
+        for m in stored:
+            signed.append(receipt_for(m.envelope, self.node(m.node).keyring, now, envelope_sha256=m.envelope_sha256))
+            await slices.pause()
+        await self.receipts.add_sent_many(signed, now)
         self.on_outbox()
 
     async def _receive_receipts(self, deliveries: list[Delivery]) -> list[ReceiveOutcome]:
@@ -357,7 +366,9 @@ class ExchangeService:
         sent = await self.store.find_many(Direction.OUT, [(r.recipient, r.message_id) for _, _, r in candidates])
         verified: list[tuple[Receipt, bytes]] = []
         good: dict[int, str] = {}
+        slices = TimeSlices()
         for index, part, receipt in candidates:
+            await slices.pause()
             original = sent.get((receipt.recipient, receipt.message_id))
             try:
                 if original is None:

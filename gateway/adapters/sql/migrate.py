@@ -115,6 +115,12 @@ def migrate_connection(connection: Connection) -> Action:
         command.upgrade(config, "head")  # the baseline keeps the tables and indexes already there
         return "adopted"
     metadata.create_all(connection)
+    if connection.dialect.name == "postgresql":
+        # Statistics for the empty tables at once. A table never analyzed has none until autovacuum's
+        # first pass (a minute or more after it filled), and meanwhile the generic plans of the hot
+        # prepared statements picked the (node, direction, kind, accepted_at) index to find one message
+        # by its id — reading all of a township's messages per answer, more with every message.
+        connection.execute(text("ANALYZE"))
     command.stamp(config, "head")
     return "created"
 
