@@ -38,7 +38,7 @@ from yarl import URL
 
 from gateway.adapters.amqp_frames import PublishFrames
 from gateway.adapters.topology import Topology
-from gateway.exchange.ports import Delivery, DeliveryHandler, Outgoing, OutgoingMessage
+from gateway.exchange.ports import Delivery, DeliveryHandler, Outgoing, OutgoingMessage, PublishNacked
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ class BrokerError(Exception):
 
 class BrokerUnavailable(BrokerError, ConnectionError):
     """Not connected, or no confirm in time: transient, the relay retries soon without growing delays."""
+
+
+class BrokerNacked(BrokerError, PublishNacked):
+    """The broker nacked the publish (see PublishNacked): the relay retries within seconds."""
 
 
 @dataclass(frozen=True)
@@ -556,7 +560,7 @@ def _outcome(confirm: asyncio.Future[Any], routing_key: str, unconfirmed: Broker
     if isinstance(exc, aiormq.exceptions.PublishError):  # mandatory: nothing routes this code
         return BrokerError(f"broker returned the message: no queue serves township {routing_key} ({exc})")
     if isinstance(exc, aiormq.exceptions.DeliveryError):
-        return BrokerError(f"broker refused the message for township {routing_key} (basic.nack)")
+        return BrokerNacked(f"broker refused the message for township {routing_key} (basic.nack)")
     return BrokerUnavailable(f"publish failed: {exc!r}")
 
 

@@ -106,6 +106,12 @@ class Outgoing(NamedTuple):
     kind: str
 
 
+class PublishNacked(Exception):
+    """The broker did not take the message (``basic.nack``): a quorum queue between leaders after a node
+    was lost, or one refusing publishes while full. Transient: the relay tries again within seconds,
+    unlike a message no queue serves, which it backs off from for minutes."""
+
+
 class Publisher(Protocol):
     async def publish(self, routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
         """Return only once the broker has confirmed the message; raise on refusal or timeout."""

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from gateway.clock import Clock
-from gateway.exchange.ports import BatchPublisher, MessageStore, Publisher
+from gateway.exchange.ports import BatchPublisher, MessageStore, PublishNacked, Publisher
 from gateway.exchange.records import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # A broker that is down or blocking publishers is retried soon and without growing delays: the relay
 # waits for it to come back before the next pass anyway, so the short delay cannot busy-loop.
 UNAVAILABLE_RETRY = timedelta(seconds=1)
+NACKED_RETRY_CAP = timedelta(seconds=5)
 
 
 def retry_delay(attempts: int, *, base_s: float = 1.0, cap_s: float = 300.0) -> timedelta:
@@ -120,7 +121,15 @@ class OutboxRelay:
 
     async def _failed(self, item: OutboxItem, exc: BaseException) -> None:
         transient = isinstance(exc, (ConnectionError, asyncio.TimeoutError))
-        delay = UNAVAILABLE_RETRY if transient else retry_delay(item.attempts)
+        if transient:
+            delay = UNAVAILABLE_RETRY
+        elif isinstance(exc, PublishNacked):
+            # A nack is the broker's passing state (a queue between leaders): seconds, not minutes. With
+            # the growing delay of a real refusal, the rows nacked while a cluster node was lost waited
+            # up to five minutes after the queue had its new leader.
+            delay = min(NACKED_RETRY_CAP, retry_delay(item.attempts))
+        else:
+            delay = retry_delay(item.attempts)
         log.warning("publish of %s failed (attempt %d, retry in %s): %s",
                     item.message_id, item.attempts + 1, delay, exc)
         assert item.id is not None

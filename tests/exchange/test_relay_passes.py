@@ -87,3 +87,31 @@ async def test_a_row_committed_while_a_pass_waits_for_its_confirm_goes_out_at_on
     await task
     assert store.outbox[1].next_attempt_at == T0 + timedelta(seconds=60)  # leased, never claimed twice
     assert broker.published == ["next", "slow"]
+
+
+class RefusingBroker:
+    """Refuses every publish with the error given."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def publish(self, routing_key: str, body: bytes, *, message_id: str, kind: str) -> None:
+        raise self.error
+
+    async def wait_until_ready(self, timeout_s: float) -> bool:
+        return True
+
+
+async def test_a_nacked_message_is_tried_again_within_seconds_however_often_it_was_nacked() -> None:
+    """A nack is the broker's passing state (a quorum queue between leaders): retried within 5 s at
+    most, where a message no queue serves backs off for minutes."""
+    from gateway.exchange.ports import PublishNacked
+
+    for error, tenth_delay in ((PublishNacked("basic.nack"), timedelta(seconds=5)),
+                               (RuntimeError("no queue serves township 120101001"), timedelta(seconds=300))):
+        store = FakeMessageStore()
+        add_row(store, "m-1")
+        store.outbox[1] = OutboxItem(**{**store.outbox[1].__dict__, "attempts": 9})
+        relay = OutboxRelay(store, RefusingBroker(error), FakeClock(T0))
+        await relay.run_once()
+        assert store.outbox[1].next_attempt_at == T0 + tenth_delay
