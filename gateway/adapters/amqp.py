@@ -18,6 +18,7 @@ memory or disk alarm) a publish waits for the unblock instead of timing out, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,6 +151,7 @@ class AmqpBroker:
         self.declare_topology = declare_topology
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
+        self._renew_lock = asyncio.Lock()
         self._consume_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
@@ -316,6 +318,7 @@ class AmqpBroker:
             else:
                 self._in_flight.add(message.message_id)
                 batch.append((i, message))
+        channel = self._publish_channel
         try:
             if batch:
                 outcomes = await self._publish_confirmed([m for _, m in batch])
@@ -323,7 +326,32 @@ class AmqpBroker:
                     errors[i] = outcome
         finally:
             self._in_flight.difference_update(m.message_id for _, m in batch)
+        if any(isinstance(error, BrokerNacked) for error in errors):
+            await self._renew_publish_channel(channel)
         return errors
+
+    async def _renew_publish_channel(self, nacked: AbstractChannel) -> None:
+        """Publish on a fresh channel from now on: the one the broker nacked may go on nacking.
+
+        Measured on RabbitMQ 3.10 (the node-lost drill): after the node leading a quorum queue was
+        killed, the channel that had published to it while it had no leader got basic.nack for every
+        later publish to that queue, for minutes, while a new channel on the same node and user had
+        its publishes confirmed at once. A nack is rare otherwise (the inbox sets no length limit), so
+        a channel per nacked batch costs nothing. Batches still waiting on the old channel see it close
+        and are retried by the relay, like any unconfirmed publish.
+        """
+        async with self._renew_lock:
+            if self._publish_channel is not nacked or self._connection is None or self._connection.is_closed:
+                return  # another batch renewed it already, or the transport is stopping
+            try:
+                self._publish_channel = await self._connection.channel(publisher_confirms=True,
+                                                                       on_return_raises=True)
+            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, asyncio.TimeoutError) as exc:
+                log.warning("could not open a fresh publish channel after a nack: %r", exc)
+                return
+        log.warning("the broker nacked publishes: publishing on a fresh channel")
+        with contextlib.suppress(Exception):
+            await nacked.close()
 
     async def _publish_confirmed(self, messages: list[OutgoingMessage]) -> list[BrokerError | None]:
         """Write the messages' frames to the publish channel in one piece and wait for their confirms.

@@ -125,3 +125,32 @@ async def test_while_the_broker_blocks_publishers_a_publish_waits_instead_of_fai
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_nacked_publish_is_refused_and_the_next_goes_out_on_a_fresh_channel(setup, amqp_url: str,
+                                                                                    run_token: str):
+    # A queue that takes nothing (max length 0, reject-publish): the broker nacks what is routed to it.
+    import aio_pika
+
+    from gateway.adapters.amqp import BrokerNacked
+
+    full_code, full_queue = "120101003", f"pub-{run_token}.full"
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(full_queue, auto_delete=True,
+                                            arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+        await queue.bind(setup.broker.topology.exchange, routing_key=full_code)
+        nacked_channel = setup.broker._publish_channel
+
+        errors = await setup.broker.publish_batch([message(1), message(2, full_code), message(3)])
+
+        assert errors[0] is None and errors[2] is None
+        assert isinstance(errors[1], BrokerNacked) and "basic.nack" in str(errors[1])
+        assert setup.broker._publish_channel is not nacked_channel and nacked_channel.is_closed
+        assert await setup.broker.publish_batch([message(4), message(5)]) == [None, None]
+        assert setup.broker.is_connected()
+        assert await eventually(lambda: _true(len(setup.received) == 4), 10)
+        assert sorted(setup.bodies()) == [b"envelope 1", b"envelope 3", b"envelope 4", b"envelope 5"]
+    finally:
+        await connection.close()

@@ -21,6 +21,12 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def _in_memory(url: str) -> bool:
+    """SQLAlchemy's own test for giving an SQLite database a StaticPool (one shared connection)."""
+    parsed = make_url(url)
+    return not parsed.database or parsed.database == ":memory:" or parsed.query.get("mode") == "memory"
+
+
 def create_engine(url: str) -> AsyncEngine:
     if is_sqlite(url):
         database = make_url(url).database
@@ -31,8 +37,11 @@ def create_engine(url: str) -> AsyncEngine:
         # A pool as large as the requests served at once: beyond it SQLAlchemy opens and closes an
         # overflow connection per use (a thread, a file open and three PRAGMAs each time), which was
         # 0.7 new connections per answer in the demo's 64 clerks.
+        # An in-memory database lives in one connection (SQLAlchemy gives it a StaticPool, which
+        # takes no size).
+        sizing = {} if _in_memory(url) else {"pool_size": 64, "max_overflow": 64}
         engine = create_async_engine(url, connect_args={"timeout": 30}, module=sqlite_driver.dbapi(),
-                                     pool_size=64, max_overflow=64)
+                                     **sizing)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
