@@ -339,6 +339,16 @@ class Product:
         return out
 
 
+async def cpu_snapshot(product: "Product") -> dict[str, float]:
+    """CPU seconds so far: this (residence) process, the registration process, PostgreSQL, RabbitMQ."""
+    return {"residence": cpu_s(), "registration": await product.child("cpu"), **service_cpu_s()}
+
+
+async def cpu_per_message(product: "Product", before: dict[str, float], messages: int) -> dict[str, float]:
+    after = await cpu_snapshot(product)
+    return {k: round((after[k] - before[k]) * 1000 / messages, 3) for k in before}
+
+
 async def analyze(*urls: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -377,24 +387,23 @@ async def product_run(amqp_url: str, n: int, latency_s: float, soak: int, sqlite
                     # what the warm-up stored (a run this short would otherwise be measured entirely
                     # before its first ANALYZE, on the plans of empty tables).
                     await analyze(residence_db, registration_db)
-                cpu_res, cpu_reg, services = cpu_s(), await product.child("cpu"), service_cpu_s()
+                before = await cpu_snapshot(product)
                 elapsed, _ = await product.burst(n)
-                cpu_res, cpu_reg = cpu_s() - cpu_res, await product.child("cpu") - cpu_reg
-                services = {k: v - services[k] for k, v in service_cpu_s().items()}
                 messages_per_s = 2 * n / elapsed
                 result: dict[str, Any] = {
                     "queries": n, "messages": 2 * n, "elapsed_s": round(elapsed, 2),
                     "messages_per_s": round(messages_per_s), "round_trips_per_s": round(n / elapsed),
-                    "cpu_ms_per_message": {"residence": round(cpu_res * 1000 / (2 * n), 3),
-                                           "registration": round(cpu_reg * 1000 / (2 * n), 3),
-                                           **{k: round(v * 1000 / (2 * n), 3) for k, v in services.items()}},
+                    "cpu_ms_per_message": await cpu_per_message(product, before, 2 * n),
                     "database": "sqlite" if sqlite else "postgresql",
                 }
                 envelope = await product.residence.store.list_messages(RESIDENCE, __import__(
                     "gateway.exchange.records", fromlist=["Direction"]).Direction.OUT, limit=1)
                 result["envelope_bytes"] = len(envelope[0].envelope) if envelope else 0
                 if latency_s > 0:
-                    result["latency_at_half_load"] = await product.paced(messages_per_s / 4, latency_s)
+                    before = await cpu_snapshot(product)
+                    paced = result["latency_at_half_load"] = await product.paced(messages_per_s / 4, latency_s)
+                    # Small batches at this rate: each message costs more than in the burst.
+                    paced["cpu_ms_per_message"] = await cpu_per_message(product, before, 2 * paced["queries"])
                 if soak:
                     rate = messages_per_s / 4
                     result["soak"] = await product.paced(rate, soak / 2 / rate, sample_rss_s=10)

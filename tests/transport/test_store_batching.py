@@ -103,6 +103,21 @@ async def test_mark_published_marks_the_rows_and_their_messages_sent(store: SqlM
     assert (await store.counts()).outbox_pending == len(rows) - 30
 
 
+async def test_one_mark_covers_the_rows_of_every_township_the_gateway_hosts(store: SqlMessageStore) -> None:
+    rows = [outgoing(node=code) for code in ("110101001", "110101002", "110101003") for _ in range(5)]
+    for message, item in rows:
+        await store.add_outgoing(message, item)
+    claimed = await store.claim_outbox(T0, 100, T0 + timedelta(seconds=60))
+    assert len(claimed) == len(rows)
+
+    await store.mark_published([c.id for c in claimed if c.id is not None], T0 + timedelta(seconds=1))
+
+    for message, _ in rows:
+        stored = await store.find(message.node, Direction.OUT, message.message_id)
+        assert stored is not None and stored.status is Status.SENT, message.node
+    assert (await store.counts()).outbox_pending == 0
+
+
 def incoming(message_id: str, sha: str = "a" * 64, *, sender: str = SENDER) -> StoredMessage:
     return StoredMessage(
         node=RECIPIENT, direction=Direction.IN, message_id=message_id, kind="query", sender=sender,
