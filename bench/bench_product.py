@@ -20,11 +20,12 @@ Measured:
    stored at the registration gateway, and the round trip until its feedback is stored back;
 4. bare aio-pika in the same run, on the same broker: 2N persistent messages of the envelope's size
    published with confirms (500 in flight) to a quorum queue and acked by a consumer in another process;
-5. `--soak M`: M more messages at the latency rate, the resident memory of both processes sampled.
+5. `--soak M`: M more messages at the latency rate (or `--soak-rate` queries/s), the resident memory of
+   both processes sampled every 10 s. Above what the pair sustains, the backlog (and memory) grows.
 
     python bench/bench_product.py --queries 3000 --latency-s 10
     python bench/bench_product.py --queries 3000 --sqlite
-    python bench/bench_product.py --queries 500 --latency-s 0 --soak 100000
+    python bench/bench_product.py --queries 500 --latency-s 0 --soak 100000 --soak-rate 40
 """
 
 from __future__ import annotations
@@ -369,7 +370,8 @@ def quantiles(samples: list[float]) -> dict[str, float]:
     return {"p50": round(qs[49] * 1000, 1), "p95": round(qs[94] * 1000, 1), "p99": round(qs[98] * 1000, 1)}
 
 
-async def product_run(amqp_url: str, n: int, latency_s: float, soak: int, sqlite: bool) -> dict[str, Any]:
+async def product_run(amqp_url: str, n: int, latency_s: float, soak: int, sqlite: bool,
+                      soak_rate: float = 0.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-product-") as tmp:
         if sqlite:
             residence_db, registration_db = (f"sqlite+aiosqlite:///{tmp}/{name}.db" for name in ("residence", "registration"))
@@ -405,7 +407,7 @@ async def product_run(amqp_url: str, n: int, latency_s: float, soak: int, sqlite
                     # Small batches at this rate: each message costs more than in the burst.
                     paced["cpu_ms_per_message"] = await cpu_per_message(product, before, 2 * paced["queries"])
                 if soak:
-                    rate = messages_per_s / 4
+                    rate = soak_rate or messages_per_s / 4
                     result["soak"] = await product.paced(rate, soak / 2 / rate, sample_rss_s=10)
             finally:
                 await product.stop()
@@ -423,11 +425,13 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=3000, help="round trips in the measured burst")
     parser.add_argument("--latency-s", type=float, default=10.0)
     parser.add_argument("--soak", type=int, default=0, help="messages of a further soak at the latency rate")
+    parser.add_argument("--soak-rate", type=float, default=0.0,
+                        help="queries/s of the soak (default: the latency rate, which small batches may not sustain)")
     parser.add_argument("--sqlite", action="store_true", help="each gateway on SQLite (the embedded default)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     load_before = list(os.getloadavg())
-    product = await product_run(args.amqp_url, args.queries, args.latency_s, args.soak, args.sqlite)
+    product = await product_run(args.amqp_url, args.queries, args.latency_s, args.soak, args.sqlite, args.soak_rate)
     bare_result = await bare(args.amqp_url, 2 * args.queries, product.get("envelope_bytes") or 1500)
     report = {
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
