@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_transport import (  # noqa: E402  (bench/ is not a package)
+    command_queue,
     REGISTRATION,
     RESIDENCE,
     SPAWN,
@@ -168,13 +169,7 @@ async def _registration(conn: Connection, common: dict[str, Any], token: str) ->
     wrap_stored(gw, stored)
     await gw.start()
     loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-
-    def readable() -> None:
-        while conn.poll():
-            commands.put_nowait(conn.recv())
-
-    loop.add_reader(conn.fileno(), readable)
+    commands = command_queue(conn)
     conn.send(("ready",))
     while True:
         command = (await commands.get())[0]

@@ -392,6 +392,19 @@ class Pair(_Driver):
         return self.registration.inbox.batches if self.registration.inbox else 0
 
 
+def command_queue(conn: Connection) -> "asyncio.Queue[tuple[Any, ...]]":
+    """The parent's commands to a child gateway process, queued as they arrive on the pipe (read by the
+    event loop when the pipe is readable: no thread, no blocking recv). ``loop.remove_reader`` ends it."""
+    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+
+    def readable() -> None:
+        while conn.poll():
+            commands.put_nowait(conn.recv())
+
+    asyncio.get_running_loop().add_reader(conn.fileno(), readable)
+    return commands
+
+
 async def _registration(conn: Connection, common: dict[str, Any], token: str, hooks: bool) -> None:
     gw = build_gateway(Settings(gateway_id=f"reg-{token}", nodes=[REGISTRATION], **common))
     if not hooks:
@@ -399,13 +412,7 @@ async def _registration(conn: Connection, common: dict[str, Any], token: str, ho
     _time_stored(gw, lambda pairs: conn.send(("stored", pairs)) if pairs else None)
     await gw.start()
     loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-
-    def readable() -> None:
-        while conn.poll():
-            commands.put_nowait(conn.recv())
-
-    loop.add_reader(conn.fileno(), readable)
+    commands = command_queue(conn)
     conn.send(("ready",))
     profiler: cProfile.Profile | None = None
     while True:
