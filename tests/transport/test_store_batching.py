@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.store import SqlMessageStore
@@ -138,3 +138,23 @@ async def test_incoming_batch_stores_the_new_and_tells_redeliveries_from_replays
     assert (await store.counts()).received == 4
     stored = await store.find(RECIPIENT, Direction.IN, "m1")
     assert stored is not None and stored.envelope_sha256 == "a" * 64  # the replay changed nothing
+
+
+async def test_lookups_of_every_batch_size_share_a_few_statement_texts(store: SqlMessageStore) -> None:
+    """An IN list padded to a power of two: batches of 1–100 are eight SQL texts, not a hundred, so the
+    drivers' caches of prepared statements hold them all and do not grow with the batch sizes seen."""
+    rows = [outgoing() for _ in range(100)]
+    await asyncio.gather(*(store.add_outgoing(m, o) for m, o in rows))
+    texts: set[str] = set()
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        texts.add(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for size in range(1, 101):
+            found = await store.find_many(Direction.OUT, [(SENDER, m.message_id) for m, _ in rows[:size]])
+            assert set(found) == {(SENDER, m.message_id) for m, _ in rows[:size]}
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(texts) == 8  # 1, 2, 4, … 128 values

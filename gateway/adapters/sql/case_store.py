@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.sql.in_lists import padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.collector import collector_paused
 from gateway.adapters.sql.store import _utc
@@ -243,7 +244,7 @@ class SqlCaseStore:
     async def existing_case_ids(self, case_ids: list[str]) -> set[str]:
         if not case_ids:
             return set()
-        rows = await self._select(select(cases.c.case_id).where(cases.c.case_id.in_(case_ids)))
+        rows = await self._select(select(cases.c.case_id).where(cases.c.case_id.in_(padded_sorted(case_ids))))
         return {row[0] for row in rows}  # type: ignore[index]
 
     async def save_cases(self, updated: Iterable[Case]) -> None:
@@ -335,7 +336,7 @@ class SqlCaseStore:
         """One connection, two statements, the ledgers' versions first (see the port)."""
         if not case_ids:
             return {}
-        params = {"b_case_ids": sorted(set(case_ids))}
+        params = {"b_case_ids": padded_sorted(case_ids)}
         async with self._reader.connect() as conn:
             versions = dict((await conn.execute(_LEDGERS_OF_CASES, params)).all())
             rows = (await conn.execute(_CASES_OF_THEIR_KEYS, params)).all()

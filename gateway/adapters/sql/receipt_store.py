@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.sql.in_lists import padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.store import _utc
@@ -77,8 +78,8 @@ class SqlReceiptStore:
         rows = await conn.execute(
             select(receipts.c.sender, receipts.c.message_id, receipts.c.data).where(
                 receipts.c.direction == "sent",
-                receipts.c.sender.in_(sorted({k[0] for k in keys})),
-                receipts.c.message_id.in_(sorted({k[1] for k in keys})),
+                receipts.c.sender.in_(padded_sorted(k[0] for k in keys)),
+                receipts.c.message_id.in_(padded_sorted(k[1] for k in keys)),
             )
         )
         return {(r.sender, r.message_id): bytes(r.data) for r in rows}
@@ -109,7 +110,7 @@ class SqlReceiptStore:
             rows = (
                 await conn.execute(
                     select(receipts.c.message_id, receipts.c.received_at).where(
-                        receipts.c.direction == "received", receipts.c.message_id.in_(ids)
+                        receipts.c.direction == "received", receipts.c.message_id.in_(padded_sorted(ids))
                     )
                 )
             ).all()

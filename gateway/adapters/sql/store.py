@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.sql.in_lists import padded, padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.group_commit import GroupRunner
@@ -394,10 +395,10 @@ class SqlMessageStore:
     async def _stored_shas(conn: AsyncConnection, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
         rows = await conn.execute(
             select(messages.c.node, messages.c.sender, messages.c.message_id, messages.c.envelope_sha256).where(
-                messages.c.node.in_(sorted({k[0] for k in keys})),
+                messages.c.node.in_(padded_sorted(k[0] for k in keys)),
                 messages.c.direction == Direction.IN.value,
-                messages.c.sender.in_(sorted({k[1] for k in keys})),
-                messages.c.message_id.in_(sorted({k[2] for k in keys})),
+                messages.c.sender.in_(padded_sorted(k[1] for k in keys)),
+                messages.c.message_id.in_(padded_sorted(k[2] for k in keys)),
             )
         )
         wanted = set(keys)
@@ -442,9 +443,9 @@ class SqlMessageStore:
         if not wanted:
             return {}
         query = select(messages).where(
-            messages.c.node.in_(sorted({k[0] for k in wanted})),
+            messages.c.node.in_(padded_sorted(k[0] for k in wanted)),
             messages.c.direction == direction.value,
-            messages.c.message_id.in_(sorted({k[1] for k in wanted})),
+            messages.c.message_id.in_(padded_sorted(k[1] for k in wanted)),
         )
         async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
@@ -483,7 +484,7 @@ class SqlMessageStore:
             return
         async with self._write() as conn:
             if self._sqlite:
-                sent = (await conn.execute(_MARK_PUBLISHED_SQLITE, {"ids": outbox_ids, "at": at})).all()
+                sent = (await conn.execute(_MARK_PUBLISHED_SQLITE, {"ids": padded(outbox_ids), "at": at})).all()
                 if sent:
                     await conn.execute(_MARK_SENT_SQLITE, [{"b_sender": r.sender, "b_id": r.message_id} for r in sent])
                 return
