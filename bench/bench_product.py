@@ -56,6 +56,7 @@ from bench_transport import (  # noqa: E402  (bench/ is not a package)
     REGISTRATION,
     RESIDENCE,
     SPAWN,
+    PG_SERVER,
     Peer,
     bare,
     cpu_model,
@@ -63,6 +64,8 @@ from bench_transport import (  # noqa: E402  (bench/ is not a package)
     drop_database,
     fresh_database,
 )
+
+from sqlalchemy import make_url  # noqa: E402
 
 from gateway import demo_records  # noqa: E402
 from gateway.access.principal import Principal, Role  # noqa: E402
@@ -390,13 +393,14 @@ def quantiles(samples: Sequence[float]) -> dict[str, float]:
 
 
 async def product_run(amqp_url: str, n: int, latency_s: float, soak: int, sqlite: bool,
-                      soak_rate: float = 0.0) -> dict[str, Any]:
+                      soak_rate: float = 0.0, pg_server: str = PG_SERVER) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-product-") as tmp:
         if sqlite:
             residence_db, registration_db = (f"sqlite+aiosqlite:///{tmp}/{name}.db" for name in ("residence", "registration"))
             created: list[str | None] = []
         else:
-            (residence_db, a), (registration_db, b) = await fresh_database(None), await fresh_database(None)
+            (residence_db, a), (registration_db, b) = (await fresh_database(None, pg_server),
+                                                            await fresh_database(None, pg_server))
             created = [a, b]
         try:
             product = Product(amqp_url, residence_db, registration_db, Path(tmp))
@@ -415,7 +419,7 @@ async def product_run(amqp_url: str, n: int, latency_s: float, soak: int, sqlite
                     "queries": n, "messages": 2 * n, "elapsed_s": round(elapsed, 2),
                     "messages_per_s": round(messages_per_s), "round_trips_per_s": round(n / elapsed),
                     "cpu_ms_per_message": await cpu_per_message(product, before, 2 * n),
-                    "database": "sqlite" if sqlite else "postgresql",
+                    "database": "sqlite" if sqlite else f"postgresql ({_pg_route(pg_server)})",
                 }
                 envelope = await product.residence.store.list_messages(RESIDENCE, __import__(
                     "gateway.exchange.records", fromlist=["Direction"]).Direction.OUT, limit=1)
@@ -435,7 +439,12 @@ async def product_run(amqp_url: str, n: int, latency_s: float, soak: int, sqlite
             return result
         finally:
             for name in created:
-                await drop_database(name)
+                await drop_database(name, pg_server)
+
+
+def _pg_route(server: str) -> str:
+    host = make_url(server).query.get("host")
+    return f"Unix socket {host}" if host else "TCP"
 
 
 async def main() -> None:
@@ -447,10 +456,14 @@ async def main() -> None:
     parser.add_argument("--soak-rate", type=float, default=0.0,
                         help="queries/s of the soak (default: the latency rate, which small batches may not sustain)")
     parser.add_argument("--sqlite", action="store_true", help="each gateway on SQLite (the embedded default)")
+    parser.add_argument("--pg-server", default=PG_SERVER,
+                        help="the PostgreSQL server the two databases are made on (default TCP on 127.0.0.1; a gateway "
+                             "on the database's host: postgresql+asyncpg://postgres@/postgres?host=/var/run/postgresql)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     load_before = list(os.getloadavg())
-    product = await product_run(args.amqp_url, args.queries, args.latency_s, args.soak, args.sqlite, args.soak_rate)
+    product = await product_run(args.amqp_url, args.queries, args.latency_s, args.soak, args.sqlite, args.soak_rate,
+                                 args.pg_server)
     bare_result = await bare(args.amqp_url, 2 * args.queries, product.get("envelope_bytes") or 1500)
     report = {
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},

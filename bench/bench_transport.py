@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.bootstrap import Gateway, build_gateway
@@ -250,21 +250,22 @@ async def bare(amqp_url: str, n: int, size: int, *, split: bool = True) -> dict[
 
 # --- the gateway -----------------------------------------------------------------------------------
 
-async def fresh_database(url: str | None) -> tuple[str, str | None]:
+async def fresh_database(url: str | None, server: str = PG_SERVER) -> tuple[str, str | None]:
+    """``url`` as it is, or a new database on ``server`` (its URL and its name, to drop it after)."""
     if url:
         return url, None
     name = f"bench_{secrets.token_hex(4)}"
-    admin = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     await admin.dispose()
-    return PG_SERVER.rsplit("/", 1)[0] + f"/{name}", name
+    return make_url(server).set(database=name).render_as_string(hide_password=False), name
 
 
-async def drop_database(name: str | None) -> None:
+async def drop_database(name: str | None, server: str = PG_SERVER) -> None:
     if name is None:
         return
-    admin = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await admin.dispose()
