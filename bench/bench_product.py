@@ -332,9 +332,11 @@ class Product:
                 self._harvest(submitted, one_way, round_trip)
                 rss.append((round(time.perf_counter() - started, 1), round(rss_mb(), 1), round(await self.child("rss"), 1)))
                 next_sample += sample_rss_s
-            if len(tasks) > 10_000:
-                await asyncio.gather(*tasks)
-                tasks.clear()
+            if len(tasks) > 500:  # the submits done are let go (a failed one raises), the open loop goes on
+                for task in tasks:
+                    if task.done():
+                        task.result()
+                tasks = [t for t in tasks if not t.done()]
         await asyncio.gather(*tasks)
         deadline = time.perf_counter() + 300
         while self._harvest(submitted, one_way, round_trip):

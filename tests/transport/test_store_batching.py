@@ -158,3 +158,26 @@ async def test_lookups_of_every_batch_size_share_a_few_statement_texts(store: Sq
     finally:
         event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
     assert len(texts) == 8  # 1, 2, 4, … 128 values
+
+
+async def test_on_postgresql_a_submit_and_its_outbox_row_are_one_statement(postgres_url: str) -> None:
+    """BEGIN, two INSERTs and COMMIT were four round trips for every lone submit; one statement in
+    autocommit writes both tables, atomic on its own."""
+    engine = create_engine(postgres_url)
+    await create_schema(engine)
+    store = SqlMessageStore(engine)
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split(None, 1)[0].upper())
+
+    try:
+        message, item = outgoing()
+        event.listen(engine.sync_engine, "before_cursor_execute", seen)
+        await store.add_outgoing(message, item)
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        assert statements == ["WITH"]
+        assert await store.find(SENDER, Direction.OUT, message.message_id) == message
+        assert [(o.message_id, o.envelope) for o in await store.due_outbox(T0, 10)] == [(message.message_id, item.envelope)]
+    finally:
+        await engine.dispose()

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.access.audit import RETENTION, Action, Anchor, AuditEntry, AuditRecord, chain_append, verify_audit
 from gateway.adapters.sql.access_tables import audit_anchor, audit_log
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
+from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.clock import Clock
 from gateway.security.archive import GENESIS_HASH, BrokenLink
 from gateway.security.encoding import utc_stamp
@@ -41,17 +42,8 @@ MAX_GROUP_ENTRIES = 1000
 
 _Waiting = tuple[Sequence[AuditEntry], "asyncio.Future[list[AuditRecord]]"]
 
-# Arrays, one per column, unnested into rows: the same text for any number of records (a VALUES list
-# would be a new statement to prepare for every group size).
-_APPEND_IF_HEAD_PG = text(
-    "INSERT INTO audit_log (seq, at, username, role, source, action, object_id, township, result, detail, "
-    "prev_hash, record_hash) "
-    "SELECT * FROM unnest(CAST(:seq AS INTEGER[]), CAST(:at AS VARCHAR[]), CAST(:username AS VARCHAR[]), "
-    "CAST(:role AS VARCHAR[]), CAST(:source AS VARCHAR[]), CAST(:action AS VARCHAR[]), "
-    "CAST(:object_id AS VARCHAR[]), CAST(:township AS VARCHAR[]), CAST(:result AS VARCHAR[]), "
-    "CAST(:detail AS TEXT[]), CAST(:prev_hash AS VARCHAR[]), CAST(:record_hash AS VARCHAR[])) "
-    "WHERE (SELECT max(seq) FROM audit_log) = :head"
-)
+# The new records as arrays (the same text for any number of them), inserted only on the given head.
+_APPEND_IF_HEAD_PG = text(unnest_insert(audit_log, _COLUMNS) + " WHERE (SELECT max(seq) FROM audit_log) = :head")
 
 
 def _record(row: Any) -> AuditRecord:
@@ -187,7 +179,7 @@ class SqlAuditTrail:
             rec = chain_append(seq, prev_hash, entry, now)
             seq, prev_hash = rec.seq, rec.record_hash
             records.append(rec)
-        columns = {name: [getattr(r, name) for r in records] for name in _COLUMNS}
+        columns = column_arrays([r.as_json() for r in records], _COLUMNS)
         try:
             async with reader(self.engine).connect() as conn:
                 inserted = (await conn.execute(_APPEND_IF_HEAD_PG, {**columns, "head": head[0]})).rowcount

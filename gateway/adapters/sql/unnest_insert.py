@@ -1,0 +1,37 @@
+"""Rows inserted from one array per column: one statement text for any number of rows (PostgreSQL).
+
+``INSERT … VALUES (…), (…)`` is a new text for every number of rows, and an executemany runs one
+INSERT per row; ``INSERT … SELECT * FROM unnest(CAST(:a AS T[]), …)`` takes the whole batch as a few
+array parameters, so it is prepared once and can be part of a larger statement (a CTE that writes two
+tables at once, a condition on the chain's head), run as ONE statement in autocommit: one round trip
+where a transaction took BEGIN, the statements and COMMIT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, Table, Text
+from sqlalchemy.types import TypeEngine
+
+
+def _array_type(sql_type: TypeEngine[Any]) -> str:
+    for python_type, name in ((BigInteger, "BIGINT"), (Integer, "INTEGER"), (Boolean, "BOOLEAN"),
+                              (LargeBinary, "BYTEA"), (Text, "TEXT"), (String, "VARCHAR")):
+        if isinstance(sql_type, python_type):
+            return f"{name}[]"
+    if isinstance(sql_type, DateTime):
+        return "TIMESTAMPTZ[]" if sql_type.timezone else "TIMESTAMP[]"
+    raise TypeError(f"no array type for {sql_type!r}")
+
+
+def unnest_insert(table: Table, names: Sequence[str], *, prefix: str = "") -> str:
+    """``INSERT INTO table (names) SELECT * FROM unnest(…)``, parameter ``prefix + name`` per column."""
+    arrays = ", ".join(f"CAST(:{prefix}{n} AS {_array_type(table.c[n].type)})" for n in names)
+    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})"
+
+
+def column_arrays(rows: Sequence[Mapping[str, Any]], names: Sequence[str], *, prefix: str = "") -> dict[str, list[Any]]:
+    """The parameters of ``unnest_insert``: one list per column, the rows in order."""
+    return {f"{prefix}{n}": [row[n] for row in rows] for n in names}
