@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -18,14 +18,20 @@ from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.tables import outbox
+from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.exchange.receipting import bundle_outbox_items
 from gateway.exchange.records import OutboxItem
 from gateway.security.receipts import Receipt
 
 
+_RECEIPT_COLUMNS = tuple(c.name for c in receipts.columns if c.name != "id")
+_INSERT_RECEIPTS_PG = text(unnest_insert(receipts, _RECEIPT_COLUMNS))
+
+
 class SqlReceiptStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._sqlite = is_sqlite(str(engine.url))
         self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
         identity = [receipts.c.direction, receipts.c.sender, receipts.c.message_id]
         dialect_insert = sqlite_insert if is_sqlite(str(engine.url)) else pg_insert
@@ -87,9 +93,14 @@ class SqlReceiptStore:
     async def add_received_many(self, batch: list[tuple[Receipt, bytes]], at: datetime) -> None:
         if not batch:
             return
+        rows = [self._row("received", r, d, at) for r, d in batch]
         try:
-            async with self._write() as conn:
-                await conn.execute(insert(receipts), [self._row("received", r, d, at) for r, d in batch])
+            if self._sqlite:
+                async with self._write() as conn:
+                    await conn.execute(insert(receipts), rows)
+            else:  # one statement in autocommit, atomic on its own: no BEGIN and COMMIT round trips
+                async with self._reader.connect() as conn:
+                    await conn.execute(_INSERT_RECEIPTS_PG, column_arrays(rows, _RECEIPT_COLUMNS))
         except IntegrityError:
             for receipt, data in batch:
                 await self.add_received(receipt, data, at)

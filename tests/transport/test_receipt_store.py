@@ -1,0 +1,39 @@
+"""Receipts of our messages kept by the receipt store, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.receipt_store import SqlReceiptStore
+from gateway.adapters.sql.security_tables import receipts
+from gateway.security.encoding import utc_stamp
+from gateway.security.receipts import Receipt
+from tests.gateways import T0
+
+pytestmark = pytest.mark.database
+
+
+def receipt(i: int) -> tuple[Receipt, bytes]:
+    return Receipt(v=1, suite="x25519-ed25519", message_id=f"m{i}", envelope_sha256=f"{i:064x}",
+                   sender="120101001", recipient="110101001", received_at=utc_stamp(T0), kid="k1"), b"receipt %d" % i
+
+
+async def test_a_batch_of_receipts_is_kept_once_even_when_delivered_again(database_url: str) -> None:
+    """On PostgreSQL one autocommit statement for the batch; a batch holding a receipt kept before is
+    refused whole by the unique identity and kept one by one, each new receipt once."""
+    engine = create_engine(database_url)
+    try:
+        await create_schema(engine)
+        store = SqlReceiptStore(engine)
+        await store.add_received_many([receipt(i) for i in range(5)], T0)
+        await store.add_received_many([receipt(i) for i in range(3, 8)], T0)  # 3 and 4 again
+        async with engine.connect() as conn:
+            kept = (await conn.execute(select(receipts.c.message_id, receipts.c.data).order_by(receipts.c.message_id))).all()
+            count = (await conn.execute(select(func.count()).select_from(receipts))).scalar_one()
+        assert count == 8
+        assert [(m, bytes(d)) for m, d in kept] == [(f"m{i}", b"receipt %d" % i) for i in range(8)]
+        assert set(await store.received_for([f"m{i}" for i in range(10)])) == {f"m{i}" for i in range(8)}
+    finally:
+        await engine.dispose()
