@@ -181,3 +181,33 @@ async def test_on_postgresql_a_submit_and_its_outbox_row_are_one_statement(postg
         assert [(o.message_id, o.envelope) for o in await store.due_outbox(T0, 10)] == [(message.message_id, item.envelope)]
     finally:
         await engine.dispose()
+
+
+def feedback(message_id: str, answers: str, *, result: str = "found") -> StoredMessage:
+    """A feedback from RECIPIENT to SENDER answering the query ``answers`` that SENDER sent."""
+    return StoredMessage(
+        node=SENDER, direction=Direction.IN, message_id=message_id, kind="feedback", sender=RECIPIENT,
+        recipient=SENDER, in_reply_to=answers, created_at=T0, accepted_at=T0 + timedelta(minutes=1),
+        envelope_sha256="f" * 64, envelope=message_id.encode(), body_sealed=b"sealed", subject=None,
+        status=Status.RECEIVED, result=result,
+    )
+
+
+async def test_a_stored_feedback_marks_its_query_answered_and_the_first_answer_stays(store: SqlMessageStore) -> None:
+    from gateway.exchange.records import IncomingResult as R
+
+    queries = [outgoing() for _ in range(3)]
+    for m, o in queries:
+        await store.add_outgoing(m, o)
+    (q1, _), (q2, _), (q3, _) = queries
+    batch = [feedback("f1", q1.message_id), feedback("f2", q2.message_id, result="not_found")]
+    assert await store.add_incoming_batch(batch) == [R.STORED, R.STORED]
+    later = [feedback("f1-again", q1.message_id, result="not_found"),  # a second answer to q1
+             feedback("f3", q3.message_id), feedback("f3-again", q3.message_id, result="not_found")]
+    assert await store.add_incoming_batch(later) == [R.STORED, R.STORED, R.STORED]
+    answered = {m.message_id: await store.find(SENDER, Direction.OUT, m.message_id) for m in (q1, q2, q3)}
+    assert {k: (v.status, v.answered_by, v.result) for k, v in answered.items() if v} == {
+        q1.message_id: (Status.ANSWERED, "f1", "found"),
+        q2.message_id: (Status.ANSWERED, "f2", "not_found"),
+        q3.message_id: (Status.ANSWERED, "f3", "found"),  # of two in one batch, the first
+    }

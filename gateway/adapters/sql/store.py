@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
@@ -101,6 +101,21 @@ _INSERT_MESSAGES = insert(messages)
 _INSERT_OUTBOX = insert(outbox)
 # Submitted messages and their outbox rows in ONE statement (PostgreSQL, autocommit: atomic on its own):
 # one round trip where BEGIN, two INSERTs and COMMIT took four, for a lone clerk's submit as for a batch.
+# A batch of deliveries stored in ONE autocommit statement (PostgreSQL): the new rows inserted (a
+# message already stored is skipped on the unique identity, as in the transaction), each feedback's
+# query marked answered unless answered before, and the rows inserted returned.
+_ADD_INCOMING_PG = text(
+    "WITH stored AS (" + unnest_insert(messages, _MESSAGE_FIELDS)
+    + " ON CONFLICT ON CONSTRAINT uq_messages_identity DO NOTHING"
+    " RETURNING node, sender, message_id, kind, in_reply_to, accepted_at, result), "
+    f"answered AS (UPDATE messages SET status = '{Status.ANSWERED.value}', answered_by = stored.message_id, "
+    "answered_at = stored.accepted_at, result = stored.result FROM stored "
+    "WHERE stored.kind = 'feedback' AND stored.in_reply_to IS NOT NULL AND messages.node = stored.node "
+    f"AND messages.direction = '{Direction.OUT.value}' AND messages.sender = stored.node "
+    "AND messages.message_id = stored.in_reply_to AND messages.recipient = stored.sender "
+    "AND messages.answered_by IS NULL) "
+    "SELECT node, sender, message_id FROM stored"
+)
 _ADD_OUTGOING_PG = text(
     f"WITH stored AS ({unnest_insert(messages, _MESSAGE_FIELDS, prefix='m_')}) "
     + unnest_insert(outbox, _OUTBOX_FIELDS, prefix="o_")
@@ -242,6 +257,31 @@ def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None
         future.set_exception(error)
 
 
+def _incoming_results(batch: Sequence[StoredMessage], first: Mapping[tuple[str, str, str], StoredMessage],
+                      known: Mapping[tuple[str, str, str], str]) -> list[IncomingResult]:
+    """Per delivery: stored (the first of its identity, new to the table), a duplicate (the same bytes
+    as the one stored or offered first) or a conflict (other bytes under the same id: a replay)."""
+    results: list[IncomingResult] = []
+    offered: set[int] = set()
+    for m in batch:
+        key = (m.node, m.sender, m.message_id)
+        original = first[key]
+        if m is original and id(m) not in offered and key not in known:
+            offered.add(id(m))
+            results.append(IncomingResult.STORED)
+            continue
+        sha = known.get(key, original.envelope_sha256)
+        results.append(IncomingResult.DUPLICATE if sha == m.envelope_sha256 else IncomingResult.CONFLICT)
+    return results
+
+
+def _one_feedback_per_query(batch: Sequence[StoredMessage]) -> bool:
+    """No two feedbacks of the batch answer the same query: which of two came first is the
+    transaction's order to decide, which one statement could not tell."""
+    answered = [(m.node, m.in_reply_to) for m in batch if m.kind == "feedback" and m.in_reply_to]
+    return len(answered) == len(set(answered))
+
+
 class SqlMessageStore:
     def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256) -> None:
         self.engine = engine
@@ -340,6 +380,8 @@ class SqlMessageStore:
         if not batch and not refused:
             return []
         try:
+            if not self._sqlite and not refused and _one_feedback_per_query(batch):
+                return await self._add_incoming_batch_pg(batch)
             async with self._write() as conn:
                 return await self._add_incoming_batch(conn, batch, refused)
         except IntegrityError:
@@ -348,6 +390,21 @@ class SqlMessageStore:
             for item in refused:
                 await self.add_quarantine(item)
             return results
+
+    async def _add_incoming_batch_pg(self, batch: Sequence[StoredMessage]) -> list[IncomingResult]:
+        """The batch in one statement (no BEGIN and COMMIT round trips); the stored envelopes' digests
+        of the rare deliveries stored before are read after it (a stored message never changes)."""
+        first: dict[tuple[str, str, str], StoredMessage] = {}
+        for m in batch:
+            first.setdefault((m.node, m.sender, m.message_id), m)
+        params = column_arrays([_message_values(m) for m in first.values()], _MESSAGE_FIELDS)
+        async with self._reader.connect() as conn:
+            inserted = {(r.node, r.sender, r.message_id) for r in await conn.execute(_ADD_INCOMING_PG, params)}
+            stored_before = [key for key in first if key not in inserted]
+            known = await self._stored_shas(conn, stored_before) if stored_before else {}
+        if len(known) != len(stored_before):
+            raise RuntimeError("a message the inbox refused as stored is not there")  # → one by one
+        return _incoming_results(batch, first, known)
 
     async def _add_incoming_batch(
         self, conn: AsyncConnection, batch: Sequence[StoredMessage], refused: Sequence[QuarantineItem]
@@ -372,17 +429,7 @@ class SqlMessageStore:
                 known = await self._stored_shas(conn, stored_before)
                 if len(known) != len(stored_before):
                     raise RuntimeError("a message the inbox refused as stored is not there")  # → one by one
-        results: list[IncomingResult] = []
-        offered: set[int] = set()
-        for m in batch:
-            key = (m.node, m.sender, m.message_id)
-            original = first[key]
-            if m is original and id(m) not in offered and key not in known:
-                offered.add(id(m))
-                results.append(IncomingResult.STORED)
-                continue
-            sha = known.get(key, original.envelope_sha256)
-            results.append(IncomingResult.DUPLICATE if sha == m.envelope_sha256 else IncomingResult.CONFLICT)
+        results = _incoming_results(batch, first, known)
         answers = [m for m in new if m.kind == "feedback" and m.in_reply_to]
         if answers:
             await conn.execute(
