@@ -292,3 +292,13 @@ async def test_replies_saved_together_each_get_their_own_verdict(store: SqlCaseS
         assert (await s.get_case("other")).feedback is None
         assert (await s.get_case("third")).feedback.answered_at == cst(2026, 3, 3, 9)
         assert await s.ledger_version(first.strike_key) == 1
+
+
+async def test_a_redelivered_batch_of_new_cases_keeps_each_case_once(store: SqlCaseStore, a: Cases) -> None:
+    """On PostgreSQL one autocommit statement opens a batch of cases; a batch holding a case opened
+    before is refused whole by the primary key and opened one by one, each case once, unchanged."""
+    first, second, third = (a.query(f"q-{i}", cst(2026, 3, 2 + i, 9)) for i in range(3))
+    await store.add_cases([first, second])
+    await store.add_cases([second, third])
+    assert {c.case_id for c in await store.cases_in_months([MARCH])} == {"q-0", "q-1", "q-2"}
+    assert len(await store.cases_in_months([MARCH])) == 3
