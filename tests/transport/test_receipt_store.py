@@ -37,3 +37,26 @@ async def test_a_batch_of_receipts_is_kept_once_even_when_delivered_again(databa
         assert set(await store.received_for([f"m{i}" for i in range(10)])) == {f"m{i}" for i in range(8)}
     finally:
         await engine.dispose()
+
+
+async def test_receipts_we_signed_are_kept_once_and_queued_with_the_bytes_kept_first(database_url: str) -> None:
+    """On PostgreSQL the receipts and their bundle's outbox row are one statement when all are new; a
+    receipt signed again for a redelivered envelope stays as kept, and its kept bytes are sent again."""
+    from gateway.adapters.sql.tables import outbox
+    from gateway.security.receipts import split_bundle
+
+    engine = create_engine(database_url)
+    try:
+        await create_schema(engine)
+        store = SqlReceiptStore(engine)
+        await store.add_sent_many([receipt(0), receipt(1)], T0)
+        r1_again = (receipt(1)[0], b"receipt 1, signed again")
+        await store.add_sent_many([r1_again, receipt(2)], T0)
+        async with engine.connect() as conn:
+            kept = (await conn.execute(select(receipts.c.message_id, receipts.c.data)
+                                       .where(receipts.c.direction == "sent").order_by(receipts.c.message_id))).all()
+            bundles = [bytes(e) for e in (await conn.execute(select(outbox.c.envelope).order_by(outbox.c.id))).scalars()]
+        assert [(m, bytes(d)) for m, d in kept] == [(f"m{i}", b"receipt %d" % i) for i in range(3)]
+        assert [split_bundle(b) for b in bundles] == [[b"receipt 0", b"receipt 1"], [b"receipt 1", b"receipt 2"]]
+    finally:
+        await engine.dispose()

@@ -26,6 +26,15 @@ from gateway.security.receipts import Receipt
 
 _RECEIPT_COLUMNS = tuple(c.name for c in receipts.columns if c.name != "id")
 _INSERT_RECEIPTS_PG = text(unnest_insert(receipts, _RECEIPT_COLUMNS))
+_BUNDLE_COLUMNS = ("message_id", "sender", "routing_key", "kind", "envelope", "created_at", "attempts", "next_attempt_at")
+# Receipts we signed and the outbox rows of their bundles in one statement: the bundles are queued
+# only if every receipt was new (a bundle holds the bytes as sent the first time).
+_ADD_SENT_PG = text(
+    "WITH kept AS (" + unnest_insert(receipts, _RECEIPT_COLUMNS, prefix="r_")
+    + " ON CONFLICT ON CONSTRAINT uq_receipts_identity DO NOTHING RETURNING 1), "
+    "queued AS (" + unnest_insert(outbox, _BUNDLE_COLUMNS, prefix="o_") + " WHERE (SELECT count(*) FROM kept) = :n) "
+    "SELECT count(*) FROM kept"
+)
 
 
 class SqlReceiptStore:
@@ -67,6 +76,8 @@ class SqlReceiptStore:
         first: dict[tuple[str, str], tuple[Receipt, bytes]] = {}
         for receipt, data in signed:
             first.setdefault((receipt.sender, receipt.message_id), (receipt, data))
+        if not self._sqlite and await self._add_sent_if_all_new(first, now):
+            return
         async with self._write() as conn:
             inserted = {
                 (r.sender, r.message_id)
@@ -78,6 +89,18 @@ class SqlReceiptStore:
                 for key in again:
                     first[key] = (first[key][0], stored[key])
             await conn.execute(insert(outbox), [_outbox_values(i) for i in bundle_outbox_items(list(first.values()), now)])
+
+    async def _add_sent_if_all_new(self, first: dict[tuple[str, str], tuple[Receipt, bytes]], now: datetime) -> bool:
+        """PostgreSQL, the usual case of receipts none of which was kept before: the receipts and their
+        bundles' outbox rows in ONE autocommit statement. If some were kept before, the new ones are
+        inserted, no bundle is queued, and False sends the caller the transaction's way (which finds
+        them all kept and queues their stored bytes)."""
+        rows = [self._row("sent", r, d, now) for r, d in first.values()]
+        items = [_outbox_values(i) for i in bundle_outbox_items(list(first.values()), now)]
+        params = {**column_arrays(rows, _RECEIPT_COLUMNS, prefix="r_"),
+                  **column_arrays(items, _BUNDLE_COLUMNS, prefix="o_"), "n": len(rows)}
+        async with self._reader.connect() as conn:
+            return (await conn.execute(_ADD_SENT_PG, params)).scalar_one() == len(rows)
 
     @staticmethod
     async def _stored_sent(conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
