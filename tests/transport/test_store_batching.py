@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from datetime import timedelta
@@ -211,3 +212,39 @@ async def test_a_stored_feedback_marks_its_query_answered_and_the_first_answer_s
         q2.message_id: (Status.ANSWERED, "f2", "not_found"),
         q3.message_id: (Status.ANSWERED, "f3", "found"),  # of two in one batch, the first
     }
+
+
+def answer_to(query: StoredMessage, message_id: str) -> tuple[StoredMessage, OutboxItem]:
+    """RECIPIENT's feedback to a query it received from SENDER."""
+    message, item = outgoing(message_id, node=RECIPIENT)
+    message = dataclasses.replace(message, kind="feedback", recipient=SENDER, in_reply_to=query.message_id, result="found")
+    return message, dataclasses.replace(item, routing_key=SENDER, kind="feedback")
+
+
+async def test_a_lone_answer_claims_its_query_and_a_second_one_is_told_who_answered(store: SqlMessageStore) -> None:
+    """On PostgreSQL the claim, the answer and its outbox row are one statement; the claim is the
+    conditional write that decides which answer wins, so the second learns the first's id and stores nothing."""
+    from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
+
+    query = incoming("q1")  # RECIPIENT received q1 from SENDER
+    await store.add_incoming_batch([query])
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    await store.add_outgoing(*answer_to(query, "a1"), answers="q1")
+    event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+    if not store._sqlite:
+        assert statements == ["WITH"]
+    with pytest.raises(AlreadyAnswered) as second:
+        await store.add_outgoing(*answer_to(query, "a2"), answers="q1")
+    assert second.value.answered_by == "a1"
+    with pytest.raises(UnknownMessage):
+        await store.add_outgoing(*answer_to(incoming("never-received"), "a3"), answers="never-received")
+    stored = await store.find(RECIPIENT, Direction.IN, "q1")
+    assert stored is not None and (stored.status, stored.answered_by) == (Status.ANSWERED, "a1")
+    assert await store.find(RECIPIENT, Direction.OUT, "a1") is not None
+    assert await store.find(RECIPIENT, Direction.OUT, "a2") is None
+    assert [o.message_id for o in await store.due_outbox(T0, 10)] == ["a1"]

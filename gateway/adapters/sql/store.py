@@ -116,6 +116,18 @@ _ADD_INCOMING_PG = text(
     "AND messages.answered_by IS NULL) "
     "SELECT node, sender, message_id FROM stored"
 )
+# A lone answer in ONE statement (PostgreSQL, autocommit): the claim of the query it answers (the same
+# conditional write as _CLAIM_ANSWER, which decides a race between clerks), and only if the claim was
+# won, the answer and its outbox row; 1 if it was won.
+_ANSWER_PG = text(
+    f"WITH claimed AS (UPDATE messages SET status = '{Status.ANSWERED.value}', answered_by = :b_id, "
+    "answered_at = :b_at, result = :b_result "
+    f"WHERE node = :b_node AND direction = '{Direction.IN.value}' AND message_id = :b_answers "
+    "AND sender = :b_peer AND answered_by IS NULL RETURNING 1), "
+    "stored AS (" + unnest_insert(messages, _MESSAGE_FIELDS, prefix="m_") + " WHERE EXISTS (SELECT 1 FROM claimed)), "
+    "queued AS (" + unnest_insert(outbox, _OUTBOX_FIELDS, prefix="o_") + " WHERE EXISTS (SELECT 1 FROM claimed)) "
+    "SELECT count(*) FROM claimed"
+)
 _ADD_OUTGOING_PG = text(
     f"WITH stored AS ({unnest_insert(messages, _MESSAGE_FIELDS, prefix='m_')}) "
     + unnest_insert(outbox, _OUTBOX_FIELDS, prefix="o_")
@@ -257,6 +269,13 @@ def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None
         future.set_exception(error)
 
 
+def _refusal(answer: StoredMessage, answers: str | None, winner: str | None) -> Exception:
+    """Why an answer lost its claim on the query it answers."""
+    if winner is None:
+        return UnknownMessage(f"{answer.node} received no query or notification {answers} from {answer.recipient}")
+    return AlreadyAnswered(f"{answers} was already answered by {winner}", answered_by=winner)
+
+
 def _incoming_results(batch: Sequence[StoredMessage], first: Mapping[tuple[str, str, str], StoredMessage],
                       known: Mapping[tuple[str, str, str], str]) -> list[IncomingResult]:
     """Per delivery: stored (the first of its identity, new to the table), a duplicate (the same bytes
@@ -316,6 +335,17 @@ class SqlMessageStore:
             async with self._reader.connect() as conn:
                 await conn.execute(_ADD_OUTGOING_PG, params)
             return refused
+        if not self._sqlite and len(batch) == 1:  # a lone answer: claim, message and outbox row at once
+            m, item, answers, _ = batch[0]
+            params = {**column_arrays([_message_values(m)], _MESSAGE_FIELDS, prefix="m_"),
+                      **column_arrays([_outbox_values(item)], _OUTBOX_FIELDS, prefix="o_"),
+                      "b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
+                      "b_at": m.accepted_at, "b_result": m.result}
+            async with self._reader.connect() as conn:
+                if (await conn.execute(_ANSWER_PG, params)).scalar_one() == 1:
+                    return refused
+                winner = (await conn.execute(_WINNER, params)).scalar_one_or_none()
+            return {0: _refusal(m, answers, winner)}
         async with self._write() as conn:
             # Claims first, in a fixed order, so two transactions claiming the same queries never wait
             # on each other crosswise (a deadlock would fail the whole batch, to be retried one by one).
@@ -329,11 +359,7 @@ class SqlMessageStore:
                           "b_at": m.accepted_at, "b_result": m.result}
                 if (await conn.execute(_CLAIM_ANSWER, params)).rowcount == 1:
                     continue
-                winner = (await conn.execute(_WINNER, params)).scalar_one_or_none()
-                if winner is None:
-                    refused[i] = UnknownMessage(f"{m.node} received no query or notification {answers} from {m.recipient}")
-                else:
-                    refused[i] = AlreadyAnswered(f"{answers} was already answered by {winner}", answered_by=winner)
+                refused[i] = _refusal(m, answers, (await conn.execute(_WINNER, params)).scalar_one_or_none())
             kept = [entry for i, entry in enumerate(batch) if i not in refused]
             if kept:
                 await conn.execute(_INSERT_MESSAGES, [_message_values(m) for m, _, _, _ in kept])
