@@ -302,3 +302,26 @@ async def test_a_redelivered_batch_of_new_cases_keeps_each_case_once(store: SqlC
     await store.add_cases([second, third])
     assert {c.case_id for c in await store.cases_in_months([MARCH])} == {"q-0", "q-1", "q-2"}
     assert len(await store.cases_in_months([MARCH])) == 3
+
+
+async def test_a_lone_reply_gets_the_same_verdicts_as_one_saved_in_a_group(store: SqlCaseStore, a: Cases) -> None:
+    """On PostgreSQL a lone reply is one statement (the ledger's conditional write, then the case's);
+    its verdicts are those of the group's transaction, and the fake store's."""
+    first = a.query("first", cst(2026, 3, 2, 9))
+    second = a.query("second", cst(2026, 3, 3, 9))  # the same person again
+    other = open_case("other", CaseKind.QUERY, RESIDENCE, IN_LIUYANG[1], "430181199202020022",
+                      cst(2026, 3, 2, 9), a.rules, a.calendar)
+    fake = FakeCaseStore()
+
+    def not_found(case: Case) -> Case:
+        return record_feedback(case, cst(2026, 3, 5, 9), FeedbackResult.NO_SUCH_PERSON, reason=NoSuchPersonReason.WRONG_ADDRESS)
+
+    for s in (store, fake):
+        await s.add_cases([first, second, other])
+        assert await s.save_answers([(not_found(first), 0)]) == [True]  # her first reply: the ledger is made
+        assert await s.save_answers([(not_found(second), 0)]) == [None]  # computed before the first: moved
+        assert await s.save_answers([(not_found(second), 1)]) == [True]  # at the version the first left
+        assert await s.save_answers([(not_found(second), 2)]) == [False]  # the case has its reply already
+        assert await s.save_answers([(not_found(other), 5)]) == [None]  # a version she never had
+        assert (await s.get_case("second")).feedback is not None
+        assert (await s.get_case("other")).feedback is None

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, insert, select, text, update
+from sqlalchemy import Select, and_, bindparam, exists, func, insert, select, text, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -196,6 +196,32 @@ _MOVE_LEDGER = (
 )
 
 
+
+def _lone_answer_pg(first_answer: bool) -> Select[Any]:
+    """A lone reply in ONE statement (PostgreSQL, autocommit): the person's ledger moved by its
+    conditional write (created for her first answer, else its version checked and moved), then — only
+    if it moved — the case by the conditional write of _ANSWER_CASE; how many rows each wrote."""
+    if first_answer:
+        ledger = (pg_insert(strike_ledgers)
+                  .values(residence_township=bindparam("l_residence"), registration_township=bindparam("l_registration"),
+                          subject=bindparam("l_subject"), version=bindparam("l_version"))
+                  .on_conflict_do_nothing().returning(strike_ledgers.c.version).cte("ledger"))
+    else:
+        ledger = _MOVE_LEDGER.returning(strike_ledgers.c.version).cte("ledger")
+    # Parameters prefixed: one named as a column of a DML statement would be added to its SET.
+    answered = (update(cases)
+                .where(cases.c.case_id == bindparam("b_case_id"), cases.c.answered_at.is_(None),
+                       cases.c.withdrawn_at.is_(None), exists(select(ledger.c.version)))
+                .values({column.name: bindparam(f"c_{column.name}") for column in cases.c if column.name != "case_id"})
+                .returning(cases.c.case_id).cte("answered"))
+    return select(select(func.count()).select_from(ledger).scalar_subquery().label("moved"),
+                  select(func.count()).select_from(answered).scalar_subquery().label("written"))
+
+
+_LONE_FIRST_ANSWER_PG = _lone_answer_pg(True)
+_LONE_LATER_ANSWER_PG = _lone_answer_pg(False)
+
+
 class SqlCaseStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -365,6 +391,8 @@ class SqlCaseStore:
         """The ledger first, each by a conditional write that cannot fail the transaction (ON CONFLICT
         DO NOTHING for a person's first answer, a version check after that), then the case by the
         conditional write of save_answer; a verdict is read from each statement's row count."""
+        if not self._sqlite and len(answers) == 1:
+            return [await self._save_lone_answer(*answers[0])]
         verdicts: list[bool | None] = []
         async with self._write() as conn:
             for case, seen in answers:
@@ -383,6 +411,22 @@ class SqlCaseStore:
                 written = await conn.execute(_ANSWER_CASE, {"b_case_id": case.case_id, **case_values(case)})
                 verdicts.append(written.rowcount == 1)
         return verdicts
+
+    async def _save_lone_answer(self, case: Case, seen: int) -> bool | None:
+        key = case.strike_key
+        params: dict[str, Any] = {"b_case_id": case.case_id,
+                                  **{f"c_{k}": v for k, v in case_values(case).items() if k != "case_id"}}
+        if seen == 0:
+            statement = _LONE_FIRST_ANSWER_PG
+            params |= {"l_residence": key.residence_township, "l_registration": key.registration_township,
+                       "l_subject": key.citizen_id, "l_version": 1}
+        else:
+            statement = _LONE_LATER_ANSWER_PG
+            params |= {"b_residence": key.residence_township, "b_registration": key.registration_township,
+                       "b_subject": key.citizen_id, "b_seen": seen, "b_next": seen + 1}
+        async with self._reader.connect() as conn:
+            moved, written = (await conn.execute(statement, params)).one()
+        return None if moved != 1 else written == 1
 
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
         query = select(cases.c.data).where(cases.c.state.in_(OPEN_STATE_VALUES))
