@@ -84,14 +84,19 @@ class SqlAuditTrail:
         row = (await conn.execute(select(audit_anchor.c.first_seq, audit_anchor.c.prev_hash))).first()
         return Anchor(int(row[0]), str(row[1])) if row else Anchor()
 
-    async def _append(self, conn: AsyncConnection, entries: list[AuditEntry]) -> list[AuditRecord]:
-        seq, prev_hash = await self._head(conn)
+    def _chained(self, head: tuple[int, str], entries: list[AuditEntry]) -> list[AuditRecord]:
+        """The records of ``entries`` chained after ``head`` (seq, record hash), stamped now."""
+        seq, prev_hash = head
         now = self.clock.now()
         out = []
         for entry in entries:
             rec = chain_append(seq, prev_hash, entry, now)
             seq, prev_hash = rec.seq, rec.record_hash
             out.append(rec)
+        return out
+
+    async def _append(self, conn: AsyncConnection, entries: list[AuditEntry]) -> list[AuditRecord]:
+        out = self._chained(await self._head(conn), entries)
         if out:
             await conn.execute(insert(audit_log), [r.as_json() for r in out])
         return out
@@ -172,13 +177,7 @@ class SqlAuditTrail:
     async def _append_if_head(self, head: tuple[int, str], entries: list[AuditEntry]) -> list[AuditRecord] | None:
         """The records appended after ``head`` in one autocommit statement, or None if the head moved
         (nothing inserted; the caller appends the locked way)."""
-        seq, prev_hash = head
-        now = self.clock.now()
-        records = []
-        for entry in entries:
-            rec = chain_append(seq, prev_hash, entry, now)
-            seq, prev_hash = rec.seq, rec.record_hash
-            records.append(rec)
+        records = self._chained(head, entries)
         columns = column_arrays([r.as_json() for r in records], _COLUMNS)
         try:
             async with reader(self.engine).connect() as conn:

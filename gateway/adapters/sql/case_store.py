@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, exists, func, insert, select, text, update
+from sqlalchemy import Select, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.sql.in_lists import padded_sorted
-from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
+from gateway.adapters.sql.unnest_insert import insert_rows
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.collector import collector_paused
 from gateway.adapters.sql.store import _utc
@@ -107,8 +107,6 @@ _ANSWER_CASE = (
     .where(cases.c.case_id == bindparam("b_case_id"), cases.c.answered_at.is_(None), cases.c.withdrawn_at.is_(None))
     .values({column.name: bindparam(column.name) for column in cases.c if column.name != "case_id"})
 )
-_CASE_COLUMNS = tuple(c.name for c in cases.columns)
-_INSERT_CASES_PG = text(unnest_insert(cases, _CASE_COLUMNS))
 _UPDATE_CASE = (
     update(cases)
     .where(cases.c.case_id == bindparam("b_case_id"))
@@ -264,14 +262,8 @@ class SqlCaseStore:
     async def add_cases(self, new: list[Case]) -> None:
         if not new:
             return
-        rows = [case_values(c) for c in new]
         try:
-            if self._sqlite:
-                async with self._write() as conn:
-                    await conn.execute(insert(cases), rows)
-            else:  # one statement in autocommit, atomic on its own: no BEGIN and COMMIT round trips
-                async with self._reader.connect() as conn:
-                    await conn.execute(_INSERT_CASES_PG, column_arrays(rows, _CASE_COLUMNS))
+            await insert_rows(self.engine, cases, [case_values(c) for c in new])
         except IntegrityError:
             for case in new:  # a redelivered batch: some exist already
                 await self.add_case(case)

@@ -18,14 +18,13 @@ from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.tables import outbox
-from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
+from gateway.adapters.sql.unnest_insert import column_arrays, insert_rows, unnest_insert
 from gateway.exchange.receipting import bundle_outbox_items
 from gateway.exchange.records import OutboxItem
 from gateway.security.receipts import Receipt
 
 
 _RECEIPT_COLUMNS = tuple(c.name for c in receipts.columns if c.name != "id")
-_INSERT_RECEIPTS_PG = text(unnest_insert(receipts, _RECEIPT_COLUMNS))
 _BUNDLE_COLUMNS = ("message_id", "sender", "routing_key", "kind", "envelope", "created_at", "attempts", "next_attempt_at")
 # Receipts we signed and the outbox rows of their bundles in one statement: the bundles are queued
 # only if every receipt was new (a bundle holds the bytes as sent the first time).
@@ -116,14 +115,8 @@ class SqlReceiptStore:
     async def add_received_many(self, batch: list[tuple[Receipt, bytes]], at: datetime) -> None:
         if not batch:
             return
-        rows = [self._row("received", r, d, at) for r, d in batch]
         try:
-            if self._sqlite:
-                async with self._write() as conn:
-                    await conn.execute(insert(receipts), rows)
-            else:  # one statement in autocommit, atomic on its own: no BEGIN and COMMIT round trips
-                async with self._reader.connect() as conn:
-                    await conn.execute(_INSERT_RECEIPTS_PG, column_arrays(rows, _RECEIPT_COLUMNS))
+            await insert_rows(self.engine, receipts, [self._row("received", r, d, at) for r, d in batch])
         except IntegrityError:
             for receipt, data in batch:
                 await self.add_received(receipt, data, at)

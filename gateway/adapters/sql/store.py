@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import String, and_, any_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert

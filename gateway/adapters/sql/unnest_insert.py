@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, Table, Text, TextClause, insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
+
+from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 
 
 def _array_type(sql_type: TypeEngine[Any]) -> str:
@@ -35,3 +38,22 @@ def unnest_insert(table: Table, names: Sequence[str], *, prefix: str = "") -> st
 def column_arrays(rows: Sequence[Mapping[str, Any]], names: Sequence[str], *, prefix: str = "") -> dict[str, list[Any]]:
     """The parameters of ``unnest_insert``: one list per column, the rows in order."""
     return {f"{prefix}{n}": [row[n] for row in rows] for n in names}
+
+
+_STATEMENTS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+
+
+async def insert_rows(engine: AsyncEngine, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``rows`` (dicts with the same keys) into ``table`` as one statement, all or none: on PostgreSQL
+    the arrays in autocommit (no BEGIN and COMMIT round trips); on SQLite a multi-row INSERT in the
+    single writer's transaction. A unique violation raises IntegrityError with nothing inserted."""
+    if is_sqlite(str(engine.url)):
+        async with write_transaction(engine) as conn:
+            await conn.execute(insert(table), list(rows))
+        return
+    names = tuple(rows[0])
+    statement = _STATEMENTS.get((table.name, names))
+    if statement is None:
+        statement = _STATEMENTS[(table.name, names)] = text(unnest_insert(table, names))
+    async with reader(engine).connect() as conn:
+        await conn.execute(statement, column_arrays(rows, names))
