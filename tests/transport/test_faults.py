@@ -172,12 +172,14 @@ async def test_consumer_killed_mid_batch_loses_nothing_and_applies_nothing_twice
         assert consumer.stdout is not None
         assert (await asyncio.to_thread(consumer.stdout.readline)).strip() == "ready"
         await residence.start()
-        n = 300
+        # Enough that the kill lands mid-stream: a batch is one statement now, and a consumer that got
+        # from 60 to 300 between two polls made this test see it finish before it was killed.
+        n = 800
         await submit_paced(residence, n, 0)
         registration = setup(REGISTRATION, "reg")  # same queue as the subprocess, started after the kill
 
         async def part_arrived() -> bool:
-            return (await stored_incoming(residence, REGISTRATION))[0] >= 60
+            return (await stored_incoming(residence, REGISTRATION))[0] >= 30
 
         assert await eventually(part_arrived, 60, poll_s=0.05)
         consumer.send_signal(signal.SIGKILL)
