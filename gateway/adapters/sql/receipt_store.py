@@ -25,6 +25,7 @@ from gateway.security.receipts import Receipt
 
 
 _RECEIPT_COLUMNS = tuple(c.name for c in receipts.columns if c.name != "id")
+# The outbox columns a bundle of receipts sets (the rest keep their defaults).
 _BUNDLE_COLUMNS = ("message_id", "sender", "routing_key", "kind", "envelope", "created_at", "attempts", "next_attempt_at")
 # Receipts we signed and the outbox rows of their bundles in one statement: the bundles are queued
 # only if every receipt was new (a bundle holds the bytes as sent the first time).
@@ -145,13 +146,4 @@ class SqlReceiptStore:
 
 
 def _outbox_values(item: OutboxItem) -> dict[str, object]:
-    return {
-        "message_id": item.message_id,
-        "sender": item.sender,
-        "routing_key": item.routing_key,
-        "kind": item.kind,
-        "envelope": item.envelope,
-        "created_at": item.created_at,
-        "attempts": item.attempts,
-        "next_attempt_at": item.next_attempt_at,
-    }
+    return {name: getattr(item, name) for name in _BUNDLE_COLUMNS}

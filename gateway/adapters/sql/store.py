@@ -276,6 +276,20 @@ def _refusal(answer: StoredMessage, answers: str | None, winner: str | None) -> 
     return AlreadyAnswered(f"{answers} was already answered by {winner}", answered_by=winner)
 
 
+def _outgoing_arrays(batch: Sequence[_Outgoing]) -> dict[str, list[Any]]:
+    """The messages and outbox rows of a batch as the array parameters of _ADD_OUTGOING_PG / _ANSWER_PG."""
+    return {**column_arrays([_message_values(m) for m, _, _, _ in batch], _MESSAGE_FIELDS, prefix="m_"),
+            **column_arrays([_outbox_values(o) for _, o, _, _ in batch], _OUTBOX_FIELDS, prefix="o_")}
+
+
+def _first_of_each(batch: Sequence[StoredMessage]) -> dict[tuple[str, str, str], StoredMessage]:
+    """The first delivery of each (node, sender, message id) in the batch: the one offered to the table."""
+    first: dict[tuple[str, str, str], StoredMessage] = {}
+    for m in batch:
+        first.setdefault((m.node, m.sender, m.message_id), m)
+    return first
+
+
 def _incoming_results(batch: Sequence[StoredMessage], first: Mapping[tuple[str, str, str], StoredMessage],
                       known: Mapping[tuple[str, str, str], str]) -> list[IncomingResult]:
     """Per delivery: stored (the first of its identity, new to the table), a duplicate (the same bytes
@@ -330,16 +344,12 @@ class SqlMessageStore:
         that lost their claim, whose rows are then not written."""
         refused: dict[int, Exception] = {}
         if not self._sqlite and all(answers is None for _, _, answers, _ in batch):
-            params = {**column_arrays([_message_values(m) for m, _, _, _ in batch], _MESSAGE_FIELDS, prefix="m_"),
-                      **column_arrays([_outbox_values(o) for _, o, _, _ in batch], _OUTBOX_FIELDS, prefix="o_")}
             async with self._reader.connect() as conn:
-                await conn.execute(_ADD_OUTGOING_PG, params)
+                await conn.execute(_ADD_OUTGOING_PG, _outgoing_arrays(batch))
             return refused
         if not self._sqlite and len(batch) == 1:  # a lone answer: claim, message and outbox row at once
-            m, item, answers, _ = batch[0]
-            params = {**column_arrays([_message_values(m)], _MESSAGE_FIELDS, prefix="m_"),
-                      **column_arrays([_outbox_values(item)], _OUTBOX_FIELDS, prefix="o_"),
-                      "b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
+            m, _, answers, _ = batch[0]
+            params = {**_outgoing_arrays(batch), "b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
                       "b_at": m.accepted_at, "b_result": m.result}
             async with self._reader.connect() as conn:
                 if (await conn.execute(_ANSWER_PG, params)).scalar_one() == 1:
@@ -420,9 +430,7 @@ class SqlMessageStore:
     async def _add_incoming_batch_pg(self, batch: Sequence[StoredMessage]) -> list[IncomingResult]:
         """The batch in one statement (no BEGIN and COMMIT round trips); the stored envelopes' digests
         of the rare deliveries stored before are read after it (a stored message never changes)."""
-        first: dict[tuple[str, str, str], StoredMessage] = {}
-        for m in batch:
-            first.setdefault((m.node, m.sender, m.message_id), m)
+        first = _first_of_each(batch)
         params = column_arrays([_message_values(m) for m in first.values()], _MESSAGE_FIELDS)
         async with self._reader.connect() as conn:
             inserted = {(r.node, r.sender, r.message_id) for r in await conn.execute(_ADD_INCOMING_PG, params)}
@@ -437,9 +445,7 @@ class SqlMessageStore:
     ) -> list[IncomingResult]:
         # The first of each (node, sender, message id) in the batch is offered to the table; a repeat
         # within the batch is settled against it (same bytes: duplicate; other bytes: conflict).
-        first: dict[tuple[str, str, str], StoredMessage] = {}
-        for m in batch:
-            first.setdefault((m.node, m.sender, m.message_id), m)
+        first = _first_of_each(batch)
         new: list[StoredMessage] = []
         known: dict[tuple[str, str, str], str] = {}  # what the table held before: key → its sha
         if first:
