@@ -21,6 +21,7 @@ from gateway.adapters.amqp import AmqpBroker
 from gateway.adapters.sql.account_store import SqlAccountStore
 from gateway.adapters.sql.audit_store import SqlAuditTrail
 from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.direct_pg import dispose
 from gateway.adapters.sql.archive_store import SqlArchiveStore
 from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.receipt_store import SqlReceiptStore
@@ -170,7 +171,7 @@ class Gateway:
         self._tasks.clear()
         await self.broker.close()
         if self.engine is not None:
-            await self.engine.dispose()
+            await dispose(self.engine)  # its direct connections (direct_pg.py) with it
 
     async def health(self) -> dict[str, Any]:
         database = "ok"

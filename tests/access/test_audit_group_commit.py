@@ -8,12 +8,11 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from sqlalchemy import event
-
 from gateway.access.audit import Action, AuditEntry
 from gateway.adapters.sql.audit_store import SqlAuditTrail
 from gateway.adapters.sql.engine import create_engine
 from tests.gateways import RESIDENCE
+from tests.statements import statements_run
 
 
 def entry(i: int, user: str = "wang") -> AuditEntry:
@@ -25,17 +24,14 @@ def audit_statements(engine, on_insert=None) -> Iterator[list[str]]:  # type: ig
     """The statements reading or writing ``audit_log`` meanwhile; ``on_insert`` runs at each INSERT."""
     seen: list[str] = []
 
-    def before(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+    def before(statement: str) -> None:
         if "audit_log" in statement:
             seen.append(statement.lstrip().split(None, 1)[0].upper())
             if seen[-1] == "INSERT" and on_insert is not None:
                 on_insert()
 
-    event.listen(engine.sync_engine, "before_cursor_execute", before)
-    try:
+    with statements_run(engine, before):
         yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", before)
 
 
 async def test_appends_arriving_while_one_is_under_way_go_together_into_the_next_transaction(access, engine):

@@ -9,13 +9,15 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
-from gateway.adapters.sql.engine import create_engine, create_schema
+from gateway.adapters.sql.direct_pg import direct
+from gateway.adapters.sql.engine import create_engine, create_schema, is_sqlite
 from gateway.adapters.sql.store import SqlMessageStore
 from gateway.adapters.sql.tables import messages, outbox
 from gateway.exchange.records import Direction, OutboxItem, Status, StoredMessage
 from tests.gateways import T0
+from tests.statements import statements_run
 
 pytestmark = pytest.mark.database
 
@@ -142,23 +144,21 @@ async def test_incoming_batch_stores_the_new_and_tells_redeliveries_from_replays
 
 
 async def test_lookups_of_every_batch_size_share_a_few_statement_texts(store: SqlMessageStore) -> None:
-    """An IN list padded to a power of two: batches of 1–100 are eight SQL texts, not a hundred, so the
-    drivers' caches of prepared statements hold them all and do not grow with the batch sizes seen."""
+    """An IN list padded to a power of two: batches of 1–100 are eight SQL texts on SQLite, not a
+    hundred; on PostgreSQL (direct_pg) each list is one array parameter, so one text. The drivers'
+    caches of prepared statements hold them all and do not grow with the batch sizes seen."""
     rows = [outgoing() for _ in range(100)]
     await asyncio.gather(*(store.add_outgoing(m, o) for m, o in rows))
     texts: set[str] = set()
-
-    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        texts.add(statement)
-
-    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    postgres = not is_sqlite(str(store.engine.url))
+    before = direct(store.engine).prepared_texts() if postgres else set()
+    with statements_run(store.engine, texts.add):
         for size in range(1, 101):
             found = await store.find_many(Direction.OUT, [(SENDER, m.message_id) for m, _ in rows[:size]])
             assert set(found) == {(SENDER, m.message_id) for m, _ in rows[:size]}
-    finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
-    assert len(texts) == 8  # 1, 2, 4, … 128 values
+    assert len(texts) == (1 if postgres else 8)  # one array, or 1, 2, 4, … 128 values
+    if postgres:
+        assert len(direct(store.engine).prepared_texts() - before) == 1
 
 
 async def test_on_postgresql_a_submit_and_its_outbox_row_are_one_statement(postgres_url: str) -> None:
@@ -168,15 +168,10 @@ async def test_on_postgresql_a_submit_and_its_outbox_row_are_one_statement(postg
     await create_schema(engine)
     store = SqlMessageStore(engine)
     statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement.split(None, 1)[0].upper())
-
     try:
         message, item = outgoing()
-        event.listen(engine.sync_engine, "before_cursor_execute", seen)
-        await store.add_outgoing(message, item)
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        with statements_run(engine, lambda sql: statements.append(sql.split(None, 1)[0].upper())):
+            await store.add_outgoing(message, item)
         assert statements == ["WITH"]
         assert await store.find(SENDER, Direction.OUT, message.message_id) == message
         assert [(o.message_id, o.envelope) for o in await store.due_outbox(T0, 10)] == [(message.message_id, item.envelope)]
@@ -229,13 +224,8 @@ async def test_a_lone_answer_claims_its_query_and_a_second_one_is_told_who_answe
     query = incoming("q1")  # RECIPIENT received q1 from SENDER
     await store.add_incoming_batch([query])
     statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement.split(None, 1)[0].upper())
-
-    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
-    await store.add_outgoing(*answer_to(query, "a1"), answers="q1")
-    event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+    with statements_run(store.engine, lambda sql: statements.append(sql.split(None, 1)[0].upper())):
+        await store.add_outgoing(*answer_to(query, "a1"), answers="q1")
     if not store._sqlite:
         assert statements == ["WITH"]
     with pytest.raises(AlreadyAnswered) as second:

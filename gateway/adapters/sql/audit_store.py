@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.access.audit import RETENTION, Action, Anchor, AuditEntry, AuditRecord, chain_append, verify_audit
 from gateway.adapters.sql.access_tables import audit_anchor, audit_log
-from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
+from gateway.adapters.sql.direct_pg import direct
+from gateway.adapters.sql.engine import is_sqlite, write_transaction
 from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.clock import Clock
 from gateway.security.archive import GENESIS_HASH, BrokenLink
@@ -180,7 +181,7 @@ class SqlAuditTrail:
         records = self._chained(head, entries)
         columns = column_arrays([r.as_json() for r in records], _COLUMNS)
         try:
-            async with reader(self.engine).connect() as conn:
+            async with direct(self.engine).connect() as conn:
                 inserted = (await conn.execute(_APPEND_IF_HEAD_PG, {**columns, "head": head[0]})).rowcount
         except IntegrityError:  # another writer took the same seq first
             inserted = 0

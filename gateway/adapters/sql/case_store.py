@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, insert, select, text, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapters.sql.in_lists import padded_sorted
-from gateway.adapters.sql.unnest_insert import insert_rows
+from gateway.adapters.sql.direct_pg import direct
+from gateway.adapters.sql.unnest_insert import column_arrays, insert_rows, unnest_arrays
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.collector import collector_paused
 from gateway.adapters.sql.store import _utc
@@ -184,6 +185,7 @@ _LEDGERS_OF_CASES = select(_THIS_CASE.c.case_id, strike_ledgers.c.version).selec
     strike_ledgers.c.registration_township == _THIS_CASE.c.registration_township,
     strike_ledgers.c.subject == _THIS_CASE.c.strike_subject,
 )))
+_EXISTING_CASES = select(cases.c.case_id).where(cases.c.case_id.in_(bindparam("b_case_ids", expanding=True)))
 _MOVE_LEDGER = (
     update(strike_ledgers)
     .where(strike_ledgers.c.residence_township == bindparam("b_residence"),
@@ -195,29 +197,36 @@ _MOVE_LEDGER = (
 
 
 
-def _lone_answer_pg(first_answer: bool) -> Select[Any]:
-    """A lone reply in ONE statement (PostgreSQL, autocommit): the person's ledger moved by its
-    conditional write (created for her first answer, else its version checked and moved), then — only
-    if it moved — the case by the conditional write of _ANSWER_CASE; how many rows each wrote."""
-    if first_answer:
-        ledger = (pg_insert(strike_ledgers)
-                  .values(residence_township=bindparam("l_residence"), registration_township=bindparam("l_registration"),
-                          subject=bindparam("l_subject"), version=bindparam("l_version"))
-                  .on_conflict_do_nothing().returning(strike_ledgers.c.version).cte("ledger"))
-    else:
-        ledger = _MOVE_LEDGER.returning(strike_ledgers.c.version).cte("ledger")
-    # Parameters prefixed: one named as a column of a DML statement would be added to its SET.
-    answered = (update(cases)
-                .where(cases.c.case_id == bindparam("b_case_id"), cases.c.answered_at.is_(None),
-                       cases.c.withdrawn_at.is_(None), exists(select(ledger.c.version)))
-                .values({column.name: bindparam(f"c_{column.name}") for column in cases.c if column.name != "case_id"})
-                .returning(cases.c.case_id).cte("answered"))
-    return select(select(func.count()).select_from(ledger).scalar_subquery().label("moved"),
-                  select(func.count()).select_from(answered).scalar_subquery().label("written"))
-
-
-_LONE_FIRST_ANSWER_PG = _lone_answer_pg(True)
-_LONE_LATER_ANSWER_PG = _lone_answer_pg(False)
+# Replies in ONE statement (PostgreSQL, autocommit), each with the verdict of save_answers: the
+# person's ledger moved by its conditional write (created for her first answer, ON CONFLICT DO NOTHING;
+# else its version checked and moved), then — only where it moved — the case by the conditional write
+# of _ANSWER_CASE (no reply yet, not withdrawn). The replies of one call are of different people (the
+# tracker puts two replies about one person in separate rounds), so each ledger row is one reply's.
+_CASE_COLUMNS = tuple(c.name for c in cases.c)
+_ANSWERS_PG = text(
+    "WITH given AS (SELECT * FROM unnest(CAST(:g_case_id AS VARCHAR[]), CAST(:g_residence AS VARCHAR[]),"
+    " CAST(:g_registration AS VARCHAR[]), CAST(:g_subject AS VARCHAR[]), CAST(:g_seen AS BIGINT[]))"
+    " WITH ORDINALITY AS g(case_id, residence, registration, subject, seen, n)), "
+    "created AS (INSERT INTO strike_ledgers (residence_township, registration_township, subject, version)"
+    " SELECT residence, registration, subject, 1 FROM given WHERE seen = 0 ON CONFLICT DO NOTHING"
+    " RETURNING residence_township, registration_township, subject), "
+    "moved AS (UPDATE strike_ledgers SET version = given.seen + 1 FROM given WHERE given.seen > 0"
+    " AND strike_ledgers.residence_township = given.residence"
+    " AND strike_ledgers.registration_township = given.registration"
+    " AND strike_ledgers.subject = given.subject AND strike_ledgers.version = given.seen"
+    " RETURNING strike_ledgers.residence_township, strike_ledgers.registration_township, strike_ledgers.subject), "
+    "won AS (SELECT given.case_id FROM given JOIN (SELECT * FROM created UNION ALL SELECT * FROM moved) AS l"
+    " ON l.residence_township = given.residence AND l.registration_township = given.registration"
+    " AND l.subject = given.subject), "
+    f"answers AS (SELECT * FROM {unnest_arrays(cases, _CASE_COLUMNS, prefix='c_')} AS a({', '.join(_CASE_COLUMNS)})), "
+    "answered AS (UPDATE cases SET "
+    + ", ".join(f"{n} = answers.{n}" for n in _CASE_COLUMNS if n != "case_id")
+    + " FROM answers JOIN won ON won.case_id = answers.case_id"
+    " WHERE cases.case_id = answers.case_id AND cases.answered_at IS NULL AND cases.withdrawn_at IS NULL"
+    " RETURNING cases.case_id) "
+    "SELECT EXISTS (SELECT 1 FROM won WHERE won.case_id = given.case_id),"
+    " EXISTS (SELECT 1 FROM answered WHERE answered.case_id = given.case_id) FROM given ORDER BY given.n"
+)
 
 
 class SqlCaseStore:
@@ -226,6 +235,7 @@ class SqlCaseStore:
         dialect_insert = sqlite_insert if is_sqlite(str(engine.url)) else pg_insert
         self._first_ledger = dialect_insert(strike_ledgers).on_conflict_do_nothing()
         self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
+        self._oneshot = direct(engine)  # the hot path's one-shot statements, straight on asyncpg (PostgreSQL)
         self._sqlite = is_sqlite(str(engine.url))
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
@@ -271,8 +281,9 @@ class SqlCaseStore:
     async def existing_case_ids(self, case_ids: list[str]) -> set[str]:
         if not case_ids:
             return set()
-        rows = await self._select(select(cases.c.case_id).where(cases.c.case_id.in_(padded_sorted(case_ids))))
-        return {row[0] for row in rows}  # type: ignore[index]
+        async with self._oneshot.connect() as conn:
+            rows = (await conn.execute(_EXISTING_CASES, {"b_case_ids": padded_sorted(case_ids)})).all()
+        return {row[0] for row in rows}
 
     async def save_cases(self, updated: Iterable[Case]) -> None:
         async with self._write() as conn:
@@ -364,7 +375,7 @@ class SqlCaseStore:
         if not case_ids:
             return {}
         params = {"b_case_ids": padded_sorted(case_ids)}
-        async with self._reader.connect() as conn:
+        async with self._oneshot.connect() as conn:
             versions = dict((await conn.execute(_LEDGERS_OF_CASES, params)).all())
             rows = (await conn.execute(_CASES_OF_THEIR_KEYS, params)).all()
         with collector_paused():
@@ -383,8 +394,8 @@ class SqlCaseStore:
         """The ledger first, each by a conditional write that cannot fail the transaction (ON CONFLICT
         DO NOTHING for a person's first answer, a version check after that), then the case by the
         conditional write of save_answer; a verdict is read from each statement's row count."""
-        if not self._sqlite and len(answers) == 1:
-            return [await self._save_lone_answer(*answers[0])]
+        if not self._sqlite:
+            return await self._save_answers_pg(answers)
         verdicts: list[bool | None] = []
         async with self._write() as conn:
             for case, seen in answers:
@@ -404,21 +415,21 @@ class SqlCaseStore:
                 verdicts.append(written.rowcount == 1)
         return verdicts
 
-    async def _save_lone_answer(self, case: Case, seen: int) -> bool | None:
-        key = case.strike_key
-        params: dict[str, Any] = {"b_case_id": case.case_id,
-                                  **{f"c_{k}": v for k, v in case_values(case).items() if k != "case_id"}}
-        if seen == 0:
-            statement = _LONE_FIRST_ANSWER_PG
-            params |= {"l_residence": key.residence_township, "l_registration": key.registration_township,
-                       "l_subject": key.citizen_id, "l_version": 1}
-        else:
-            statement = _LONE_LATER_ANSWER_PG
-            params |= {"b_residence": key.residence_township, "b_registration": key.registration_township,
-                       "b_subject": key.citizen_id, "b_seen": seen, "b_next": seen + 1}
-        async with self._reader.connect() as conn:
-            moved, written = (await conn.execute(statement, params)).one()
-        return None if moved != 1 else written == 1
+    async def _save_answers_pg(self, answers: Sequence[tuple[Case, int]]) -> list[bool | None]:
+        if not answers:
+            return []
+        keys = [case.strike_key for case, _ in answers]
+        params: dict[str, Any] = {
+            "g_case_id": [case.case_id for case, _ in answers],
+            "g_residence": [k.residence_township for k in keys],
+            "g_registration": [k.registration_township for k in keys],
+            "g_subject": [k.citizen_id for k in keys],
+            "g_seen": [seen for _, seen in answers],
+            **column_arrays([case_values(case) for case, _ in answers], _CASE_COLUMNS, prefix="c_"),
+        }
+        async with self._oneshot.connect() as conn:
+            rows = (await conn.execute(_ANSWERS_PG, params)).all()
+        return [None if not moved else bool(written) for moved, written in rows]
 
     async def open_cases(self, registration_township: str | None = None) -> list[Case]:
         query = select(cases.c.data).where(cases.c.state.in_(OPEN_STATE_VALUES))

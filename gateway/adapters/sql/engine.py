@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from gateway.adapters.sql import sqlite_driver
 from gateway.private_paths import private_file
 
 
+@functools.lru_cache(maxsize=64)  # asked on every statement of the hot path; parsing a URL is not free
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

@@ -7,14 +7,15 @@ import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.in_lists import padded_sorted
-from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
+from gateway.adapters.sql.engine import is_sqlite, write_transaction
 from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.tables import outbox
@@ -35,13 +36,15 @@ _ADD_SENT_PG = text(
     "queued AS (" + unnest_insert(outbox, _BUNDLE_COLUMNS, prefix="o_") + " WHERE (SELECT count(*) FROM kept) = :n) "
     "SELECT count(*) FROM kept"
 )
+_RECEIVED_FOR = select(receipts.c.message_id, receipts.c.received_at).where(
+    receipts.c.direction == "received", receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
 
 
 class SqlReceiptStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sqlite = is_sqlite(str(engine.url))
-        self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
+        self._oneshot = direct(engine)  # one-shot statements: no BEGIN … COMMIT, straight on asyncpg
         identity = [receipts.c.direction, receipts.c.sender, receipts.c.message_id]
         dialect_insert = sqlite_insert if is_sqlite(str(engine.url)) else pg_insert
         self._insert_sent = (
@@ -99,7 +102,7 @@ class SqlReceiptStore:
         items = [_outbox_values(i) for i in bundle_outbox_items(list(first.values()), now)]
         params = {**column_arrays(rows, _RECEIPT_COLUMNS, prefix="r_"),
                   **column_arrays(items, _BUNDLE_COLUMNS, prefix="o_"), "n": len(rows)}
-        async with self._reader.connect() as conn:
+        async with self._oneshot.connect() as conn:
             return (await conn.execute(_ADD_SENT_PG, params)).scalar_one() == len(rows)
 
     @staticmethod
@@ -134,14 +137,8 @@ class SqlReceiptStore:
         ids = list(message_ids)
         if not ids:
             return {}
-        async with self._reader.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(receipts.c.message_id, receipts.c.received_at).where(
-                        receipts.c.direction == "received", receipts.c.message_id.in_(padded_sorted(ids))
-                    )
-                )
-            ).all()
+        async with self._oneshot.connect() as conn:
+            rows = (await conn.execute(_RECEIVED_FOR, {"b_ids": padded_sorted(ids)})).all()
         return {message_id: _utc(at) for message_id, at in rows}  # type: ignore[misc]
 
 

@@ -9,13 +9,13 @@ from dataclasses import fields
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, func, insert, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.in_lists import padded, padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.tables import messages, outbox, quarantine
@@ -152,6 +152,33 @@ _WINNER = select(messages.c.answered_by).where(
     messages.c.direction == Direction.IN.value,
     messages.c.message_id == bindparam("b_answers"),
 )
+
+# Lookups with IN lists as expanding parameters (padded, in_lists.py): built once, so that they are
+# compiled once for either database (and, on PostgreSQL, each list is one array: direct_pg.py).
+_FIND_MANY = select(messages).where(
+    messages.c.node.in_(bindparam("b_nodes", expanding=True)),
+    messages.c.direction == bindparam("b_direction"),
+    messages.c.message_id.in_(bindparam("b_ids", expanding=True)),
+)
+_STORED_SHAS = select(messages.c.node, messages.c.sender, messages.c.message_id, messages.c.envelope_sha256).where(
+    messages.c.node.in_(bindparam("b_nodes", expanding=True)),
+    messages.c.direction == Direction.IN.value,
+    messages.c.sender.in_(bindparam("b_senders", expanding=True)),
+    messages.c.message_id.in_(bindparam("b_ids", expanding=True)),
+)
+
+
+def _claim_outbox(of_senders: bool) -> Any:
+    """Due rows leased to one relay (see claim_outbox); ``of_senders``: only the given senders' rows."""
+    due = select(outbox.c.id).where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= bindparam("b_now"))
+    if of_senders:
+        due = due.where(outbox.c.sender.in_(bindparam("b_senders", expanding=True)))
+    due = due.order_by(outbox.c.id).limit(bindparam("b_limit")).with_for_update(skip_locked=True)
+    return (update(outbox).where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(next_attempt_at=bindparam("b_lease")).returning(*outbox.c))
+
+
+_CLAIM_OUTBOX = {False: _claim_outbox(False), True: _claim_outbox(True)}
 
 # Confirmed outbox rows marked published; their (sender, message id) come back for the messages.
 _MARK_PUBLISHED_SQLITE = (
@@ -319,6 +346,7 @@ class SqlMessageStore:
     def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256) -> None:
         self.engine = engine
         self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
+        self._oneshot = direct(engine)  # the hot path's one-shot statements, straight on asyncpg (PostgreSQL)
         self._finds: GroupRunner[tuple[str, Direction, str], StoredMessage | None] = GroupRunner(self._find_group)
         # Two transactions in flight on PostgreSQL (one commits while the next batch gathers); SQLite
         # has one writer anyway.
@@ -344,14 +372,14 @@ class SqlMessageStore:
         that lost their claim, whose rows are then not written."""
         refused: dict[int, Exception] = {}
         if not self._sqlite and all(answers is None for _, _, answers, _ in batch):
-            async with self._reader.connect() as conn:
+            async with self._oneshot.connect() as conn:
                 await conn.execute(_ADD_OUTGOING_PG, _outgoing_arrays(batch))
             return refused
         if not self._sqlite and len(batch) == 1:  # a lone answer: claim, message and outbox row at once
             m, _, answers, _ = batch[0]
             params = {**_outgoing_arrays(batch), "b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
                       "b_at": m.accepted_at, "b_result": m.result}
-            async with self._reader.connect() as conn:
+            async with self._oneshot.connect() as conn:
                 if (await conn.execute(_ANSWER_PG, params)).scalar_one() == 1:
                     return refused
                 winner = (await conn.execute(_WINNER, params)).scalar_one_or_none()
@@ -432,7 +460,7 @@ class SqlMessageStore:
         of the rare deliveries stored before are read after it (a stored message never changes)."""
         first = _first_of_each(batch)
         params = column_arrays([_message_values(m) for m in first.values()], _MESSAGE_FIELDS)
-        async with self._reader.connect() as conn:
+        async with self._oneshot.connect() as conn:
             inserted = {(r.node, r.sender, r.message_id) for r in await conn.execute(_ADD_INCOMING_PG, params)}
             stored_before = [key for key in first if key not in inserted]
             known = await self._stored_shas(conn, stored_before) if stored_before else {}
@@ -484,15 +512,10 @@ class SqlMessageStore:
         return results
 
     @staticmethod
-    async def _stored_shas(conn: AsyncConnection, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
-        rows = await conn.execute(
-            select(messages.c.node, messages.c.sender, messages.c.message_id, messages.c.envelope_sha256).where(
-                messages.c.node.in_(padded_sorted(k[0] for k in keys)),
-                messages.c.direction == Direction.IN.value,
-                messages.c.sender.in_(padded_sorted(k[1] for k in keys)),
-                messages.c.message_id.in_(padded_sorted(k[2] for k in keys)),
-            )
-        )
+    async def _stored_shas(conn: Any, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        rows = await conn.execute(_STORED_SHAS, {"b_nodes": padded_sorted(k[0] for k in keys),
+                                                 "b_senders": padded_sorted(k[1] for k in keys),
+                                                 "b_ids": padded_sorted(k[2] for k in keys)})
         wanted = set(keys)
         return {(r.node, r.sender, r.message_id): r.envelope_sha256 for r in rows
                 if (r.node, r.sender, r.message_id) in wanted}
@@ -534,13 +557,10 @@ class SqlMessageStore:
         wanted = set(keys)
         if not wanted:
             return {}
-        query = select(messages).where(
-            messages.c.node.in_(padded_sorted(k[0] for k in wanted)),
-            messages.c.direction == direction.value,
-            messages.c.message_id.in_(padded_sorted(k[1] for k in wanted)),
-        )
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        params = {"b_nodes": padded_sorted(k[0] for k in wanted), "b_direction": direction.value,
+                  "b_ids": padded_sorted(k[1] for k in wanted)}
+        async with self._oneshot.connect() as conn:
+            rows = (await conn.execute(_FIND_MANY, params)).all()
         found = (_message_from_row(r) for r in rows)
         return {(m.node, m.message_id): m for m in found if (m.node, m.message_id) in wanted}
 
@@ -584,7 +604,7 @@ class SqlMessageStore:
             # a second each relay pass marks one row, and the five round trips it took were a fifth of
             # a message's statements). A single statement is its own transaction, so the rows and their
             # messages are still marked together.
-            async with self._reader.connect() as conn:
+            async with self._oneshot.connect() as conn:
                 await conn.execute(_MARK_PUBLISHED_AND_SENT_PG, {"ids": outbox_ids, "at": at})
             return
 
@@ -609,27 +629,15 @@ class SqlMessageStore:
         each publish only their own townships' rows; a township moved to another gateway (a gateway
         removed, its townships given to another) has its waiting rows published by the new one.
         """
-        due = select(outbox.c.id).where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now)
+        params: dict[str, Any] = {"b_now": now, "b_limit": limit, "b_lease": lease_until}
         if senders is not None:
-            codes = sorted(set(senders))
+            params["b_senders"] = codes = sorted(set(senders))
             if not codes:
                 return []
-            due = due.where(
-                outbox.c.sender.in_(codes) if self._sqlite
-                else outbox.c.sender == any_(bindparam("senders", codes, type_=ARRAY(String)))
-            )
-        due = due.order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True)
         # One statement: on PostgreSQL it runs in autocommit (its own transaction, without the BEGIN and
         # COMMIT round trips); SQLite's writes go through the one writer.
-        async with (self._write() if self._sqlite else self._reader.connect()) as conn:
-            rows = (
-                await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(due.scalar_subquery()))
-                    .values(next_attempt_at=lease_until)
-                    .returning(*outbox.c)
-                )
-            ).all()
+        async with (self._write() if self._sqlite else self._oneshot.connect()) as conn:
+            rows = (await conn.execute(_CLAIM_OUTBOX[senders is not None], params)).all()
         return sorted((_record_from_row(OutboxItem, r) for r in rows), key=lambda item: item.id or 0)
 
     async def outbox_backlog(self, now: datetime) -> OutboxBacklog:

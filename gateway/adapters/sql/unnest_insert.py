@@ -16,7 +16,8 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, Stri
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 
-from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
+from gateway.adapters.sql.direct_pg import direct
+from gateway.adapters.sql.engine import is_sqlite, write_transaction
 
 
 def _array_type(sql_type: TypeEngine[Any]) -> str:
@@ -29,10 +30,14 @@ def _array_type(sql_type: TypeEngine[Any]) -> str:
     raise TypeError(f"no array type for {sql_type!r}")
 
 
+def unnest_arrays(table: Table, names: Sequence[str], *, prefix: str = "") -> str:
+    """``unnest(CAST(:prefix_a AS T[]), …)``: rows of ``table``'s columns ``names``, one array each."""
+    return "unnest(" + ", ".join(f"CAST(:{prefix}{n} AS {_array_type(table.c[n].type)})" for n in names) + ")"
+
+
 def unnest_insert(table: Table, names: Sequence[str], *, prefix: str = "") -> str:
     """``INSERT INTO table (names) SELECT * FROM unnest(…)``, parameter ``prefix + name`` per column."""
-    arrays = ", ".join(f"CAST(:{prefix}{n} AS {_array_type(table.c[n].type)})" for n in names)
-    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})"
+    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM {unnest_arrays(table, names, prefix=prefix)}"
 
 
 def column_arrays(rows: Sequence[Mapping[str, Any]], names: Sequence[str], *, prefix: str = "") -> dict[str, list[Any]]:
@@ -55,5 +60,5 @@ async def insert_rows(engine: AsyncEngine, table: Table, rows: Sequence[Mapping[
     statement = _STATEMENTS.get((table.name, names))
     if statement is None:
         statement = _STATEMENTS[(table.name, names)] = text(unnest_insert(table, names))
-    async with reader(engine).connect() as conn:
+    async with direct(engine).connect() as conn:
         await conn.execute(statement, column_arrays(rows, names))
