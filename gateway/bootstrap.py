@@ -188,7 +188,7 @@ async def init_database(settings: Settings) -> None:
     try:
         await create_schema(engine)
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 def build_access(engine: AsyncEngine, clock: Clock, hosted: frozenset[str] | None = None) -> AccessService:

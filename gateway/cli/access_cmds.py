@@ -40,6 +40,7 @@ def actor() -> str:
 
 def run(work: Callable[[AccessService], Awaitable[T]]) -> T:
     async def main() -> T:
+        from gateway.adapters.sql.direct_pg import dispose
         from gateway.adapters.sql.engine import create_engine, create_schema
         from gateway.bootstrap import build_access
         from gateway.clock import SystemClock
@@ -52,7 +53,7 @@ def run(work: Callable[[AccessService], Awaitable[T]]) -> T:
             hosted = frozenset(settings.nodes) if settings.nodes else None
             return await work(build_access(engine, SystemClock(), hosted))
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     try:
         return asyncio.run(main())

@@ -33,6 +33,7 @@ def _describe(revision: str | None, head: str) -> str:
 @app.command("upgrade")
 def upgrade() -> None:
     """Bring the configured database to the newest revision (creating the schema when it is empty)."""
+    from gateway.adapters.sql.direct_pg import dispose
     from gateway.adapters.sql.engine import create_engine
     from gateway.adapters.sql.migrate import UnknownRevision, current_revision, head_revision, migrate
 
@@ -44,7 +45,7 @@ def upgrade() -> None:
             action = await migrate(engine)
             return action, await current_revision(engine)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     try:
         action, revision = asyncio.run(go())
@@ -58,6 +59,7 @@ def upgrade() -> None:
 @app.command("current")
 def current() -> None:
     """Print the configured database's revision; exit 1 when it is not the newest (head)."""
+    from gateway.adapters.sql.direct_pg import dispose
     from gateway.adapters.sql.engine import create_engine
     from gateway.adapters.sql.migrate import current_revision, head_revision
 
@@ -68,7 +70,7 @@ def current() -> None:
         try:
             return await current_revision(engine)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     revision, head = asyncio.run(go()), head_revision()
     typer.echo(_describe(revision, head))

@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 def _run(action: Callable[[Any], Awaitable[T]]) -> T:
     """Build the gateway from the settings, run one action on it, and close what it opened."""
+    from gateway.adapters.sql.direct_pg import dispose
     from gateway.bootstrap import build_gateway
     from gateway.settings import Settings
 
@@ -33,7 +34,7 @@ def _run(action: Callable[[Any], Awaitable[T]]) -> T:
             return await action(gateway)
         finally:
             if gateway.engine is not None:
-                await gateway.engine.dispose()
+                await dispose(gateway.engine)
 
     return asyncio.run(go())
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from gateway.adapters.sql.case_store import SqlCaseStore
+from gateway.adapters.sql.direct_pg import dispose
 from gateway.adapters.sql.engine import create_engine
 from gateway.workflow.accounting import AccountingSnapshot
 from gateway.workflow.case_facts import CaseFacts
@@ -29,7 +30,7 @@ class SqlCaseSource:
             try:
                 return await query(SqlCaseStore(engine))
             finally:
-                await engine.dispose()
+                await dispose(engine)
 
         return asyncio.run(run())
 
