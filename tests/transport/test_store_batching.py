@@ -238,3 +238,32 @@ async def test_a_lone_answer_claims_its_query_and_a_second_one_is_told_who_answe
     assert await store.find(RECIPIENT, Direction.OUT, "a1") is not None
     assert await store.find(RECIPIENT, Direction.OUT, "a2") is None
     assert [o.message_id for o in await store.due_outbox(T0, 10)] == ["a1"]
+
+
+async def test_answers_written_together_each_claim_their_own_query_and_one_query_gets_one_answer(store: SqlMessageStore) -> None:
+    """A batch of answers with a plain submit among them (on PostgreSQL one statement): each answer
+    claims its query; of two answers in the batch to one query exactly one is stored, the other is
+    told which; an answer to a query never received is refused; the submit is stored either way."""
+    from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
+
+    q1, q2 = incoming("q1"), incoming("q2")
+    await store.add_incoming_batch([q1, q2])
+    plain = outgoing("plain", node=RECIPIENT)
+    batch = [(*answer_to(q1, "a1"), "q1", None), (*answer_to(q1, "a1-too"), "q1", None),
+             (*answer_to(q2, "a2"), "q2", None), (*plain, None, None),
+             (*answer_to(incoming("never-received"), "a3"), "never-received", None)]
+    statements: list[str] = []
+    with statements_run(store.engine, lambda sql: statements.append(sql.split(None, 1)[0].upper())):
+        refused = await store._add_outgoing_many(batch)  # noqa: SLF001  (one batch, as the batcher forms it)
+    if not store._sqlite:
+        assert statements == ["WITH", "SELECT", "SELECT"]  # the batch, then who won q1, and that nobody has q3
+    assert set(refused) == {1, 4} or set(refused) == {0, 4}
+    loser = 1 if 1 in refused else 0
+    winner = "a1" if loser == 1 else "a1-too"
+    assert isinstance(refused[loser], AlreadyAnswered) and refused[loser].answered_by == winner
+    assert isinstance(refused[4], UnknownMessage)
+    assert {(m.message_id, m.answered_by) for m in (await store.find_many(Direction.IN, [(RECIPIENT, "q1"), (RECIPIENT, "q2")])).values()} \
+        == {("q1", winner), ("q2", "a2")}
+    sent = {m.message_id for m in (await store.find_many(Direction.OUT, [(RECIPIENT, i) for i in ("a1", "a1-too", "a2", "plain", "a3")])).values()}
+    assert sent == {winner, "a2", "plain"}
+    assert sorted(o.message_id for o in await store.due_outbox(T0, 10)) == sorted([winner, "a2", "plain"])

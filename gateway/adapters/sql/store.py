@@ -116,17 +116,26 @@ _ADD_INCOMING_PG = text(
     "AND messages.answered_by IS NULL) "
     "SELECT node, sender, message_id FROM stored"
 )
-# A lone answer in ONE statement (PostgreSQL, autocommit): the claim of the query it answers (the same
-# conditional write as _CLAIM_ANSWER, which decides a race between clerks), and only if the claim was
-# won, the answer and its outbox row; 1 if it was won.
-_ANSWER_PG = text(
-    f"WITH claimed AS (UPDATE messages SET status = '{Status.ANSWERED.value}', answered_by = :b_id, "
-    "answered_at = :b_at, result = :b_result "
-    f"WHERE node = :b_node AND direction = '{Direction.IN.value}' AND message_id = :b_answers "
-    "AND sender = :b_peer AND answered_by IS NULL RETURNING 1), "
-    "stored AS (" + unnest_insert(messages, _MESSAGE_FIELDS, prefix="m_") + " WHERE EXISTS (SELECT 1 FROM claimed)), "
-    "queued AS (" + unnest_insert(outbox, _OUTBOX_FIELDS, prefix="o_") + " WHERE EXISTS (SELECT 1 FROM claimed)) "
-    "SELECT count(*) FROM claimed"
+# Answers (and the plain submits batched with them) in ONE statement (PostgreSQL, autocommit): the
+# claim of each answered query — the conditional write of _CLAIM_ANSWER, which decides a race between
+# clerks — then the messages and outbox rows of the answers whose claim was won, and of the plain
+# submits; the ids of the answers that won come back. Two answers of one batch to one query: the
+# UPDATE changes the query's row once, with one of them, and returns that one alone.
+_ANSWERS_PG = text(
+    "WITH given AS (SELECT * FROM unnest(CAST(:a_node AS VARCHAR[]), CAST(:a_answers AS VARCHAR[]),"
+    " CAST(:a_peer AS VARCHAR[]), CAST(:a_id AS VARCHAR[]), CAST(:a_at AS TIMESTAMPTZ[]),"
+    " CAST(:a_result AS VARCHAR[])) AS g(node, answers, peer, id, at, result)), "
+    f"claimed AS (UPDATE messages SET status = '{Status.ANSWERED.value}', answered_by = given.id, "
+    "answered_at = given.at, result = given.result FROM given "
+    f"WHERE messages.node = given.node AND messages.direction = '{Direction.IN.value}' "
+    "AND messages.message_id = given.answers AND messages.sender = given.peer AND messages.answered_by IS NULL "
+    "RETURNING given.id), "
+    "kept AS (SELECT id FROM claimed UNION ALL SELECT unnest(CAST(:plain AS VARCHAR[]))), "
+    "stored AS (" + unnest_insert(messages, _MESSAGE_FIELDS, prefix="m_")
+    + f" AS r({', '.join(_MESSAGE_FIELDS)}) WHERE r.message_id IN (SELECT id FROM kept)), "
+    "queued AS (" + unnest_insert(outbox, _OUTBOX_FIELDS, prefix="o_")
+    + f" AS r({', '.join(_OUTBOX_FIELDS)}) WHERE r.message_id IN (SELECT id FROM kept)) "
+    "SELECT id FROM claimed"
 )
 _ADD_OUTGOING_PG = text(
     f"WITH stored AS ({unnest_insert(messages, _MESSAGE_FIELDS, prefix='m_')}) "
@@ -304,7 +313,7 @@ def _refusal(answer: StoredMessage, answers: str | None, winner: str | None) -> 
 
 
 def _outgoing_arrays(batch: Sequence[_Outgoing]) -> dict[str, list[Any]]:
-    """The messages and outbox rows of a batch as the array parameters of _ADD_OUTGOING_PG / _ANSWER_PG."""
+    """The messages and outbox rows of a batch as the array parameters of _ADD_OUTGOING_PG / _ANSWERS_PG."""
     return {**column_arrays([_message_values(m) for m, _, _, _ in batch], _MESSAGE_FIELDS, prefix="m_"),
             **column_arrays([_outbox_values(o) for _, o, _, _ in batch], _OUTBOX_FIELDS, prefix="o_")}
 
@@ -375,15 +384,8 @@ class SqlMessageStore:
             async with self._oneshot.connect() as conn:
                 await conn.execute(_ADD_OUTGOING_PG, _outgoing_arrays(batch))
             return refused
-        if not self._sqlite and len(batch) == 1:  # a lone answer: claim, message and outbox row at once
-            m, _, answers, _ = batch[0]
-            params = {**_outgoing_arrays(batch), "b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
-                      "b_at": m.accepted_at, "b_result": m.result}
-            async with self._oneshot.connect() as conn:
-                if (await conn.execute(_ANSWER_PG, params)).scalar_one() == 1:
-                    return refused
-                winner = (await conn.execute(_WINNER, params)).scalar_one_or_none()
-            return {0: _refusal(m, answers, winner)}
+        if not self._sqlite:
+            return await self._add_answers_pg(batch)
         async with self._write() as conn:
             # Claims first, in a fixed order, so two transactions claiming the same queries never wait
             # on each other crosswise (a deadlock would fail the whole batch, to be retried one by one).
@@ -402,6 +404,30 @@ class SqlMessageStore:
             if kept:
                 await conn.execute(_INSERT_MESSAGES, [_message_values(m) for m, _, _, _ in kept])
                 await conn.execute(_INSERT_OUTBOX, [_outbox_values(item) for _, item, _, _ in kept])
+        return refused
+
+    async def _add_answers_pg(self, batch: Sequence[_Outgoing]) -> dict[int, Exception]:
+        """A batch holding answers in one statement (_ANSWERS_PG); the refusals of the answers that
+        lost their claim (each told who answered first, read after the statement)."""
+        answering = [i for i, (_, _, answers, _) in enumerate(batch) if answers is not None]
+        params = {
+            **_outgoing_arrays(batch),
+            "a_node": [batch[i][0].node for i in answering],
+            "a_answers": [batch[i][2] for i in answering],
+            "a_peer": [batch[i][0].recipient for i in answering],
+            "a_id": [batch[i][0].message_id for i in answering],
+            "a_at": [batch[i][0].accepted_at for i in answering],
+            "a_result": [batch[i][0].result for i in answering],
+            "plain": [m.message_id for m, _, answers, _ in batch if answers is None],
+        }
+        refused: dict[int, Exception] = {}
+        async with self._oneshot.connect() as conn:
+            won = set((await conn.execute(_ANSWERS_PG, params)).scalars())
+            for i in answering:
+                m, _, answers, _ = batch[i]
+                if m.message_id not in won:
+                    winner = (await conn.execute(_WINNER, {"b_node": m.node, "b_answers": answers})).scalar_one_or_none()
+                    refused[i] = _refusal(m, answers, winner)
         return refused
 
     async def add_incoming(self, message: StoredMessage) -> IncomingResult:
