@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,17 @@ pytestmark = pytest.mark.database
 
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path):
+    async for gw in _gateway(database_url, tmp_path):
+        yield gw
+
+
+@pytest.fixture
+async def pg_gateway(postgres_url: str, tmp_path: Path):
+    async for gw in _gateway(postgres_url, tmp_path):
+        yield gw
+
+
+async def _gateway(database_url: str, tmp_path: Path):
     rings = keyrings(RESIDENCE, REGISTRATION)
     settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0)
     gw = build_gateway(
@@ -100,3 +112,42 @@ async def test_a_row_committed_after_later_ones_were_chained_gets_in_at_the_swee
     records = await all_records(gateway)
     assert verify_chain(records) is None
     assert [r.record.message_id for r in records].count("late") == 1
+
+
+async def test_archivers_of_two_gateways_racing_on_one_database_keep_one_chain(pg_gateway, postgres_url: str):
+    """Regular passes of two archivers at the same moments (two gateways on one PostgreSQL database,
+    the only database gateways share): each appends by one statement conditional on the head it read, and the loser of a race
+    does its pass again under the chain's lock; every row is chained once, the chain has no gap."""
+    from gateway.adapters.sql.archive_store import SqlArchiveStore
+    from gateway.adapters.sql.direct_pg import dispose
+    from gateway.adapters.sql.engine import create_engine
+
+    gateway = pg_gateway
+    other_engine = create_engine(postgres_url)
+    other = SqlArchiveStore(other_engine)
+    try:
+        for _ in range(6):
+            await exchange_one(gateway)
+            now = gateway.clock.now()
+            await asyncio.gather(*(store.archive_pending(now, 2, sweep=False)
+                                   for store in (gateway.archive, other, gateway.archive, other)))
+        while await other.archive_pending(gateway.clock.now(), sweep=False):
+            pass
+        records = await all_records(gateway)
+        assert verify_chain(records) is None
+        sources = [(r.record.direction, r.record.item, r.record.message_id) for r in records]
+        assert len(sources) == len(set(sources))
+        assert await gateway.archive.archive_pending(gateway.clock.now(), sweep=True) == 0  # nothing missed
+        assert gateway.archive.fast_appends + other.fast_appends > 0  # the statement, not only the lock
+        assert len(records) == 6 * 4 + await _receipts(gateway)  # 4 envelopes per exchange (sent, received)
+    finally:
+        await dispose(other_engine)
+
+
+async def _receipts(gw) -> int:
+    from sqlalchemy import func, select
+
+    from gateway.adapters.sql.security_tables import receipts
+
+    async with gw.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(receipts))).scalar_one()
