@@ -325,3 +325,16 @@ async def test_a_lone_reply_gets_the_same_verdicts_as_one_saved_in_a_group(store
         assert await s.save_answers([(not_found(other), 5)]) == [None]  # a version she never had
         assert (await s.get_case("second")).feedback is not None
         assert (await s.get_case("other")).feedback is None
+
+
+async def test_a_no_such_person_answer_delivered_again_keeps_its_one_reverification_task(store: SqlCaseStore) -> None:
+    """The re-verification task of a 查无此人 answer is one row per query (one autocommit statement on
+    PostgreSQL); the same answer delivered again leaves the first task as it was."""
+    from gateway.workflow.reverification import ReverificationTask
+
+    task = ReverificationTask(task_id="reverify:q1", residence_township=RESIDENCE, registration_township=IN_LIUYANG[1],
+                              citizen_id="430181199202020022", query_id="q1", opened_at=cst(2026, 3, 5, 9),
+                              reason=NoSuchPersonReason.WRONG_ADDRESS, remarks="first")
+    await store.add_task(task)
+    await store.add_task(ReverificationTask(**{**task.__dict__, "remarks": "again", "opened_at": cst(2026, 3, 6, 9)}))
+    assert await store.get_task("q1") == task

@@ -521,16 +521,10 @@ class SqlCaseStore:
         return SNAPSHOT.validate_json(rows[0][0]) if rows else None  # type: ignore[index]
 
     async def add_task(self, task: ReverificationTask) -> None:
+        row = {"query_id": task.query_id, "residence_township": task.residence_township,
+               "state": task.state.value, "data": TASK.dump_json(task).decode()}
         try:
-            async with self._write() as conn:
-                await conn.execute(
-                    insert(reverification_tasks).values(
-                        query_id=task.query_id,
-                        residence_township=task.residence_township,
-                        state=task.state.value,
-                        data=TASK.dump_json(task).decode(),
-                    )
-                )
+            await insert_rows(self.engine, reverification_tasks, [row])  # one autocommit statement on PostgreSQL
         except IntegrityError:
             pass  # the same 查无此人 delivered again: the task exists
 
