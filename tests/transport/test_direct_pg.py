@@ -147,9 +147,14 @@ async def test_a_disposed_engine_closes_its_direct_connections(postgres_url: str
     assert isinstance(pool, DirectPg)
     async with pool.connect() as conn:
         await conn.execute(text("SELECT 1"))
-    await dispose(engine)
-    assert pool.prepared_texts() == set()
-    assert direct(engine) is not pool  # used again after dispose: a new pool
+    assert len(pool.prepared_texts()) == 1
+    async with pool.connect() as in_use:
+        await dispose(engine)  # while a statement's connection is out
+        assert pool.prepared_texts() == set()  # the idle ones are closed
+    assert pool.prepared_texts() == set()  # and the one in use when it came back
+    assert in_use._conn.is_closed()  # noqa: SLF001
+    async with direct(engine).connect() as conn:  # usable again, as an engine after dispose
+        assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
     await dispose(engine)
 
 

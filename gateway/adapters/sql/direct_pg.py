@@ -190,11 +190,12 @@ def _translated(exc: BaseException, sql: str) -> Exception:
 
 
 class DirectConnection:
-    __slots__ = ("_conn", "_prepared", "_listeners", "broken")
+    __slots__ = ("_conn", "_prepared", "_listeners", "broken", "generation")
 
-    def __init__(self, conn: asyncpg.Connection, listeners: list[Callable[[str], None]]) -> None:
+    def __init__(self, conn: asyncpg.Connection, listeners: list[Callable[[str], None]], generation: int) -> None:
         self._conn = conn
         self._listeners = listeners
+        self.generation = generation  # the pool's when it was opened: closed on return after a close()
         self._prepared: OrderedDict[str, Any] = OrderedDict()
         self.broken = False
 
@@ -233,14 +234,15 @@ class DirectConnection:
 
 
 class DirectPg:
-    """A small LIFO pool of asyncpg connections for one-shot statements."""
+    """A small LIFO pool of asyncpg connections for one-shot statements. ``close()`` closes them as
+    SQLAlchemy's ``dispose()`` closes the engine's: the pool stays usable and opens new ones."""
 
     def __init__(self, connect_kwargs: dict[str, Any], *, max_size: int = 10) -> None:
         self._connect_kwargs = connect_kwargs
         self._idle: list[DirectConnection] = []
         self._slots = asyncio.Semaphore(max_size)
         self._open: set[DirectConnection] = set()
-        self._closed = False
+        self._generation = 0
         # Called with each statement's SQL before it runs (tests count statements with it, as with
         # SQLAlchemy's before_cursor_execute).
         self.listeners: list[Callable[[str], None]] = []
@@ -255,14 +257,12 @@ class DirectPg:
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[DirectConnection]:
-        if self._closed:
-            raise OperationalError("direct_pg", None, ConnectionError("the gateway's database pool is closed"))
         async with self._slots:
             conn = await self._checkout()
             try:
                 yield conn
             finally:
-                if conn.broken or self._closed:
+                if conn.broken or conn.generation != self._generation:
                     await self._discard(conn)
                 else:
                     self._idle.append(conn)
@@ -277,7 +277,7 @@ class DirectPg:
             raw = await asyncpg.connect(**self._connect_kwargs)
         except Exception as exc:
             raise _translated(exc, "connect") from exc
-        conn = DirectConnection(raw, self.listeners)
+        conn = DirectConnection(raw, self.listeners, self._generation)
         self._open.add(conn)
         return conn
 
@@ -293,7 +293,8 @@ class DirectPg:
         return {sql for conn in self._idle for sql in conn._prepared}  # noqa: SLF001
 
     async def close(self) -> None:
-        self._closed = True
+        """Close the idle connections now, those in use when they come back."""
+        self._generation += 1
         idle, self._idle = self._idle, []
         await asyncio.gather(*(self._discard(conn) for conn in idle), return_exceptions=True)
 
@@ -306,14 +307,14 @@ def direct(engine: AsyncEngine) -> Any:
     if is_sqlite(str(engine.url)):
         return reader(engine)
     found = _DIRECT.get(engine.sync_engine)
-    if found is None or found._closed:  # noqa: SLF001  (an engine disposed and used again)
+    if found is None:
         found = _DIRECT[engine.sync_engine] = DirectPg.for_engine(engine)
     return found
 
 
 async def dispose(engine: AsyncEngine) -> None:
-    """Close the engine's connections, its direct ones included."""
-    found = _DIRECT.pop(engine.sync_engine, None)
+    """Close the engine's connections, its direct ones included (both stay usable, as after dispose)."""
+    found = _DIRECT.get(engine.sync_engine)
     if found is not None:
         await found.close()
     await engine.dispose()
