@@ -239,9 +239,11 @@ class Product:
                 self.query_stored.setdefault(query_id, at)
         elif kind == "answered":
             _, query_id, feedback_id = message
-            self.feedback_of[feedback_id] = query_id
-            if feedback_id in self._early:
-                self.feedback_stored.setdefault(query_id, self._early.pop(feedback_id))
+            early = self._early.pop(feedback_id, None)
+            if early is None:
+                self.feedback_of[feedback_id] = query_id
+            else:  # stored here before the child said whose it is: nothing more to wait for
+                self.feedback_stored.setdefault(query_id, early)
         elif kind == "answer_failed":
             self.answer_failures.append(f"{message[1]}: {message[2]}")
 
