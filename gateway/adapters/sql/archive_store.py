@@ -47,8 +47,8 @@ def _newer_than_archived(columns: tuple[Any, ...], source: str) -> Select[Any]:
     return select(*columns).where(row_id > last).order_by(row_id).limit(bindparam("b_limit"))
 
 
-_NEW_MESSAGES = _newer_than_archived(_MESSAGE_COLUMNS, "message")
-_NEW_RECEIPTS = _newer_than_archived(_RECEIPT_COLUMNS, "receipt")
+_SOURCE_COLUMNS = {"message": _MESSAGE_COLUMNS, "receipt": _RECEIPT_COLUMNS}
+_NEW_ROWS = {source: _newer_than_archived(columns, source) for source, columns in _SOURCE_COLUMNS.items()}
 _HEAD = select(archive).order_by(archive.c.seq.desc()).limit(1)
 # A regular pass's records appended in ONE autocommit statement (PostgreSQL), only on the head the pass
 # read and only while no pass holds the chain's lock (taken here for the statement's own transaction,
@@ -133,12 +133,12 @@ class SqlArchiveStore:
                 return appended
         elif not sweep:
             async with self._reader.connect() as conn:
-                if not await self._pending(conn, select(messages.c.id), messages.c.id, "message", 1, False) and \
-                        not await self._pending(conn, select(receipts.c.id), receipts.c.id, "receipt", 1, False):
+                if not await self._pending(conn, "message", 1, False) and \
+                        not await self._pending(conn, "receipt", 1, False):
                     return 0
         async with self._appending() as conn:
-            pending_messages = await self._pending(conn, select(*_MESSAGE_COLUMNS), messages.c.id, "message", limit, sweep)
-            pending_receipts = await self._pending(conn, select(*_RECEIPT_COLUMNS), receipts.c.id, "receipt", limit, sweep)
+            pending_messages = await self._pending(conn, "message", limit, sweep)
+            pending_receipts = await self._pending(conn, "receipt", limit, sweep)
             if not pending_messages and not pending_receipts:
                 return 0
             rows = _chained(await self._head(conn), pending_messages, pending_receipts, now)
@@ -150,8 +150,8 @@ class SqlArchiveStore:
         """A regular pass on PostgreSQL as three reads and one conditional INSERT, each its own
         statement in autocommit: how many were appended, or None if another writer moved the head."""
         async with direct(self.engine).connect() as conn:
-            pending_messages = (await conn.execute(_NEW_MESSAGES, {"b_limit": limit})).all()
-            pending_receipts = (await conn.execute(_NEW_RECEIPTS, {"b_limit": limit})).all()
+            pending_messages = await self._pending(conn, "message", limit, False)
+            pending_receipts = await self._pending(conn, "receipt", limit, False)
             if not pending_messages and not pending_receipts:
                 return 0
             head = await self._head(conn)
@@ -167,14 +167,13 @@ class SqlArchiveStore:
         return inserted
 
     @staticmethod
-    async def _pending(conn: AsyncConnection, columns: Select[Any], row_id: Any, source: str, limit: int,
-                       sweep: bool) -> list[Any]:
-        if sweep:
-            query = (columns.outerjoin(archive, and_(archive.c.source == source, archive.c.source_id == row_id))
-                     .where(archive.c.seq.is_(None)))
-        else:
-            last = (await conn.execute(select(func.max(archive.c.source_id)).where(archive.c.source == source))).scalar()
-            query = columns.where(row_id > (last or 0))
+    async def _pending(conn: Any, source: str, limit: int, sweep: bool) -> list[Any]:
+        if not sweep:
+            return list((await conn.execute(_NEW_ROWS[source], {"b_limit": limit})).all())
+        columns = _SOURCE_COLUMNS[source]
+        row_id = columns[0]
+        query = (select(*columns).outerjoin(archive, and_(archive.c.source == source, archive.c.source_id == row_id))
+                 .where(archive.c.seq.is_(None)))
         return list((await conn.execute(query.order_by(row_id).limit(limit))).all())
 
     async def records(self) -> AsyncIterator[StoredRecord]:

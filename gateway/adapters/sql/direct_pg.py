@@ -119,12 +119,6 @@ class DirectRow:
     def __len__(self) -> int:
         return len(self._mapping)
 
-    def __eq__(self, other: object) -> bool:
-        return tuple(self) == (tuple(other) if isinstance(other, (DirectRow, tuple)) else other)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
 
 class DirectResult:
     """The part of SQLAlchemy's Result that the stores use."""
