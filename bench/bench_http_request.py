@@ -46,6 +46,7 @@ from gateway import demo_records  # noqa: E402
 from gateway.access.principal import Role  # noqa: E402
 from gateway.adapters.fakes import FakeBroker  # noqa: E402
 from gateway.api.app import create_app  # noqa: E402
+from gateway.adapters.sql.sqlite_hop import listeners_of  # noqa: E402
 from gateway.bootstrap import build_gateway  # noqa: E402
 from gateway.exchange.nodes import HostedNode  # noqa: E402
 from gateway.security.directory import KeyDirectory  # noqa: E402
@@ -58,7 +59,11 @@ statements: Counter[str] = Counter()
 
 
 @event.listens_for(Engine, "before_cursor_execute")
-def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+def _count_sqlalchemy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    _count(statement)
+
+
+def _count(statement: str) -> None:  # also the statements run in one hop (sqlite_hop.py)
     verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
     table = _TABLE.search(statement)
     statements[f"{verb} {table.group(1) if table else ''}".strip()] += 1
@@ -100,6 +105,7 @@ async def main(requests: int, profile: bool) -> None:
                                 directory=KeyDirectory.from_keyrings(rings.values()))
         await gateway.start(relay=False)
         assert gateway.access is not None
+        listeners_of(gateway.engine.sync_engine).append(_count)
         transport = httpx.ASGITransport(app=create_app(gateway))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             headers: dict[str, dict[str, str]] = {}

@@ -1,5 +1,6 @@
-"""Seeing the statements a store runs, whichever way it runs them: SQLAlchemy's execution, or straight
-on asyncpg for the hot path on PostgreSQL (gateway/adapters/sql/direct_pg.py)."""
+"""Seeing the statements a store runs, whichever way it runs them: SQLAlchemy's execution, straight on
+asyncpg for the hot path on PostgreSQL (gateway/adapters/sql/direct_pg.py), or in one hop to an SQLite
+connection's thread (gateway/adapters/sql/sqlite_hop.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.sqlite_hop import listeners_of
 
 
 @contextlib.contextmanager
@@ -21,12 +23,10 @@ def statements_run(engine: AsyncEngine, seen: Callable[[str], None]) -> Iterator
         seen(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", before)
-    listeners = None if is_sqlite(str(engine.url)) else direct(engine).listeners
-    if listeners is not None:
-        listeners.append(seen)
+    listeners = listeners_of(engine.sync_engine) if is_sqlite(str(engine.url)) else direct(engine).listeners
+    listeners.append(seen)
     try:
         yield
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
-        if listeners is not None:
-            listeners.remove(seen)
+        listeners.remove(seen)

@@ -18,6 +18,7 @@ from gateway.adapters.sql.in_lists import padded_sorted
 from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.unnest_insert import column_arrays, insert_rows, unnest_arrays
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
+from gateway.adapters.sql.sqlite_hop import HopStatements, one_hop
 from gateway.collector import collector_paused
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.workflow_tables import (
@@ -396,24 +397,23 @@ class SqlCaseStore:
         conditional write of save_answer; a verdict is read from each statement's row count."""
         if not self._sqlite:
             return await self._save_answers_pg(answers)
-        verdicts: list[bool | None] = []
         async with self._write() as conn:
-            for case, seen in answers:
-                key = case.strike_key
-                if seen == 0:
-                    moved = await conn.execute(self._first_ledger, {
-                        "residence_township": key.residence_township, "registration_township": key.registration_township,
-                        "subject": key.citizen_id, "version": 1})
-                else:
-                    moved = await conn.execute(_MOVE_LEDGER, {
-                        "b_residence": key.residence_township, "b_registration": key.registration_township,
-                        "b_subject": key.citizen_id, "b_seen": seen, "b_next": seen + 1})
-                if moved.rowcount != 1:
-                    verdicts.append(None)
-                    continue
-                written = await conn.execute(_ANSWER_CASE, {"b_case_id": case.case_id, **case_values(case)})
-                verdicts.append(written.rowcount == 1)
-        return verdicts
+            # In one hop to the connection's thread, however many replies (sqlite_hop.py).
+            return await one_hop(conn, lambda run: [self._save_answer(run, case, seen) for case, seen in answers])
+
+    def _save_answer(self, run: HopStatements, case: Case, seen: int) -> bool | None:
+        key = case.strike_key
+        if seen == 0:
+            moved = run.execute(self._first_ledger, {
+                "residence_township": key.residence_township, "registration_township": key.registration_township,
+                "subject": key.citizen_id, "version": 1})
+        else:
+            moved = run.execute(_MOVE_LEDGER, {
+                "b_residence": key.residence_township, "b_registration": key.registration_township,
+                "b_subject": key.citizen_id, "b_seen": seen, "b_next": seen + 1})
+        if moved.rowcount != 1:
+            return None
+        return run.execute(_ANSWER_CASE, {"b_case_id": case.case_id, **case_values(case)}).rowcount == 1
 
     async def _save_answers_pg(self, answers: Sequence[tuple[Case, int]]) -> list[bool | None]:
         if not answers:

@@ -37,13 +37,13 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Programm
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
+from gateway.adapters.sql.compiled_once import CompiledOnce
 from gateway.adapters.sql.engine import is_sqlite, reader
 
 _DIALECT = asyncpg_dialect()
 _PLACEHOLDER = re.compile(r"(NOT IN|IN) \(__\[POSTCOMPILE_(\w+)\]\)|\$(\d+)")
 # Options of SQLAlchemy's asyncpg dialect that asyncpg.connect does not take.
 _DIALECT_ONLY = {"prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback", "async_creator_fn"}
-_PLANS_KEPT = 512
 _STATEMENTS_KEPT = 256  # prepared statements per connection
 
 
@@ -79,21 +79,12 @@ def _plan(statement: ClauseElement) -> _Plan:
     return _Plan(sql, tuple(order), tuple(processors.get(n) for n in order), defaults)
 
 
-_PLANS: OrderedDict[int, tuple[ClauseElement, _Plan]] = OrderedDict()
+_PLANS: CompiledOnce[_Plan] = CompiledOnce(_plan)
 
 
 def plan_of(statement: ClauseElement) -> _Plan:
     """The statement compiled for asyncpg, once (keyed by the object; the object is kept with it)."""
-    key = id(statement)
-    found = _PLANS.get(key)
-    if found is not None and found[0] is statement:
-        _PLANS.move_to_end(key)
-        return found[1]
-    plan = _plan(statement)
-    _PLANS[key] = (statement, plan)
-    if len(_PLANS) > _PLANS_KEPT:
-        _PLANS.popitem(last=False)
-    return plan
+    return _PLANS.get(statement)
 
 
 class DirectRow:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.in_lists import padded, padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
+from gateway.adapters.sql.sqlite_hop import HopStatements, one_hop
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.group_commit import GroupRunner
@@ -387,23 +388,28 @@ class SqlMessageStore:
         if not self._sqlite:
             return await self._add_answers_pg(batch)
         async with self._write() as conn:
-            # Claims first, in a fixed order, so two transactions claiming the same queries never wait
-            # on each other crosswise (a deadlock would fail the whole batch, to be retried one by one).
-            claims = sorted(
-                (i for i, (_, _, answers, _) in enumerate(batch) if answers is not None),
-                key=lambda i: (batch[i][0].node, batch[i][2] or ""),
-            )
-            for i in claims:
-                m, _, answers, _ = batch[i]
-                params = {"b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
-                          "b_at": m.accepted_at, "b_result": m.result}
-                if (await conn.execute(_CLAIM_ANSWER, params)).rowcount == 1:
-                    continue
-                refused[i] = _refusal(m, answers, (await conn.execute(_WINNER, params)).scalar_one_or_none())
-            kept = [entry for i, entry in enumerate(batch) if i not in refused]
-            if kept:
-                await conn.execute(_INSERT_MESSAGES, [_message_values(m) for m, _, _, _ in kept])
-                await conn.execute(_INSERT_OUTBOX, [_outbox_values(item) for _, item, _, _ in kept])
+            # The batch in one hop to the connection's thread, however many claims (sqlite_hop.py).
+            return await one_hop(conn, lambda run: self._add_outgoing_sqlite(run, batch))
+
+    @staticmethod
+    def _add_outgoing_sqlite(run: HopStatements, batch: Sequence[_Outgoing]) -> dict[int, Exception]:
+        # Claims first, in a fixed order, so two transactions claiming the same queries never wait on
+        # each other crosswise (a deadlock would fail the whole batch, to be retried one by one).
+        refused: dict[int, Exception] = {}
+        claims = sorted(
+            (i for i, (_, _, answers, _) in enumerate(batch) if answers is not None),
+            key=lambda i: (batch[i][0].node, batch[i][2] or ""),
+        )
+        for i in claims:
+            m, _, answers, _ = batch[i]
+            params = {"b_node": m.node, "b_answers": answers, "b_peer": m.recipient, "b_id": m.message_id,
+                      "b_at": m.accepted_at, "b_result": m.result}
+            if run.execute(_CLAIM_ANSWER, params).rowcount == 1:
+                continue
+            refused[i] = _refusal(m, answers, run.execute(_WINNER, params).scalar())
+        kept = [entry for i, entry in enumerate(batch) if i not in refused]
+        run.executemany(_INSERT_MESSAGES, [_message_values(m) for m, _, _, _ in kept])
+        run.executemany(_INSERT_OUTBOX, [_outbox_values(item) for _, item, _, _ in kept])
         return refused
 
     async def _add_answers_pg(self, batch: Sequence[_Outgoing]) -> dict[int, Exception]:
