@@ -14,13 +14,14 @@ import base64
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from gateway.security import ed25519_sodium
 from gateway.security.errors import EnvelopeError
 
 DEFAULT_SUITE_ID = "x25519-hkdf-sha256-aes256gcm-ed25519"
@@ -153,15 +154,13 @@ class X25519Ed25519Suite:
     def sign(self, sender: SenderKey, data: bytes) -> bytes:
         if not isinstance(sender.private, Ed25519PrivateKey):
             raise ValueError(f"suite {self.suite_id} needs an Ed25519 signing key")
-        return sender.private.sign(data)
+        return ed25519_sodium.sign(sender.private, data)
 
     def verify(self, public: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
         if not isinstance(public, Ed25519PublicKey):
             raise EnvelopeError("unknown_sender_key", "the sender's key does not belong to this suite")
-        try:
-            public.verify(signature, data)
-        except InvalidSignature:
-            raise EnvelopeError("bad_signature", "signature does not verify with the sender's key") from None
+        if not ed25519_sodium.verify(public, signature, data):
+            raise EnvelopeError("bad_signature", "signature does not verify with the sender's key")
 
 
 SUITES: dict[str, Suite] = {DEFAULT_SUITE_ID: X25519Ed25519Suite()}
