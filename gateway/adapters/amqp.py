@@ -37,6 +37,7 @@ from aiormq.abc import ChannelFrame
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 from yarl import URL
 
+from gateway.adapters.amqp_acks import AckWriter
 from gateway.adapters.amqp_frames import PublishFrames
 from gateway.adapters.topology import Topology
 from gateway.exchange.ports import Delivery, DeliveryHandler, Outgoing, OutgoingMessage, PublishNacked
@@ -494,6 +495,8 @@ class AmqpBroker:
         if self._queue is None:
             raise BrokerError("broker not started")
 
+        acks = AckWriter()
+
         async def on_message(message: AbstractIncomingMessage) -> None:
             delivery = Delivery(message.body, message.routing_key or "", bool(message.redelivered))
             try:
@@ -504,7 +507,8 @@ class AmqpBroker:
                 await asyncio.sleep(self.failure_pause_s)
                 await _settle(message.nack(requeue=True))
             else:
-                await _settle(message.ack())
+                # The acks of a batch go together, in one write (amqp_acks.py).
+                acks.ack(message)
 
         self._consumer_tag = await self._queue.consume(on_message, no_ack=False)
 

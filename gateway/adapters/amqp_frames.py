@@ -65,3 +65,13 @@ class PublishFrames:
             piece = body[start:start + step]
             parts += (_FRAME_HEADER.pack(3, channel, len(piece)), piece, FRAME_END)
         return b"".join(parts)
+
+
+_ACK_PAYLOAD = struct.Struct(">HHQB")  # class basic (60), method ack (80), delivery tag, bits (multiple clear)
+
+
+def ack_frames(channel_number: int, delivery_tags: list[int]) -> bytes:
+    """One ``basic.ack`` method frame per delivery tag (``multiple`` clear: each acknowledges only its
+    own delivery), back to back, ready for the socket."""
+    head = _FRAME_HEADER.pack(1, channel_number, _ACK_PAYLOAD.size)
+    return b"".join(head + _ACK_PAYLOAD.pack(60, 80, tag, 0) + FRAME_END for tag in delivery_tags)

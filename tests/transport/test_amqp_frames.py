@@ -8,7 +8,7 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-from gateway.adapters.amqp_frames import FRAME_OVERHEAD, PublishFrames
+from gateway.adapters.amqp_frames import FRAME_OVERHEAD, PublishFrames, ack_frames
 
 CONTENT_TYPE = "application/vnd.township-gateway.envelope"
 
@@ -42,3 +42,9 @@ def test_a_field_longer_than_an_amqp_short_string_is_refused_not_cut():
         frames.encode("120101001", "x" * 256, "query", b"body")
     with pytest.raises(ValueError, match="longer than 255 bytes"):
         frames.encode("1" * 200 + "二" * 20, "id", "query", b"body")
+
+
+def test_acks_are_encoded_as_pamqp_encodes_them_one_frame_per_delivery_never_multiple():
+    tags = [1, 2, 255, 70_000, 2**63 - 1]
+    expected = b"".join(pamqp.frame.marshal(spec.Basic.Ack(delivery_tag=tag, multiple=False), 3) for tag in tags)
+    assert ack_frames(3, tags) == expected
