@@ -39,6 +39,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from gateway.adapters.sql.compiled_once import CompiledOnce
 from gateway.adapters.sql.engine import is_sqlite, reader
+from gateway.adapters.sql.sqlite_inline import close_inline_reads
 
 _DIALECT = asyncpg_dialect()
 _PLACEHOLDER = re.compile(r"(NOT IN|IN) \(__\[POSTCOMPILE_(\w+)\]\)|\$(\d+)")
@@ -298,8 +299,9 @@ def direct(engine: AsyncEngine) -> Any:
 
 
 async def dispose(engine: AsyncEngine) -> None:
-    """Close the engine's connections, its direct ones included (both stay usable, as after dispose)."""
+    """Close the engine's connections, its direct and inline ones included (all stay usable, as after dispose)."""
     found = _DIRECT.get(engine.sync_engine)
     if found is not None:
         await found.close()
+    close_inline_reads(engine)
     await engine.dispose()
