@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.access.audit import RETENTION, Action, Anchor, AuditEntry, AuditRecord, chain_append, verify_audit
 from gateway.adapters.sql.access_tables import audit_anchor, audit_log
 from gateway.adapters.sql.direct_pg import direct
-from gateway.adapters.sql.engine import is_sqlite, write_transaction
+from gateway.adapters.sql.engine import is_sqlite, write_lock, write_transaction
+from gateway.adapters.sql.sqlite_hop import HopStatements, committed_in_one_hop
 from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.clock import Clock
 from gateway.security.archive import GENESIS_HASH, BrokenLink
@@ -50,6 +51,12 @@ _APPEND_IF_HEAD_PG = text(unnest_insert(audit_log, _COLUMNS) + " WHERE (SELECT m
 def _record(row: Any) -> AuditRecord:
     m = row._mapping
     return AuditRecord(**{c: m[c] for c in _COLUMNS})
+
+
+# Built once (sqlite_hop.py compiles a statement once per object).
+_HEAD_ROW = select(audit_log.c.seq, audit_log.c.record_hash).order_by(audit_log.c.seq.desc()).limit(1)
+_ANCHOR_ROW = select(audit_anchor.c.first_seq, audit_anchor.c.prev_hash)
+_INSERT_RECORDS = insert(audit_log)
 
 
 class SqlAuditTrail:
@@ -102,6 +109,16 @@ class SqlAuditTrail:
             await conn.execute(insert(audit_log), [r.as_json() for r in out])
         return out
 
+    def _append_in_hop(self, run: HopStatements, entries: list[AuditEntry]) -> list[AuditRecord]:
+        """``_append`` in an SQLite connection's thread."""
+        head = run.execute(_HEAD_ROW, {}).first()
+        if head is None:
+            anchor = run.execute(_ANCHOR_ROW, {}).first()
+            head = (int(anchor[0]) - 1, str(anchor[1])) if anchor else (Anchor().first_seq - 1, Anchor().prev_hash)
+        out = self._chained((int(head[0]), str(head[1])), entries)
+        run.executemany(_INSERT_RECORDS, [r.as_json() for r in out])
+        return out
+
     async def record(self, entry: AuditEntry) -> AuditRecord:
         return (await self._appended([entry]))[0]
 
@@ -139,9 +156,15 @@ class SqlAuditTrail:
                 if self._known_head is not None:
                     group = self._take()
                     records = await self._append_if_head(self._known_head, [e for entries, _ in group for e in entries])
-                if records is None:
-                    async with self._appending() as conn:
+                if records is None and not self._postgres:
+                    async with write_lock(self.engine):
                         # Taken once the lock is held: whoever arrived while we waited for it comes along.
+                        group = group or self._take()
+                        taken = [e for entries, _ in group for e in entries]
+                        # The head, the rows and the commit in one hop (sqlite_hop.py).
+                        records = await committed_in_one_hop(self.engine, lambda run: self._append_in_hop(run, taken))
+                elif records is None:
+                    async with self._appending() as conn:
                         group = group or self._take()
                         records = await self._append(conn, [e for entries, _ in group for e in entries])
                 self._remember(records)

@@ -106,6 +106,10 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
         async with engine.begin() as conn:
             yield conn
         return
-    lock = _WRITE_LOCKS.setdefault(engine.sync_engine, asyncio.Lock())
-    async with lock, engine.begin() as conn:
+    async with write_lock(engine), engine.begin() as conn:
         yield conn
+
+
+def write_lock(engine: AsyncEngine) -> asyncio.Lock:
+    """The lock of SQLite's single writer, shared by every store on ``engine`` (see write_transaction)."""
+    return _WRITE_LOCKS.setdefault(engine.sync_engine, asyncio.Lock())

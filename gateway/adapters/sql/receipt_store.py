@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.in_lists import padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, write_transaction
+from gateway.adapters.sql.sqlite_hop import HopStatements, write_in_one_hop
 from gateway.adapters.sql.security_tables import receipts
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.tables import outbox
@@ -38,6 +39,12 @@ _ADD_SENT_PG = text(
 )
 _RECEIVED_FOR = select(receipts.c.message_id, receipts.c.received_at).where(
     receipts.c.direction == "received", receipts.c.message_id.in_(bindparam("b_ids", expanding=True)))
+
+
+# Built once (sqlite_hop.py compiles a statement once per object).
+_STORED_SENT = select(receipts.c.data).where(receipts.c.direction == "sent", receipts.c.sender == bindparam("b_sender"),
+                                             receipts.c.message_id == bindparam("b_id"))
+_INSERT_BUNDLES = insert(outbox)
 
 
 class SqlReceiptStore:
@@ -79,7 +86,11 @@ class SqlReceiptStore:
         first: dict[tuple[str, str], tuple[Receipt, bytes]] = {}
         for receipt, data in signed:
             first.setdefault((receipt.sender, receipt.message_id), (receipt, data))
-        if not self._sqlite and await self._add_sent_if_all_new(first, now):
+        if self._sqlite:
+            # The receipts, any stored before, the bundles' outbox rows and the commit in one hop.
+            await write_in_one_hop(self.engine, lambda run: self._add_sent_in_hop(run, first, now))
+            return
+        if await self._add_sent_if_all_new(first, now):
             return
         async with self._write() as conn:
             inserted = {
@@ -104,6 +115,16 @@ class SqlReceiptStore:
                   **column_arrays(items, _BUNDLE_COLUMNS, prefix="o_"), "n": len(rows)}
         async with self._oneshot.connect() as conn:
             return (await conn.execute(_ADD_SENT_PG, params)).scalar_one() == len(rows)
+
+    def _add_sent_in_hop(self, run: HopStatements, first: dict[tuple[str, str], tuple[Receipt, bytes]],
+                         now: datetime) -> None:
+        """``add_sent_many`` in an SQLite connection's thread: one INSERT per receipt (each tells
+        whether it was new), the stored bytes of those kept before, then the bundles."""
+        for key, (receipt, data) in first.items():
+            if not run.execute(self._insert_sent, self._row("sent", receipt, data, now)).rows:
+                stored = run.execute(_STORED_SENT, {"b_sender": key[0], "b_id": key[1]}).scalar()
+                first[key] = (receipt, bytes(stored))
+        run.executemany(_INSERT_BUNDLES, [_outbox_values(i) for i in bundle_outbox_items(list(first.values()), now)])
 
     @staticmethod
     async def _stored_sent(conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:

@@ -28,10 +28,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.dialects.sqlite.aiosqlite import dialect as aiosqlite_dialect
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
 from gateway.adapters.sql.compiled_once import CompiledOnce
+from gateway.adapters.sql.engine import write_lock
 
 T = TypeVar("T")
 _DIALECT = aiosqlite_dialect()
@@ -78,6 +79,9 @@ class HopResult:
     def scalar(self) -> Any:
         return self.rows[0][0] if self.rows else None
 
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
 
 def _translated(exc: sqlite3.Error, sql: str) -> Exception:
     """SQLAlchemy's exception for sqlite3's, as its own execute would raise (the stores catch those)."""
@@ -115,6 +119,21 @@ class HopStatements:
         plan = _PLANS.get(statement, tuple(sorted(rows[0])))
         return self._run(plan, [self._args(plan, row) for row in rows], many=True).rowcount
 
+    def committed(self, work: Callable[[HopStatements], T]) -> T:
+        """``work``, then the commit (or the rollback, if it raised)."""
+        try:
+            result = work(self)
+        except BaseException:
+            if self._raw.in_transaction:
+                self._raw.rollback()
+            raise
+        try:
+            if self._raw.in_transaction:
+                self._raw.commit()
+        except sqlite3.Error as exc:
+            raise _translated(exc, "COMMIT") from exc
+        return result
+
     def _run(self, plan: _Plan, args: list[list[Any]], *, many: bool) -> HopResult:
         for listener in self._listeners:
             listener(plan.sql)
@@ -141,3 +160,17 @@ async def one_hop(conn: AsyncConnection, work: Callable[[HopStatements], T]) -> 
     listeners = listeners_of(conn.engine.sync_engine)
     async with adapted._execute_mutex:  # type: ignore[union-attr]  # noqa: SLF001
         return await aio._execute(lambda: work(HopStatements(aio._conn, listeners)))  # noqa: SLF001
+
+
+async def committed_in_one_hop(engine: AsyncEngine, work: Callable[[HopStatements], T]) -> T:
+    """A whole writing transaction — ``work``'s statements and the commit — in one hop, where
+    ``write_transaction`` takes one hop per statement and one for the commit. The caller holds the
+    engine's ``write_lock``."""
+    async with engine.connect() as conn:
+        return await one_hop(conn, lambda run: run.committed(work))
+
+
+async def write_in_one_hop(engine: AsyncEngine, work: Callable[[HopStatements], T]) -> T:
+    """``committed_in_one_hop`` under the engine's write lock (SQLite's single writer)."""
+    async with write_lock(engine):
+        return await committed_in_one_hop(engine, work)

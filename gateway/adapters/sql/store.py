@@ -626,19 +626,18 @@ class SqlMessageStore:
         """
         if not outbox_ids:
             return
-        async with self._write() as conn:
-            if self._sqlite:
+        if self._sqlite:
+            async with self._write() as conn:
                 sent = (await conn.execute(_MARK_PUBLISHED_SQLITE, {"ids": padded(outbox_ids), "at": at})).all()
                 if sent:
                     await conn.execute(_MARK_SENT_SQLITE, [{"b_sender": r.sender, "b_id": r.message_id} for r in sent])
-                return
-            # One statement in autocommit: no BEGIN, SET LOCAL or COMMIT round trips (at a few messages
-            # a second each relay pass marks one row, and the five round trips it took were a fifth of
-            # a message's statements). A single statement is its own transaction, so the rows and their
-            # messages are still marked together.
-            async with self._oneshot.connect() as conn:
-                await conn.execute(_MARK_PUBLISHED_AND_SENT_PG, {"ids": outbox_ids, "at": at})
             return
+        # One statement in autocommit: no BEGIN, SET LOCAL or COMMIT round trips (at a few messages a
+        # second each relay pass marks one row, and the five round trips it took were a fifth of a
+        # message's statements). A single statement is its own transaction, so the rows and their
+        # messages are still marked together.
+        async with self._oneshot.connect() as conn:
+            await conn.execute(_MARK_PUBLISHED_AND_SENT_PG, {"ids": outbox_ids, "at": at})
 
     async def mark_publish_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
         async with self._write() as conn:

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, LargeBinary, String, Table, Text, TextClause, insert, text
+from sqlalchemy import BigInteger, Boolean, DateTime, Insert, Integer, LargeBinary, String, Table, Text, TextClause, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 
 from gateway.adapters.sql.direct_pg import direct
-from gateway.adapters.sql.engine import is_sqlite, write_transaction
+from gateway.adapters.sql.engine import is_sqlite
+from gateway.adapters.sql.sqlite_hop import write_in_one_hop
 
 
 def _array_type(sql_type: TypeEngine[Any]) -> str:
@@ -46,15 +47,18 @@ def column_arrays(rows: Sequence[Mapping[str, Any]], names: Sequence[str], *, pr
 
 
 _STATEMENTS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+_SQLITE_INSERTS: dict[str, Insert] = {}  # built once: sqlite_hop compiles a statement once per object
 
 
 async def insert_rows(engine: AsyncEngine, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """``rows`` (dicts with the same keys) into ``table`` as one statement, all or none: on PostgreSQL
-    the arrays in autocommit (no BEGIN and COMMIT round trips); on SQLite a multi-row INSERT in the
-    single writer's transaction. A unique violation raises IntegrityError with nothing inserted."""
+    the arrays in autocommit (no BEGIN and COMMIT round trips); on SQLite the rows and the commit in
+    one hop to the single writer's connection (sqlite_hop.py). A unique violation raises IntegrityError with nothing inserted."""
     if is_sqlite(str(engine.url)):
-        async with write_transaction(engine) as conn:
-            await conn.execute(insert(table), list(rows))
+        statement = _SQLITE_INSERTS.get(table.name)
+        if statement is None:
+            statement = _SQLITE_INSERTS[table.name] = insert(table)
+        await write_in_one_hop(engine, lambda run: run.executemany(statement, rows))
         return
     names = tuple(rows[0])
     statement = _STATEMENTS.get((table.name, names))
