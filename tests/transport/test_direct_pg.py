@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.sql.direct_pg import DirectPg, direct, dispose
@@ -99,13 +99,16 @@ async def test_a_connection_that_broke_is_never_handed_out_again(engine: AsyncEn
     pool = direct(engine)
     async with pool.connect() as conn:
         pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-    async with reader(engine).connect() as admin:
-        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    with pytest.raises(Exception):  # the statement that meets the dead connection fails …
-        async with pool.connect() as dead:
-            await dead.execute(text("SELECT 1"))
-    async with pool.connect() as fresh:  # … and the next gets a new one
-        assert fresh is not dead
+    async with reader(engine).connect() as admin:  # returns once the backend has exited
+        await admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    # Either the pool has already seen the connection close and hands out a new one, or the statement
+    # meets the dead connection and fails; never does a statement run on it.
+    try:
+        async with pool.connect() as first:
+            assert (await first.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
+    except OperationalError:
+        pass
+    async with pool.connect() as fresh:  # and after that failure, the next gets a new one
         assert (await fresh.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
 
 
@@ -164,3 +167,16 @@ async def test_on_sqlite_direct_is_the_reader(tmp_path) -> None:  # type: ignore
         assert direct(engine) is reader(engine)
     finally:
         await dispose(engine)
+
+
+def test_a_session_ended_by_the_server_is_a_lost_connection_not_a_refused_statement() -> None:
+    """pg_terminate_backend, a shutdown or a broken link (SQLSTATE classes 57 and 08) reach the client
+    as a PostgreSQL error: SQLAlchemy's OperationalError, like any lost connection; a refusal of the
+    statement itself stays a ProgrammingError."""
+    from asyncpg.exceptions import AdminShutdownError, ConnectionFailureError, UndefinedTableError
+
+    from gateway.adapters.sql.direct_pg import _translated
+
+    assert isinstance(_translated(AdminShutdownError("terminating connection"), "SELECT 1"), OperationalError)
+    assert isinstance(_translated(ConnectionFailureError("gone"), "SELECT 1"), OperationalError)
+    assert isinstance(_translated(UndefinedTableError("no such table"), "SELECT 1"), ProgrammingError)

@@ -164,12 +164,20 @@ def _rowcount(status: str | None) -> int:
     return int(last) if last.isdigit() else -1
 
 
+def _lost(exc: asyncpg.PostgresError) -> bool:
+    """The server ended the session (class 08: connection exception; 57: operator intervention, as
+    pg_terminate_backend or a shutdown): the connection is gone, not the statement refused."""
+    return str(getattr(exc, "sqlstate", "") or "")[:2] in ("08", "57")
+
+
 def _translated(exc: BaseException, sql: str) -> Exception:
     """SQLAlchemy's exception for what asyncpg raised: the stores catch IntegrityError."""
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityError(sql, None, exc)
     if isinstance(exc, asyncpg.DataError):
         return DataError(sql, None, exc)
+    if isinstance(exc, asyncpg.PostgresError) and _lost(exc):
+        return OperationalError(sql, None, exc)
     if isinstance(exc, asyncpg.PostgresError):
         return ProgrammingError(sql, None, exc)
     return OperationalError(sql, None, exc)
@@ -209,7 +217,8 @@ class DirectConnection:
             prepared = await self._statement(plan.sql)
             records = await prepared.fetch(*args)
             status = prepared.get_statusmsg()
-        except asyncpg.PostgresError as exc:  # refused by the database: the connection is still good
+        except asyncpg.PostgresError as exc:  # refused by the database: the connection is still good …
+            self.broken = _lost(exc)  # … unless the server ended the session
             raise _translated(exc, plan.sql) from exc
         except BaseException as exc:  # broken, timed out or cancelled mid-statement: never reused
             self.broken = True
