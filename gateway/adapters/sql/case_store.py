@@ -18,7 +18,7 @@ from gateway.adapters.sql.in_lists import padded_sorted
 from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.unnest_insert import column_arrays, insert_rows, unnest_arrays
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
-from gateway.adapters.sql.sqlite_hop import HopStatements, one_hop
+from gateway.adapters.sql.sqlite_hop import HopStatements, write_in_one_hop
 from gateway.collector import collector_paused
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.workflow_tables import (
@@ -397,9 +397,8 @@ class SqlCaseStore:
         conditional write of save_answer; a verdict is read from each statement's row count."""
         if not self._sqlite:
             return await self._save_answers_pg(answers)
-        async with self._write() as conn:
-            # In one hop to the connection's thread, however many replies (sqlite_hop.py).
-            return await one_hop(conn, lambda run: [self._save_answer(run, case, seen) for case, seen in answers])
+        # The replies and the commit in one hop to the connection's thread (sqlite_hop.py).
+        return await write_in_one_hop(self.engine, lambda run: [self._save_answer(run, case, seen) for case, seen in answers])
 
     def _save_answer(self, run: HopStatements, case: Case, seen: int) -> bool | None:
         key = case.strike_key

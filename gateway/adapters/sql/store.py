@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.in_lists import padded, padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
-from gateway.adapters.sql.sqlite_hop import HopStatements, one_hop
+from gateway.adapters.sql.sqlite_hop import HopStatements, write_in_one_hop
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.group_commit import GroupRunner
@@ -387,9 +387,8 @@ class SqlMessageStore:
             return refused
         if not self._sqlite:
             return await self._add_answers_pg(batch)
-        async with self._write() as conn:
-            # The batch in one hop to the connection's thread, however many claims (sqlite_hop.py).
-            return await one_hop(conn, lambda run: self._add_outgoing_sqlite(run, batch))
+        # The batch and its commit in one hop to the connection's thread, however many claims.
+        return await write_in_one_hop(self.engine, lambda run: self._add_outgoing_sqlite(run, batch))
 
     @staticmethod
     def _add_outgoing_sqlite(run: HopStatements, batch: Sequence[_Outgoing]) -> dict[int, Exception]:
