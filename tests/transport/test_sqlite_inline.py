@@ -82,3 +82,14 @@ async def test_in_memory_and_postgresql_databases_have_no_inline_reads(postgres_
     finally:
         await memory.dispose()
         await postgres.dispose()
+
+
+async def test_an_in_list_is_expanded_as_sqlalchemy_expands_it(engine: AsyncEngine) -> None:
+    many = select(outbox.c.message_id, outbox.c.created_at).where(
+        outbox.c.message_id.in_(bindparam("ids", expanding=True)), outbox.c.kind == bindparam("kind"))
+    reads = inline_reads(engine)
+    assert reads is not None
+    for ids in (["m1"], ["none", "m1"], ["a", "b", "c", "m1"]):
+        rows = reads.read(many, {"ids": ids, "kind": "query"})
+        assert rows is not None and [(r.message_id, r.created_at) for r in rows] == [("m1", T0.replace(tzinfo=None))]
+    assert reads.read(many, {"ids": ["m1"], "kind": "notification"}) == []

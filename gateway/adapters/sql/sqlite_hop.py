@@ -67,7 +67,8 @@ _LISTENERS: weakref.WeakKeyDictionary[object, list[Callable[[str], None]]] = wea
 
 
 def listeners_of(sync_engine: object) -> list[Callable[[str], None]]:
-    """Called with each statement's SQL before it runs in a hop of this engine (tests count with it)."""
+    """Called with each statement's SQL before it runs in a hop of this engine or inline (sqlite_inline.py);
+    tests count statements with it."""
     return _LISTENERS.setdefault(sync_engine, [])
 
 

@@ -6,7 +6,8 @@ every authenticated request makes) cost 150 µs of the thread's CPU and 6 ms of 
 (115 ms at the 99th percentile), for a lookup SQLite itself does in a few microseconds. Read on the
 loop's thread, it costs those microseconds and waits for nothing.
 
-Only for reads that are a few pages by an index (the caller's promise): a read never waits for a
+Only for reads by an index of a few rows (the caller's promise; an IN list is expanded as SQLAlchemy
+expands it): a read never waits for a
 writer in WAL mode, and this connection has no busy timeout, so on the rare "database is locked" (a
 WAL recovery) ``read`` returns None at once and the caller reads through its engine instead. The
 connection is query-only and in autocommit: each read sees what was committed when it started, so a
@@ -28,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.sql.compiled_once import CompiledOnce
+from gateway.adapters.sql.sqlite_hop import listeners_of
 
 _DIALECT = aiosqlite_dialect()
 
@@ -40,12 +42,13 @@ class _Plan:
     defaults: dict[str, Any]
     columns: dict[str, int]
     results: tuple[Callable[[Any], Any] | None, ...]
+    expanding: Any  # the compiled statement when it has IN lists to expand per call, else None
 
 
 def _plan(statement: Select[Any]) -> _Plan:
     compiled = statement.compile(dialect=_DIALECT)
-    if compiled.post_compile_params or compiled.literal_execute_params:
-        raise TypeError("sqlite_inline: expanding or literal-execute parameters are not supported")
+    if compiled.literal_execute_params:
+        raise TypeError("sqlite_inline: literal-execute parameters are not supported")
     names = tuple(compiled.positiontup or ())
     processors = compiled._bind_processors  # noqa: SLF001  (the dialect's conversions, as SQLAlchemy applies them)
     defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
@@ -53,7 +56,18 @@ def _plan(statement: Select[Any]) -> _Plan:
     selected = list(statement.selected_columns)
     return _Plan(str(compiled), names, tuple(processors.get(n) for n in names), defaults,
                  {column.key: i for i, column in enumerate(selected)},
-                 tuple(column.type._cached_result_processor(_DIALECT, None) for column in selected))  # noqa: SLF001
+                 tuple(column.type._cached_result_processor(_DIALECT, None) for column in selected),  # noqa: SLF001
+                 compiled if compiled.post_compile_params else None)
+
+
+def _expanded(plan: _Plan, given: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The text and arguments of a statement whose IN lists take one placeholder per value, as
+    SQLAlchemy's own execution expands them."""
+    compiled = plan.expanding
+    state = compiled._process_parameters_for_postcompile(compiled.construct_params(dict(given)))  # noqa: SLF001
+    processors = state.processors or compiled._bind_processors  # noqa: SLF001
+    values = state.parameters
+    return state.statement, [values[n] if (p := processors.get(n)) is None else p(values[n]) for n in state.positiontup]
 
 
 _PLANS: CompiledOnce[_Plan] = CompiledOnce(_plan)
@@ -81,11 +95,16 @@ class InlineRow:
     def __len__(self) -> int:
         return len(self._values)
 
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return {name: self._values[i] for name, i in self._columns.items()}
+
 
 class InlineReads:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, listeners: list[Callable[[str], None]]) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
+        self._listeners = listeners  # told each statement's SQL (tests count statements with it)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -99,10 +118,16 @@ class InlineReads:
         """The rows, or None when the database is busy (read through the engine then)."""
         plan = _PLANS.get(statement)
         given = {**plan.defaults, **params} if plan.defaults else params
-        args = [given[name] if processor is None else processor(given[name])
-                for name, processor in zip(plan.names, plan.processors)]
+        if plan.expanding is not None:
+            sql, args = _expanded(plan, given)
+        else:
+            sql = plan.sql
+            args = [given[name] if processor is None else processor(given[name])
+                    for name, processor in zip(plan.names, plan.processors)]
+        for listener in self._listeners:
+            listener(sql)
         try:
-            rows = self._connection().execute(plan.sql, args).fetchall()
+            rows = self._connection().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return None
@@ -129,7 +154,7 @@ def inline_reads(engine: AsyncEngine) -> InlineReads | None:
     if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:") \
             or url.query.get("mode") == "memory":
         return None
-    found = _INLINE[engine.sync_engine] = InlineReads(database)
+    found = _INLINE[engine.sync_engine] = InlineReads(database, listeners_of(engine.sync_engine))
     return found
 
 
