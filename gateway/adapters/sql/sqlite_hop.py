@@ -10,9 +10,10 @@ inside ``write_transaction``), where ``statements.execute(statement, params)`` r
 raw sqlite3 connection: the same SQLAlchemy statements, compiled once for SQLite exactly as
 SQLAlchemy's own execute compiles them (the parameters' keys as column keys), their parameters put
 through the dialect's own conversions (a datetime becomes SQLAlchemy's stored text). The statements
-join the transaction SQLAlchemy began, and commit or roll back with it. A result is the row count and
-the raw rows: no result conversions, so only statements whose returned columns need none (text,
-integers) should read rows here.
+join the transaction SQLAlchemy began, and commit or roll back with it. ``write_in_one_hop(engine,
+work)`` takes the single writer's lock and runs ``work`` and the commit in the same hop (a commit through
+SQLAlchemy is a hop of its own). A result is the row count and the raw rows: no result conversions, so
+only statements whose returned columns need none (text, integers, bytes) should read rows here.
 
 ``work`` runs in another thread: it must only compute from its arguments and run statements, never
 touch the event loop or objects shared with it.
