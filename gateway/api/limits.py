@@ -84,7 +84,7 @@ def media_type(headers: Headers) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class _Operation:
-    path: re.Pattern[str]
+    path: str  # a regular expression of the route's paths, anchored
     method: str
     media_types: tuple[str, ...]  # empty: the operation takes no body
     upload: bool
@@ -96,7 +96,7 @@ def _operations(app: Any) -> list[_Operation]:
     declared types for an `upload`."""
     out = []
     for template, item in app.openapi().get("paths", {}).items():
-        pattern = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
         for method, op in item.items():
             if not isinstance(op, dict):
                 continue
@@ -113,7 +113,7 @@ def _by_method(ops: list[_Operation]) -> dict[str, tuple[re.Pattern[str], list[_
     for op in ops:
         grouped.setdefault(op.method, []).append(op)
     return {
-        method: (re.compile("|".join(f"(?P<o{i}>{op.path.pattern})" for i, op in enumerate(group))), group)
+        method: (re.compile("|".join(f"(?P<o{i}>{op.path})" for i, op in enumerate(group))), group)
         for method, group in grouped.items()
     }
 

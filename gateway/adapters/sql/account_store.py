@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.access.principal import Principal, Role
 from gateway.adapters.sql.access_tables import credentials, users
 from gateway.adapters.sql.engine import write_transaction
-from gateway.adapters.sql.sqlite_inline import inline_reads
+from gateway.adapters.sql.sqlite_inline import inline_reads, read_rows
 
 
 # A credential's last use is written only when it is older than this: a request within it reads and
@@ -246,13 +246,8 @@ class SqlAccountStore:
         finer clock, and most requests then write nothing. That write is conditional
         (``touch_credential``): of concurrent requests one moves it, and a credential revoked or
         ended meanwhile is not brought back."""
-        params = {"token": token_sha256}
-        rows = self._inline.read(_CREDENTIAL_OF_TOKEN, params) if self._inline is not None else None
-        if rows is None:
-            async with self.engine.connect() as conn:
-                row = (await conn.execute(_CREDENTIAL_OF_TOKEN, params)).first()
-        else:
-            row = rows[0] if rows else None
+        rows = await read_rows(self._inline, self.engine, _CREDENTIAL_OF_TOKEN, {"token": token_sha256})
+        row = rows[0] if rows else None
         if row is None or row.revoked_at is not None or row.disabled:
             return None
         last_used = _aware(row.last_used_at)

@@ -59,6 +59,18 @@ _ANCHOR_ROW = select(audit_anchor.c.first_seq, audit_anchor.c.prev_hash)
 _INSERT_RECORDS = insert(audit_log)
 
 
+def _anchor_of(row: Any) -> Anchor:
+    return Anchor(int(row[0]), str(row[1])) if row else Anchor()
+
+
+def _head_of(last: Any, anchor: Anchor | None) -> tuple[int, str]:
+    """(seq, record hash) to chain after: the last record's, or before the first, the anchor's."""
+    if last is not None:
+        return int(last[0]), str(last[1])
+    assert anchor is not None
+    return anchor.first_seq - 1, anchor.prev_hash
+
+
 class SqlAuditTrail:
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self.engine = engine
@@ -80,17 +92,12 @@ class SqlAuditTrail:
 
     @staticmethod
     async def _head(conn: AsyncConnection) -> tuple[int, str]:
-        row = (await conn.execute(select(audit_log.c.seq, audit_log.c.record_hash)
-                                  .order_by(audit_log.c.seq.desc()).limit(1))).first()
-        if row is not None:
-            return int(row[0]), str(row[1])
-        anchor = await SqlAuditTrail._anchor(conn)
-        return anchor.first_seq - 1, anchor.prev_hash
+        row = (await conn.execute(_HEAD_ROW)).first()
+        return _head_of(row, None if row is not None else await SqlAuditTrail._anchor(conn))
 
     @staticmethod
     async def _anchor(conn: AsyncConnection) -> Anchor:
-        row = (await conn.execute(select(audit_anchor.c.first_seq, audit_anchor.c.prev_hash))).first()
-        return Anchor(int(row[0]), str(row[1])) if row else Anchor()
+        return _anchor_of((await conn.execute(_ANCHOR_ROW)).first())
 
     def _chained(self, head: tuple[int, str], entries: list[AuditEntry]) -> list[AuditRecord]:
         """The records of ``entries`` chained after ``head`` (seq, record hash), stamped now."""
@@ -111,11 +118,9 @@ class SqlAuditTrail:
 
     def _append_in_hop(self, run: HopStatements, entries: list[AuditEntry]) -> list[AuditRecord]:
         """``_append`` in an SQLite connection's thread."""
-        head = run.execute(_HEAD_ROW, {}).first()
-        if head is None:
-            anchor = run.execute(_ANCHOR_ROW, {}).first()
-            head = (int(anchor[0]) - 1, str(anchor[1])) if anchor else (Anchor().first_seq - 1, Anchor().prev_hash)
-        out = self._chained((int(head[0]), str(head[1])), entries)
+        row = run.execute(_HEAD_ROW, {}).first()
+        head = _head_of(row, None if row is not None else _anchor_of(run.execute(_ANCHOR_ROW, {}).first()))
+        out = self._chained(head, entries)
         run.executemany(_INSERT_RECORDS, [r.as_json() for r in out])
         return out
 

@@ -1,4 +1,5 @@
-"""Statements compiled once and kept, keyed by the statement object (and the parameters' keys).
+"""Statements compiled once and kept, keyed by the statement object (and the parameters' keys), and a
+call's arguments laid out for one: what direct_pg.py, sqlite_hop.py and sqlite_inline.py share.
 
 SQLAlchemy's own compiled cache keys a statement by its structure, which costs a walk of the
 statement on every execution. The paths that run a statement straight on the driver (direct_pg.py,
@@ -10,9 +11,10 @@ while its entry lives.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 P = TypeVar("P")
@@ -37,3 +39,17 @@ class CompiledOnce(Generic[P]):
         if len(self._plans) > self._kept:
             self._plans.popitem(last=False)
         return plan
+
+
+def bound_values(compiled: SQLCompiler) -> dict[str, Any]:
+    """The values bound into a statement itself (``text(…).bindparams(x=…)``, a literal in a WHERE), by
+    parameter name: what a call's parameters are laid over."""
+    return {name: bind.effective_value for name, bind in compiled.binds.items()
+            if bind.value is not None or bind.callable is not None}
+
+
+def positional_args(names: Sequence[str], processors: Sequence[Callable[[Any], Any] | None],
+                    bound: Mapping[str, Any], params: Mapping[str, Any]) -> list[Any]:
+    """A call's arguments in placeholder order, each through the dialect's conversion, if it has one."""
+    given = {**bound, **params} if bound else params
+    return [given[name] if processor is None else processor(given[name]) for name, processor in zip(names, processors)]

@@ -37,7 +37,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Programm
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
-from gateway.adapters.sql.compiled_once import CompiledOnce
+from gateway.adapters.sql.compiled_once import CompiledOnce, bound_values, positional_args
 from gateway.adapters.sql.engine import is_sqlite, reader
 from gateway.adapters.sql.sqlite_inline import close_inline_reads
 
@@ -75,9 +75,7 @@ def _plan(statement: ClauseElement) -> _Plan:
 
     sql = _PLACEHOLDER.sub(renumber, str(compiled))
     processors = compiled._bind_processors  # noqa: SLF001  (the dialect's conversions, e.g. Boolean)
-    defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
-                if bind.value is not None or bind.callable is not None}
-    return _Plan(sql, tuple(order), tuple(processors.get(n) for n in order), defaults)
+    return _Plan(sql, tuple(order), tuple(processors.get(n) for n in order), bound_values(compiled))
 
 
 _PLANS: CompiledOnce[_Plan] = CompiledOnce(_plan)
@@ -208,9 +206,7 @@ class DirectConnection:
         if isinstance(params, Sequence) and not isinstance(params, Mapping):
             raise TypeError("direct_pg runs one statement with one set of parameters (arrays for many rows)")
         plan = plan_of(statement)
-        given = {**plan.defaults, **params} if plan.defaults and params else (params or plan.defaults)
-        args = [given[name] if processor is None else processor(given[name])
-                for name, processor in zip(plan.names, plan.processors)]
+        args = positional_args(plan.names, plan.processors, plan.defaults, params or {})
         for listener in self._listeners:
             listener(plan.sql)
         try:

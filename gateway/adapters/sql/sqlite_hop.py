@@ -32,11 +32,11 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Programm
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
-from gateway.adapters.sql.compiled_once import CompiledOnce
+from gateway.adapters.sql.compiled_once import CompiledOnce, bound_values, positional_args
 from gateway.adapters.sql.engine import write_lock
 
 T = TypeVar("T")
-_DIALECT = aiosqlite_dialect()
+SQLITE_DIALECT = aiosqlite_dialect()  # the dialect of engine.create_engine's SQLite engines
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +48,10 @@ class _Plan:
 
 
 def _plan(statement: ClauseElement, keys: tuple[str, ...] = ()) -> _Plan:
-    compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))
+    compiled = statement.compile(dialect=SQLITE_DIALECT, column_keys=list(keys))
     if compiled.post_compile_params or compiled.literal_execute_params:
         raise TypeError("sqlite_hop: expanding or literal-execute parameters are not supported")
-    defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
-                if bind.value is not None or bind.callable is not None}
+    defaults = bound_values(compiled)
     for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
         default = column.default if column in compiled.insert_prefetch else column.onupdate
         if default is None or not default.is_scalar:
@@ -105,10 +104,9 @@ class HopStatements:
         self._raw = raw
         self._listeners = listeners
 
-    def _args(self, plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
-        given = {**plan.defaults, **params} if plan.defaults else params
-        return [given[name] if processor is None else processor(given[name])
-                for name, processor in zip(plan.names, plan.processors)]
+    @staticmethod
+    def _args(plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
+        return positional_args(plan.names, plan.processors, plan.defaults, params)
 
     def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> HopResult:
         plan = _PLANS.get(statement, tuple(sorted(params)))

@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy.dialects.sqlite.aiosqlite import dialect as aiosqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.adapters.sql.compiled_once import CompiledOnce
-from gateway.adapters.sql.sqlite_hop import listeners_of
+from gateway.adapters.sql.compiled_once import CompiledOnce, bound_values, positional_args
+from gateway.adapters.sql.sqlite_hop import SQLITE_DIALECT, listeners_of
 
-_DIALECT = aiosqlite_dialect()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +44,16 @@ class _Plan:
 
 
 def _plan(statement: Select[Any]) -> _Plan:
-    compiled = statement.compile(dialect=_DIALECT)
+    compiled = statement.compile(dialect=SQLITE_DIALECT)
     if compiled.literal_execute_params:
         raise TypeError("sqlite_inline: literal-execute parameters are not supported")
     names = tuple(compiled.positiontup or ())
     processors = compiled._bind_processors  # noqa: SLF001  (the dialect's conversions, as SQLAlchemy applies them)
-    defaults = {name: bind.effective_value for name, bind in compiled.binds.items()
-                if bind.value is not None or bind.callable is not None}
+    defaults = bound_values(compiled)
     selected = list(statement.selected_columns)
     return _Plan(str(compiled), names, tuple(processors.get(n) for n in names), defaults,
                  {column.key: i for i, column in enumerate(selected)},
-                 tuple(column.type._cached_result_processor(_DIALECT, None) for column in selected),  # noqa: SLF001
+                 tuple(column.type._cached_result_processor(SQLITE_DIALECT, None) for column in selected),  # noqa: SLF001
                  compiled if compiled.post_compile_params else None)
 
 
@@ -117,13 +114,10 @@ class InlineReads:
     def read(self, statement: Select[Any], params: Mapping[str, Any]) -> list[InlineRow] | None:
         """The rows, or None when the database is busy (read through the engine then)."""
         plan = _PLANS.get(statement)
-        given = {**plan.defaults, **params} if plan.defaults else params
         if plan.expanding is not None:
-            sql, args = _expanded(plan, given)
+            sql, args = _expanded(plan, {**plan.defaults, **params})
         else:
-            sql = plan.sql
-            args = [given[name] if processor is None else processor(given[name])
-                    for name, processor in zip(plan.names, plan.processors)]
+            sql, args = plan.sql, positional_args(plan.names, plan.processors, plan.defaults, params)
         for listener in self._listeners:
             listener(sql)
         try:
@@ -156,6 +150,17 @@ def inline_reads(engine: AsyncEngine) -> InlineReads | None:
         return None
     found = _INLINE[engine.sync_engine] = InlineReads(database, listeners_of(engine.sync_engine))
     return found
+
+
+async def read_rows(inline: InlineReads | None, connectable: Any, statement: Select[Any],
+                    params: Mapping[str, Any]) -> list[Any]:
+    """The rows, read inline when ``inline`` can (SQLite, not locked), else through
+    ``connectable.connect()`` (an engine, or direct_pg's pool)."""
+    rows = inline.read(statement, params) if inline is not None else None
+    if rows is None:
+        async with connectable.connect() as conn:
+            rows = list((await conn.execute(statement, params)).all())
+    return rows
 
 
 def close_inline_reads(engine: AsyncEngine) -> None:

@@ -19,7 +19,7 @@ from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.in_lists import padded, padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.sqlite_hop import HopStatements, write_in_one_hop
-from gateway.adapters.sql.sqlite_inline import inline_reads
+from gateway.adapters.sql.sqlite_inline import inline_reads, read_rows
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.group_commit import GroupRunner
@@ -592,10 +592,7 @@ class SqlMessageStore:
             return {}
         params = {"b_nodes": padded_sorted(k[0] for k in wanted), "b_direction": direction.value,
                   "b_ids": padded_sorted(k[1] for k in wanted)}
-        rows = self._inline.read(_FIND_MANY, params) if self._inline is not None else None  # SQLite
-        if rows is None:
-            async with self._oneshot.connect() as conn:
-                rows = (await conn.execute(_FIND_MANY, params)).all()
+        rows = await read_rows(self._inline, self._oneshot, _FIND_MANY, params)
         found = (_message_from_row(r) for r in rows)
         return {(m.node, m.message_id): m for m in found if (m.node, m.message_id) in wanted}
 
