@@ -78,8 +78,12 @@ def _table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> list[s
     return ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
 
 
-def _reasons(reasons: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{r['field']}: {r['msg']}" if r["field"] else r["msg"] for r in reasons) or "—"
+def _reasons(event: dict[str, Any]) -> str:
+    reasons = [f"{r['field']}: {r['msg']}" if r["field"] else r["msg"] for r in event["reasons"]]
+    delivery = event["delivery"]
+    if delivery and delivery["reason"]:  # refused or lost by the recipient's gateway: say why
+        reasons.append(f"送达 delivery: {delivery['reason']}")
+    return "; ".join(reasons) or "—"
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -90,7 +94,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         delivery = e["delivery"]["result"] if e["delivery"] else "—"
         rows.append([str(e["index"]), e["as"] or "—", e["at"][:16].replace("T", " "), EVENT_NAMES[e["event"]],
                      e["from"] or "—", e["to"] or "—", STATUS_NAMES.get(e["status"], str(e["status"])), delivery,
-                     _reasons(e["reasons"])])
+                     _reasons(e)])
     lines += ["", "事件 events", *_table(EVENT_HEADERS, rows)]
     closed = ", ".join(f"{c['period']} ({c['at'][:16].replace('T', ' ')})" for c in result["closed"]) or "—"
     lines += ["", f"结账 closed periods: {closed}"]

@@ -2,9 +2,10 @@
 
 A commission replaying its cases may have no broker. What a scenario must exercise is everything on
 either side of the wire: the sender's outbox and relay, the sealed envelope (signed and encrypted for
-the recipient), and the recipient's `ExchangeService.receive` — the very call the AMQP consumer makes
-with the bytes it took off the queue (verify, decrypt, validate, store, track, receipt). Only the
-queue in between is a list. A publish is queued and returns, as a confirmed publish does; the
+the recipient), and the recipient's `ExchangeService.receive` — the call the consumer makes with the
+bytes it took off the queue, for a delivery on its own (the batching inbox hands many at once to
+`receive_batch`: the same checks and writes) — verify, decrypt, validate, store, track, receipt. Only
+the queue in between is a list. A publish is queued and returns, as a confirmed publish does; the
 deliveries run when the player asks (`deliver_all`), so what a clerk sees at an instant is what the
 recipient had received by then.
 

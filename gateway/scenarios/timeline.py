@@ -62,7 +62,7 @@ class _Strict(BaseModel):
 class SendEvent(_Strict):
     at: datetime
     send: Literal["query", "notification"]
-    as_: str = Field(alias="as", min_length=1, max_length=64)
+    as_: str | None = Field(None, alias="as", min_length=1, max_length=64, description="its name, for answers and resubmission_of")
     from_: str | None = Field(None, alias="from", description="the sending township (default: from the body)")
     body: dict[str, Any]
 
