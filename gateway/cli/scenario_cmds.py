@@ -58,7 +58,7 @@ def play(
     except ScratchDatabaseError as e:
         raise _fail(str(e)) from e
     if json_output:
-        typer.echo(json.dumps(result, ensure_ascii=False, indent=1))
+        typer.echo(json.dumps(result, ensure_ascii=False))  # one line: the whole output is the object
         return
     for line in summary_lines(result):
         typer.echo(line)

@@ -13,7 +13,7 @@ and quarters) exactly as `gateway serve` does every minute.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -188,10 +188,10 @@ class Player:
         await self._call(outcome, self.clerk(target.recipient).answer(target.message_id, event.body))
         return outcome
 
-    async def _call(self, outcome: EventOutcome, call: Any) -> None:
+    async def _call(self, outcome: EventOutcome, call: Awaitable[StoredMessage]) -> None:
         """Await a clerk's request and record what the HTTP API would have answered."""
         try:
-            stored: StoredMessage = await call
+            stored = await call
         except (CodecError, InvalidRequest) as e:
             outcome.status, outcome.reasons = 422, reasons_of(e.errors)
         except AlreadyAnswered as e:

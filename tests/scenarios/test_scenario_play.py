@@ -170,6 +170,15 @@ def test_the_figures_are_the_cells_gateway_reports_prints_as_csv(tmp_path: Path,
     assert header == made["columns"] and rows == made["cells"]
     assert figures.as_json(made)["rows"][0]["missed_management"] == int(rows[0][header.index("missed_management")])
 
+    scores = figures.report(SqlCaseSource(url), parse(document).reports[2], played.until)
+    monkeypatch.setattr(scores_cmds, "_source_provider", None)
+    monkeypatch.setattr(scores_cmds, "_clock", scores_cmds._clock)
+    scores_cmds.configure(lambda: SqlCaseSource(url), clock=lambda: played.until)  # as the scenario's end
+    result = runner.invoke(app, ["scores", "--quarter", "2026Q3", "--region", "120101001", "--csv"])
+    assert result.exit_code == 0, result.stderr
+    header, *rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert header == scores["columns"] and rows == scores["cells"] and rows[0][0] == "120101001"
+
 
 def test_a_report_of_a_period_not_closed_says_so(tmp_path: Path) -> None:
     code, out, _ = play(tmp_path, scenario([
