@@ -30,7 +30,7 @@ from gateway.exchange.errors import AlreadyAnswered, ExchangeError, InvalidReque
 from gateway.exchange.records import StoredMessage
 from gateway.node_setup import init_nodes
 from gateway.scenarios.delivery import InProcessBroker
-from gateway.scenarios.timeline import BEIJING, REFERENCE_FIELDS, AnswerEvent, Scenario, SendEvent
+from gateway.scenarios.timeline import BEIJING, REFERENCE_FIELDS, AnswerEvent, Scenario, SendEvent, sender_of
 from gateway.settings import Settings
 
 
@@ -167,7 +167,8 @@ class Player:
         return record, None
 
     async def send(self, index: int, event: SendEvent) -> EventOutcome:
-        sender = self.scenario.senders[index]
+        sender = sender_of(event)
+        assert sender is not None  # the file was checked (timeline._check)
         outcome = EventOutcome(index, event.as_, event.at, event.send, sender)
         # As the routes do: POST /nodes/{code}/queries or /notifications fills in the kind.
         record, refused = self._references({**event.body, "kind": event.body.get("kind", event.send)}, event.send)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -120,7 +120,6 @@ class Scenario:
     until: datetime
     start: datetime | None
     reports: tuple[ReportRequest, ...]
-    senders: dict[int, str] = field(default_factory=dict)  # event index → sending township
 
     def label(self, index: int) -> str:
         name = getattr(self.events[index], "as_", None)
@@ -213,8 +212,6 @@ def _check(s: Scenario) -> list[Reason]:
                 reasons.append(Reason(f"{where}.from", "is missing (and the body names no sending township)"))
             elif sender not in hosted:
                 reasons.append(Reason(f"{where}.from", f"{sender} is not one of the scenario's townships"))
-            else:
-                s.senders[i] = sender
             for ref in REFERENCE_FIELDS:
                 value = event.body.get(ref)
                 if value is not None and not (isinstance(value, str) and value in names):
