@@ -233,3 +233,36 @@ def test_on_postgresql_a_scratch_database_gives_the_same_figures_and_is_dropped(
 def test_a_database_url_that_is_not_postgresql_is_refused(tmp_path: Path) -> None:
     code, _, err = play(tmp_path, july(), "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
     assert code == 2 and "--database-url is for PostgreSQL" in err
+
+
+def test_a_second_answer_is_the_apis_409_and_a_send_needs_no_name(tmp_path: Path) -> None:
+    code, out, _ = play(tmp_path, scenario([
+        {"at": "2026-08-03T10:00", "send": "query", "as": "q1", "from": "110101001", "body": QUERY},
+        {"at": "2026-08-04T10:00", "answer": "q1", "body": FOUND},
+        {"at": "2026-08-05T10:00", "answer": "q1", "body": FOUND},
+        {"at": "2026-08-05T11:00", "send": "query", "from": "110101001",
+         "body": {**QUERY, "person": {**PERSON, "citizen_id": "120101198803120467", "birth_date": "1988-03-12"}}},
+    ]), "--json")
+    assert code == 0
+    statuses = [(e["index"], e["as"], e["status"]) for e in json.loads(out)["events"]]
+    assert statuses == [(0, "q1", 202), (1, None, 202), (2, None, 409), (3, None, 202)]
+    (row, _county) = json.loads(out)["reports"][0]["rows"]
+    assert (row["received"], row["answered"]) == (2, 1)
+
+
+async def test_a_delivery_the_receiving_gateway_cannot_take_is_reported_not_dropped() -> None:
+    from gateway.scenarios.delivery import InProcessBroker
+
+    broker = InProcessBroker()
+    await broker.start(["120101001"])
+
+    async def receive(_delivery: Any) -> None:
+        raise RuntimeError("the case store refused it")
+
+    await broker.consume(receive)
+    await broker.publish("120101001", b"sealed", message_id="m1", kind="query")
+    assert await broker.deliver_all() == 1 and broker.pending == 0
+    failed = broker.delivered["m1"]
+    assert (failed.result, failed.reason) == ("failed", "RuntimeError: the case store refused it")
+    with pytest.raises(ConnectionError):
+        await broker.publish("110101001", b"sealed", message_id="m2", kind="query")  # no queue for it here
