@@ -14,21 +14,23 @@ import typer
 
 app = typer.Typer(help="Acceptance scenarios: replay a dated timeline through the real services on a simulated clock.")
 
-PLAY_HELP = """Replay the scenario FILE on a simulated clock against a throw-away database and print the outcome
-of each event and the requested reports.
-
-The real services run: the township keys are generated in a temporary folder, every query,
-notification and answer is submitted through the same service the HTTP API calls, sealed (signed and
-encrypted), relayed from the outbox and received through ExchangeService.receive — the consumer's own
-receive path, delivered in-process (no RabbitMQ is needed) — and the tracker ticks at 00:00 Beijing
-time of every day, at each event and at `until`, so months and quarters close as in production.
-
-The database is SQLite in the temporary folder; with --database-url, a PostgreSQL server: a scratch
-database gateway_scenario_<random> is created on it (the URL's user needs CREATEDB) and dropped at the
-end; the database the URL names is not written to. Nothing of a running gateway is touched.
-
-Exit 0 when played (an event refused with 422 is an outcome, not a failure); 2 for a bad file, with
-the event and the field."""
+PLAY_HELP = (
+    "Replay the scenario FILE on a simulated clock against a throw-away database and print the outcome of "
+    "each event and the requested reports."
+    "\n\n"
+    "The real services run: the township keys are generated in a temporary folder, every query, notification "
+    "and answer is submitted through the same service the HTTP API calls, sealed (signed and encrypted), "
+    "relayed from the outbox and received through ExchangeService.receive — the consumer's own receive path, "
+    "delivered in-process (no RabbitMQ is needed) — and the tracker ticks at 00:00 Beijing time of every day,"
+    " at each event and at `until`, so months and quarters close as in production."
+    "\n\n"
+    "The database is SQLite in the temporary folder; with --database-url, a PostgreSQL server: a scratch "
+    "database gateway_scenario_<random> is created on it (the URL's user needs CREATEDB) and dropped at the "
+    "end; the database the URL names is not written to. Nothing of a running gateway is touched."
+    "\n\n"
+    "Exit 0 when played (an event refused with 422 is an outcome, not a failure); 2 for a bad file, with the "
+    "event and the field."
+)
 
 
 def _fail(message: str) -> typer.Exit:
