@@ -20,6 +20,7 @@ from gateway.cli import (
     keys_cmds,
     ops_cmds,
     reports_cmds,
+    scenario_cmds,
     scores_cmds,
     service_cmds,
 )
@@ -52,6 +53,7 @@ app.command("serve")(service_cmds.serve)
 app.command("demo")(service_cmds.demo)
 app.command("scores")(scores_cmds.scores)
 app.add_typer(reports_cmds.app, name="reports")
+app.add_typer(scenario_cmds.app, name="scenario")
 app.add_typer(codec_cmds.app, name="codec")
 app.add_typer(calendar_cmds.app, name="calendar")
 app.add_typer(keys_cmds.app, name="keys")

@@ -71,6 +71,10 @@ def _cells(region: str, c: Counts, s: SenderCounts) -> list[str]:
     ]
 
 
+class PeriodNotClosed(ValueError):
+    """A report asked for a period one of whose months or quarters is not closed yet."""
+
+
 def _snapshots(source: CaseSource, period: ReportPeriod) -> list[AccountingSnapshot]:
     parts = period.quarters or period.months
     snapshots = []
@@ -78,8 +82,8 @@ def _snapshots(source: CaseSource, period: ReportPeriod) -> list[AccountingSnaps
         snapshot = source.period_snapshot(part)
         if snapshot is None:
             what = "quarter" if period.quarters else "reporting month"
-            raise _fail(f"{period.kind} report {period.label}: {what} {part} is not closed yet; a report is made "
-                        "for a closed period only")
+            raise PeriodNotClosed(f"{period.kind} report {period.label}: {what} {part} is not closed yet; a report is "
+                                  "made for a closed period only")
         snapshots.append(snapshot)
     return snapshots
 
@@ -130,7 +134,10 @@ def _report(kind: ReportKind, period_text: str, region: str, xlsx: Path | None, 
         raise typer.BadParameter("must be a 2, 4, 6 or 9-digit division code", param_hint="--region")
     if _source_provider is None:
         raise _fail("no case source configured (the database adapter is not installed)")
-    rows, snapshots = build_rows(_source_provider(), period, region)
+    try:
+        rows, snapshots = build_rows(_source_provider(), period, region)
+    except PeriodNotClosed as e:
+        raise _fail(str(e)) from e
     preamble = _preamble(period, region, snapshots)
     if xlsx is not None:
         _write_xlsx(xlsx, preamble, rows)

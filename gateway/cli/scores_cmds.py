@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv as csv_module
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -33,9 +34,9 @@ from gateway.workflow.data_files import (
 )
 from gateway.workflow.periods import Quarter, reporting_month_of
 from gateway.workflow.ports import CaseSource
-from gateway.workflow.scoring import ScoreRow, score_table
+from gateway.workflow.scoring import ScoreFormula, ScoreRow, score_table
 from gateway.workflow.sender_accounting import SenderCounts, count_senders, roll_up_senders
-from gateway.workflow.targets import TargetCheck, check_all, summary
+from gateway.workflow.targets import TargetCheck, TargetSet, check_all, summary
 from gateway.codec.text_hygiene import spreadsheet_row
 
 _source_provider: Callable[[], CaseSource] | None = None
@@ -112,6 +113,49 @@ def _cells(row: ScoreRow, sender: SenderCounts, checks: list[TargetCheck]) -> li
     ]
 
 
+@dataclass(frozen=True)
+class ScoreTable:
+    """The rows of `gateway scores` (cells as the CSV prints them) and the instant they are as of."""
+
+    rows: list[list[str]]
+    as_of: datetime
+    status: str  # "closed" (the frozen figures of the close) or "open" (counted as of now)
+    rules_version: str
+
+
+def build_rows(
+    source: CaseSource, q: Quarter, region: str | None, level: Level, formula: ScoreFormula, targets: TargetSet,
+    now: Callable[[], datetime],
+) -> ScoreTable:
+    """The quarter's rows, as the command prints them; `now` is read only for a quarter still open.
+    One function for the command and `gateway scenario play` (gateway/scenarios), so both give the same cells."""
+    snapshot = source.quarter_snapshot(q)
+    facts = list(source.cases_for_quarter(q))
+    if snapshot is not None:
+        # Closed: the figures frozen at the close (R5), not a recount.
+        rows, as_of, status = snapshot.as_dict(), snapshot.closed_at, "closed"
+        rules_version = snapshot.rules_version
+    else:
+        as_of, status, rules_version = now(), "open", CURRENT_RULES
+        rows = count_as_of(facts, q, as_of, source.month_closures(q))
+    # The sender's figures are recounted as of the same instant (every fact is judged by it), so a
+    # closed quarter gives the same figures each time.
+    later = reporting_month_of(as_of)
+    if later not in q.months and later > q.months[-1]:
+        facts += list(source.facts_in_months([later]))
+    senders = {t: c for t, c in count_senders(_as_facts(facts), q, as_of).items() if not region or t.startswith(region)}
+    sender_rows = roll_up_senders(senders, level)
+    table = score_table(rows, formula, level, region)
+    by_region = {r.region: r for r in table}
+    for code in sender_rows.keys() - by_region.keys():  # a township that only sent
+        by_region[code] = ScoreRow(code, Counts(), None, formula.version)
+    lines_of = []
+    for code in sorted(by_region):
+        row, sender = by_region[code], sender_rows.get(code, SenderCounts())
+        lines_of.append(_cells(row, sender, check_all(targets, row.counts, sender)))
+    return ScoreTable(lines_of, as_of, status, rules_version)
+
+
 def scores(
     quarter: Annotated[str, typer.Option("--quarter", help="Quarter (exchange cycle), e.g. 2026Q1.")],
     region: Annotated[str | None, typer.Option("--region", help="Only townships whose code starts with this prefix.")] = None,
@@ -141,31 +185,8 @@ def scores(
         raise _fail(f"bad targets file: {e}") from e
     if _source_provider is None:
         raise _fail("no case source configured (the database adapter is not installed)")
-    source = _source_provider()
-    snapshot = source.quarter_snapshot(q)
-    facts = list(source.cases_for_quarter(q))
-    if snapshot is not None:
-        # Closed: the figures frozen at the close (R5), not a recount.
-        rows, as_of, status = snapshot.as_dict(), snapshot.closed_at, "closed"
-        rules_version = snapshot.rules_version
-    else:
-        as_of, status, rules_version = _clock(), "open", CURRENT_RULES
-        rows = count_as_of(facts, q, as_of, source.month_closures(q))
-    # The sender's figures are recounted as of the same instant (every fact is judged by it), so a
-    # closed quarter gives the same figures each time.
-    later = reporting_month_of(as_of)
-    if later not in q.months and later > q.months[-1]:
-        facts += list(source.facts_in_months([later]))
-    senders = {t: c for t, c in count_senders(_as_facts(facts), q, as_of).items() if not region or t.startswith(region)}
-    sender_rows = roll_up_senders(senders, level)
-    table = score_table(rows, formula, level, region)
-    by_region = {r.region: r for r in table}
-    for code in sender_rows.keys() - by_region.keys():  # a township that only sent
-        by_region[code] = ScoreRow(code, Counts(), None, formula.version)
-    lines_of = []
-    for code in sorted(by_region):
-        row, sender = by_region[code], sender_rows.get(code, SenderCounts())
-        lines_of.append(_cells(row, sender, check_all(targets, row.counts, sender)))
+    table = build_rows(_source_provider(), q, region, level, formula, targets, _clock)
+    lines_of, as_of, status, rules_version = table.rows, table.as_of, table.status, table.rules_version
 
     if csv:
         buf = io.StringIO()
