@@ -543,7 +543,8 @@ class Feedback(Record):
             v.add("not_found_states_checked_sources", "checked_sources",
                   f"search {', '.join(SOURCE_NAMES[c] for c in RULE_ELEVEN_SOURCES)} before answering 查无此人 "
                   f"(rule 十一); not searched: {', '.join(SOURCE_NAMES[c] for c in missing)}")
-        if (self.not_found_reason in ARTICLE_25_REASONS and SUPERIOR_DATABASE_SOURCE not in sources
+        # One reason at a time for the field (a form shows one): rule 十一's search comes first.
+        elif (self.not_found_reason in ARTICLE_25_REASONS and SUPERIOR_DATABASE_SOURCE not in sources
                 and len(departments) < 2):
             v.add("not_found_states_checked_sources", "checked_sources",
                   f"a 查无此人 for reason {self.not_found_reason} (地址不详、姓名笔误) is answered only after checking with "

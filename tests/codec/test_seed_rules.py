@@ -105,6 +105,9 @@ def test_no_such_person_for_an_unclear_address_or_a_misspelt_name_is_checked_wit
             sources = ["4", "5", "1", second]
             assert parse_message(not_found_dict(not_found_reason=reason, checked_sources=sources),
                                  today=TODAY).checked_sources == sources
+    # One reason for the field at a time, rule 十一's search first (the form shows one per field).
+    police_and_cards = errors_of(not_found_dict(not_found_reason="1", checked_sources=["1", "5"]))
+    assert police_and_cards["feedback.checked_sources"].endswith("(rule 十一); not searched: 流动人口数据库 (4)")
     # Several departments do not replace the search of rule 十一.
     assert "not searched: 育龄妇女信息卡 (5)" in errors_of(
         not_found_dict(checked_sources=["4", "1", "2", "3"]))["feedback.checked_sources"]
