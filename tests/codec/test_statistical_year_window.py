@@ -108,3 +108,20 @@ def test_a_configured_number_of_submission_days_is_used(real_calendar) -> None:
         parse_message(BIRTH, today=TODAY, accepted_on=date(2026, 10, 9), calendar=real_calendar,
                       submission_working_days=3)
     assert "3 working days after 2026-09-28: until 2026-10-08" in str(err.value)
+
+
+def test_the_import_counts_the_working_days_on_the_calendar_it_is_given(tmp_path, real_calendar) -> None:
+    # The monthly cards imported on Sat 10 Oct 2026: the birth of 27 Sep learned of on 28 Sep is a good row,
+    # as it is when typed in (the gateway passes its calendar to the import worker).
+    from gateway.codec.bulk_import import import_file
+    from tests.codec.test_bulk_import import write_csv
+
+    header = ["通报类别", "现居住地乡镇代码", "户籍地乡镇代码", "姓名", "身份证号码", "事件日期", "知悉日期", "户籍地址", "子女性别"]
+    row = ["1", "110101001", "410102001", "王秀兰", "11010519491231002X", "2026-09-27", "2026-09-28",
+           "河南省郑州市中原区林山寨街道某村", "1"]
+    path = write_csv(tmp_path / "n.csv", [header, row])
+    with_calendar = import_file(path, "notification", today=date(2026, 10, 10), calendar=real_calendar)
+    assert [g.message.event_date for g in with_calendar.good] == [date(2026, 9, 27)], with_calendar.errors
+    weekdays_only = import_file(path, "notification", today=date(2026, 10, 10))
+    [error] = weekdays_only.errors
+    assert error.column == "事件日期" and "until 2026-10-05" in error.reason
