@@ -58,7 +58,7 @@ def _records(n: int, seed: int = 4) -> list[dict[str, Any]]:
                         "not_applicable": ["one_child_certificate_date"]})
         else:
             out.append({"kind": "feedback", "in_reply_to": f"msg-{i}", "result": "not_found",
-                        "not_found_reason": "1", "checked_sources": ["1", "4"], "remarks": "村委会无此地址"})
+                        "not_found_reason": "1", "checked_sources": ["4", "5", "1", "2"], "remarks": "村委会无此地址"})
     return out
 
 

@@ -226,15 +226,13 @@ def build_gateway(
     directory = directory if directory is not None else load_directory(settings, clock.now())
     # Each gateway relays only its own townships' rows: several gateways can share one database.
     relay = OutboxRelay(store, broker, clock, batch=settings.relay_batch, senders=sorted(nodes))
-    tracker = CaseTracker(
-        case_store,
-        clock,
-        load_calendar(settings.calendar_file),
-        load_deadline_rules(settings.deadlines_file),
-    )
+    calendar = load_calendar(settings.calendar_file)
+    deadline_rules = load_deadline_rules(settings.deadlines_file)
+    tracker = CaseTracker(case_store, clock, calendar, deadline_rules)
     service = ExchangeService(
         nodes, directory, store, clock, on_outbox=relay.nudge, observer=TrackingObserver(tracker, store),
         receipts=receipt_store, quarantine_prefix_bytes=settings.quarantine_prefix_bytes,
+        calendar=calendar, submission_working_days=deadline_rules.submission_working_days,
     )
     gateway = Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,

@@ -64,5 +64,7 @@ def found_feedback(rng: random.Random, born: date, husband_residence: str) -> di
 def not_found_feedback(rng: random.Random) -> dict[str, Any]:
     reason = rng.choice(["1", "2", "3", "9"])
     remarks = {"1": "门牌号不存在", "2": "户籍档案中无此姓名", "3": "身份证号码与户籍档案不符", "9": "已迁出本乡"}[reason]
-    sources = rng.choice([["4"], ["1", "4"], ["1", "2", "3"]])  # 第二十五条: 多方核实 or the database
+    # Rule 十一: the database, the cards, the police archive; 第二十五条 (地址有误、姓名有误): another
+    # department (民政, 卫生) or the superior database besides.
+    sources = rng.choice([["4", "5", "1", "2"], ["4", "5", "1", "3"], ["4", "5", "1", "6"]])
     return {"result": "not_found", "not_found_reason": reason, "checked_sources": sources, "remarks": remarks}

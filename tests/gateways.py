@@ -94,7 +94,8 @@ FOUND = {
     # rule 四: the fields that do not apply to her, said explicitly
     "not_applicable": ["one_child_certificate_date", "pregnancy_policy_status", "left_on", "marriage_certificate_no"],
 }
-NOT_FOUND = {"result": "not_found", "not_found_reason": "1", "checked_sources": ["1", "4"], "remarks": "门牌号不存在"}
+# Rule 十一: the database, the cards and the police archive searched; 第二十五条 (地址有误): 民政 besides 公安.
+NOT_FOUND = {"result": "not_found", "not_found_reason": "1", "checked_sources": ["4", "5", "1", "2"], "remarks": "门牌号不存在"}
 
 
 def sample_notification(residence: str = RESIDENCE, registration: str = REGISTRATION) -> dict:

@@ -82,7 +82,8 @@ def examples(today: date) -> dict[str, dict[str, dict[str, Any]]]:
     not_found = {
         "result": "not_found",
         "not_found_reason": "1",
-        "checked_sources": ["1", "4"],  # the floating-population database, or two of 公安/民政/卫生
+        # rule 十一: database, cards, police archive; 第二十五条 (地址有误): 民政 besides 公安 (多方核实)
+        "checked_sources": ["4", "5", "1", "2"],
         "remarks": "门牌号不存在",
     }
     return {

@@ -26,6 +26,7 @@ from typing import Any
 
 from gateway.codec.bulk_import import ImportReport, Kind, import_file
 from gateway.codec.xlsx_guard import ImportLimits
+from gateway.workflow.calendar import WorkingDayCalendar
 
 
 def _warm_up() -> None:
@@ -72,8 +73,10 @@ def _noop() -> None:
     return None
 
 
-def _parse(path: str, kind: Kind, today: date | None, limits: ImportLimits) -> ParsedImport:
-    return ParsedImport.of(import_file(Path(path), kind, today=today, limits=limits))
+def _parse(path: str, kind: Kind, today: date | None, limits: ImportLimits,
+           calendar: WorkingDayCalendar | None = None, submission_working_days: int | None = None) -> ParsedImport:
+    return ParsedImport.of(import_file(Path(path), kind, today=today, limits=limits, calendar=calendar,
+                                       submission_working_days=submission_working_days))
 
 
 class ImportWorker:
@@ -103,10 +106,13 @@ class ImportWorker:
                 return
         self._executor().submit(_noop)
 
-    async def parse(self, path: Path, kind: Kind, *, today: date | None, limits: ImportLimits) -> ParsedImport:
+    async def parse(self, path: Path, kind: Kind, *, today: date | None, limits: ImportLimits,
+                    calendar: WorkingDayCalendar | None = None,
+                    submission_working_days: int | None = None) -> ParsedImport:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor(), _parse, str(path), kind, today, limits)
+            return await loop.run_in_executor(self._executor(), _parse, str(path), kind, today, limits,
+                                              calendar, submission_working_days)
         except BrokenProcessPool:
             # The worker died (out of memory, killed): the file is refused, the next import gets a new pool.
             with self._lock:

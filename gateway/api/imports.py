@@ -50,7 +50,8 @@ async def import_and_send(gateway: Any, view: NodeView, chunks: AsyncIterator[by
             async for chunk in chunks:
                 await f.write(chunk)
         report = await import_worker.shared(settings.import_workers).parse(
-            path, kind, today=gateway.clock.now().date(), limits=settings.import_limits  # type: ignore[arg-type]
+            path, kind, today=gateway.clock.now().date(), limits=settings.import_limits,  # type: ignore[arg-type]
+            calendar=gateway.service.calendar, submission_working_days=gateway.service.submission_working_days,
         )
     if report.file_errors:
         await view.audit(Action.IMPORT, filename[:64], result="refused", detail=f"{kind}: {report.file_errors[0]}"[:200])

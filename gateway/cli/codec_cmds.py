@@ -65,6 +65,15 @@ def _load_json(path: Path) -> Any:
         raise CodecError.single("", f"not JSON ({exc})") from None
 
 
+def _submission_window() -> dict[str, Any]:
+    """The shipped calendar and deadline rules, as the gateway counts a notification's working days
+    after learned_on (rule event_in_statistical_year), so the command judges a file as the gateway would."""
+    from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, load_calendar, load_deadline_rules
+
+    days = load_deadline_rules(DEFAULT_DEADLINES_FILE).submission_working_days
+    return {"calendar": load_calendar(DEFAULT_CALENDAR_FILE), "submission_working_days": days}
+
+
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="JSON message object (with `kind`) or wire envelope.")],
@@ -79,9 +88,9 @@ def validate(
     try:
         obj = _load_json(file)
         if isinstance(obj, dict) and "kind" not in obj and "v" in obj and "body" in obj:
-            decode(file.read_bytes(), today=reference)
+            decode(file.read_bytes(), today=reference, **_submission_window())
         else:
-            parse_message(obj, today=reference)
+            parse_message(obj, today=reference, **_submission_window())
     except CodecError as err:
         for e in err.errors:
             typer.echo(str(e))
@@ -107,7 +116,7 @@ def import_(
         if not as_json:
             typer.echo(f"… {done} rows" + (f" of {total}" if total else ""), err=True)
 
-    report = import_file(file, kind, today=_today(today), progress=progress)  # type: ignore[arg-type]
+    report = import_file(file, kind, today=_today(today), progress=progress, **_submission_window())  # type: ignore[arg-type]
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:

@@ -20,7 +20,9 @@ from gateway.codec import code_tables
 from gateway.codec.error_paths import field_errors
 from gateway.codec.import_columns import LAYOUTS, Column
 from gateway.codec.messages import Notification, Query
+from gateway.codec.rules import submission_context
 from gateway.codec.xlsx_guard import ImportLimits, Refused, check_xlsx
+from gateway.workflow.calendar import WorkingDayCalendar
 
 Kind = Literal["query", "notification"]
 Progress = Callable[[int, int | None], None]
@@ -190,13 +192,25 @@ def _blank(value: Any) -> bool:
 class Importer:
     """Turns rows (header first) into messages; the reading of files is separate (below)."""
 
-    def __init__(self, kind: Kind, *, today: date | None = None, limits: ImportLimits | None = None) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        today: date | None = None,
+        limits: ImportLimits | None = None,
+        calendar: WorkingDayCalendar | None = None,
+        submission_working_days: int | None = None,
+    ) -> None:
         self.kind: Kind = kind
         self.limits = limits or ImportLimits()
         self.columns = {c.header: c for c in LAYOUTS[kind]}
         self.by_path = {c.path: c.header for c in LAYOUTS[kind]}
         self.model = Query if kind == "query" else Notification
-        self.context = {"today": today} if today else None
+        # The calendar counts a notification's working days after learned_on (event_in_statistical_year)
+        # as the submission will, so a row is not refused here that the gateway would accept.
+        context = {"today": today} if today else {}
+        context.update(submission_context(calendar, submission_working_days))
+        self.context = context or None
 
     def run(self, rows: Iterable[tuple[Any, ...]], total: int | None = None, progress: Progress | None = None) -> ImportReport:
         report = ImportReport(self.kind)
@@ -355,10 +369,13 @@ def import_file(
     today: date | None = None,
     progress: Progress | None = None,
     limits: ImportLimits | None = None,
+    calendar: WorkingDayCalendar | None = None,
+    submission_working_days: int | None = None,
 ) -> ImportReport:
     path = Path(path)
     limits = limits or ImportLimits()
-    importer = Importer(kind, today=today, limits=limits)
+    importer = Importer(kind, today=today, limits=limits, calendar=calendar,
+                        submission_working_days=submission_working_days)
     suffix = path.suffix.lower()
     try:
         if suffix == ".xlsx":

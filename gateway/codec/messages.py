@@ -24,6 +24,8 @@ from pydantic import (
 
 from gateway.codec import citizen_id
 from gateway.codec.errors import CodecError
+from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.periods import statistical_year_of
 from gateway.codec.rules import (
     CodeOf,
     Count,
@@ -34,11 +36,15 @@ from gateway.codec.rules import (
     Violations,
     accepted_date,
     certificate_expires_on,
+    clerk_input,
+    CLERK_INPUT_CONTEXT,
     LABELS_CONTEXT,
     fail,
     reference_date,
     statistical_year,
     strict_completeness,
+    submission_context,
+    submission_due,
     village_level_problem,
 )
 
@@ -68,11 +74,14 @@ RULES: dict[str, str] = {
     "not_applicable_lists_absent_fields": "not_applicable names only rule 四 fields that are absent, each once, "
     "and only in a found answer.",
     "not_found_states_checked_sources": "A 查无此人 answer lists the sources checked (checked_sources, table "
-    "checked_source): the floating-population database, or at least two of 公安/民政/卫生 (第二十五条, rule 十一).",
+    "checked_source): as entered, each of rule 十一's 流动人口数据库, 育龄妇女信息卡 and 公安户籍管理档案, and for "
+    "reasons 地址有误/姓名有误 also 民政 or 卫生 (多方核实) or the superior database (第二十五条); on the wire, the "
+    "floating-population database or two of 公安/民政/卫生.",
     "registration_address_reaches_village": "A registration address names the registration township and a "
     "village- or community-level part after it (seed 002, 第二十四条).",
     "event_in_statistical_year": "A notification of kind ①–④ has its event date in the statistical year "
-    "(1 October – 30 September) of the acceptance date (seed 002, 第二十四条; seed 000, 第一篇 七).",
+    "(1 October – 30 September) of the acceptance date, or in the one before it while its 5 working days "
+    "from learned_on run (seed 002, 第二十四条; seed 000, 第一篇 七: 发现当月).",
     "learned_on_between_event_and_acceptance": "learned_on (default: the event date) is not before the event "
     "and not after the acceptance date.",
     "marriage_certificate_has_issue_date": "A 《流动人口婚育证明》 number comes with its issue date, which is "
@@ -318,11 +327,7 @@ class Notification(Record):
         if strict_completeness(info):
             _village_rule(v, self.registration_address, self.registration_township)
             if self.notification_kind in STATISTICAL_YEAR_KINDS:
-                first, last = statistical_year(accepted)
-                if not first <= self.event_date <= last:
-                    v.add("event_in_statistical_year", "event_date",
-                          f"must lie in the statistical year {first.isoformat()} – {last.isoformat()} of the "
-                          f"acceptance date (notification kind {self.notification_kind}: 统计年度内)")
+                self._statistical_year_rule(v, accepted, info)
             _certificate_issue_rules(
                 v, self.marriage_certificate_no, self.marriage_certificate_issued_on, self.person.birth_date, accepted
             )
@@ -354,6 +359,26 @@ class Notification(Record):
             v.add("notification_kind_fields", "contraception", "an operation notification needs the measure taken")
         v.raise_if_any()
         return self
+
+
+    def _statistical_year_rule(self, v: Violations, accepted: date, info: ValidationInfo) -> None:
+        # ①–④ are events 统计年度内; one of the last days of a statistical year is still notified in
+        # the next while its 5 working days from learned_on run (第二十四条; seed 000: 发现当月), and
+        # counts in the statistical year of its own date (gateway.workflow.periods.statistical_year_of).
+        first, last = statistical_year(accepted)
+        if first <= self.event_date <= last:
+            return
+        learned_on = self.learned_on or self.event_date
+        window = ""
+        if statistical_year_of(self.event_date) == statistical_year_of(accepted) - 1:
+            due, days = submission_due(info, learned_on)
+            if accepted <= due:
+                return
+            window = f" ({days} working days after {learned_on.isoformat()}: until {due.isoformat()})"
+        v.add("event_in_statistical_year", "event_date",
+              f"must lie in the statistical year {first.isoformat()} – {last.isoformat()} of the acceptance date, "
+              f"or in the statistical year before it and be submitted within the working days after learned_on"
+              f"{window} (notification kind {self.notification_kind}: 统计年度内)")
 
 
 class Children(Record):
@@ -401,9 +426,24 @@ RULE_FOUR_FIELDS = (
     "marriage_certificate_no",
 )
 NotApplicableField = Literal[RULE_FOUR_FIELDS]  # type: ignore[valid-type]  # the same names, one list
-# Seed 002, 第二十五条: 到公安、卫生、民政等相关部门多方核实或在上级流动人口育龄妇女数据库核查.
+# The sources of table checked_source the seeds name.
+# Rule 十一 (seed 000): 户籍所在地对查询和通报信息进行查找的依据是,流动人口数据库——育龄妇女信息卡——
+# 公安户籍管理档案: every 查无此人 has searched all three, in that order.
+RULE_ELEVEN_SOURCES = ("4", "5", "1")
+# Seed 002 第二十五条: 对因地址不详、姓名笔误等原因造成的"查无此人"情况,应到公安、卫生、民政等相关部门多方
+# 核实或在上级流动人口育龄妇女数据库核查后才反馈: for reasons 1 (地址有误) and 2 (姓名有误), at least two
+# of the departments (公安 is one, and rule 十一 has it searched already) or the superior database.
 DEPARTMENT_SOURCES = frozenset({"1", "2", "3"})
+SUPERIOR_DATABASE_SOURCE = "6"
+ARTICLE_25_REASONS = frozenset({"1", "2"})
+# Wire version 2 as issue 13 shipped it: the floating-population database or two departments. The
+# receiving gateway keeps to it: every answer the rules above accept meets it, and answers stored or in
+# flight from a gateway of that release stay readable (a receiver cannot see what was searched anyway).
 DATABASE_SOURCE = "4"
+
+
+SOURCE_NAMES = {"1": "公安户籍 (1)", "2": "民政婚姻登记 (2)", "3": "卫生健康 (3)", "4": "流动人口数据库 (4)",
+                "5": "育龄妇女信息卡 (5)", "6": "上级流动人口育龄妇女数据库 (6)"}
 
 
 class Feedback(Record):
@@ -449,7 +489,7 @@ class Feedback(Record):
             if self.not_applicable is not None:
                 v.add("not_applicable_lists_absent_fields", "not_applicable", "only allowed when result is found")
             if strict or self.checked_sources is not None:
-                self._checked_sources_rules(v)
+                self._checked_sources_rules(v, clerk_input(info))
             v.raise_if_any()
             return self
         if self.not_found_reason is not None:
@@ -483,7 +523,7 @@ class Feedback(Record):
         v.raise_if_any()
         return self
 
-    def _checked_sources_rules(self, v: Violations) -> None:
+    def _checked_sources_rules(self, v: Violations, from_clerk: bool) -> None:
         sources = self.checked_sources or []
         if not sources:
             v.add("not_found_states_checked_sources", "checked_sources",
@@ -492,10 +532,24 @@ class Feedback(Record):
         if len(set(sources)) != len(sources):
             v.add("not_found_states_checked_sources", "checked_sources", "lists a source twice")
         departments = DEPARTMENT_SOURCES.intersection(sources)
-        if DATABASE_SOURCE not in sources and len(departments) < 2:
+        if not from_clerk:
+            if DATABASE_SOURCE not in sources and len(departments) < 2:
+                v.add("not_found_states_checked_sources", "checked_sources",
+                      "check the floating-population database (4) or at least two of 公安户籍 (1), 民政婚姻登记 (2), "
+                      "卫生健康 (3) before answering 查无此人 (第二十五条: 多方核实)")
+            return
+        missing = [code for code in RULE_ELEVEN_SOURCES if code not in sources]
+        if missing:
             v.add("not_found_states_checked_sources", "checked_sources",
-                  "check the floating-population database (4) or at least two of 公安户籍 (1), 民政婚姻登记 (2), "
-                  "卫生健康 (3) before answering 查无此人 (第二十五条: 多方核实)")
+                  f"search {', '.join(SOURCE_NAMES[c] for c in RULE_ELEVEN_SOURCES)} before answering 查无此人 "
+                  f"(rule 十一); not searched: {', '.join(SOURCE_NAMES[c] for c in missing)}")
+        # One reason at a time for the field (a form shows one): rule 十一's search comes first.
+        elif (self.not_found_reason in ARTICLE_25_REASONS and SUPERIOR_DATABASE_SOURCE not in sources
+                and len(departments) < 2):
+            v.add("not_found_states_checked_sources", "checked_sources",
+                  f"a 查无此人 for reason {self.not_found_reason} (地址不详、姓名笔误) is answered only after checking with "
+                  "several departments, 公安户籍 (1) and 民政婚姻登记 (2) or 卫生健康 (3), or in the superior "
+                  "floating-population database (6) (第二十五条: 多方核实)")
 
     def _not_applicable_rules(self, v: Violations, strict: bool) -> None:
         listed = self.not_applicable or []
@@ -530,21 +584,32 @@ MODELS: dict[str, type[Record]] = {"query": Query, "notification": Notification,
 
 
 def parse_message(
-    obj: Any, *, today: date | None = None, accepted_on: date | None = None, labels: bool = False
+    obj: Any,
+    *,
+    today: date | None = None,
+    accepted_on: date | None = None,
+    labels: bool = False,
+    calendar: WorkingDayCalendar | None = None,
+    submission_working_days: int | None = None,
 ) -> Message:
     """Validate a message object (a dict as a clerk would POST it, with `kind`). `accepted_on`
     is the day the gateway accepts it (China time), for the rules relative to acceptance. With
     `labels`, code fields also take the labels the spreadsheet import takes (`女`, `汉族`;
-    `code_tables.code_for_input`), and the record holds the codes."""
+    `code_tables.code_for_input`), and the record holds the codes. `calendar` and
+    `submission_working_days` count a notification's working days after `learned_on` (the rule
+    `event_in_statistical_year`); without them, 5 days Monday to Friday."""
     from gateway.codec.error_paths import codec_error_from
 
-    context: dict[str, Any] = {LABELS_CONTEXT: True} if labels else {}
+    context: dict[str, Any] = {CLERK_INPUT_CONTEXT: True}
+    if labels:
+        context[LABELS_CONTEXT] = True
     if today:
         context["today"] = today
     if accepted_on:
         context["accepted_on"] = accepted_on
+    context.update(submission_context(calendar, submission_working_days))
     try:
-        return MESSAGE_ADAPTER.validate_python(obj, context=context or None)
+        return MESSAGE_ADAPTER.validate_python(obj, context=context)
     except ValidationError as exc:
         raise codec_error_from(exc) from None
 

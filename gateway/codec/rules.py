@@ -18,6 +18,8 @@ from pydantic_core import PydanticCustomError
 from gateway.codec import code_tables
 from gateway.codec.divisions import registry
 from gateway.codec.text_hygiene import TextProblem, check_text
+from gateway.workflow.calendar import WorkingDayCalendar, add_working_days
+from gateway.workflow.periods import statistical_year_bounds, statistical_year_of
 
 CHINA = ZoneInfo("Asia/Shanghai")
 RULES_ERROR = "codec_rules"
@@ -101,6 +103,14 @@ def _code_check(table_name: str) -> Callable[[str], str]:
 
 
 LABELS_CONTEXT = "labels"  # validation context key: a clerk's input, where labels stand for codes
+# Validation context key: the record is being entered (parse_message), not read from the wire. The rules
+# that bind the person entering it (what she searched before answering 查无此人) are judged here; the
+# wire keeps the form that records stored or in flight were accepted with.
+CLERK_INPUT_CONTEXT = "clerk_input"
+
+
+def clerk_input(info: ValidationInfo) -> bool:
+    return bool((info.context or {}).get(CLERK_INPUT_CONTEXT))
 
 
 def _label_to_code(table_name: str) -> Callable[[Any, ValidationInfo], Any]:
@@ -193,9 +203,36 @@ def accepted_date(info: ValidationInfo) -> date:
 
 def statistical_year(day: date) -> tuple[date, date]:
     """The family-planning statistical year holding `day`: 上年10月1日0时至本年9月30日24时
-    (seed 000, 第一篇 七)."""
-    end_year = day.year + 1 if day.month >= 10 else day.year
-    return date(end_year - 1, 10, 1), date(end_year, 9, 30)
+    (seed 000, 第一篇 七); `gateway.workflow.periods.statistical_year_of` names it."""
+    return statistical_year_bounds(statistical_year_of(day))
+
+
+# Validation context keys for the notification's submission window (seed 002, 第二十四条: 对应通报信息,
+# 应在5个工作日内提交): the working-day calendar and the number of working days. The gateway passes its
+# calendar; without one the count runs Monday to Friday, as for a year whose schedule is unpublished.
+CALENDAR_CONTEXT = "calendar"
+SUBMISSION_DAYS_CONTEXT = "submission_working_days"
+SUBMISSION_WORKING_DAYS = 5
+_WEEKDAYS_ONLY = WorkingDayCalendar({}, "weekdays only (no calendar given)")
+
+
+def submission_context(calendar: WorkingDayCalendar | None, working_days: int | None) -> dict[str, Any]:
+    """The validation context entries for the submission window (only those given)."""
+    out: dict[str, Any] = {}
+    if calendar is not None:
+        out[CALENDAR_CONTEXT] = calendar
+    if working_days is not None:
+        out[SUBMISSION_DAYS_CONTEXT] = working_days
+    return out
+
+
+def submission_due(info: ValidationInfo, learned_on: date) -> tuple[date, int]:
+    """The last day a notification learned of on `learned_on` may be submitted, and the working days
+    that gives: the n-th working day after `learned_on`, the day itself not counted (as for replies)."""
+    ctx = info.context or {}
+    calendar = ctx.get(CALENDAR_CONTEXT) or _WEEKDAYS_ONLY
+    days = ctx.get(SUBMISSION_DAYS_CONTEXT) or SUBMISSION_WORKING_DAYS
+    return add_working_days(calendar, learned_on, days).day, days
 
 
 MARRIAGE_CERTIFICATE_YEARS = 3

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from gateway.codec.error_paths import codec_error_from
 from gateway.codec.errors import CodecError, FieldError
 from gateway.codec.messages import MESSAGE_ADAPTER, Feedback, Message, Notification, Query
+from gateway.codec.rules import submission_context
+from gateway.workflow.calendar import WorkingDayCalendar
 
 WIRE_VERSION = 2
 SUPPORTED_VERSIONS = frozenset({1, 2})
@@ -48,10 +50,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode(data: bytes, *, today: date | None = None, accepted_on: date | None = None) -> Message:
+def decode(
+    data: bytes,
+    *,
+    today: date | None = None,
+    accepted_on: date | None = None,
+    calendar: WorkingDayCalendar | None = None,
+    submission_working_days: int | None = None,
+) -> Message:
     """Validate wire bytes. `accepted_on` is the day (China time) the sender's gateway accepted the
     message, for rules relative to acceptance (statistical year, certificate validity); without it,
-    the reference date."""
+    the reference date. `calendar` and `submission_working_days` as for `parse_message`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError.single("", "wire data must be bytes")
     if len(data) > MAX_WIRE_BYTES:
@@ -84,6 +93,7 @@ def decode(data: bytes, *, today: date | None = None, accepted_on: date | None =
         context["today"] = today
     if accepted_on:
         context["accepted_on"] = accepted_on
+    context.update(submission_context(calendar, submission_working_days))
     try:
         return MESSAGE_ADAPTER.validate_python(doc["body"], context=context)
     except ValidationError as exc:

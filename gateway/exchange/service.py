@@ -40,6 +40,7 @@ from gateway.security.envelope import open_envelope, parse_envelope, seal_for
 from gateway.security.receipts import BUNDLE_MAGIC, RECEIPT_KIND, Receipt, parse_receipt, split_bundle, verify_receipt
 from gateway.security.replay import ReplayPolicy, check_window
 from gateway.security.errors import EnvelopeError
+from gateway.workflow.calendar import WorkingDayCalendar
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class ExchangeService:
         receipts: ReceiptStore | None = None,
         replay_policy: ReplayPolicy = ReplayPolicy(),
         quarantine_prefix_bytes: int = DEFAULT_PREFIX_BYTES,
+        calendar: WorkingDayCalendar | None = None,
+        submission_working_days: int | None = None,
     ) -> None:
         self.nodes = dict(nodes)
         self.directory = directory
@@ -80,6 +83,10 @@ class ExchangeService:
         self.receipts = receipts
         self.replay_policy = replay_policy
         self.quarantine_prefix_bytes = quarantine_prefix_bytes
+        # A notification ①–④ of the last days of a statistical year is accepted while its working days
+        # after learned_on run (codec rule event_in_statistical_year): counted on the tracker's calendar.
+        self.calendar = calendar
+        self.submission_working_days = submission_working_days
 
     def node(self, code: str) -> HostedNode:
         try:
@@ -101,7 +108,7 @@ class ExchangeService:
         to_residence = record["kind"] == "notification" and record.get("direction") == "to_residence"
         sender_field = "registration_township" if to_residence else "residence_township"
         record.setdefault(sender_field, node_code)
-        message = parse_message(record, accepted_on=_china_date(self.clock.now()), labels=True)
+        message = parse_message(record, accepted_on=_china_date(self.clock.now()), labels=True, **self._window())
         if isinstance(message, Feedback):
             raise InvalidRequest([FieldError("kind", "feedback is sent as the answer to a received message")])
         recipient_field = "residence_township" if to_residence else "registration_township"
@@ -120,11 +127,22 @@ class ExchangeService:
 
     async def _check_resubmission(self, node_code: str, message: Query) -> None:
         """Rule 五: after a 查无此人 the residence place re-visits, 补充、完善查询信息内容 and submits
-        again. A resubmission must name a query this node sent, and must differ from it."""
+        again. A resubmission must name a query this node sent that was answered 查无此人 (凡是反馈的
+        内容标明"查无此人"情况的), and must differ from it."""
         assert message.resubmission_of is not None
-        earlier = await self.store.find(node_code, Direction.OUT, message.resubmission_of)
-        if earlier is None or earlier.kind != "query":
-            raise InvalidRequest([FieldError("query.resubmission_of", f"{node_code} sent no query {message.resubmission_of}")])
+        earlier_id = message.resubmission_of
+        earlier = await self.store.find(node_code, Direction.OUT, earlier_id)
+        problem = None
+        if earlier is None:
+            problem = f"{node_code} sent no query {earlier_id}"
+        elif earlier.kind != "query":
+            problem = f"{earlier_id} is a {earlier.kind}, not a query: only a query answered 查无此人 is re-submitted (rule 五)"
+        elif earlier.answered_by is None:
+            problem = f"the query {earlier_id} has not been answered yet: only a query answered 查无此人 is re-submitted (rule 五)"
+        elif earlier.result != "not_found":
+            problem = f"the query {earlier_id} was answered {earlier.result}, not 查无此人: only a query answered 查无此人 is re-submitted (rule 五)"
+        if problem is not None:
+            raise InvalidRequest([FieldError("query.resubmission_of", problem)])
         before = self.read_body(earlier)
         if _correctable(before) == _correctable(message):
             raise InvalidRequest([FieldError(
@@ -277,7 +295,7 @@ class ExchangeService:
                 raise EnvelopeError("wrong_recipient", f"routed to {delivery.routing_key}, addressed to {header.recipient}")
             opened = open_envelope(envelope, keyring=node.keyring, directory=self.directory)
             check_window(header.created, now, self.replay_policy)
-            message = wire.decode(opened.plaintext, accepted_on=_china_date(header.created))
+            message = wire.decode(opened.plaintext, accepted_on=_china_date(header.created), **self._window())
         except EnvelopeError as exc:
             return self._refusal(raw, sha, now, exc.reason, exc.detail, header)
         except CodecError as exc:
@@ -475,7 +493,10 @@ class ExchangeService:
         plaintext = node.storage.open(stored.body_sealed, storage_context(stored.node, stored.direction.value, stored.message_id))
         # Rules relative to acceptance (statistical year, certificate validity) are judged as on the
         # day the record was accepted, so a stored record stays readable years later.
-        return wire.decode(plaintext, accepted_on=_china_date(stored.created_at))
+        return wire.decode(plaintext, accepted_on=_china_date(stored.created_at), **self._window())
+
+    def _window(self) -> dict[str, Any]:
+        return {"calendar": self.calendar, "submission_working_days": self.submission_working_days}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,15 @@ from gateway.tracking.ports import CaseStore, StrikeConflict
 from gateway.workflow.accounting import ClosingAt, close_quarter
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.case_facts import CaseFacts
-from gateway.workflow.cases import Case, Direction, evaluate, mark_reminder_sent, open_case, recompute_open_deadlines
+from gateway.workflow.cases import (
+    Case,
+    Direction,
+    evaluate,
+    mark_reminder_sent,
+    open_case,
+    recompute_open_deadlines,
+    resubmission_problem,
+)
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.feedback_handling import FeedbackOutcome, handle_feedback, rebuild_ledger
@@ -108,9 +116,26 @@ class CaseTracker:
             return existing
         earlier_id = getattr(message, "resubmission_of", None)
         earlier = await self.store.get_case(earlier_id) if earlier_id else None
-        if earlier is not None and earlier.sender_township != stored.sender:
-            earlier = None  # only the township that asked may correct its query
         roles = case_roles(stored, message)
+        note = None
+        if earlier_id:
+            # A correction this gateway cannot continue (the earlier query is unknown here, unanswered,
+            # answered found, not a query, or another township's) still has to be answered and counted:
+            # it opens a plain case, outside the chain, and says why. Raising here would nack the
+            # delivery until it reached the poison queue, and the query would be missing from every figure.
+            if earlier is None:
+                problem = f"no case {earlier_id} here"
+            elif earlier.sender_township != stored.sender:
+                problem = "only the residence township that sent a query can re-submit it"
+            else:
+                problem = resubmission_problem(earlier, roles["residence_township"])  # type: ignore[arg-type]
+            if problem is not None:
+                earlier = None
+                note = f"resubmission_of {earlier_id} not linked: {problem}"
+                # A correction sent to another registration township (the address was wrong) is that
+                # township's first sight of her: no case here is expected, the rest is not.
+                level = logging.INFO if earlier is None and problem.startswith("no case") else logging.WARNING
+                log.log(level, "query %s from %s: %s; tracked as a plain case", stored.message_id, stored.sender, note)
         case = open_case(
             stored.message_id,
             case_kind(message),
@@ -121,6 +146,7 @@ class CaseTracker:
             self.rules,
             self.calendar,
             resubmits=earlier,
+            note=note,
             **roles,  # type: ignore[arg-type]
         )
         case = evaluate(case, self.clock.now())

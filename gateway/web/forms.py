@@ -113,7 +113,7 @@ FOUND_FIELDS = [
 # Rule 六: 查无此人 needs a reason, and remarks; 第二十五条 / rule 十一: the sources checked.
 NOT_FOUND_FIELDS = [
     Field("not_found_reason", "查无此人原因", "select", "not_found_reason"),
-    Field("checked_sources", "已核查的来源（流动人口数据库，或公安、民政、卫生中至少两项）", "checkboxes", "checked_source", wide=True),
+    Field("checked_sources", "已核查的来源（流动人口数据库、育龄妇女信息卡、公安户籍均须核查；地址有误、姓名有误时另须民政或卫生，或上级数据库）", "checkboxes", "checked_source", wide=True),
 ]
 REMARKS = Field("remarks", "备注（查无此人时必填）", "textarea", wide=True)
 FEEDBACK_FIELDS = [*FOUND_FIELDS, *NOT_FOUND_FIELDS, REMARKS]

@@ -4,7 +4,8 @@ Where each rule lives:
 
 * `calendar`          — working days (State Council holidays, 调休 make-up days, unpublished years)
 * `deadlines`         — "10 / 5 working days" reply deadlines and their rule-sets (R2)
-* `periods`           — reporting months with the 20th cutoff (R1) and quarters (R5)
+* `periods`           — reporting months with the 20th cutoff (R1), quarters (R5) and the statistical year
+                        (1 Oct – 30 Sep, `statistical_year_of`)
 * `cases`             — case states and transitions; open, reply, evaluate, withdraw, recompute
 * `feedback`          — reply results (found / 查无此人 and its reasons)
 * `strikes`           — three consecutive 查无此人 → one 漏管 (R3)

@@ -207,6 +207,21 @@ def _due_soon_window(calendar: WorkingDayCalendar, deadline: Deadline, working_d
     return DueSoonWindow(start_of_local_day(first), working_days)
 
 
+NO_SUCH_PERSON_STATES = frozenset({CaseState.NO_SUCH_PERSON, CaseState.MISSED_MANAGEMENT})
+
+
+def resubmission_problem(resubmits: Case, residence_township: str) -> str | None:
+    """Why a corrected query cannot continue the chain of `resubmits`, or None when it can: rule 五
+    re-submits a *query* answered 查无此人, and only the residence township that asked corrects it."""
+    if resubmits.kind is CaseKind.NOTIFICATION:
+        return f"{resubmits.case_id} is a notification, not a query"
+    if resubmits.state not in NO_SUCH_PERSON_STATES:
+        return f"case {resubmits.case_id} was not answered 查无此人 (it is {resubmits.state.value}); nothing to re-submit"
+    if resubmits.residence_township != residence_township:
+        return "only the residence township that sent a query can re-submit it"
+    return None
+
+
 def open_case(
     case_id: str,
     kind: CaseKind,
@@ -221,6 +236,7 @@ def open_case(
     direction: Direction = Direction.TO_REGISTRATION,
     event_date: date | None = None,
     learned_on: date | None = None,
+    note: str | None = None,
 ) -> Case:
     """Open the case for a query or notification accepted at `received_at`.
 
@@ -228,7 +244,8 @@ def open_case(
     links to it and to the whole chain before it. `residence_township` and `registration_township`
     are the person's two places whatever the direction; the recipient (`responsible_township`)
     must reply. A notification with an `event_date` gets its submission deadline: 5 working days
-    after `learned_on` (defaulting to the event date), the day itself not counted.
+    after `learned_on` (defaulting to the event date), the day itself not counted. `note` is added to
+    the cause of the first transition (e.g. why a resubmission was not linked to its chain).
     """
     _check_township(residence_township, "residence township")
     _check_township(registration_township, "registration township")
@@ -249,10 +266,8 @@ def open_case(
         ).due_at
     chain: tuple[str, ...] = ()
     if resubmits is not None:
-        if resubmits.state not in (CaseState.NO_SUCH_PERSON, CaseState.MISSED_MANAGEMENT):
-            raise CaseTransitionError(f"case {resubmits.case_id} was not answered 查无此人; nothing to re-submit")
-        if resubmits.residence_township != residence_township:
-            raise CaseTransitionError("only the residence township that sent a query can re-submit it")
+        if (problem := resubmission_problem(resubmits, residence_township)) is not None:
+            raise CaseTransitionError(problem)
         chain = (*resubmits.earlier_query_ids, resubmits.case_id)
     # The corrected query is "the same information" (rule 六) as the one it corrects, so it continues
     # that query's run of strikes, whatever field was corrected. Sent to another registration
@@ -263,6 +278,8 @@ def open_case(
     if strike_subject == citizen_id:
         strike_subject = None
     cause = "received" if resubmits is None else f"received; corrected re-submission of {resubmits.case_id}"
+    if note:
+        cause = f"{cause}; {note}"
     return Case(
         case_id=case_id,
         kind=kind,

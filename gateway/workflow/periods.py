@@ -6,6 +6,10 @@
 * A quarter is three reporting months (rule 七: 每个季度为一个…工作周期):
   Q1 = 21 Dec - 20 Mar, Q2 = 21 Mar - 20 Jun, Q3 = 21 Jun - 20 Sep, Q4 = 21 Sep - 20 Dec.
 * A message belongs to the period of the instant the gateway accepted it, read in CST.
+* The statistical year (统计年度) runs from 1 October to 30 September (seed 000, 登记制度 七:
+  计划生育统计期限为上年10月1日0时至本年9月30日24时) and is named by the year it ends in: statistical
+  year 2026 is 1 Oct 2025 – 30 Sep 2026, the convention of the reports (2026H1 = October 2025 – March
+  2026). Notifications ①–④ count in the statistical year of the event's own date (seed 002, 第二十四条).
 
 Period bounds are half-open [starts_at, ends_at): `ends_at` is 00:00 CST on the 21st, so an instant
 at exactly 24:00 on the 20th already belongs to the next month.
@@ -20,6 +24,7 @@ from datetime import date, datetime
 from gateway.workflow.instants import local_date, start_of_local_day
 
 CUTOFF_DAY = 20  # rule 七: 每月20日为当月提交查询和反馈信息截止日
+STATISTICAL_YEAR_FIRST_MONTH = 10  # seed 000 登记制度 七: 上年10月1日0时至本年9月30日24时
 
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER_RE = re.compile(r"^(\d{4})Q([1-4])$")
@@ -129,3 +134,14 @@ def reporting_month_of(instant: datetime) -> ReportingMonth:
 
 def quarter_of(instant: datetime) -> Quarter:
     return reporting_month_of(instant).quarter
+
+
+def statistical_year_of(day: date) -> int:
+    """The statistical year holding `day`, named by the year in which it ends:
+    2026-09-30 → 2026, 2026-10-01 → 2027."""
+    return day.year + 1 if day.month >= STATISTICAL_YEAR_FIRST_MONTH else day.year
+
+
+def statistical_year_bounds(year: int) -> tuple[date, date]:
+    """First and last day of statistical year `year` (1 October of year-1 to 30 September of year)."""
+    return date(year - 1, STATISTICAL_YEAR_FIRST_MONTH, 1), date(year, STATISTICAL_YEAR_FIRST_MONTH - 1, 30)

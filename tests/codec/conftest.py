@@ -46,7 +46,7 @@ def not_found_dict(**over: Any) -> dict[str, Any]:
         "in_reply_to": "msg-0001",
         "result": "not_found",
         "not_found_reason": "1",
-        "checked_sources": ["1", "4"],
+        "checked_sources": ["4", "5", "1", "2"],  # rule 十一, and 多方核实 for reason 1 (第二十五条)
         "remarks": "村委会无此地址",
     }
     d.update(over)

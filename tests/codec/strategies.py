@@ -202,7 +202,9 @@ def not_found_feedback(draw: st.DrawFn) -> dict[str, Any]:
         "in_reply_to": draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,30}", fullmatch=True)),
         "result": "not_found",
         "not_found_reason": draw(codes("not_found_reason")),
-        "checked_sources": draw(st.sampled_from([["4"], ["1", "2"], ["1", "3", "5"], ["4", "9"], ["2", "3"]])),
+        # rule 十一's three (4, 5, 1), and for reasons 1 and 2 another department or the superior database (第二十五条)
+        "checked_sources": draw(st.sampled_from([["4", "5", "1", "2"], ["1", "3", "4", "5"], ["4", "5", "1", "6"],
+                                                 ["4", "5", "1", "2", "3", "9"]])),
         "remarks": draw(texts),
     }
 

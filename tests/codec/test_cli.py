@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 
-from .conftest import found_dict, query_dict
+from .conftest import found_dict, notification_dict, query_dict
 
 runner = CliRunner()
 
@@ -29,6 +29,18 @@ def test_validate_prints_ok_for_a_valid_message(tmp_path: Path) -> None:
     f.write_text(json.dumps(query_dict(), ensure_ascii=False), encoding="utf-8")
     result = runner.invoke(app, ["codec", "validate", str(f), "--today", "2026-11-23"])
     assert (result.exit_code, result.stdout) == (0, "ok\n")
+
+
+def test_validate_judges_a_birth_of_the_statistical_years_last_day_on_the_shipped_calendar(tmp_path: Path) -> None:
+    # A birth of Tue 30 Sep 2025, known that day: its 5 working days after it skip National Day 1–8 Oct
+    # 2025 and count Sat 11 Oct (调休): 9, 10, 11, 13, 14 October. On the 14th it validates, on the 15th not.
+    f = tmp_path / "n.json"
+    f.write_text(json.dumps(notification_dict(event_date="2025-09-30"), ensure_ascii=False), encoding="utf-8")
+    in_time = runner.invoke(app, ["codec", "validate", str(f), "--today", "2025-10-14"])
+    assert (in_time.exit_code, in_time.stdout) == (0, "ok\n")
+    too_late = runner.invoke(app, ["codec", "validate", str(f), "--today", "2025-10-15"])
+    assert too_late.exit_code == 1
+    assert "(5 working days after 2025-09-30: until 2025-10-14)" in too_late.stdout
 
 
 def test_validate_prints_every_error_path(tmp_path: Path) -> None:

@@ -67,21 +67,75 @@ def test_not_applicable_lists_absent_fields() -> None:
 
 
 def test_not_found_states_checked_sources() -> None:
-    # Seed 002 第二十五条: 对因地址不详、姓名笔误等原因造成的"查无此人"情况,应到公安、卫生、民政等相关部门
-    # 多方核实或在上级流动人口育龄妇女数据库核查后才反馈。Rule 十一: 户籍所在地对查询和通报信息进行查找的
-    # 依据是,流动人口数据库——育龄妇女信息卡——公安户籍管理档案。
     missing = not_found_dict()
     del missing["checked_sources"]
     assert errors_of(missing) == {
         "feedback.checked_sources": "required when result is not_found: list the sources checked (table checked_source)"
     }
-    one_department = errors_of(not_found_dict(checked_sources=["1", "5"]))
-    assert one_department["feedback.checked_sources"].startswith("check the floating-population database (4) or at least two")
-    assert errors_of(not_found_dict(checked_sources=["4", "4"])) == {"feedback.checked_sources": "lists a source twice"}
+    assert errors_of(not_found_dict(checked_sources=["4", "5", "1", "2", "2"])) == {
+        "feedback.checked_sources": "lists a source twice"
+    }
     assert "feedback.checked_sources.0" in errors_of(not_found_dict(checked_sources=["7"]))
-    for enough in (["4"], ["1", "2"], ["2", "3", "9"]):
-        assert parse_message(not_found_dict(checked_sources=enough), today=TODAY).checked_sources == enough
     assert errors_of(found_dict(checked_sources=["4"])) == {"feedback.checked_sources": "only allowed when result is not_found"}
+
+
+def test_no_such_person_has_searched_the_three_sources_of_rule_eleven() -> None:
+    # Rule 十一: 户籍所在地对查询和通报信息进行查找的依据是,流动人口数据库——育龄妇女信息卡——公安户籍管理档案。
+    police_and_cards = errors_of(not_found_dict(not_found_reason="3", checked_sources=["1", "5"]))
+    assert police_and_cards == {"feedback.checked_sources": (
+        "search 流动人口数据库 (4), 育龄妇女信息卡 (5), 公安户籍 (1) before answering 查无此人 (rule 十一); "
+        "not searched: 流动人口数据库 (4)")}
+    database_alone = errors_of(not_found_dict(not_found_reason="9", checked_sources=["4"]))
+    assert database_alone["feedback.checked_sources"].endswith("not searched: 育龄妇女信息卡 (5), 公安户籍 (1)")
+    for reason in ("3", "9"):  # not a cause 第二十五条 names: rule 十一 is enough
+        enough = parse_message(not_found_dict(not_found_reason=reason, checked_sources=["4", "5", "1"]), today=TODAY)
+        assert enough.checked_sources == ["4", "5", "1"]
+
+
+def test_no_such_person_for_an_unclear_address_or_a_misspelt_name_is_checked_with_several_departments() -> None:
+    # Seed 002 第二十五条: 对因地址不详、姓名笔误等原因造成的"查无此人"情况,应到公安、卫生、民政等相关部门多方
+    # 核实或在上级流动人口育龄妇女数据库核查后才反馈。
+    for reason in ("1", "2"):  # 地址有误, 姓名有误
+        only_rule_eleven = errors_of(not_found_dict(not_found_reason=reason, checked_sources=["4", "5", "1"]))
+        assert only_rule_eleven == {"feedback.checked_sources": (
+            f"a 查无此人 for reason {reason} (地址不详、姓名笔误) is answered only after checking with several "
+            "departments, 公安户籍 (1) and 民政婚姻登记 (2) or 卫生健康 (3), or in the superior floating-population "
+            "database (6) (第二十五条: 多方核实)")}
+        for second in ("2", "3", "6"):  # 民政, 卫生, or the superior database
+            sources = ["4", "5", "1", second]
+            assert parse_message(not_found_dict(not_found_reason=reason, checked_sources=sources),
+                                 today=TODAY).checked_sources == sources
+    # One reason for the field at a time, rule 十一's search first (the form shows one per field).
+    police_and_cards = errors_of(not_found_dict(not_found_reason="1", checked_sources=["1", "5"]))
+    assert police_and_cards["feedback.checked_sources"].endswith("(rule 十一); not searched: 流动人口数据库 (4)")
+    # Several departments do not replace the search of rule 十一.
+    assert "not searched: 育龄妇女信息卡 (5)" in errors_of(
+        not_found_dict(checked_sources=["4", "1", "2", "3"]))["feedback.checked_sources"]
+
+
+def test_no_such_person_reasons_read_in_chinese() -> None:
+    from gateway.web.reasons_zh import in_chinese
+
+    eleven = errors_of(not_found_dict(not_found_reason="3", checked_sources=["1", "5"]))["feedback.checked_sources"]
+    assert in_chinese(eleven) == ("查无此人前须核查流动人口数据库、育龄妇女信息卡、公安户籍管理档案（规则十一），"
+                                  "未核查：流动人口数据库 (4)")
+    article = errors_of(not_found_dict(checked_sources=["4", "5", "1"]))["feedback.checked_sources"]
+    assert in_chinese(article).endswith("或在上级流动人口育龄妇女数据库核查后才反馈（第二十五条）")
+
+
+def test_the_wire_keeps_the_sources_rule_its_records_were_accepted_with() -> None:
+    # An answer stored or in flight from a gateway of the previous release (the database alone, or two
+    # departments) still reads; the receiving gateway cannot see what was searched.
+    body = json.loads(encode(parse_message(not_found_dict(), today=TODAY)))["body"]
+
+    def on_the_wire(sources: list[str]) -> bytes:
+        return json.dumps({"v": 2, "body": {**body, "checked_sources": sources}}, ensure_ascii=False).encode()
+
+    for earlier in (["4"], ["1", "2"]):
+        assert decode(on_the_wire(earlier), today=TODAY).checked_sources == earlier
+    with pytest.raises(CodecError) as err:
+        decode(on_the_wire(["1", "5"]), today=TODAY)
+    assert "check the floating-population database (4) or at least two" in str(err.value)
 
 
 # --- 第二十四条: the registration address reaches village level ----------------------------------
@@ -116,11 +170,13 @@ def test_statistical_year_runs_from_1_october_to_30_september() -> None:
 def test_event_in_statistical_year() -> None:
     # Seed 002 第二十四条: 流入地应向流出地通报的8项内容:①统计年度内有生育子女行为的;②统计年度内落实计划生育
     # 手术的;③统计年度内应落实长效避孕节育措施而未落实的;④统计年度内怀孕的…  "In the statistical year"
-    # is the year holding the acceptance date (本年度内: the year the notification is made).
+    # is the year holding the acceptance date (本年度内: the year the notification is made), or the one
+    # before it while the notification's 5 working days after learned_on run (对应通报信息,应在5个工作日内提交).
     late = notification_dict(event_date="2026-09-30")
-    assert errors_of(late, accepted_on=date(2026, 10, 1)) == {
-        "notification.event_date": "must lie in the statistical year 2026-10-01 – 2027-09-30 of the acceptance date "
-        "(notification kind 1: 统计年度内)"
+    assert errors_of(late, accepted_on=date(2026, 11, 2)) == {
+        "notification.event_date": "must lie in the statistical year 2026-10-01 – 2027-09-30 of the acceptance date, "
+        "or in the statistical year before it and be submitted within the working days after learned_on "
+        "(5 working days after 2026-09-30: until 2026-10-07) (notification kind 1: 统计年度内)"
     }
     assert parse_message(late, today=TODAY, accepted_on=date(2026, 9, 30)).event_date == date(2026, 9, 30)
     operation = notification_dict(notification_kind="2", child_sex=None, contraception="04", event_date="2025-12-01")

@@ -284,13 +284,15 @@ def test_a_no_such_person_answer_states_the_sources_checked(live: LiveGateway, b
     answerer.check("input[name=result][value=not_found]")
     answerer.select_option("#f-not_found_reason", "1")
     answerer.fill("#f-remarks", "门牌号不存在")
-    answerer.check("#f-checked_sources-1")  # 公安户籍 alone is not 多方核实 (第二十五条)
+    answerer.check("#f-checked_sources-1")  # 公安户籍 alone: rule 十一 asks the database and the cards too
     answerer.click("button:has-text('发送反馈')")
     error = answerer.locator("#f-checked_sources-err")
     assert error.is_visible() and "流动人口数据库" in error.inner_text()
     assert answerer.locator("#f-checked_sources-1").is_checked()
     assert "公安户籍" in answerer.locator("#f-checked_sources").inner_text()  # Chinese labels, not codes
     answerer.check("#f-checked_sources-4")
+    answerer.check("#f-checked_sources-5")
+    answerer.check("#f-checked_sources-2")  # 地址有误: 民政 besides 公安 (第二十五条: 多方核实)
     answerer.click("button:has-text('发送反馈')")
     assert "反馈已发送" in answerer.locator(".flash").inner_text()
     assert answerer.locator("#feedback-result").inner_text() == "查无此人"
