@@ -32,14 +32,6 @@ WAITING = {
     ("quiet-month-closes-empty", "reports[1]"): H1 + "a month without cases (2026-08) closes by the calendar",
     ("quiet-month-closes-empty", "reports[2]"): H1 + "a month without cases (2026-09) closes by the calendar",
     ("quiet-month-closes-empty", "reports[3]"): H1 + "2026Q3 closes by the calendar although two of its months are quiet",
-    ("birth-at-the-end-of-the-statistical-year", "events"):
-        H2 + "a birth of 27 Sep notified within its 5 working days is accepted after 1 Oct (statistical year)",
-    ("birth-at-the-end-of-the-statistical-year", "reports[0]"):
-        H2 + "the birth notification is accepted, so it is counted (refused today: October holds no case)",
-    ("birth-at-the-end-of-the-statistical-year", "reports[1]"):
-        H2 + "the birth notification is accepted and counted as submitted on time",
-    ("resubmission-needs-no-such-person", "events"):
-        H2 + "resubmission_of is accepted only for a query answered 查无此人 (422 otherwise)",
 }
 
 
