@@ -1,0 +1,147 @@
+"""The reconcile: whatever the message store holds, the case store reflects — after any crash.
+
+A message is committed first (with its outbox row, or its receipt) and tracked just after, by the
+observer's hooks: a failure or a crash between the two would leave a reply without its answered case
+(a false overdue and, after three, a false 漏管), a received query without a case, a 查无此人 without its
+re-verification task, or a correction without its task closed. ``Reconciler.run`` finds those
+differences and hands each message to the same hook again. It runs at start-up, before the first tick,
+and at the start of every tick, so a period is never closed on a known difference.
+
+Cheap on every tick: it looks only at the messages written since it last looked (``messages.id`` above
+a mark), and the database returns only the differences (an anti-join on primary keys per row). Each
+row is looked at twice: once by the first pass after it was written, and once more ``settle_s``
+later, when the mark moves past it — on PostgreSQL a transaction can take a row id lower than one
+already seen and commit after it, and by then it has committed. The mark is kept per township in the
+database (``tracking_marks``), so a restart looks again from there.
+
+Every hook is idempotent and every race between a hook and its replay is decided by the case store's
+conditional writes: the reconcile can run beside the live path and in several processes at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.clock import Clock
+from gateway.exchange.records import Direction, StoredMessage
+from gateway.exchange.time_slices import TimeSlices
+
+log = logging.getLogger(__name__)
+
+SETTLE_S = 120.0  # longer than any transaction of the gateway takes to commit
+PAGE_ROWS = 5000  # message row ids per query: a start-up after an upgrade reads the history in pages
+_NAMED = 10  # message ids named in one log line
+
+
+class Hooks(Protocol):
+    """What tracks a stored message (``TrackingObserver``)."""
+
+    async def message_stored(self, stored: StoredMessage, message: Any) -> None: ...
+
+
+class TrackingGaps(Protocol):
+    """The differences between the message store and the case store, as the database finds them."""
+
+    async def last_row(self) -> int:
+        """The highest message row id written so far (0: none)."""
+
+    async def marks(self, nodes: Sequence[str]) -> dict[str, int]:
+        """How far each township's messages were checked (a township without a mark: not at all)."""
+
+    async def save_marks(self, nodes: Sequence[str], checked_through: int, at: datetime) -> None:
+        """Move the townships' marks to ``checked_through``; a mark never moves back."""
+
+    async def untracked(self, nodes: Sequence[str], after: int, through: int) -> list[StoredMessage]:
+        """The messages of these townships with row ids in (after, through], in row order, that the
+        case store does not reflect: a received query or notification without a case; a sent reply
+        whose case has no reply; a received 查无此人 without its re-verification task. Also every sent
+        query of a township that has an open task: whether it is the task's correction is in its
+        (sealed) body only."""
+
+
+@dataclass
+class ReconcileReport:
+    checked_through: int = 0  # the highest message row looked at
+    mark: int = 0  # every row up to here was looked at twice
+    healed: list[str] = field(default_factory=list)  # message ids handed to their hook again
+    failed: list[str] = field(default_factory=list)  # message ids whose hook failed again
+
+
+class Reconciler:
+    def __init__(
+        self,
+        gaps: TrackingGaps,
+        hooks: Hooks,
+        read_body: Callable[[StoredMessage], Any],
+        nodes: Sequence[str],
+        clock: Clock,
+        *,
+        settle_s: float = SETTLE_S,
+        page_rows: int = PAGE_ROWS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.gaps = gaps
+        self.hooks = hooks
+        self.read_body = read_body
+        self.nodes = sorted(nodes)
+        self.clock = clock
+        self.settle_s = settle_s
+        self.page_rows = page_rows
+        self.monotonic = monotonic
+        self._cursor: int | None = None  # this process looked once at every row up to here
+        self._looked: deque[tuple[float, int]] = deque()  # (when, last row then): the second look's bounds
+
+    async def run(self) -> ReconcileReport:
+        report = ReconcileReport()
+        if not self.nodes:
+            return report
+        marks = await self.gaps.marks(self.nodes)
+        mark = min(marks.get(node, 0) for node in self.nodes)
+        cursor = mark if self._cursor is None else max(self._cursor, mark)
+        top = await self.gaps.last_row()
+        now = self.monotonic()
+        await self._look(cursor, top, report)
+        self._cursor = max(cursor, top)
+        self._looked.append((now, self._cursor))
+        report.checked_through, report.mark = self._cursor, mark
+        settled = None
+        while self._looked and self._looked[0][0] <= now - self.settle_s:
+            settled = self._looked.popleft()[1]
+        if settled is not None and settled > mark:
+            await self._look(mark, settled, report)
+            await self.gaps.save_marks(self.nodes, settled, self.clock.now())
+            report.mark = settled
+        if report.healed:
+            log.warning("reconcile: %d message(s) tracked late, e.g. %s", len(report.healed),
+                        ", ".join(report.healed[:_NAMED]))
+        return report
+
+    async def _look(self, after: int, through: int, report: ReconcileReport) -> None:
+        slices = TimeSlices()
+        while after < through:
+            upto = min(after + self.page_rows, through)
+            for stored in await self.gaps.untracked(self.nodes, after, upto):
+                await slices.pause()
+                await self._heal(stored, report)
+            after = upto
+
+    async def _heal(self, stored: StoredMessage, report: ReconcileReport) -> None:
+        try:
+            message = self.read_body(stored)
+            if stored.direction is Direction.OUT and stored.kind == "query" and not getattr(message, "resubmission_of", None):
+                return  # a sent query that corrects nothing: nothing to track
+            await self.hooks.message_stored(stored, message)
+        except Exception as exc:
+            # Bounded and without personal values: the id, the kind, the error's type. The row is looked
+            # at once more when the mark passes it; a hook that fails every time is a bug to be fixed.
+            log.error("reconcile: tracking %s message %s failed again: %s", stored.kind, stored.message_id,
+                      type(exc).__name__)
+            report.failed.append(stored.message_id)
+            return
+        report.healed.append(stored.message_id)
