@@ -64,6 +64,9 @@ class TrackingGaps(Protocol):
         query of a township that has an open task: whether it is the task's correction is in its
         (sealed) body only."""
 
+    async def open_tasks(self, query_ids: Sequence[str]) -> set[str]:
+        """Those of these queries whose re-verification task is open."""
+
 
 @dataclass
 class ReconcileReport:
@@ -134,8 +137,10 @@ class Reconciler:
     async def _heal(self, stored: StoredMessage, report: ReconcileReport) -> None:
         try:
             message = self.read_body(stored)
-            if stored.direction is Direction.OUT and stored.kind == "query" and not getattr(message, "resubmission_of", None):
-                return  # a sent query that corrects nothing: nothing to track
+            if stored.direction is Direction.OUT and stored.kind == "query":
+                corrects = getattr(message, "resubmission_of", None)
+                if not corrects or not await self.gaps.open_tasks([corrects]):
+                    return  # corrects nothing, or its task is closed already: nothing to track
             await self.hooks.message_stored(stored, message)
         except Exception as exc:
             # Bounded and without personal values: the id, the kind, the error's type. The row is looked

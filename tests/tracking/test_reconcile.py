@@ -254,3 +254,19 @@ async def test_a_month_is_closed_only_after_the_reconcile_has_healed_its_answers
     assert snapshot is not None
     counts = snapshot.as_dict()[REGISTRATION]
     assert (counts.received, counts.answered, counts.on_time, counts.overdue, counts.still_open) == (1, 1, 1, 0, 0)
+
+
+async def test_a_correction_already_linked_is_left_alone_while_another_task_is_open(restart, monkeypatch):
+    gw = await restart()
+    corrected, waiting = [await _no_such_person_arrived_untracked(gw, monkeypatch) for _ in range(2)]
+    await gw.reconcile()  # both tasks opened
+    correction = await gw.service.submit(
+        RESIDENCE, {**sample_query(), "current_address": "幸福路9号", "resubmission_of": corrected})
+    assert (await gw.tracker.store.get_task(corrected)).resubmitted_as == correction.message_id
+
+    from_the_start = Reconciler(SqlTrackingGaps(gw.engine), gw.service.observer, gw.service.read_body,
+                                [REGISTRATION, RESIDENCE], gw.clock)
+    report = await from_the_start.run()
+
+    assert report.healed == [] and report.failed == []
+    assert (await gw.tracker.store.get_task(waiting)).state is TaskState.OPEN

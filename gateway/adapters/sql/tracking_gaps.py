@@ -80,3 +80,9 @@ class SqlTrackingGaps:
         )
         async with self._reader.connect() as conn:
             return [_message_from_row(row) for row in await conn.execute(query)]
+
+    async def open_tasks(self, query_ids: Sequence[str]) -> set[str]:
+        query = select(reverification_tasks.c.query_id).where(
+            reverification_tasks.c.query_id.in_(list(query_ids)), reverification_tasks.c.state == TaskState.OPEN.value)
+        async with self._reader.connect() as conn:
+            return set((await conn.execute(query)).scalars())
