@@ -52,11 +52,11 @@ async def restart(database_url: str, tmp_path: Path):
     clock = FakeClock(T0)
     running: list[Gateway] = []
 
-    async def again() -> Gateway:
+    async def again(tick_interval_s: float = 0) -> Gateway:
         if running:
             await running.pop().stop()
-        settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0,
-                            allowed_hosts=TEST_HOSTS)
+        settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url,
+                            tick_interval_s=tick_interval_s, allowed_hosts=TEST_HOSTS)
         gw = build_gateway(settings, clock=clock, broker=FakeBroker(), nodes={c: HostedNode(r) for c, r in rings.items()},
                            directory=KeyDirectory.from_keyrings(rings.values()))
         await gw.start(relay=False)
@@ -141,6 +141,25 @@ async def test_query_stored_before_its_case_is_opened_by_the_next_tick(restart, 
     assert query.message_id in report.healed
     case = await gw.tracker.store.get_case(query.message_id)
     assert case is not None and case.is_open and case.received_at == query.accepted_at
+
+
+async def test_answer_whose_tracking_failed_is_healed_by_the_next_tick_without_a_restart(restart, monkeypatch):
+    gw = await restart(tick_interval_s=0.2)
+    query_id = await received_query(gw)
+    with monkeypatch.context() as patched:
+        patched.setattr(gw.tracker, "answered", hook_down)
+        sent = await gw.service.answer(REGISTRATION, query_id, FOUND)
+        assert (await gw.tracker.store.get_case(query_id)).is_open
+
+    async def healed() -> bool:
+        return not (await gw.tracker.store.get_case(query_id)).is_open
+
+    for _ in range(50):
+        if await healed():
+            break
+        await asyncio.sleep(0.1)
+    case = await gw.tracker.store.get_case(query_id)
+    assert not case.is_open and case.feedback.message_id == sent.message_id
 
 
 async def _no_such_person_arrived_untracked(gw: Gateway, monkeypatch) -> str:
