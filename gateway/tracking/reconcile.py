@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 SETTLE_S = 120.0  # longer than any transaction of the gateway takes to commit
 PAGE_ROWS = 5000  # message row ids per query: a start-up after an upgrade reads the history in pages
+# Pages of the second look per run: after an upgrade the history's second look is spread over ticks
+# (about a second of the database's time each) instead of holding one tick for all of it.
+SECOND_LOOK_PAGES = 20
 _NAMED = 10  # message ids named in one log line
 
 
@@ -87,6 +90,7 @@ class Reconciler:
         *,
         settle_s: float = SETTLE_S,
         page_rows: int = PAGE_ROWS,
+        second_look_pages: int = SECOND_LOOK_PAGES,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.gaps = gaps
@@ -96,9 +100,11 @@ class Reconciler:
         self.clock = clock
         self.settle_s = settle_s
         self.page_rows = page_rows
+        self.second_look_pages = second_look_pages
         self.monotonic = monotonic
         self._cursor: int | None = None  # this process looked once at every row up to here
         self._looked: deque[tuple[float, int]] = deque()  # (when, last row then): the second look's bounds
+        self._settled = 0  # the second look may go up to here
 
     async def run(self) -> ReconcileReport:
         report = ReconcileReport()
@@ -113,13 +119,13 @@ class Reconciler:
         self._cursor = max(cursor, top)
         self._looked.append((now, self._cursor))
         report.checked_through, report.mark = self._cursor, mark
-        settled = None
         while self._looked and self._looked[0][0] <= now - self.settle_s:
-            settled = self._looked.popleft()[1]
-        if settled is not None and settled > mark:
-            await self._look(mark, settled, report)
-            await self.gaps.save_marks(self.nodes, settled, self.clock.now())
-            report.mark = settled
+            self._settled = max(self._settled, self._looked.popleft()[1])
+        if self._settled > mark:
+            upto = min(self._settled, mark + self.page_rows * self.second_look_pages)
+            await self._look(mark, upto, report)
+            await self.gaps.save_marks(self.nodes, upto, self.clock.now())
+            report.mark = upto
         if report.healed:
             log.warning("reconcile: %d message(s) tracked late, e.g. %s", len(report.healed),
                         ", ".join(report.healed[:_NAMED]))

@@ -289,3 +289,17 @@ async def test_a_correction_already_linked_is_left_alone_while_another_task_is_o
 
     assert report.healed == [] and report.failed == []
     assert (await gw.tracker.store.get_task(waiting)).state is TaskState.OPEN
+
+
+async def test_the_second_look_at_a_long_history_is_spread_over_ticks(restart):
+    gw = await restart()
+    for _ in range(4):
+        await received_query(gw)  # 8 message rows: each query sent and received
+    clock = [0.0]
+    reconciler = Reconciler(SqlTrackingGaps(gw.engine), gw.service.observer, gw.service.read_body,
+                            [REGISTRATION, RESIDENCE], gw.clock, settle_s=0, page_rows=2, second_look_pages=1,
+                            monotonic=lambda: clock[0])
+    last = (await reconciler.run()).checked_through
+    marks = [(await reconciler.run()).mark for _ in range(6)]
+    assert last >= 8 and marks[0] < marks[1] < marks[2] and marks[-1] == last
+    assert all(b - a <= 2 for a, b in zip(marks, marks[1:]))
