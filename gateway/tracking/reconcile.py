@@ -12,7 +12,8 @@ a mark), and the database returns only the differences (an anti-join on primary 
 row is looked at twice: once by the first pass after it was written, and once more ``settle_s``
 later, when the mark moves past it — on PostgreSQL a transaction can take a row id lower than one
 already seen and commit after it, and by then it has committed. The mark is kept per township in the
-database (``tracking_marks``), so a restart looks again from there.
+database (``tracking_marks``), so a restart looks again from there. A message whose hook keeps
+failing is tried again on every run and holds the mark before it: it is tracked once the cause is gone.
 
 Every hook is idempotent and every race between a hook and its replay is decided by the case store's
 conditional writes: the reconcile can run beside the live path and in several processes at once.
@@ -60,8 +61,8 @@ class TrackingGaps(Protocol):
     async def save_marks(self, nodes: Sequence[str], checked_through: int, at: datetime) -> None:
         """Move the townships' marks to ``checked_through``; a mark never moves back."""
 
-    async def untracked(self, nodes: Sequence[str], after: int, through: int) -> list[StoredMessage]:
-        """The messages of these townships with row ids in (after, through], in row order, that the
+    async def untracked(self, nodes: Sequence[str], after: int, through: int) -> list[tuple[int, StoredMessage]]:
+        """The messages (row id, message) of these townships with row ids in (after, through], in row order, that the
         case store does not reflect: a received query or notification without a case; a sent reply
         whose case has no reply; a received 查无此人 without its re-verification task. Also every sent
         query of a township that has an open task: whether it is the task's correction is in its
@@ -74,7 +75,7 @@ class TrackingGaps(Protocol):
 @dataclass
 class ReconcileReport:
     checked_through: int = 0  # the highest message row looked at
-    mark: int = 0  # every row up to here was looked at twice
+    mark: int = 0  # every row up to here was looked at twice, and tracked
     healed: list[str] = field(default_factory=list)  # message ids handed to their hook again
     failed: list[str] = field(default_factory=list)  # message ids whose hook failed again
 
@@ -103,8 +104,13 @@ class Reconciler:
         self.second_look_pages = second_look_pages
         self.monotonic = monotonic
         self._cursor: int | None = None  # this process looked once at every row up to here
+        self._second = 0  # … and twice up to here
         self._looked: deque[tuple[float, int]] = deque()  # (when, last row then): the second look's bounds
         self._settled = 0  # the second look may go up to here
+        # Rows whose hook failed at their second look, by row id: tried again on every run, and the mark
+        # held before the first of them, so a restart looks at them again too.
+        self._failing: dict[int, StoredMessage] = {}
+        self.max_failing = 1000
 
     async def run(self) -> ReconcileReport:
         report = ReconcileReport()
@@ -112,47 +118,67 @@ class Reconciler:
             return report
         marks = await self.gaps.marks(self.nodes)
         mark = min(marks.get(node, 0) for node in self.nodes)
-        cursor = mark if self._cursor is None else max(self._cursor, mark)
+        if self._cursor is None:
+            self._cursor = self._second = mark
+        for row, stored in sorted(self._failing.items()):
+            if await self._heal(stored, report):
+                del self._failing[row]
         top = await self.gaps.last_row()
         now = self.monotonic()
-        await self._look(cursor, top, report)
-        self._cursor = max(cursor, top)
+        await self._look(self._cursor, top, report, second=False)
+        self._cursor = max(self._cursor, top)
         self._looked.append((now, self._cursor))
         report.checked_through, report.mark = self._cursor, mark
         while self._looked and self._looked[0][0] <= now - self.settle_s:
             self._settled = max(self._settled, self._looked.popleft()[1])
-        if self._settled > mark:
-            upto = min(self._settled, mark + self.page_rows * self.second_look_pages)
-            await self._look(mark, upto, report)
-            await self.gaps.save_marks(self.nodes, upto, self.clock.now())
-            report.mark = upto
+        if self._settled > self._second:
+            upto = min(self._settled, self._second + self.page_rows * self.second_look_pages)
+            self._second = await self._look(self._second, upto, report, second=True)
+        held = min(self._failing, default=None)
+        through = self._second if held is None else min(self._second, held - 1)
+        if through > mark:
+            await self.gaps.save_marks(self.nodes, through, self.clock.now())
+            report.mark = through
         if report.healed:
             log.warning("reconcile: %d message(s) tracked late, e.g. %s", len(report.healed),
                         ", ".join(report.healed[:_NAMED]))
+        if report.failed:
+            # One line a run, bounded, without personal values: a hook that fails every time is a bug.
+            log.error("reconcile: %d message(s) still not tracked, e.g. %s; tried again every tick",
+                      len(report.failed), ", ".join(report.failed[:_NAMED]))
         return report
 
-    async def _look(self, after: int, through: int, report: ReconcileReport) -> None:
+    async def _look(self, after: int, through: int, report: ReconcileReport, *, second: bool) -> int:
+        """Heal the differences among rows (after, through]; the row it got through. A failure at the
+        first look is left to the second; a second look keeps it for the next runs, and stops before
+        one it has no room to keep (the next run's second look starts there)."""
         slices = TimeSlices()
         while after < through:
             upto = min(after + self.page_rows, through)
-            for stored in await self.gaps.untracked(self.nodes, after, upto):
+            for row, stored in await self.gaps.untracked(self.nodes, after, upto):
                 await slices.pause()
-                await self._heal(stored, report)
+                if row in self._failing:
+                    continue  # tried at the start of this run
+                if await self._heal(stored, report) or not second:
+                    continue
+                if len(self._failing) >= self.max_failing:
+                    return row - 1
+                self._failing[row] = stored
             after = upto
+        return through
 
-    async def _heal(self, stored: StoredMessage, report: ReconcileReport) -> None:
+    async def _heal(self, stored: StoredMessage, report: ReconcileReport) -> bool:
+        """Hand the message to its hook again; False when that failed."""
         try:
             message = self.read_body(stored)
             if stored.direction is Direction.OUT and stored.kind == "query":
                 corrects = getattr(message, "resubmission_of", None)
                 if not corrects or not await self.gaps.open_tasks([corrects]):
-                    return  # corrects nothing, or its task is closed already: nothing to track
+                    return True  # corrects nothing, or its task is closed already: nothing to track
             await self.hooks.message_stored(stored, message)
         except Exception as exc:
-            # Bounded and without personal values: the id, the kind, the error's type. The row is looked
-            # at once more when the mark passes it; a hook that fails every time is a bug to be fixed.
-            log.error("reconcile: tracking %s message %s failed again: %s", stored.kind, stored.message_id,
-                      type(exc).__name__)
+            log.debug("reconcile: tracking %s message %s failed: %s", stored.kind, stored.message_id, type(exc).__name__)
             report.failed.append(stored.message_id)
-            return
+            return False
         report.healed.append(stored.message_id)
+        return True

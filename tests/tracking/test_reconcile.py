@@ -303,3 +303,32 @@ async def test_the_second_look_at_a_long_history_is_spread_over_ticks(restart):
     marks = [(await reconciler.run()).mark for _ in range(6)]
     assert last >= 8 and marks[0] < marks[1] < marks[2] and marks[-1] == last
     assert all(b - a <= 2 for a, b in zip(marks, marks[1:]))
+
+
+async def test_a_message_whose_tracking_keeps_failing_holds_the_mark_until_it_is_tracked(restart, monkeypatch):
+    gw = await restart()
+    query_id = await received_query(gw)
+    monkeypatch.setattr(gw.tracker, "answered", hook_down)  # failing live, and in every reconcile
+    sent = await gw.service.answer(REGISTRATION, query_id, FOUND)
+    later = await received_query(gw)  # rows after the failing one
+
+    def reconciler() -> Reconciler:
+        return Reconciler(SqlTrackingGaps(gw.engine), gw.service.observer, gw.service.read_body,
+                          [REGISTRATION, RESIDENCE], gw.clock, settle_s=0)
+
+    async with gw.engine.connect() as conn:
+        reply_row = (await conn.execute(select(messages.c.id).where(
+            messages.c.message_id == sent.message_id, messages.c.direction == "out"))).scalar_one()
+    running = reconciler()
+    reports = [await running.run() for _ in range(3)]
+    assert all(sent.message_id in r.failed for r in reports)
+    assert {r.mark for r in reports} == {reply_row - 1}  # held before it, though later rows were looked at
+    assert reports[-1].checked_through > reply_row and await gw.tracker.store.get_case(later) is not None
+
+    restarted = reconciler()  # a restart looks again from the mark: the failing reply is found again
+    assert sent.message_id in (await restarted.run()).failed
+
+    monkeypatch.undo()  # the cause fixed
+    healed = await running.run()
+    assert sent.message_id in healed.healed and healed.mark >= reply_row
+    assert (await gw.tracker.store.get_case(query_id)).feedback.message_id == sent.message_id

@@ -71,7 +71,7 @@ class SqlTrackingGaps:
         async with write_transaction(self.engine) as conn:
             await conn.execute(statement)
 
-    async def untracked(self, nodes: Sequence[str], after: int, through: int) -> list[StoredMessage]:
+    async def untracked(self, nodes: Sequence[str], after: int, through: int) -> list[tuple[int, StoredMessage]]:
         query = (
             select(messages)
             .where(_m.id > after, _m.id <= through, _m.node.in_(list(nodes)),
@@ -79,7 +79,7 @@ class SqlTrackingGaps:
             .order_by(_m.id)
         )
         async with self._reader.connect() as conn:
-            return [_message_from_row(row) for row in await conn.execute(query)]
+            return [(row.id, _message_from_row(row)) for row in await conn.execute(query)]
 
     async def open_tasks(self, query_ids: Sequence[str]) -> set[str]:
         query = select(reverification_tasks.c.query_id).where(
