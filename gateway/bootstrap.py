@@ -26,6 +26,7 @@ from gateway.adapters.sql.archive_store import SqlArchiveStore
 from gateway.adapters.sql.case_store import SqlCaseStore
 from gateway.adapters.sql.receipt_store import SqlReceiptStore
 from gateway.adapters.sql.tally_store import TallyStore, fold_forever
+from gateway.adapters.sql.tracking_gaps import SqlTrackingGaps
 from gateway.adapters.sql.store import SqlMessageStore
 from gateway.adapters.topology import Topology
 from gateway.clock import Clock, SystemClock
@@ -40,6 +41,7 @@ from gateway.node_setup import load_directory, load_nodes
 from gateway.settings import Settings
 from gateway.tracking.observer import TrackingObserver
 from gateway.tracking.ports import CaseStore
+from gateway.tracking.reconcile import ReconcileReport, Reconciler
 from gateway.tracking.tracker import CaseTracker
 from gateway.workflow.data_files import load_calendar, load_deadline_rules
 
@@ -81,6 +83,7 @@ class Gateway:
     inbox: InboxBatcher | None = None  # batches deliveries into one transaction; None: one by one
     access: AccessService | None = None  # accounts, sessions, the audit trail (None: no database, no sign-in)
     oidc: OidcClient | None = None  # the province's identity provider (None: GATEWAY_OIDC_ISSUER unset)
+    reconciler: Reconciler | None = None  # heals messages stored but not tracked (None: in-memory stores)
     outcomes: dict[str, int] = field(default_factory=dict)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _directory_mtime: float | None = None
@@ -99,6 +102,11 @@ class Gateway:
     async def start(self, *, consume: bool = True, relay: bool = True) -> None:
         if self.engine is not None:
             await create_schema(self.engine)
+        try:
+            # Before anything new arrives and before the first tick closes a period on a difference.
+            await self.reconcile()
+        except Exception:
+            log.exception("reconcile at start-up failed; the first tick tries again")
         await self.broker.start(sorted(self.service.nodes))
         if consume:
             await self.broker.consume(self.inbox.submit if self.inbox is not None else self.handle)
@@ -149,11 +157,16 @@ class Gateway:
             self._directory_mtime = mtime
         return True
 
+    async def reconcile(self) -> ReconcileReport | None:
+        """Track what was stored but not tracked (a crash or a failure between the two; reconcile.py)."""
+        return await self.reconciler.run() if self.reconciler is not None else None
+
     async def _tick_forever(self) -> None:
         assert self.tracker is not None
         while True:
             try:
                 self.refresh_directory()
+                await self.reconcile()  # first: a period closes on the healed cases
                 await self.tracker.tick()
             except Exception:
                 log.exception("workflow tick failed; trying again next interval")
@@ -229,15 +242,24 @@ def build_gateway(
     calendar = load_calendar(settings.calendar_file)
     deadline_rules = load_deadline_rules(settings.deadlines_file)
     tracker = CaseTracker(case_store, clock, calendar, deadline_rules)
+    observer = TrackingObserver(tracker, store)
     service = ExchangeService(
-        nodes, directory, store, clock, on_outbox=relay.nudge, observer=TrackingObserver(tracker, store),
+        nodes, directory, store, clock, on_outbox=relay.nudge, observer=observer,
         receipts=receipt_store, quarantine_prefix_bytes=settings.quarantine_prefix_bytes,
         calendar=calendar, submission_working_days=deadline_rules.submission_working_days,
     )
+    # The reconcile asks one database about both stores: only when both are the SQL ones on one engine.
+    sql_engine = engine
+    if sql_engine is None and isinstance(store, SqlMessageStore) and isinstance(case_store, SqlCaseStore):
+        sql_engine = store.engine if store.engine is case_store.engine else None
+    reconciler = None
+    if sql_engine is not None:
+        reconciler = Reconciler(SqlTrackingGaps(sql_engine), observer, service.read_body, sorted(nodes), clock)
     gateway = Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,
         tracker=tracker, archive=SqlArchiveStore(engine) if engine is not None else None,
         access=build_access(engine, clock, frozenset(nodes)) if engine is not None else None,
+        reconciler=reconciler,
     )
     if (oidc_config := OidcConfig.from_settings(settings)) is not None:
         gateway.oidc = OidcClient(oidc_config, clock.now)

@@ -7,8 +7,9 @@
 - ``tick`` moves open cases to due-soon / overdue, delivers reminders, and closes reporting months and
   quarters whose cutoff has passed, freezing their accounting.
 
-Every hook is idempotent, and ``reconcile`` replays the message store at start-up, so a crash between
-storing a message and tracking it loses nothing: cases are always derivable from the stored messages.
+Every hook is idempotent, and the reconcile (reconcile.py) runs them again, at start-up and on every
+tick, for any message stored but not tracked, so a crash between storing a message and tracking it
+loses nothing: cases are always derivable from the stored messages.
 """
 
 from __future__ import annotations

@@ -131,6 +131,10 @@ reverification_tasks = Table(
     Column("state", String(16), nullable=False),
     Column("data", Text, nullable=False),
 )
+# The open tasks of a township: the reconcile asks whether a sent query may be a task's correction.
+_task_open = reverification_tasks.c.state == literal_column("'open'")
+Index("ix_reverification_tasks_open", reverification_tasks.c.residence_township,
+      postgresql_where=_task_open, sqlite_where=_task_open)
 
 reminders = Table(
     "reminders",
@@ -141,4 +145,16 @@ reminders = Table(
     Column("kind", String(16), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=False),
     Column("data", Text, nullable=False),
+)
+
+# How far the reconcile (gateway/tracking/reconcile.py) has checked each hosted township's messages:
+# every row of `messages` with an id up to `checked_through` was looked at at least twice, the second
+# time long after it was written (see Reconciler). One row per township: gateways sharing a database
+# each move their own townships' rows.
+tracking_marks = Table(
+    "tracking_marks",
+    metadata,
+    Column("node", String(9), primary_key=True),
+    Column("checked_through", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
