@@ -31,9 +31,11 @@ def init() -> None:
         raise typer.Exit(2)
     created = init_nodes(settings, datetime.now(timezone.utc))
     asyncio.run(init_database(settings))
+    settings.audit_files.create_key()  # kept if there is one: a new key would orphan the keyed records
     typer.echo(f"database: {settings.resolved_database_url}")
     typer.echo(f"keys: {settings.resolved_keys_dir} (new for {len(created)} of {len(settings.nodes)} nodes)")
     typer.echo(f"directory: {settings.resolved_directory_path}")
+    typer.echo(f"audit key: {settings.audit_files.key_path} (back it up apart from the database)")
 
 
 def serve(
