@@ -18,11 +18,16 @@ import json
 import os
 import secrets
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.access.audit import KEY_BYTES, AuditKey, Checkpoint
 from gateway.private_paths import FILE_MODE, private_dir
+
+
+# One writer of a checkpoint at a time in this process, so the read-compare-replace never moves it back.
+_WRITING = threading.Lock()
 
 
 class AuditFileError(RuntimeError):
@@ -85,6 +90,10 @@ class AuditFiles:
 
     def write_checkpoint(self, head: Checkpoint) -> None:
         """Replace the checkpoint with ``head`` unless it already holds a newer one."""
+        with _WRITING:
+            self._replace_checkpoint(head)
+
+    def _replace_checkpoint(self, head: Checkpoint) -> None:
         try:
             kept = self.checkpoint()
         except AuditFileError:

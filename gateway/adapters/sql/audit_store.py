@@ -123,6 +123,7 @@ class SqlAuditTrail:
         self._saved_at = -math.inf  # the event loop's clock
         self._saving: asyncio.TimerHandle | None = None
         self._saving_loop: asyncio.AbstractEventLoop | None = None
+        self._writing: asyncio.Task[None] | None = None
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
         self.appends = 0  # committed append transactions (for tests and benchmarks)
@@ -290,10 +291,14 @@ class SqlAuditTrail:
         if self._saving is not None:
             self._saving.cancel()
             self._saving = None
+        loop = asyncio.get_running_loop()
         head, self._unsaved = self._unsaved, None
+        writing = self._writing
         if head is not None:
-            self._saved_at = asyncio.get_running_loop().time()
-            await asyncio.to_thread(self.files.write_checkpoint, head)
+            self._saved_at = loop.time()
+            writing = self._writing = loop.create_task(asyncio.to_thread(self.files.write_checkpoint, head))
+        if writing is not None and not writing.done() and writing.get_loop() is loop:
+            await writing  # also the write a timer started just before: the file holds the head when this returns
 
     async def aclose(self) -> None:
         await self.flush_checkpoint()
