@@ -61,6 +61,8 @@ class AuditFiles:
     def create_key(self) -> AuditKey:
         """Make the key file (0600) unless one exists; the key in the file either way. Made aside and
         linked into place, so two processes creating it at once end with one key, whole."""
+        if (existing := self.key()) is not None:  # (a read-only secret mount is never written to)
+            return existing
         private_dir(self.key_path.parent)
         fd, temporary = tempfile.mkstemp(dir=self.key_path.parent, prefix=".audit-key-")
         try:
