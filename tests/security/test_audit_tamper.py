@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from gateway.access.audit import GENESIS_HASH, Action, AuditEntry, AuditKey
 from gateway.access.audit_files import AuditFiles
-from gateway.adapters.sql.audit_store import AuditKeyMissing, SqlAuditTrail
+from gateway.adapters.sql.audit_store import AuditBroken, AuditKeyMissing, SqlAuditTrail
 from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.migrate import alembic_config
 from gateway.clock import FakeClock
@@ -220,6 +220,19 @@ async def test_a_tail_cut_is_caught_with_or_without_a_made_up_anchor(trail, engi
     await tamper(engine, "UPDATE audit_anchor SET mac = :m", m=secrets.token_hex(32))
     _, broken = await trail.verify()
     assert (broken.seq, broken.reason, broken.detail) == (4, "anchor", "the anchor was not made with the audit key (forged)")
+
+
+async def test_a_prune_refuses_a_trail_that_does_not_verify_rather_than_sign_its_forged_anchor(trail, engine, clock):
+    for i in range(4):
+        await trail.record(entry(i))
+    kept = (await rows(engine))[2]
+    await tamper(engine, "DELETE FROM audit_log WHERE seq < 3",
+                 "INSERT INTO audit_anchor (id, first_seq, prev_hash) VALUES (1, 3, :h)", h=kept["prev_hash"])
+    clock.advance(timedelta(days=1))
+    with pytest.raises(AuditBroken, match="seq 3: anchor"):
+        await trail.prune(timedelta(days=180), username="cli:root", role="")
+    _, broken = await trail.verify()
+    assert (broken.seq, broken.reason) == (3, "anchor")  # still caught: the prune did not launder it
 
 
 async def test_a_forged_anchor_after_a_real_prune_fails_its_hmac_and_its_prune_record(trail, engine, clock):

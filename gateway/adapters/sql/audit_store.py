@@ -77,6 +77,10 @@ class AuditKeyMissing(AuditFileError):
     """The key file is gone while the database holds records keyed with it."""
 
 
+class AuditBroken(ValueError):
+    """A prune of a trail that does not verify: it would put a MAC on whatever anchor it found."""
+
+
 @dataclass(frozen=True)
 class Head:
     """Where to chain on: the last record's seq and hash, and the anchor to name first when the chain
@@ -339,7 +343,7 @@ class SqlAuditTrail:
         report = await self.verification()
         return report.records, report.broken
 
-    async def verification(self) -> Verification:
+    async def verification(self, *, require_checkpoint: bool = True) -> Verification:
         """The chain checked from its anchor, under the key, against the checkpoint kept outside the
         database: a changed, deleted or forged record, a cut of its start or of its end."""
         await self.flush_checkpoint()
@@ -353,7 +357,7 @@ class SqlAuditTrail:
         except AuditFileError as exc:
             return Verification(len(records), BrokenLink(head_seq, "key", str(exc)), head_seq, anchor.first_seq, None)
         broken = verify_audit(records, anchor, key=key, checkpoint=checkpoint)
-        if broken is None and checkpoint is None and any(r.hash_version == HASH_HMAC for r in records):
+        if broken is None and checkpoint is None and require_checkpoint and any(r.hash_version == HASH_HMAC for r in records):
             broken = BrokenLink(head_seq, "head", f"no checkpoint at {self.files.head_path}: a cut of the newest records "
                                                   "cannot be ruled out (restore it from its backup)")
         return Verification(len(records), broken, head_seq, anchor.first_seq, checkpoint.seq if checkpoint else None)
@@ -366,6 +370,10 @@ class SqlAuditTrail:
         if older_than < RETENTION:
             raise ValueError(f"audit records are kept at least {RETENTION.days} days")
         key = await self._ready()
+        # Checked first: a prune signs the anchor it finds, so it must not find a forged one. (A host
+        # without a checkpoint of its own may still prune; the checkpoint is checked when there is one.)
+        if (broken := (await self.verification(require_checkpoint=False)).broken) is not None:
+            raise AuditBroken(f"the audit trail does not verify ({broken}): nothing pruned")
         cutoff = utc_stamp(self.clock.now() - older_than)
         self._known_head = None
         async with self._appending() as conn:
