@@ -427,3 +427,17 @@ def test_the_checkpoint_never_moves_back_and_is_the_operator_s_own(files):
     assert json.loads(files.head_path.read_text()) == {"seq": 10, "record_hash": "a" * 64}
     assert files.head_path.stat().st_mode & 0o777 == 0o600
     assert files.key_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_gateway_init_makes_the_audit_key_0600_and_keeps_it_on_a_second_run(tmp_path):
+    from gateway.cli import app
+
+    env = {"GATEWAY_NODES": RESIDENCE, "GATEWAY_DATA_DIR": str(tmp_path / "var"), "GATEWAY_KEY_PASSPHRASE": "pass-123"}
+    first = CliRunner().invoke(app, ["init"], env=env)
+    assert first.exit_code == 0, first.output
+    key_file = tmp_path / "var" / "audit.key"
+    assert f"audit key: {key_file}" in first.output
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(bytes.fromhex(key_file.read_text().strip())) == 32
+    made = key_file.read_text()
+    assert CliRunner().invoke(app, ["init"], env=env).exit_code == 0
+    assert key_file.read_text() == made  # a new key would leave the records of the old one uncheckable
