@@ -100,6 +100,8 @@ class Gateway:
     async def start(self, *, consume: bool = True, relay: bool = True) -> None:
         if self.engine is not None:
             await create_schema(self.engine)
+        if self.access is not None:
+            await self.access.audit.ready()  # the audit key readable (or made) before anything is served
         await self.broker.start(sorted(self.service.nodes))
         if consume:
             await self.broker.consume(self.inbox.submit if self.inbox is not None else self.handle)

@@ -45,6 +45,7 @@ def serve(
     """Run the HTTP API, the consumers and the outbox relay for the configured nodes."""
     import uvicorn
 
+    from gateway.access.audit_files import AuditFileError
     from gateway.api.app import create_app
     from gateway.bootstrap import build_gateway
     from gateway.node_setup import load_nodes, refuse_plaintext_keys
@@ -59,7 +60,11 @@ def serve(
 
     async def run() -> None:
         gateway = build_gateway(settings)
-        await gateway.start()
+        try:
+            await gateway.start()
+        except AuditFileError as exc:
+            typer.echo(f"configuration error: {exc}", err=True)
+            raise typer.Exit(2) from None
         config = uvicorn.Config(create_app(gateway), host=host or settings.http_host, port=port or settings.http_port,
                                 ssl_certfile=settings.http_tls_cert, ssl_keyfile=settings.http_tls_key)
         try:

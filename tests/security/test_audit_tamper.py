@@ -292,6 +292,23 @@ async def test_without_the_key_nothing_keyed_checks_and_nothing_new_is_recorded(
     assert broken.reason == "key"
 
 
+async def test_a_gateway_whose_audit_key_is_gone_refuses_to_start(trail, engine, tmp_path):
+    from gateway.security.directory import KeyDirectory
+    from tests.gateways import keyrings, real_gateway
+
+    await trail.record(entry(1))
+    rings = keyrings(RESIDENCE)
+    gateway = real_gateway(list(rings.values()), KeyDirectory.from_keyrings(rings.values()), amqp_url="amqp://nowhere:1/",
+                           database_url=engine.url.render_as_string(hide_password=False), token="t", gateway_id="gw",
+                           data_dir=tmp_path / "elsewhere")  # another host's data dir: no key there
+    try:
+        with pytest.raises(AuditKeyMissing, match="restore the file from its backup"):
+            await gateway.start()  # before the broker is even tried
+    finally:
+        await gateway.stop()
+    assert not (tmp_path / "elsewhere" / "audit.key").exists()
+
+
 async def test_the_verify_route_keeps_its_keys_and_adds_where_the_chain_was_checked(engine, clock, files):
     from gateway.access.principal import Role
     from gateway.bootstrap import build_access

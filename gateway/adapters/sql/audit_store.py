@@ -169,6 +169,10 @@ class SqlAuditTrail:
             self._key = key
         return self._key
 
+    async def ready(self) -> None:
+        """Refuse now, not at the first record, when the key is missing or unreadable."""
+        await self._ready()
+
     def _chained(self, head: Head, entries: list[AuditEntry]) -> list[AuditRecord]:
         """The records of ``entries`` chained after ``head``, stamped now (after the cut-over record
         when the head was made before the key)."""
