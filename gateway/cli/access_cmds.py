@@ -211,8 +211,10 @@ def audit_verify() -> None:
     report = run(lambda access: access.audit.verification())
     if report.broken is not None:
         typer.echo(f"broken: {report.broken}")
-        typer.echo(f"chain: seq {report.anchor_seq} to {report.head_seq}, {report.records} records; "
-                   f"checkpoint: {'seq ' + str(report.checkpoint_seq) if report.checkpoint_seq is not None else 'none'}")
+        chain = (f"seq {report.anchor_seq} to {report.head_seq}, {report.records} records" if report.records
+                 else f"no records (from seq {report.anchor_seq})")
+        checkpoint = f"seq {report.checkpoint_seq}" if report.checkpoint_seq is not None else "none"
+        typer.echo(f"chain: {chain}; checkpoint: {checkpoint}")
         raise typer.Exit(1)
     typer.echo(f"ok: {report.records} records")
 
