@@ -230,7 +230,8 @@ def verify_audit(records: Iterable[AuditRecord], anchor: Anchor = Anchor(), *, k
         if here != pruned_to or anchor.mac is None:
             return BrokenLink(anchor.first_seq, "anchor", f"the last prune left the anchor at seq {pruned_to[0]}, "
                                                           f"the chain starts at {anchor.first_seq} (records cut off the start)")
-    elif not anchor.is_genesis and not (anchor.mac is None and here == cut_over):
+    elif keyed_seen and not anchor.is_genesis and not (anchor.mac is None and here == cut_over):
+        # (A chain with no keyed record at all is checked as it was before the key: its anchor as found.)
         return BrokenLink(anchor.first_seq, "anchor", "no prune record names this anchor (records cut off the start)")
     if checkpoint is not None:
         if checkpoint.seq == anchor.first_seq - 1:

@@ -392,6 +392,26 @@ async def test_records_made_before_the_key_stay_verifiable_and_are_pinned_by_the
         await engine.dispose()
 
 
+def test_a_pruned_trail_from_before_the_key_checks_as_it_did_and_its_anchor_only_as_the_cut_over_names_it():
+    from gateway.access.audit import Anchor, AuditRecord, HASH_SHA256, chain_append, cut_over_entry, verify_audit
+
+    def legacy(seq: int, prev: str) -> AuditRecord:
+        fields = {"seq": seq, "at": "2025-01-01T00:00:00.000000Z", "username": "wang", "role": "clerk", "source": "cli",
+                  "action": "read_record", "object_id": f"m{seq}", "township": RESIDENCE, "result": "ok", "detail": ""}
+        return AuditRecord(**fields, prev_hash=prev, record_hash=record_hash(prev, fields), hash_version=HASH_SHA256)
+
+    old_anchor = Anchor(3, "ab" * 32)  # left by a prune of the release before the key: no MAC
+    records = [legacy(3, old_anchor.prev_hash)]
+    records.append(legacy(4, records[-1].record_hash))
+    assert verify_audit(records, old_anchor) is None
+    key = AuditKey(secrets.token_bytes(32))
+    cut_over = chain_append(4, records[-1].record_hash, cut_over_entry(old_anchor), T0, key)
+    assert verify_audit([*records, cut_over], old_anchor, key=key) is None
+    moved = Anchor(4, records[0].record_hash)  # the oldest of them cut, the anchor moved past it
+    broken = verify_audit([*records[1:], cut_over], moved, key=key)
+    assert (broken.seq, broken.reason) == (4, "anchor")
+
+
 @pytest.fixture
 async def runtime_role_url(shared_postgres_url, postgres_server_url):
     """A login role that is a member of gateway_runtime only, on a migrated database."""
