@@ -111,11 +111,11 @@ class AuditFiles:
             os.close(fd)
             os.replace(temporary, self.head_path)
         except BaseException:
-            with_suppressed_unlink(temporary)
+            _unlink_quietly(temporary)
             raise
 
 
-def with_suppressed_unlink(path: str) -> None:
+def _unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
