@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.access.audit_files import AuditFiles
 from gateway.access.oidc import OidcClient, OidcConfig
 from gateway.access.service import AccessService
 from gateway.adapters.amqp import AmqpBroker
@@ -102,6 +103,8 @@ class Gateway:
     async def start(self, *, consume: bool = True, relay: bool = True) -> None:
         if self.engine is not None:
             await create_schema(self.engine)
+        if self.access is not None:
+            await self.access.audit.ready()  # the audit key readable (or made) before anything is served
         try:
             # Before anything new arrives and before the first tick closes a period on a difference.
             await self.reconcile()
@@ -183,6 +186,8 @@ class Gateway:
                 task.cancel()
         self._tasks.clear()
         await self.broker.close()
+        if self.access is not None:
+            await self.access.audit.aclose()  # the head it wrote last into the checkpoint file
         if self.engine is not None:
             await dispose(self.engine)  # its direct connections (direct_pg.py) with it
 
@@ -204,8 +209,9 @@ async def init_database(settings: Settings) -> None:
         await dispose(engine)
 
 
-def build_access(engine: AsyncEngine, clock: Clock, hosted: frozenset[str] | None = None) -> AccessService:
-    return AccessService(SqlAccountStore(engine), SqlAuditTrail(engine, clock), clock, hosted_townships=hosted)
+def build_access(engine: AsyncEngine, clock: Clock, hosted: frozenset[str] | None = None, *,
+                 audit_files: AuditFiles) -> AccessService:
+    return AccessService(SqlAccountStore(engine), SqlAuditTrail(engine, clock, audit_files), clock, hosted_townships=hosted)
 
 
 def build_gateway(
@@ -258,7 +264,7 @@ def build_gateway(
     gateway = Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,
         tracker=tracker, archive=SqlArchiveStore(engine) if engine is not None else None,
-        access=build_access(engine, clock, frozenset(nodes)) if engine is not None else None,
+        access=build_access(engine, clock, frozenset(nodes), audit_files=settings.audit_files) if engine is not None else None,
         reconciler=reconciler,
     )
     if (oidc_config := OidcConfig.from_settings(settings)) is not None:

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.access.audit_files import AuditFiles
 from gateway.codec.xlsx_guard import ImportLimits
 from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, DEFAULT_SCORING_FILE
 
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     keys_dir: Path | None = None
     directory_path: Path | None = None
     key_passphrase: SecretStr | None = None
+    # The audit trail's key and head checkpoint, outside the database (gateway/access/audit_files.py).
+    audit_key_file: Path | None = Field(None, description="the audit chain's HMAC key (default <data dir>/audit.key)")
+    audit_head_file: Path | None = Field(None, description="the audit chain's head checkpoint (default <data dir>/audit.head)")
     authority_key: Path | None = Field(None, description="the directory authority's private key (signs the directory)")
     authority_pub: Path | None = Field(None, description="the directory authority's public key (verifies it)")
     allow_unsigned_directory: bool = False
@@ -128,6 +132,11 @@ class Settings(BaseSettings):
     @property
     def resolved_authority_pub(self) -> Path:
         return self.authority_pub or self.resolved_authority_key.with_suffix(".pub")
+
+    @property
+    def audit_files(self) -> AuditFiles:
+        return AuditFiles(self.audit_key_file or self.data_dir / "audit.key",
+                          self.audit_head_file or self.data_dir / "audit.head")
 
     @property
     def passphrase_bytes(self) -> bytes | None:

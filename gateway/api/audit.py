@@ -44,8 +44,12 @@ async def audit_list(request: Request, principal: Auditor, user: str | None = No
 
 @router.get("/audit/verify", tags=["audit"])
 async def audit_verify(request: Request, _: Auditor) -> dict[str, Any]:
-    count, broken = await _access(request).audit.verify()
-    return {"ok": broken is None, "records": count, "broken": str(broken) if broken else None}
+    report = await _access(request).audit.verification()
+    broken = report.broken
+    return {"ok": broken is None, "records": report.records, "broken": str(broken) if broken else None,
+            # where the chain starts and ends, and the head kept outside the database it was checked against
+            "reason": broken.reason if broken else None, "first_seq": report.anchor_seq, "head_seq": report.head_seq,
+            "checkpoint_seq": report.checkpoint_seq}
 
 
 @router.get("/admin/users", tags=["admin"])

@@ -19,6 +19,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from gateway.access.audit import RETENTION
+from gateway.access.audit_files import AuditFileError
 from gateway.access.principal import Role
 from gateway.access.service import AccessService, InvalidAccount, NoSuchUser, UserExists
 
@@ -51,13 +52,17 @@ def run(work: Callable[[AccessService], Awaitable[T]]) -> T:
         try:
             await create_schema(engine)
             hosted = frozenset(settings.nodes) if settings.nodes else None
-            return await work(build_access(engine, SystemClock(), hosted))
+            access = build_access(engine, SystemClock(), hosted, audit_files=settings.audit_files)
+            try:
+                return await work(access)
+            finally:
+                await access.audit.aclose()  # the head this command wrote, into the checkpoint file
         finally:
             await dispose(engine)
 
     try:
         return asyncio.run(main())
-    except (InvalidAccount, UserExists, NoSuchUser, ValueError) as exc:
+    except (InvalidAccount, UserExists, NoSuchUser, ValueError, AuditFileError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -199,12 +204,19 @@ def audit_list(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Exit 0 printing `ok: N records` when the chain is intact, 1 with the first broken link otherwise."""
-    count, broken = run(lambda access: access.audit.verify())
-    if broken is not None:
-        typer.echo(f"broken: {broken}")
+    """Exit 0 printing `ok: N records` when the chain is intact, 1 with the first broken link otherwise.
+
+    Checked: every record's HMAC under the audit key, its link to the one before, the anchor against
+    the prune record that left it, and the chain against the head checkpoint kept outside the database."""
+    report = run(lambda access: access.audit.verification())
+    if report.broken is not None:
+        typer.echo(f"broken: {report.broken}")
+        chain = (f"seq {report.anchor_seq} to {report.head_seq}, {report.records} records" if report.records
+                 else f"no records (from seq {report.anchor_seq})")
+        checkpoint = f"seq {report.checkpoint_seq}" if report.checkpoint_seq is not None else "none"
+        typer.echo(f"chain: {chain}; checkpoint: {checkpoint}")
         raise typer.Exit(1)
-    typer.echo(f"ok: {count} records")
+    typer.echo(f"ok: {report.records} records")
 
 
 @audit_app.command("prune")

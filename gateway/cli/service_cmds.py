@@ -31,9 +31,11 @@ def init() -> None:
         raise typer.Exit(2)
     created = init_nodes(settings, datetime.now(timezone.utc))
     asyncio.run(init_database(settings))
+    settings.audit_files.create_key()  # kept if there is one: a new key would orphan the keyed records
     typer.echo(f"database: {settings.resolved_database_url}")
     typer.echo(f"keys: {settings.resolved_keys_dir} (new for {len(created)} of {len(settings.nodes)} nodes)")
     typer.echo(f"directory: {settings.resolved_directory_path}")
+    typer.echo(f"audit key: {settings.audit_files.key_path} (back it up apart from the database)")
 
 
 def serve(
@@ -43,6 +45,7 @@ def serve(
     """Run the HTTP API, the consumers and the outbox relay for the configured nodes."""
     import uvicorn
 
+    from gateway.access.audit_files import AuditFileError
     from gateway.api.app import create_app
     from gateway.bootstrap import build_gateway
     from gateway.node_setup import load_nodes, refuse_plaintext_keys
@@ -57,7 +60,11 @@ def serve(
 
     async def run() -> None:
         gateway = build_gateway(settings)
-        await gateway.start()
+        try:
+            await gateway.start()
+        except AuditFileError as exc:
+            typer.echo(f"configuration error: {exc}", err=True)
+            raise typer.Exit(2) from None
         config = uvicorn.Config(create_app(gateway), host=host or settings.http_host, port=port or settings.http_port,
                                 ssl_certfile=settings.http_tls_cert, ssl_keyfile=settings.http_tls_key)
         try:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gateway.access.audit_files import AuditFiles
 from gateway.access.service import AccessService
 from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.bootstrap import build_access
@@ -28,5 +29,13 @@ async def engine(database_url):
 
 
 @pytest.fixture
-async def access(engine, clock) -> AsyncIterator[AccessService]:
-    yield build_access(engine, clock, frozenset({RESIDENCE, REGISTRATION}))
+def audit_files(tmp_path) -> AuditFiles:
+    """The audit key (made, as `gateway init` does) and head checkpoint, outside the database."""
+    files = AuditFiles.in_folder(tmp_path / "audit")
+    files.create_key()
+    return files
+
+
+@pytest.fixture
+async def access(engine, clock, audit_files) -> AsyncIterator[AccessService]:
+    yield build_access(engine, clock, frozenset({RESIDENCE, REGISTRATION}), audit_files=audit_files)

@@ -21,6 +21,7 @@ import httpx
 from argon2 import PasswordHasher, Type
 
 from gateway.access import passwords, totp
+from gateway.access.audit_files import AuditFiles
 from gateway.access.principal import Role
 from gateway.access.service import AccessService
 from gateway.adapters.sql.engine import create_engine, create_schema
@@ -39,7 +40,8 @@ async def ensure_access(gateway: Gateway) -> AccessService:
         folder = Path(tempfile.mkdtemp(prefix="gw-access-"))
         engine = create_engine(f"sqlite+aiosqlite:///{folder / 'accounts.db'}")
         await create_schema(engine)
-        gateway.access = build_access(engine, gateway.clock, frozenset(gateway.service.nodes))
+        gateway.access = build_access(engine, gateway.clock, frozenset(gateway.service.nodes),
+                                      audit_files=AuditFiles.in_folder(folder))
     return gateway.access
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete, update
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from gateway.access.audit import Action, AuditEntry
@@ -17,6 +18,7 @@ from gateway.adapters.sql.access_tables import audit_log
 from gateway.exchange.records import Direction
 from gateway.cli.access_cmds import audit_app, users_app
 from tests.access.helpers import PASSWORD, signed_in_client
+from tests.security.attacker import tamper
 from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings, sample_query
 
 
@@ -28,8 +30,10 @@ async def test_records_chain_and_verify_and_a_changed_record_breaks_the_chain_wh
     for i in range(5):
         await access.audit.record(entry(i))
     assert await access.audit.verify() == (5, None)
-    async with engine.begin() as conn:
-        await conn.execute(update(audit_log).where(audit_log.c.seq == 3).values(result="denied"))
+    with pytest.raises(DBAPIError, match="append-only"):  # the database refuses it
+        async with engine.begin() as conn:
+            await conn.execute(update(audit_log).where(audit_log.c.seq == 3).values(result="denied"))
+    await tamper(engine, "UPDATE audit_log SET result = 'denied' WHERE seq = 3")  # past the guard
     count, broken = await access.audit.verify()
     assert (count, broken.seq, broken.reason) == (5, 3, "record_hash")
 
@@ -37,8 +41,10 @@ async def test_records_chain_and_verify_and_a_changed_record_breaks_the_chain_wh
 async def test_a_deleted_record_breaks_the_chain(access, engine):
     for i in range(4):
         await access.audit.record(entry(i))
-    async with engine.begin() as conn:
-        await conn.execute(delete(audit_log).where(audit_log.c.seq == 2))
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with engine.begin() as conn:
+            await conn.execute(delete(audit_log).where(audit_log.c.seq == 2))
+    await tamper(engine, "DELETE FROM audit_log WHERE seq = 2")
     _, broken = await access.audit.verify()
     assert (broken.seq, broken.reason) == (2, "seq")
 
@@ -132,8 +138,10 @@ async def test_the_auditor_reads_the_trail_over_http_and_nobody_else_does(access
     assert "audit_read" in [r.action async for r in access.audit.records()]
 
 
-def test_the_first_admin_is_made_on_an_empty_database_and_the_audit_commands_list_and_verify(database_url, monkeypatch):
+def test_the_first_admin_is_made_on_an_empty_database_and_the_audit_commands_list_and_verify(database_url, tmp_path,
+                                                                                            monkeypatch):
     monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "var"))  # the audit key and checkpoint
     monkeypatch.setenv("GATEWAY_NODES", RESIDENCE)
     runner = CliRunner()
     added = runner.invoke(users_app, ["add", "admin", "--role", "admin", "--password-stdin"], input="Admin-Pass-2026\n")
@@ -158,21 +166,21 @@ def test_the_first_admin_is_made_on_an_empty_database_and_the_audit_commands_lis
     assert (ok.exit_code, ok.output.strip()) == (0, "ok: 3 records")
 
 
-def test_audit_verify_exits_1_with_the_first_broken_link(database_url, monkeypatch):
+def test_audit_verify_exits_1_with_the_first_broken_link(database_url, tmp_path, monkeypatch):
     monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "var"))
     runner = CliRunner()
     assert runner.invoke(users_app, ["add", "admin", "--role", "admin", "--password-stdin"], input="Admin-Pass-2026\n").exit_code == 0
     assert runner.invoke(users_app, ["remove", "admin"]).exit_code == 0
 
-    async def tamper() -> None:
+    async def edit() -> None:
         from gateway.adapters.sql.engine import create_engine
 
         engine = create_engine(database_url)
-        async with engine.begin() as conn:
-            await conn.execute(update(audit_log).where(audit_log.c.seq == 1).values(object_id="someone-else"))
+        await tamper(engine, "UPDATE audit_log SET object_id = 'someone-else' WHERE seq = 1")
         await engine.dispose()
 
-    asyncio.run(tamper())
+    asyncio.run(edit())
     broken = runner.invoke(audit_app, ["verify"])
     assert broken.exit_code == 1 and broken.output.startswith("broken: seq 1: record_hash")
 
@@ -181,6 +189,7 @@ def test_key_changes_are_audited_where_the_gateway_s_database_is(database_url, t
     from gateway.cli.keys_cmds import app as keys_app
 
     monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "var"))
     env = {"GATEWAY_KEYS_DIR": str(tmp_path / "keys"), "GATEWAY_DIRECTORY_PATH": str(tmp_path / "dir.json"),
            "GATEWAY_KEY_PASSPHRASE": "pass-123"}
     runner = CliRunner()

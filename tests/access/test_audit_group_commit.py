@@ -85,13 +85,13 @@ async def test_a_refused_entry_fails_only_its_own_caller(access):
     assert await trail.verify() == (10, None)
 
 
-async def test_several_gateways_on_one_postgresql_append_one_gap_free_chain(postgres_url, clock):
+async def test_several_gateways_on_one_postgresql_append_one_gap_free_chain(postgres_url, clock, audit_files):
     from gateway.adapters.sql.engine import create_schema
 
     engines = [create_engine(postgres_url) for _ in range(3)]
     try:
         await create_schema(engines[0])
-        trails = [SqlAuditTrail(e, clock) for e in engines]  # three gateways, each its own pool and writer
+        trails = [SqlAuditTrail(e, clock, audit_files) for e in engines]  # three gateways, each its own pool and writer
         await asyncio.gather(*(trail.record(entry(1000 * g + i, user=f"gw{g}"))
                                for i in range(40) for g, trail in enumerate(trails)),
                              *(trail.record_many([entry(1000 * g + 500 + i), entry(1000 * g + 600 + i)])
@@ -106,7 +106,7 @@ async def test_several_gateways_on_one_postgresql_append_one_gap_free_chain(post
             await e.dispose()
 
 
-async def test_on_postgresql_a_trail_appends_on_the_head_it_wrote_in_one_statement(postgres_url, clock):
+async def test_on_postgresql_a_trail_appends_on_the_head_it_wrote_in_one_statement(postgres_url, clock, audit_files):
     """BEGIN, the lock, the head, the INSERT and COMMIT were five round trips for every append; on the
     head this trail wrote last, an append is one INSERT that the database makes only if the head is
     still that one."""
@@ -115,7 +115,7 @@ async def test_on_postgresql_a_trail_appends_on_the_head_it_wrote_in_one_stateme
     engine = create_engine(postgres_url)
     try:
         await create_schema(engine)
-        trail = SqlAuditTrail(engine, clock)
+        trail = SqlAuditTrail(engine, clock, audit_files)
         with audit_statements(engine) as first:
             await trail.record(entry(1))
         with audit_statements(engine) as then:
@@ -128,13 +128,13 @@ async def test_on_postgresql_a_trail_appends_on_the_head_it_wrote_in_one_stateme
         await engine.dispose()
 
 
-async def test_a_trail_whose_head_another_gateway_moved_appends_the_locked_way(postgres_url, clock):
+async def test_a_trail_whose_head_another_gateway_moved_appends_the_locked_way(postgres_url, clock, audit_files):
     from gateway.adapters.sql.engine import create_schema
 
     engines = [create_engine(postgres_url) for _ in range(2)]
     try:
         await create_schema(engines[0])
-        mine, other = (SqlAuditTrail(e, clock) for e in engines)
+        mine, other = (SqlAuditTrail(e, clock, audit_files) for e in engines)
         await mine.record(entry(1))
         await other.record(entry(2, user="gw1"))  # the head mine knows is no longer the head
         with audit_statements(engines[0]) as statements:

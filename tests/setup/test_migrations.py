@@ -35,6 +35,7 @@ from gateway.adapters.sql.migrate import (
     migrate,
 )
 from gateway.adapters.sql.tables import metadata
+from gateway.adapters.sql.access_tables import AUDIT_TRIGGERS
 from gateway.adapters.sql.tally_tables import TRIGGERS
 from gateway.adapters.sql.workflow_tables import OPEN_STATE_VALUES
 from gateway.cli import app
@@ -96,8 +97,16 @@ def schema(conn: Connection) -> dict:
         triggers = ("SELECT t.tgname, pg_get_triggerdef(t.oid) || pg_get_functiondef(t.tgfoid) FROM pg_trigger t"
                     " WHERE t.tgrelid = 'cases'::regclass AND NOT t.tgisinternal")
     index = conn.execute(text(definition)).scalar_one()
+    if conn.dialect.name == "sqlite":
+        guard = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('audit_log', 'audit_anchor')"
+    else:
+        guard = ("SELECT t.tgname, pg_get_triggerdef(t.oid) || pg_get_functiondef(t.tgfoid) FROM pg_trigger t"
+                 " WHERE t.tgrelid IN ('audit_log'::regclass, 'audit_anchor'::regclass) AND NOT t.tgisinternal"
+                 " UNION ALL SELECT 'audit_prune', pg_get_functiondef('audit_prune(integer, text, text)'::regprocedure)")
     return {"tables": tables, "ix_cases_overdue covers": sorted(re.findall(r"'(\w+)'", index.partition("WHERE")[2])),
-            "triggers on cases": sorted(tuple(row) for row in conn.execute(text(triggers)))}
+            "triggers on cases": sorted(tuple(row) for row in conn.execute(text(triggers))),
+            # The audit trail's guard (access_tables.py; migration 0015 holds its own copy).
+            "audit guard": sorted(tuple(row) for row in conn.execute(text(guard)))}
 
 
 def as_made_before_migrations(conn: Connection) -> None:
@@ -178,6 +187,8 @@ async def test_upgrading_from_empty_through_every_revision_gives_the_schema_of_t
     assert made_by_create_all["ix_cases_overdue covers"] == OPEN_STATE_VALUES  # partial, on the open cases
     # The dashboard's log of case changes (tally_tables.py), the same from the revision as from create_all.
     assert [name for name, _ in made_by_create_all["triggers on cases"]] == sorted(TRIGGERS)
+    guard = {name for name, _ in made_by_create_all["audit guard"]}
+    assert guard >= set(AUDIT_TRIGGERS[engine.dialect.name])
 
 
 async def test_a_database_made_before_migrations_is_adopted_and_keeps_its_rows(engine) -> None:
