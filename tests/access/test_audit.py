@@ -132,8 +132,9 @@ async def test_the_auditor_reads_the_trail_over_http_and_nobody_else_does(access
     assert "audit_read" in [r.action async for r in access.audit.records()]
 
 
-def test_the_first_admin_is_made_on_an_empty_database_and_the_audit_commands_list_and_verify(database_url, monkeypatch):
+def test_the_first_admin_is_made_on_an_empty_database_and_the_audit_commands_list_and_verify(database_url, monkeypatch, tmp_path):
     monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))  # the TOTP key file goes beside the node keys
     monkeypatch.setenv("GATEWAY_NODES", RESIDENCE)
     runner = CliRunner()
     added = runner.invoke(users_app, ["add", "admin", "--role", "admin", "--password-stdin"], input="Admin-Pass-2026\n")
@@ -158,8 +159,9 @@ def test_the_first_admin_is_made_on_an_empty_database_and_the_audit_commands_lis
     assert (ok.exit_code, ok.output.strip()) == (0, "ok: 3 records")
 
 
-def test_audit_verify_exits_1_with_the_first_broken_link(database_url, monkeypatch):
+def test_audit_verify_exits_1_with_the_first_broken_link(database_url, monkeypatch, tmp_path):
     monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
     runner = CliRunner()
     assert runner.invoke(users_app, ["add", "admin", "--role", "admin", "--password-stdin"], input="Admin-Pass-2026\n").exit_code == 0
     assert runner.invoke(users_app, ["remove", "admin"]).exit_code == 0
