@@ -193,7 +193,8 @@ class AccessService:
 
     async def refuse_identity(self, username: str, code: str, reason: str, source: str, *, role: str = "") -> SignInRefused:
         """Record a refused sign-in through the identity provider; the exception to raise."""
-        await self.audit.record(AuditEntry(Action.SIGN_IN, username[:64], role, source, result=code, detail=reason[:500]))
+        await self.audit.record(AuditEntry(Action.SIGN_IN, printable(username), role, source, result=code,
+                                           detail=printable(reason, 500)))
         return SignInRefused(code, reason)
 
     async def authenticate(self, token: str) -> Principal | None:
