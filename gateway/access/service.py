@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from gateway.access.audit import Action, AuditEntry
 from gateway.access.principal import SCOPE_LENGTHS, Principal, Role
 from gateway.access.text import printable
 from gateway.access.throttle import SignInThrottle, ThrottleLimits, Throttled, Ticket
-from gateway.access.totp_sealing import TotpSealer, is_sealed
+from gateway.access.totp_sealing import SealError, TotpSealer, is_sealed
 from gateway.adapters.sql.account_store import Claim, NoSuchUser, SqlAccountStore, TokenRow, UserExists, UserRow
 from gateway.adapters.sql.audit_store import SqlAuditTrail
 from gateway.clock import Clock
+
+log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5
 LOCK_FOR = timedelta(minutes=15)
@@ -124,8 +127,10 @@ class AccessService:
         user = await self.store.get_user(username)
         shown = printable(username)  # as tried, escaped: never a control character in the trail
 
-        async def refuse(code: str, *, answer: str | None = None, extra: list[AuditEntry] | None = None) -> SignInRefused:
-            entries = [AuditEntry(Action.SIGN_IN, shown, user.role.value if user else "", source, result=code)]
+        async def refuse(code: str, *, answer: str | None = None, extra: list[AuditEntry] | None = None,
+                         detail: str = "") -> SignInRefused:
+            entries = [AuditEntry(Action.SIGN_IN, shown, user.role.value if user else "", source, result=code,
+                                  detail=detail)]
             await self.audit.record_many(entries + (extra or []))
             return SignInRefused(answer or code)
 
@@ -152,10 +157,16 @@ class AccessService:
             # so these attempts are limited like any other.
             if not otp.strip():
                 raise await refuse("otp_required", extra=locked_now)
-            secret = self.sealer.open(user.totp_secret, user.username) if user.totp_secret else None
+            unreadable = ""
+            try:
+                secret = self.sealer.open(user.totp_secret, user.username) if user.totp_secret else None
+            except SealError as exc:
+                # Another passphrase or a lost key file: the operator must see why codes stopped working.
+                log.error("the TOTP secret of %s does not open: %s", user.username, exc)
+                secret, unreadable = None, str(exc)[:500]
             step = totp.matching_step(secret, otp, now) if secret else None
             if step is None or not await self.store.use_totp_step(user.id, step):
-                raise await refuse("otp_wrong", extra=locked_now)
+                raise await refuse("otp_wrong", extra=locked_now, detail=unreadable)
         await self.store.record_success(user.id)
         if ticket is not None:
             ticket.succeeded()  # a success does not count against its address

@@ -203,3 +203,14 @@ def test_gateway_users_unlock_lets_a_locked_admin_back_in_and_is_audited(databas
     rows = [json.loads(line) for line in runner.invoke(audit_app, ["list", "--json"]).output.splitlines()]
     assert ("user_unlock", "root") in [(r["action"], r["object_id"]) for r in rows]
     assert runner.invoke(users_app, ["unlock", "nobody"]).exit_code == 1
+
+
+async def test_a_secret_sealed_under_another_passphrase_refuses_the_code_and_says_why_in_the_trail(engine, clock, tmp_path):
+    before = build_access(engine, clock, settings=Settings(data_dir=tmp_path, key_passphrase="old-pass"))
+    new = await before.add_user("ops", Role.OPERATOR, "", PASSWORD, actor="cli")
+    after = build_access(engine, clock, settings=Settings(data_dir=tmp_path, key_passphrase="new-pass"))
+    with pytest.raises(SignInRefused) as caught:
+        await after.sign_in("ops", PASSWORD, totp.code_at(new.user.totp_secret, clock.now()), source="10.0.0.9")
+    assert caught.value.code == "otp_wrong"
+    (refusal,) = [r for r in await trail(after) if r.action == "sign_in"]
+    assert refusal.result == "otp_wrong" and "does not open" in refusal.detail
