@@ -7,6 +7,7 @@ Nothing connects to a broker or a database at import time; ``build_gateway`` cre
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -210,6 +211,7 @@ def sign_in_policy(settings: Settings) -> SignInPolicy:
     return SignInPolicy(
         max_failures=settings.sign_in_max_failures, lock_for=lock_for,
         session_lifetime=timedelta(hours=settings.session_max_hours),
+        admin_networks=tuple(ipaddress.ip_network(net, strict=False) for net in settings.sign_in_admin_networks),
         throttle=ThrottleLimits(window=lock_for, address_name_failures=settings.sign_in_address_name_failures,
                                 address_failures=settings.sign_in_address_failures,
                                 global_per_second=settings.sign_in_global_per_second,

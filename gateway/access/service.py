@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import ipaddress
 import logging
 import secrets
 import time
@@ -23,6 +24,7 @@ from gateway.adapters.sql.audit_store import SqlAuditTrail
 from gateway.clock import Clock
 
 log = logging.getLogger(__name__)
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_FAILURES = 5
 LOCK_FOR = timedelta(minutes=15)
@@ -43,6 +45,18 @@ class SignInPolicy:
     session_idle: timedelta = SESSION_IDLE
     session_lifetime: timedelta = SESSION_LIFETIME  # a session ends this long after sign-in, however used
     throttle: ThrottleLimits | None = ThrottleLimits()  # None: no throttle (tests of the account lock alone)
+    # Where operators, auditors and admins may sign in from (empty: anywhere). From elsewhere their
+    # attempts check and count nothing, so an outsider can neither guess nor lock those accounts.
+    admin_networks: tuple[IPNetwork, ...] = ()
+
+    def admits_admin_from(self, source: str) -> bool:
+        if not self.admin_networks:
+            return True
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            return False  # not an address (no peer): not one of the networks
+        return any(address in network for network in self.admin_networks)
 
 
 class SignInRefused(Exception):
@@ -134,6 +148,10 @@ class AccessService:
             await self.audit.record_many(entries + (extra or []))
             return SignInRefused(answer or code)
 
+        if user is not None and user.role in SECOND_FACTOR_ROLES and not policy.admits_admin_from(source):
+            await asyncio.sleep(passwords.typical_verify_seconds())  # answered like a checked wrong password
+            raise await refuse("outside_networks", answer="bad_credentials",
+                               detail="source outside GATEWAY_SIGN_IN_ADMIN_NETWORKS")
         locked_now: list[AuditEntry] = []
         if user is not None:
             # The attempt is claimed before its password is checked: one conditional UPDATE, so of

@@ -118,3 +118,26 @@ async def test_a_hundred_addresses_at_once_still_verify_at_most_five_and_a_locke
         signed = await office.post("/auth/token", data={"username": "root", "password": PASSWORD,
                                                         "otp": totp.code_at(new.user.totp_secret, clock.now())})
     assert signed.status_code == 200
+
+
+async def test_with_admin_networks_set_no_address_outside_them_can_guess_or_lock_an_admin(engine, tmp_path):
+    clock = FakeClock(T0)
+    access = build_access(engine, clock, settings=Settings(data_dir=tmp_path, sign_in_admin_networks="10.20.0.0/16"))
+    new = await access.add_user("root", Role.ADMIN, "", PASSWORD, actor="cli")
+    await access.add_user("wang", Role.CLERK, RESIDENCE, PASSWORD, actor="cli")
+    app = create_app(gateway_with(access))
+    with counting_verifies() as verifier:
+        for i in range(20):  # one after another, each from its own address: no throttle is reached
+            async with from_address(app, f"198.51.100.{i}") as outsider:
+                guess = await outsider.post("/auth/token", data={"username": "root", "password": PASSWORD if i == 7 else f"Guess-{i}"})
+                assert answer(guess) == (401, "bad_credentials")  # even the right one
+        assert verifier.calls == 0  # nothing checked, nothing counted
+        async with from_address(app, "198.51.100.99") as outsider:  # a clerk may still sign in from anywhere
+            assert (await outsider.post("/auth/token", data={"username": "wang", "password": PASSWORD})).status_code == 200
+    assert (await access.store.get_user("root")).failed_attempts == 0
+    async with from_address(app, OFFICE) as office:
+        signed = await office.post("/auth/token", data={"username": "root", "password": PASSWORD,
+                                                        "otp": totp.code_at(new.user.totp_secret, clock.now())})
+    assert signed.status_code == 200
+    results = [r.result async for r in access.audit.records() if r.action == "sign_in" and r.username == "root"]
+    assert results.count("outside_networks") == 20 and results[-1] == "ok"
