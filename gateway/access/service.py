@@ -274,8 +274,12 @@ class AccessService:
         sealed = 0
         for user in await self.store.list_users():
             if user.totp_secret and not is_sealed(user.totp_secret):
-                if await self.store.replace_totp_secret(user.id, user.totp_secret,
-                                                        self.sealer.seal(user.totp_secret, user.username)):
+                try:
+                    value = self.sealer.seal(user.totp_secret, user.username)
+                except OSError as exc:  # the key file cannot be made here (another user, read-only)
+                    log.warning("TOTP secrets left in clear: %s", exc)
+                    return sealed
+                if await self.store.replace_totp_secret(user.id, user.totp_secret, value):
                     sealed += 1
         return sealed
 
