@@ -98,6 +98,17 @@ async def test_a_success_resets_the_count_of_attempts(unthrottled):
     assert (await access.store.get_user("qian")).locked_until is None
 
 
+async def test_the_fifth_attempt_is_still_checked_and_signs_in_when_it_is_right(unthrottled):
+    access = unthrottled
+    await access.add_user("chen", Role.CLERK, RESIDENCE, PASSWORD, actor="cli")
+    for _ in range(4):
+        await refused(access, "chen", "Wrong-Pass-1")
+    assert (await access.sign_in("chen", PASSWORD, source="x")).principal.username == "chen"
+    user = await access.store.get_user("chen")
+    assert (user.failed_attempts, user.locked_until) == (0, None)  # its own claim's lock lifted with the count
+    assert not [a for a in await actions(access) if a[0] == "account_locked"]
+
+
 async def test_concurrent_attempts_are_claimed_before_their_password_is_checked(unthrottled, counting_hasher):
     """The lock race: 100 attempts at once; the database grants 5 claims, so 5 passwords are verified."""
     access = unthrottled
