@@ -214,3 +214,30 @@ async def test_a_secret_sealed_under_another_passphrase_refuses_the_code_and_say
     assert caught.value.code == "otp_wrong"
     (refusal,) = [r for r in await trail(after) if r.action == "sign_in"]
     assert refusal.result == "otp_wrong" and "does not open" in refusal.detail
+
+
+def test_gateway_audit_list_prints_one_line_for_a_failed_sign_in_whose_name_forges_another(database_url, monkeypatch, tmp_path):
+    """The red team's probe: a username holding a newline and a fake "admin sign_in ok" record."""
+    import asyncio
+
+    from gateway.adapters.sql.engine import create_engine, create_schema
+    from gateway.cli.access_cmds import audit_app
+    from gateway.clock import SystemClock
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
+
+    async def fail_once() -> None:
+        engine = create_engine(database_url)
+        try:
+            await create_schema(engine)
+            with pytest.raises(SignInRefused):
+                await build_access(engine, SystemClock(), settings=Settings()).sign_in(FORGED, "Wrong-Pass-1", source="10.0.0.9")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(fail_once())
+    listed = CliRunner().invoke(audit_app, ["list"])
+    assert listed.exit_code == 0
+    (line,) = listed.output.splitlines()
+    assert " sign_in " in line and line.rstrip().endswith("bad_credentials") and "x\\x0a" in line
