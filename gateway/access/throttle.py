@@ -18,6 +18,7 @@ as typed (case-folded), known or not: the answer never tells whether an account 
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -68,12 +69,25 @@ def name_key(username: str) -> str:
     return username.casefold()[:64]
 
 
+def address_key(source: str) -> str:
+    """An IPv4 address as it is; an IPv6 address by its /64, the block one subscriber usually holds
+    (one attacker could otherwise take a fresh address for every attempt)."""
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return source[:64]
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 class SignInThrottle:
     def __init__(self, limits: ThrottleLimits | None = None) -> None:
         self.limits = limits or ThrottleLimits()
         self._failures: dict[str, deque[datetime]] = {}
         self._tokens = float(self.limits.global_burst)
         self._refilled: float | None = None
+        self._swept: float | None = None
         self._in_flight = 0
 
     def admit(self, address: str, username: str, now: datetime, *, elapsed_s: float | None = None) -> Ticket:
@@ -83,9 +97,11 @@ class SignInThrottle:
         ``now`` (the gateway's clock) dates the failures; ``elapsed_s`` (a monotonic reading, seconds)
         refills the gateway-wide rate, which is about CPU time, not the calendar."""
         limits = self.limits
-        self._refill(elapsed_s if elapsed_s is not None else now.timestamp())
+        reading = elapsed_s if elapsed_s is not None else now.timestamp()
+        self._refill(reading)
         if self._in_flight >= limits.in_flight or self._tokens < 1:
             raise Throttled(1, "gateway")
+        address = address_key(address)
         pair = f"{address}\x00{name_key(username)}"
         for key, limit, scope in ((pair, limits.address_name_failures, "address_name"),
                                   (address, limits.address_failures, "address")):
@@ -93,7 +109,9 @@ class SignInThrottle:
             if len(seen) >= limit:
                 raise Throttled(ceil((seen[0] + limits.window - now).total_seconds()), scope)
         if len(self._failures) >= limits.tracked_keys:
-            self._sweep(now)
+            if self._swept is None or reading - self._swept >= 1.0:  # a full sweep at most once a second
+                self._swept = reading
+                self._sweep(now)
             if len(self._failures) >= limits.tracked_keys:
                 raise Throttled(int(limits.window.total_seconds()), "gateway")
         self._tokens -= 1

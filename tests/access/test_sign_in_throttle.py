@@ -94,3 +94,12 @@ def test_beyond_the_tracked_addresses_every_attempt_is_throttled_so_memory_stays
     with pytest.raises(Throttled):
         throttle.admit("198.51.100.200", "x", NOW, elapsed_s=30)
     fail(throttle, "198.51.100.200", "x", NOW + timedelta(minutes=15), elapsed_s=31)  # swept: the window ended
+
+
+def test_ipv6_addresses_are_counted_by_their_slash_64():
+    throttle = SignInThrottle()
+    for i in range(3):  # a fresh address of the same subscriber's block each time
+        fail(throttle, f"2001:db8:1:2::{i + 1:x}", "admin", NOW)
+    with pytest.raises(Throttled):
+        throttle.admit("2001:db8:1:2:ffff::9", "admin", NOW)
+    throttle.admit("2001:db8:1:3::1", "admin", NOW).done()  # the next block is another subscriber
