@@ -7,17 +7,20 @@ Nothing connects to a broker or a database at import time; ``build_gateway`` cre
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access.audit_files import AuditFiles
 from gateway.access.oidc import OidcClient, OidcConfig
-from gateway.access.service import AccessService
+from gateway.access.service import AccessService, SignInPolicy
+from gateway.access.throttle import ThrottleLimits
+from gateway.access.totp_sealing import KEY_FILE_NAME, TotpSealer
 from gateway.adapters.amqp import AmqpBroker
 from gateway.adapters.sql.account_store import SqlAccountStore
 from gateway.adapters.sql.audit_store import SqlAuditTrail
@@ -103,6 +106,8 @@ class Gateway:
     async def start(self, *, consume: bool = True, relay: bool = True) -> None:
         if self.engine is not None:
             await create_schema(self.engine)
+            if self.access is not None:
+                await self.access.seal_clear_totp_secrets()  # left in clear by an earlier release
         if self.access is not None:
             await self.access.audit.ready()  # the audit key readable (or made) before anything is served
         try:
@@ -210,8 +215,37 @@ async def init_database(settings: Settings) -> None:
 
 
 def build_access(engine: AsyncEngine, clock: Clock, hosted: frozenset[str] | None = None, *,
-                 audit_files: AuditFiles) -> AccessService:
-    return AccessService(SqlAccountStore(engine), SqlAuditTrail(engine, clock, audit_files), clock, hosted_townships=hosted)
+                 audit_files: AuditFiles | None = None, settings: Settings | None = None) -> AccessService:
+    """The account service; with ``settings`` its sign-in numbers, the TOTP key and the audit trail's files
+    come from them (without, the defaults and a TOTP key held in memory only: a gateway built on fakes;
+    then ``audit_files`` must be given)."""
+    if audit_files is None:
+        if settings is None:
+            raise TypeError("build_access needs the audit trail's files, or the settings that name them")
+        audit_files = settings.audit_files
+    audit = SqlAuditTrail(engine, clock, audit_files)
+    if settings is None:
+        return AccessService(SqlAccountStore(engine), audit, clock, hosted_townships=hosted)
+    return AccessService(SqlAccountStore(engine), audit, clock, hosted_townships=hosted,
+                         policy=sign_in_policy(settings), sealer=totp_sealer(settings))
+
+
+def sign_in_policy(settings: Settings) -> SignInPolicy:
+    lock_for = timedelta(minutes=settings.sign_in_lock_minutes)
+    return SignInPolicy(
+        max_failures=settings.sign_in_max_failures, lock_for=lock_for,
+        session_lifetime=timedelta(hours=settings.session_max_hours),
+        admin_networks=tuple(ipaddress.ip_network(net, strict=False) for net in settings.sign_in_admin_networks),
+        throttle=ThrottleLimits(window=lock_for, address_name_failures=settings.sign_in_address_name_failures,
+                                address_failures=settings.sign_in_address_failures,
+                                global_per_second=settings.sign_in_global_per_second,
+                                global_burst=settings.sign_in_global_burst, in_flight=settings.sign_in_in_flight),
+    )
+
+
+def totp_sealer(settings: Settings) -> TotpSealer:
+    # The node keys' passphrase when there is one; else the gateway's own key beside the node keys.
+    return TotpSealer(passphrase=settings.passphrase_bytes, key_file=settings.resolved_keys_dir / KEY_FILE_NAME)
 
 
 def build_gateway(
@@ -264,7 +298,7 @@ def build_gateway(
     gateway = Gateway(
         settings=settings, store=store, broker=broker, service=service, relay=relay, clock=clock, engine=engine,
         tracker=tracker, archive=SqlArchiveStore(engine) if engine is not None else None,
-        access=build_access(engine, clock, frozenset(nodes), audit_files=settings.audit_files) if engine is not None else None,
+        access=build_access(engine, clock, frozenset(nodes), settings=settings) if engine is not None else None,
         reconciler=reconciler,
     )
     if (oidc_config := OidcConfig.from_settings(settings)) is not None:

@@ -89,6 +89,39 @@ class Settings(BaseSettings):
         description="amr values (RFC 8176) that count as a second factor")
     oidc_second_factor_acr: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="acr values that count as a second factor")
+    # Sign-in under attack (docs/access.md, "Sign-in under attack"): the account lock, the throttles in
+    # front of it, and how long a session may last however busy.
+    sign_in_max_failures: int = Field(5, ge=1, le=100, description="attempts without a sign-in that lock the account")
+    sign_in_lock_minutes: int = Field(15, ge=1, description="how long a lock lasts (also the throttles' window)")
+    sign_in_address_name_failures: int = Field(
+        3, ge=1, description="failures from one address on one name per window before 429 (keep it below max_failures)")
+    sign_in_address_failures: int = Field(10, ge=1, description="failures from one address on any names per window before 429")
+    sign_in_global_per_second: float = Field(20.0, gt=0, description="sign-in attempts per second the gateway admits")
+    sign_in_global_burst: int = Field(40, ge=1, description="attempts admitted at once after a quiet spell")
+    sign_in_in_flight: int = Field(8, ge=1, description="sign-ins checked at the same time (each an Argon2 verify)")
+    session_max_hours: float = Field(12.0, gt=0, description="a browser session ends this long after sign-in, however used")
+    sign_in_admin_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="networks (CIDR) operators, auditors and admins may sign in from; "
+        "attempts from elsewhere are neither checked nor counted (empty: anywhere)")
+
+    @field_validator("sign_in_admin_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [net.strip() for net in value.split(",") if net.strip()]
+        return value
+
+    @field_validator("sign_in_admin_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network (e.g. 10.20.0.0/16 or 2001:db8::/32)") from None
+        return value
 
     @field_validator("nodes", "allowed_hosts", mode="before")
     @classmethod

@@ -48,6 +48,7 @@ class Action:
     USER_DISABLE = "user_disable"
     USER_ENABLE = "user_enable"
     USER_RESET_PASSWORD = "user_reset_password"
+    USER_UNLOCK = "user_unlock"
     USER_REMOVE = "user_remove"
     TOKEN_ISSUE = "token_issue"
     TOKEN_REVOKE = "token_revoke"

@@ -3,24 +3,60 @@ trail, on the gateway's clock (so lock-out and idle expiry are tested with a fak
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
+import ipaddress
+import logging
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.access import passwords, totp
 from gateway.access.audit import Action, AuditEntry
 from gateway.access.principal import SCOPE_LENGTHS, Principal, Role
-from gateway.adapters.sql.account_store import NoSuchUser, SqlAccountStore, TokenRow, UserExists, UserRow
+from gateway.access.text import printable
+from gateway.access.throttle import SignInThrottle, ThrottleLimits, Throttled, Ticket
+from gateway.access.totp_sealing import SealError, TotpSealer, is_sealed
+from gateway.adapters.sql.account_store import Claim, NoSuchUser, SqlAccountStore, TokenRow, UserExists, UserRow
 from gateway.adapters.sql.audit_store import SqlAuditTrail
 from gateway.clock import Clock
+
+log = logging.getLogger(__name__)
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_FAILURES = 5
 LOCK_FOR = timedelta(minutes=15)
 SESSION_IDLE = timedelta(minutes=30)
+SESSION_LIFETIME = timedelta(hours=12)
 SECOND_FACTOR_ROLES = frozenset({Role.OPERATOR, Role.AUDITOR, Role.ADMIN})
 
-__all__ = ["AccessService", "SignInRefused", "SignedIn", "Identity", "NewUser", "UserExists", "NoSuchUser", "InvalidAccount"]
+__all__ = ["AccessService", "SignInRefused", "SignedIn", "Identity", "NewUser", "UserExists", "NoSuchUser",
+           "InvalidAccount", "SignInPolicy", "Throttled"]
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    """The numbers of sign-in (settings ``GATEWAY_SIGN_IN_*`` and ``GATEWAY_SESSION_MAX_HOURS``)."""
+
+    max_failures: int = MAX_FAILURES  # attempts without a sign-in before the account locks
+    lock_for: timedelta = LOCK_FOR
+    session_idle: timedelta = SESSION_IDLE
+    session_lifetime: timedelta = SESSION_LIFETIME  # a session ends this long after sign-in, however used
+    throttle: ThrottleLimits | None = ThrottleLimits()  # None: no throttle (tests of the account lock alone)
+    # Where operators, auditors and admins may sign in from (empty: anywhere). From elsewhere their
+    # attempts check and count nothing, so an outsider can neither guess nor lock those accounts.
+    admin_networks: tuple[IPNetwork, ...] = ()
+
+    def admits_admin_from(self, source: str) -> bool:
+        if not self.admin_networks:
+            return True
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            return False  # not an address (no peer): not one of the networks
+        return any(address in network for network in self.admin_networks)
 
 
 class SignInRefused(Exception):
@@ -71,46 +107,87 @@ def token_sha256(token: str) -> str:
 
 class AccessService:
     def __init__(self, store: SqlAccountStore, audit: SqlAuditTrail, clock: Clock, *,
-                 hosted_townships: frozenset[str] | None = None) -> None:
+                 hosted_townships: frozenset[str] | None = None, policy: SignInPolicy | None = None,
+                 sealer: TotpSealer | None = None) -> None:
         self.store = store
         self.audit = audit
         self.clock = clock
         self.hosted_townships = hosted_townships  # a clerk's township must be one of them (None: any)
+        self.policy = policy or SignInPolicy()
+        self.throttle = SignInThrottle(self.policy.throttle) if self.policy.throttle is not None else None
+        self.sealer = sealer or TotpSealer.ephemeral()
 
     # -- signing in -------------------------------------------------------------------------------
 
     async def sign_in(self, username: str, password: str, otp: str = "", *, source: str) -> SignedIn:
+        """Sign in, or raise ``SignInRefused`` (or ``Throttled``: too many attempts from ``source``).
+
+        Every refusal before the password is known to be right answers ``bad_credentials``, for a
+        known name and an unknown one, locked or not, the right password included while locked: the
+        answer tells an attacker nothing. The audit trail records what really happened."""
         now = self.clock.now()
+        ticket = (self.throttle.admit(source, username, now, elapsed_s=time.monotonic())
+                  if self.throttle is not None else None)
+        try:
+            signed = await self._check(username, password, otp, source=source, now=now, ticket=ticket)
+        finally:
+            if ticket is not None:
+                ticket.done()
+        return signed
+
+    async def _check(self, username: str, password: str, otp: str, *, source: str, now: datetime,
+                     ticket: Ticket | None) -> SignedIn:
+        policy = self.policy
         user = await self.store.get_user(username)
+        shown = printable(username)  # as tried, escaped: never a control character in the trail
 
-        async def refuse(code: str, *, count: bool) -> SignInRefused:
-            locked = False
-            if count and user is not None:
-                locked = await self.store.record_failure(user.id, now, limit=MAX_FAILURES, lock_for=LOCK_FOR)
-            entries = [AuditEntry(Action.SIGN_IN, username, user.role.value if user else "", source, result=code)]
-            if locked:
-                entries.append(AuditEntry(Action.ACCOUNT_LOCKED, username, user.role.value if user else "", source,
-                                          object_id=username, result="locked",
-                                          detail=f"{MAX_FAILURES} consecutive failures; locked for {LOCK_FOR}"))
-            await self.audit.record_many(entries)
-            return SignInRefused("locked" if locked and code != "locked" else code)
+        async def refuse(code: str, *, answer: str | None = None, extra: list[AuditEntry] | None = None,
+                         detail: str = "") -> SignInRefused:
+            entries = [AuditEntry(Action.SIGN_IN, shown, user.role.value if user else "", source, result=code,
+                                  detail=detail)]
+            await self.audit.record_many(entries + (extra or []))
+            return SignInRefused(answer or code)
 
-        if user is not None and user.locked_at(now):
-            # While locked even the right password is refused, and it is not checked at all.
-            raise await refuse("locked", count=False)
+        if user is not None and user.role in SECOND_FACTOR_ROLES and not policy.admits_admin_from(source):
+            await asyncio.sleep(passwords.typical_verify_seconds())  # answered like a checked wrong password
+            raise await refuse("outside_networks", answer="bad_credentials",
+                               detail="source outside GATEWAY_SIGN_IN_ADMIN_NETWORKS")
+        locked_now: list[AuditEntry] = []
+        if user is not None:
+            # The attempt is claimed before its password is checked: one conditional UPDATE, so of
+            # any number of concurrent attempts at most ``max_failures`` are verified per lock window.
+            claim = await self.store.claim_attempt(user.id, now, limit=policy.max_failures, lock_for=policy.lock_for)
+            if claim is Claim.REFUSED:
+                # Locked: no password is checked, but the answer takes as long as a check would.
+                await asyncio.sleep(passwords.typical_verify_seconds())
+                raise await refuse("locked", answer="bad_credentials")
+            if claim is Claim.LAST:
+                locked_now.append(AuditEntry(
+                    Action.ACCOUNT_LOCKED, shown, user.role.value, source, object_id=shown, result="locked",
+                    detail=f"{policy.max_failures} attempts without a sign-in; locked for {policy.lock_for}"))
         if not await passwords.verify_password(user.password_hash if user else None, password):
-            raise await refuse("bad_credentials", count=True)
+            raise await refuse("bad_credentials", extra=locked_now)
         assert user is not None
         if user.disabled:
-            raise await refuse("disabled", count=False)
+            raise await refuse("disabled", extra=locked_now)
         if user.role in SECOND_FACTOR_ROLES:
+            # The claim stays counted: the answer ``otp_required`` tells that the password was right,
+            # so these attempts are limited like any other.
             if not otp.strip():
-                raise await refuse("otp_required", count=False)
-            step = totp.matching_step(user.totp_secret or "", otp, now) if user.totp_secret else None
+                raise await refuse("otp_required", extra=locked_now)
+            unreadable = ""
+            try:
+                secret = self.sealer.open(user.totp_secret, user.username) if user.totp_secret else None
+            except SealError as exc:
+                # Another passphrase or a lost key file: the operator must see why codes stopped working.
+                log.error("the TOTP secret of %s does not open: %s", user.username, exc)
+                secret, unreadable = None, str(exc)[:500]
+            step = totp.matching_step(secret, otp, now) if secret else None
             if step is None or not await self.store.use_totp_step(user.id, step):
-                raise await refuse("otp_wrong", count=True)
-        if not await self.store.record_success(user.id, now):
-            raise await refuse("locked", count=False)  # locked by concurrent failures while we checked
+                raise await refuse("otp_wrong", extra=locked_now, detail=unreadable)
+        await self.store.record_success(user.id)
+        if ticket is not None:
+            ticket.succeeded()  # a success does not count against its address
         return await self._open_session(user, source)
 
     async def _open_session(self, user: UserRow, source: str, *, detail: str = "") -> SignedIn:
@@ -120,7 +197,7 @@ class AccessService:
         principal = Principal(user.username, user.role, user.scope, session_id=str(credential_id))
         await self.audit.record(AuditEntry(Action.SIGN_IN, user.username, user.role.value, source,
                                            object_id=str(credential_id), detail=detail))
-        return SignedIn(principal, token, int(SESSION_IDLE.total_seconds()))
+        return SignedIn(principal, token, int(self.policy.session_idle.total_seconds()))
 
     async def sign_in_identity(self, identity: Identity, *, source: str) -> SignedIn:
         """Sign in someone the identity provider vouched for (its second factor already checked).
@@ -145,11 +222,13 @@ class AccessService:
 
     async def refuse_identity(self, username: str, code: str, reason: str, source: str, *, role: str = "") -> SignInRefused:
         """Record a refused sign-in through the identity provider; the exception to raise."""
-        await self.audit.record(AuditEntry(Action.SIGN_IN, username[:64], role, source, result=code, detail=reason[:500]))
+        await self.audit.record(AuditEntry(Action.SIGN_IN, printable(username), role, source, result=code,
+                                           detail=printable(reason, 500)))
         return SignInRefused(code, reason)
 
     async def authenticate(self, token: str) -> Principal | None:
-        return await self.store.use_credential(token_sha256(token), self.clock.now(), idle=SESSION_IDLE)
+        return await self.store.use_credential(token_sha256(token), self.clock.now(), idle=self.policy.session_idle,
+                                               lifetime=self.policy.session_lifetime)
 
     async def sign_out(self, token: str, principal: Principal, *, source: str) -> None:
         await self.store.revoke_credential(token_sha256(token), self.clock.now())
@@ -177,9 +256,32 @@ class AccessService:
         except passwords.WeakPassword as exc:
             raise InvalidAccount(str(exc)) from None
         secret = totp.new_secret() if role in SECOND_FACTOR_ROLES else None
-        user = await self.store.add_user(username, role, scope, password_hash, secret, self.clock.now())
+        sealed = self.sealer.seal(secret, username) if secret else None
+        user = await self.store.add_user(username, role, scope, password_hash, sealed, self.clock.now())
         await self._audit_account(Action.USER_ADD, actor, source, username, detail=f"role {role.value} scope {scope or '-'}")
-        return NewUser(user, totp.provisioning_uri(secret, username) if secret else None)
+        # The caller sees the secret in clear once (as the otpauth URI); the database holds it sealed.
+        return NewUser(dataclasses.replace(user, totp_secret=secret), totp.provisioning_uri(secret, username) if secret else None)
+
+    async def unlock(self, username: str, *, actor: str, source: str = "cli") -> None:
+        """Lift a lock and forget the failures (the way back in for a locked admin: ``gateway users unlock``)."""
+        await self.store.unlock(username)
+        if self.throttle is not None:
+            self.throttle.clear(username)
+        await self._audit_account(Action.USER_UNLOCK, actor, source, username)
+
+    async def seal_clear_totp_secrets(self) -> int:
+        """Seal the TOTP secrets an earlier release stored in clear; how many were sealed."""
+        sealed = 0
+        for user in await self.store.list_users():
+            if user.totp_secret and not is_sealed(user.totp_secret):
+                try:
+                    value = self.sealer.seal(user.totp_secret, user.username)
+                except OSError as exc:  # the key file cannot be made here (another user, read-only)
+                    log.warning("TOTP secrets left in clear: %s", exc)
+                    return sealed
+                if await self.store.replace_totp_secret(user.id, user.totp_secret, value):
+                    sealed += 1
+        return sealed
 
     async def set_disabled(self, username: str, disabled: bool, *, actor: str, source: str = "cli") -> None:
         await self.store.set_disabled(username, disabled, self.clock.now())

@@ -15,7 +15,9 @@ from gateway.web.context import page, start_page
 router = APIRouter()
 
 LOGIN_ERRORS = {
-    "bad_credentials": "用户名或密码不正确。",
+    # Also the answer while an account is locked (5 attempts without a sign-in lock it for 15 minutes):
+    # the page never tells whether a name exists or is locked.
+    "bad_credentials": "用户名或密码不正确。连续 5 次登录未成功后，账号将锁定 15 分钟；急需登录请联系管理员解锁。",
     "locked": "登录失败次数过多，账号已暂时锁定，请稍后再试或联系管理员。",
     "otp_required": "此账号需要动态口令，请输入6位动态口令。",
     "otp_wrong": "动态口令不正确或已过期。",

@@ -39,3 +39,22 @@ def audit_files(tmp_path) -> AuditFiles:
 @pytest.fixture
 async def access(engine, clock, audit_files) -> AsyncIterator[AccessService]:
     yield build_access(engine, clock, frozenset({RESIDENCE, REGISTRATION}), audit_files=audit_files)
+
+
+@pytest.fixture
+async def unthrottled(engine, clock, audit_files) -> AsyncIterator[AccessService]:
+    """The account lock alone, without the address throttles in front of it (the tests of the lock)."""
+    from gateway.access.service import SignInPolicy
+    from gateway.adapters.sql.account_store import SqlAccountStore
+    from gateway.adapters.sql.audit_store import SqlAuditTrail
+
+    yield AccessService(SqlAccountStore(engine), SqlAuditTrail(engine, clock, audit_files), clock,
+                        hosted_townships=frozenset({RESIDENCE, REGISTRATION}), policy=SignInPolicy(throttle=None))
+
+
+@pytest.fixture
+def counting_hasher():
+    from tests.access.helpers import counting_verifies
+
+    with counting_verifies() as hasher:
+        yield hasher

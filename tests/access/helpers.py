@@ -14,8 +14,10 @@ import contextlib
 import itertools
 import re
 import tempfile
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from argon2 import PasswordHasher, Type
@@ -31,7 +33,32 @@ from gateway.bootstrap import Gateway, build_access
 PASSWORD = "Correct-Horse-42"
 # Argon2id still, with the smallest cost: production's 64 MiB x 3 passes take over a second per hash
 # on the test machine's shared cores. test_sign_in checks the production parameters separately.
-passwords.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID))
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID)
+passwords.use_hasher(TEST_HASHER)
+
+
+class CountingHasher(PasswordHasher):
+    """The tests' Argon2id, counting its verifies: the lock race counts how many passwords were checked."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID)
+        self.calls = 0
+        self._lock = threading.Lock()  # verifies run in threads
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self._lock:
+            self.calls += 1
+        return super().verify(hash, password)
+
+
+@contextlib.contextmanager
+def counting_verifies() -> Iterator[CountingHasher]:
+    hasher = CountingHasher()
+    passwords.use_hasher(hasher)
+    try:
+        yield hasher
+    finally:
+        passwords.use_hasher(TEST_HASHER)
 _names = itertools.count(1)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from gateway.access import totp
 from gateway.access.principal import Role
-from gateway.access.service import InvalidAccount, SignInRefused
+from gateway.access.service import InvalidAccount, NoSuchUser, SignInRefused
 from gateway.adapters.sql.access_tables import users
 from tests.access.helpers import PASSWORD
 from tests.gateways import RESIDENCE
@@ -71,37 +71,79 @@ async def test_scopes_must_fit_the_role_and_a_clerk_s_township_must_be_hosted(ac
         await access.add_user("d", Role.OPERATOR, "11", PASSWORD, actor="cli")
 
 
-async def test_five_consecutive_failures_lock_the_account_for_15_minutes_even_against_the_right_password(access, clock):
+async def test_five_attempts_without_a_sign_in_lock_the_account_for_15_minutes_answering_as_a_wrong_password(unthrottled, clock):
+    access = unthrottled
     await access.add_user("zhao", Role.CLERK, RESIDENCE, PASSWORD, actor="cli")
     codes = [await refused(access, "zhao", f"Wrong-Pass-{i}") for i in range(5)]
-    assert codes == ["bad_credentials"] * 4 + ["locked"]
-    assert await refused(access, "zhao", PASSWORD) == "locked"
+    assert codes == ["bad_credentials"] * 5  # the fifth locks, and says so to nobody but the trail
+    assert await refused(access, "zhao", PASSWORD) == "bad_credentials"  # the right one, like a wrong one
+    assert await refused(access, "nobody", PASSWORD) == "bad_credentials"  # as an unknown name answers
     clock.advance(timedelta(minutes=14, seconds=59))
-    assert await refused(access, "zhao", PASSWORD) == "locked"
+    assert await refused(access, "zhao", PASSWORD) == "bad_credentials"
     clock.advance(timedelta(seconds=2))
     assert (await access.sign_in("zhao", PASSWORD, source="x")).principal.username == "zhao"
-    locks = [a for a in await actions(access) if a[0] == "account_locked"]
-    assert locks == [("account_locked", "zhao", "locked")]
+    trail = await actions(access)
+    assert [a for a in trail if a[0] == "account_locked"] == [("account_locked", "zhao", "locked")]
+    assert trail.count(("sign_in", "zhao", "locked")) == 2  # the refusals while locked, as they were
 
 
-async def test_a_success_resets_the_count_of_consecutive_failures(access):
+async def test_a_success_resets_the_count_of_attempts(unthrottled):
+    access = unthrottled
     await access.add_user("qian", Role.CLERK, RESIDENCE, PASSWORD, actor="cli")
     for _ in range(4):
         await refused(access, "qian", "Wrong-Pass-1")
     await access.sign_in("qian", PASSWORD, source="x")
     for _ in range(4):
         assert await refused(access, "qian", "Wrong-Pass-1") == "bad_credentials"
+    assert (await access.store.get_user("qian")).locked_until is None
 
 
-async def test_concurrent_wrong_passwords_are_each_counted_and_lock_once(access):
+async def test_the_fifth_attempt_is_still_checked_and_signs_in_when_it_is_right(unthrottled):
+    access = unthrottled
+    await access.add_user("chen", Role.CLERK, RESIDENCE, PASSWORD, actor="cli")
+    for _ in range(4):
+        await refused(access, "chen", "Wrong-Pass-1")
+    assert (await access.sign_in("chen", PASSWORD, source="x")).principal.username == "chen"
+    user = await access.store.get_user("chen")
+    assert (user.failed_attempts, user.locked_until) == (0, None)  # its own claim's lock lifted with the count
+    assert not [a for a in await actions(access) if a[0] == "account_locked"]
+
+
+async def test_concurrent_attempts_are_claimed_before_their_password_is_checked(unthrottled, counting_hasher):
+    """The lock race: 100 attempts at once; the database grants 5 claims, so 5 passwords are verified."""
+    access = unthrottled
     await access.add_user("sun", Role.CLERK, RESIDENCE, PASSWORD, actor="cli")
-    codes = await asyncio.gather(*(refused(access, "sun", "Wrong-Pass-1") for _ in range(4)))
-    assert codes == ["bad_credentials"] * 4
-    assert (await access.store.get_user("sun")).failed_attempts == 4  # none lost to a read-modify-write race
-    many = await asyncio.gather(*(refused(access, "sun", "Wrong-Pass-1") for _ in range(6)))
-    assert "locked" in many
-    assert await refused(access, "sun", PASSWORD) == "locked"
+    counting_hasher.calls = 0
+    codes = await asyncio.gather(*(refused(access, "sun", f"Wrong-Pass-{i}") for i in range(100)))
+    assert counting_hasher.calls == 5
+    assert set(codes) == {"bad_credentials"}
+    assert await refused(access, "sun", PASSWORD) == "bad_credentials"
+    assert counting_hasher.calls == 5  # the right password, while locked, is not even checked
     assert [a for a in await actions(access) if a[0] == "account_locked"] == [("account_locked", "sun", "locked")]
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.ADMIN])
+async def test_the_right_password_of_a_locked_admin_does_not_ask_for_the_one_time_code(unthrottled, clock, role):
+    access = unthrottled
+    new = await access.add_user("root", role, "", PASSWORD, actor="cli")
+    for _ in range(5):
+        await refused(access, "root", "Wrong-Pass-1")
+    assert await refused(access, "root", PASSWORD) == "bad_credentials"  # not otp_required
+    code = totp.code_at(new.user.totp_secret, clock.now())
+    assert await refused(access, "root", PASSWORD, code) == "bad_credentials"
+
+
+async def test_unlocking_lifts_the_lock_at_once_and_is_audited(unthrottled):
+    access = unthrottled
+    await access.add_user("boss", Role.CLERK, RESIDENCE, PASSWORD, actor="cli")
+    for _ in range(5):
+        await refused(access, "boss", "Wrong-Pass-1")
+    assert await refused(access, "boss", PASSWORD) == "bad_credentials"
+    await access.unlock("boss", actor="cli:root")
+    assert (await access.sign_in("boss", PASSWORD, source="x")).principal.username == "boss"
+    assert ("user_unlock", "cli:root", "ok") in await actions(access)
+    with pytest.raises(NoSuchUser):
+        await access.unlock("nobody", actor="cli:root")
 
 
 async def test_a_session_ends_after_30_idle_minutes_and_a_late_request_cannot_revive_it(access, clock):
@@ -126,7 +168,8 @@ async def test_signing_out_revokes_the_token(access):
 
 
 @pytest.mark.parametrize("role", [Role.OPERATOR, Role.AUDITOR, Role.ADMIN])
-async def test_operators_auditors_and_admins_need_a_one_time_code_used_once(access, clock, role):
+async def test_operators_auditors_and_admins_need_a_one_time_code_used_once(unthrottled, clock, role):
+    access = unthrottled
     new = await access.add_user("ops", role, "", PASSWORD, actor="cli")
     assert new.otpauth_uri.startswith("otpauth://totp/") and "secret=" in new.otpauth_uri
     secret = new.user.totp_secret
@@ -158,7 +201,8 @@ async def test_a_disabled_account_is_refused_and_its_sessions_end(access):
     assert await access.sign_in("zheng", PASSWORD, source="x")
 
 
-async def test_resetting_a_password_clears_the_lock_and_ends_sessions(access):
+async def test_resetting_a_password_clears_the_lock_and_ends_sessions(unthrottled):
+    access = unthrottled
     await access.add_user("feng", Role.CLERK, RESIDENCE, PASSWORD, actor="cli")
     token = (await access.sign_in("feng", PASSWORD, source="x")).token
     for _ in range(5):

@@ -128,7 +128,9 @@ async def test_gateway_serve_killed_while_its_case_store_is_locked_tracks_the_an
                datetime.now(timezone.utc))
     engine = create_engine(postgres_url)
     await create_schema(engine)
-    access = build_access(engine, SystemClock(), frozenset({RESIDENCE, REGISTRATION}))
+    # The users' audit records are keyed with the key `gateway serve` finds in its data dir.
+    access = build_access(engine, SystemClock(), frozenset({RESIDENCE, REGISTRATION}),
+                          settings=Settings(nodes=[RESIDENCE, REGISTRATION], data_dir=tmp_path, key_passphrase=None))
     tokens = {}
     for township in (RESIDENCE, REGISTRATION):
         await access.add_user(f"clerk{township}", Role.CLERK, township, PASSWORD, actor="test")

@@ -15,7 +15,8 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("scope", String(9), nullable=False, default=""),
     Column("password_hash", String(200), nullable=False),  # Argon2id, PHC string (salt and parameters inside)
-    Column("totp_secret", String(64)),  # base32; set for the roles that need a second factor
+    # Set for the roles that need a second factor: sealed (gateway/access/totp_sealing.py), never in clear.
+    Column("totp_secret", String(255)),
     Column("totp_last_step", Integer, nullable=False, default=0),  # a one-time code is used once
     Column("disabled", Boolean, nullable=False, default=False),
     Column("failed_attempts", Integer, nullable=False, default=0),  # consecutive, since the last sign-in or lock

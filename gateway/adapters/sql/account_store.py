@@ -1,11 +1,12 @@
 """Accounts and credentials on SQLAlchemy Core. Every decision two requests could race on is one
-conditional UPDATE decided by the database: the failure counter and the lock, the one-time code's
-step, the idle expiry of a session (an expired session cannot be brought back by a late request) and
-the move of a session's last use (once a minute at most, by one of any concurrent requests).
+conditional UPDATE decided by the database: the claim of a sign-in attempt and the lock, the one-time
+code's step, the idle expiry of a session (an expired session cannot be brought back by a late request)
+and the move of a session's last use (once a minute at most, by one of any concurrent requests).
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +31,14 @@ class UserExists(ValueError):
 
 class NoSuchUser(LookupError):
     pass
+
+
+class Claim(enum.Enum):
+    """What the claim of a sign-in attempt decided."""
+
+    GRANTED = "granted"  # check the password
+    LAST = "last"  # check it: the last attempt of this window, which locked the account
+    REFUSED = "refused"  # locked: check nothing
 
 
 @dataclass(frozen=True)
@@ -78,17 +87,20 @@ def _user(row: object) -> UserRow:
     )
 
 
-def _live(now: datetime, idle: timedelta):  # type: ignore[no-untyped-def]
-    """Not revoked, and a session used within ``idle`` or an API token before its expiry."""
+def _live(now: datetime, idle: timedelta, lifetime: timedelta | None = None):  # type: ignore[no-untyped-def]
+    """Not revoked, and a session used within ``idle`` (and younger than ``lifetime``) or an API token
+    before its expiry."""
+    session = and_(credentials.c.kind == "session", credentials.c.last_used_at > now - idle)
+    if lifetime is not None:
+        session = and_(session, credentials.c.created_at > now - lifetime)
     return and_(credentials.c.revoked_at.is_(None),
-                or_(and_(credentials.c.kind == "session", credentials.c.last_used_at > now - idle),
-                    and_(credentials.c.kind == "api", credentials.c.expires_at > now)))
+                or_(session, and_(credentials.c.kind == "api", credentials.c.expires_at > now)))
 
 
 # A credential and its user, by the token's hash: the one statement an authenticated request runs.
 _CREDENTIAL_OF_TOKEN = (
-    select(credentials.c.id, credentials.c.kind, credentials.c.last_used_at, credentials.c.expires_at,
-           credentials.c.revoked_at, users.c.username, users.c.role, users.c.scope, users.c.disabled)
+    select(credentials.c.id, credentials.c.kind, credentials.c.created_at, credentials.c.last_used_at,
+           credentials.c.expires_at, credentials.c.revoked_at, users.c.username, users.c.role, users.c.scope, users.c.disabled)
     .join(users, users.c.id == credentials.c.user_id)
     .where(credentials.c.token_sha256 == bindparam("token"))
 )
@@ -198,9 +210,11 @@ class SqlAccountStore:
 
     # -- sign-in bookkeeping ----------------------------------------------------------------------
 
-    async def record_failure(self, user_id: int, now: datetime, *, limit: int, lock_for: timedelta) -> bool:
-        """Count one failed attempt; the one that reaches ``limit`` locks the account (and restarts the
-        count). Returns whether this attempt locked it. One UPDATE: concurrent failures each count."""
+    async def claim_attempt(self, user_id: int, now: datetime, *, limit: int, lock_for: timedelta) -> Claim:
+        """Claim one sign-in attempt before its password is checked, counted until a sign-in resets
+        the count; the attempt that reaches ``limit`` locks the account (and restarts the count).
+        One conditional UPDATE decided by the database: of any number of concurrent attempts at
+        most ``limit`` are granted per lock window, the others find the account locked."""
         reaching = users.c.failed_attempts + 1 >= limit
         async with write_transaction(self.engine) as conn:
             row = (await conn.execute(
@@ -209,13 +223,24 @@ class SqlAccountStore:
                         locked_until=case((reaching, now + lock_for), else_=users.c.locked_until))
                 .returning(users.c.locked_until)
             )).first()
-        return row is not None and row[0] is not None and _aware(row[0]) > now
+        if row is None:
+            return Claim.REFUSED
+        return Claim.LAST if row[0] is not None and _aware(row[0]) > now else Claim.GRANTED
 
-    async def record_success(self, user_id: int, now: datetime) -> bool:
-        """Reset the failure count; False when the account was locked meanwhile (then no sign-in)."""
+    async def record_success(self, user_id: int) -> None:
+        """A sign-in whose claim was granted succeeded: the count restarts and a lock its own or
+        concurrent attempts set is lifted (the owner, with the password and code, is in)."""
         async with write_transaction(self.engine) as conn:
-            result = await conn.execute(update(users).where(users.c.id == user_id, _not_locked(now))
-                                        .values(failed_attempts=0, locked_until=None))
+            await conn.execute(update(users).where(users.c.id == user_id).values(failed_attempts=0, locked_until=None))
+
+    async def unlock(self, username: str) -> None:
+        await self._update_user(username, {"failed_attempts": 0, "locked_until": None})
+
+    async def replace_totp_secret(self, user_id: int, old: str, new: str) -> bool:
+        """Replace a TOTP secret if it is still ``old`` (sealing one stored in clear, once)."""
+        async with write_transaction(self.engine) as conn:
+            result = await conn.execute(update(users).where(users.c.id == user_id, users.c.totp_secret == old)
+                                        .values(totp_secret=new))
         return (result.rowcount or 0) == 1
 
     async def use_totp_step(self, user_id: int, step: int) -> bool:
@@ -237,9 +262,9 @@ class SqlAccountStore:
             return int(result.scalar_one())
 
     async def use_credential(self, token_sha256: str, now: datetime, *, idle: timedelta,
-                             touch_after: timedelta = TOUCH_AFTER) -> Principal | None:
+                             lifetime: timedelta | None = None, touch_after: timedelta = TOUCH_AFTER) -> Principal | None:
         """The principal of a live credential; None when unknown, revoked, expired (a session idle for
-        longer than ``idle``, a token past its date) or its user disabled.
+        longer than ``idle`` or older than ``lifetime``, a token past its date) or its user disabled.
 
         One read decides, so revocation, sign-out and disabling take effect on the next request. The
         last use is written only when it is older than ``touch_after``: the idle time-out needs no
@@ -255,17 +280,22 @@ class SqlAccountStore:
             if last_used <= now - idle:
                 await self._end_idle_session(token_sha256, now, idle)
                 return None
+            if lifetime is not None and _aware(row.created_at) <= now - lifetime:
+                # Past its absolute lifetime, however busy: ended for good, like an idle one.
+                await self.revoke_credential(token_sha256, now)
+                return None
         elif row.kind != "api" or row.expires_at is None or _aware(row.expires_at) <= now:
             return None
-        if last_used < now - touch_after and not await self.touch_credential(int(row.id), now, idle, touch_after):
+        if last_used < now - touch_after and not await self.touch_credential(int(row.id), now, idle, touch_after,
+                                                                             lifetime=lifetime):
             return None
         return Principal(row.username, Role(row.role), row.scope, session_id=str(row.id))
 
     async def touch_credential(self, credential_id: int, now: datetime, idle: timedelta,
-                               touch_after: timedelta = TOUCH_AFTER) -> bool:
+                               touch_after: timedelta = TOUCH_AFTER, *, lifetime: timedelta | None = None) -> bool:
         """Move a live credential's last use to ``now`` if it is older than ``touch_after``; False when
         the credential is no longer live (revoked, or ended, since it was read)."""
-        live = and_(credentials.c.id == credential_id, _live(now, idle))
+        live = and_(credentials.c.id == credential_id, _live(now, idle, lifetime))
         async with write_transaction(self.engine) as conn:
             # Only forwards, and only once per ``touch_after``: a concurrent request that read the same
             # stale value matches nothing here (on PostgreSQL it waits for the row lock, then re-reads).
