@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, insert, select, text, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -483,6 +483,23 @@ class SqlCaseStore:
             select(cases.c.reporting_month).where(cases.c.reporting_month.not_in(closed)).distinct()
         )
         return sorted(ReportingMonth.parse(row[0]) for row in rows)  # type: ignore[index]
+
+    async def first_case_month(self) -> ReportingMonth | None:
+        rows = await self._select(select(func.min(cases.c.reporting_month)))  # "2026-03" sorts as the months do
+        first = rows[0][0] if rows else None  # type: ignore[index]
+        return None if first is None else ReportingMonth.parse(first)
+
+    async def latest_deadlines(self, months: Iterable[ReportingMonth]) -> dict[ReportingMonth, datetime]:
+        wanted = [str(m) for m in months]
+        if not wanted:
+            return {}
+        c = cases.c
+        counted = or_(c.withdrawn_at.is_(None), c.answered_at.is_not(None))
+        rows = await self._select(
+            select(c.reporting_month, func.max(c.due_at))
+            .where(c.reporting_month.in_(wanted), counted).group_by(c.reporting_month)
+        )
+        return {ReportingMonth.parse(month): _utc(due) for month, due in rows if due is not None}  # type: ignore[misc]
 
     async def month_closures(self, months: Iterable[ReportingMonth] | None = None) -> dict[ReportingMonth, datetime]:
         query = select(period_closures.c.period, period_closures.c.closed_at)

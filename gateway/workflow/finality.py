@@ -1,0 +1,116 @@
+"""When a period's reply-side figures become final, and what a provisional one is waiting for (issue 23).
+
+The 20th closes a month's *submissions* (seed 000, 流动人口计划生育信息交换平台工作制度 七: 每月20日为
+当月提交查询和反馈信息截止日), not the replies due after it: rule 二 has the township answer last
+month's information between the 21st and the next 20th (每个月21日到下个月20日前…反馈…上个月计划生育信息),
+within the working days of seed 002 范文篇9 五(三) (10, or 5 for births) and 范文篇10 第二十四条 (5 for a
+notification). So reporting month M is
+
+* **final** (frozen: the tracker closes it and its snapshot never changes) at
+  ``final_at(M) = min(max(cutoff of M, latest deadline of M's cases), cutoff of M + 1)``:
+  once every deadline of its cases has passed, and by the next window's 20th (24:00) at the latest;
+  the first tick at or after that instant closes it;
+* **provisional** until then: its figures are shown as of the moment, said to be provisional and why
+  (how many of its cases are not due yet, and the day it will be final at the latest), and never
+  judged against a target (a figure still moving cannot have missed it).
+
+A month without cases is final at its cutoff: every period closes by the calendar, quiet ones too.
+A quarter is final when its last month is; a statistical half-year or year when its last quarter is.
+
+"The deadline of a case" is the deadline in force (a calendar update may move an open one); a case
+withdrawn before any reply is not counted, so its deadline is not waited for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from gateway.workflow.case_facts import CaseFacts
+from gateway.workflow.instants import local_date, to_utc
+from gateway.workflow.periods import Quarter, ReportingMonth
+
+
+def final_at(month: ReportingMonth, latest_due: datetime | None) -> datetime:
+    """The instant month `month` becomes final, given the latest deadline of its counted cases."""
+    waited = month.ends_at if latest_due is None else max(month.ends_at, to_utc(latest_due))
+    return min(waited, month.next().ends_at)
+
+
+@dataclass(frozen=True)
+class MonthProgress:
+    """What a month still waits for, as of an instant."""
+
+    month: ReportingMonth
+    as_of: datetime
+    not_due: int  # counted cases whose deadline had not passed at `as_of`
+    latest_due: datetime | None  # the latest deadline of its counted cases (None: no case)
+
+    @property
+    def final_at(self) -> datetime:
+        return final_at(self.month, self.latest_due)
+
+    @property
+    def is_final(self) -> bool:
+        return self.as_of >= self.final_at
+
+    @property
+    def submissions_open(self) -> bool:
+        """Before the cutoff: cases may still arrive."""
+        return self.as_of < self.month.ends_at
+
+    @property
+    def final_on(self) -> date:
+        """The day (Beijing time) it is final at the latest: the day of `final_at`, or the day before when
+        that is a midnight (24:00 of a deadline's last day is final by that day's end)."""
+        return local_date(self.final_at - timedelta(microseconds=1))
+
+
+def month_progress(month: ReportingMonth, facts: Iterable[CaseFacts], as_of: datetime) -> MonthProgress:
+    """From a month's case facts (other months' are left out), as of `as_of`."""
+    as_of = to_utc(as_of)
+    not_due = 0
+    latest: datetime | None = None
+    for f in facts:
+        if f.reporting_month != month or f.received_at > as_of:
+            continue
+        if f.withdrawn_at is not None and f.withdrawn_at <= as_of and (f.answered_at is None or f.answered_at > as_of):
+            continue  # withdrawn before any reply: not counted, nothing to wait for
+        due_at, _ = f.deadline_as_of(as_of)
+        not_due += due_at > as_of
+        latest = due_at if latest is None or due_at > latest else latest
+    return MonthProgress(month, as_of, not_due, latest)
+
+
+@dataclass(frozen=True)
+class PeriodProgress:
+    """A month's or a quarter's finality: a quarter waits for the latest of its months."""
+
+    months: tuple[MonthProgress, ...]
+
+    @property
+    def is_final(self) -> bool:
+        return all(m.is_final for m in self.months)
+
+    @property
+    def not_due(self) -> int:
+        return sum(m.not_due for m in self.months if not m.is_final)
+
+    @property
+    def final_on(self) -> date:
+        return max(m.final_on for m in self.months)
+
+    @property
+    def submissions_open(self) -> bool:
+        return any(m.submissions_open for m in self.months)
+
+    @property
+    def cutoff_day(self) -> date:
+        return self.months[-1].month.cutoff_day
+
+
+def period_progress(period: ReportingMonth | Quarter, facts: Iterable[CaseFacts], as_of: datetime) -> PeriodProgress:
+    months = period.months if isinstance(period, Quarter) else (period,)
+    facts = list(facts)
+    return PeriodProgress(tuple(month_progress(m, facts, as_of) for m in months))
