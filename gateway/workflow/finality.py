@@ -114,3 +114,24 @@ def period_progress(period: ReportingMonth | Quarter, facts: Iterable[CaseFacts]
     months = period.months if isinstance(period, Quarter) else (period,)
     facts = list(facts)
     return PeriodProgress(tuple(month_progress(m, facts, as_of) for m in months))
+
+
+# What a supervisor reads (Chinese, as every page and report does); the dashboard and `gateway reports` use these.
+PROVISIONAL = "进行中"
+_OPEN = "进行中：报送至 {cutoff} 截止（每月20日），{n} 件未到期，最迟 {final_on} 定稿"
+_WAITING = "进行中：{n} 件未到期，最迟 {final_on} 定稿"
+_DUE_TO_CLOSE = "进行中：期限均已届满，待网关下一次定稿（最迟 {final_on}）"
+
+
+def provisional_text(progress: PeriodProgress) -> str:
+    """Why a period not final yet is provisional, e.g. "进行中：3 件未到期，最迟 2026-08-01 定稿"."""
+    values = {"n": progress.not_due, "final_on": progress.final_on.isoformat(), "cutoff": progress.cutoff_day.isoformat()}
+    if progress.submissions_open:
+        return _OPEN.format(**values)
+    if progress.is_final:
+        return _DUE_TO_CLOSE.format(**values)
+    return _WAITING.format(**values)
+
+
+def final_text(closed_at: datetime) -> str:
+    return f"已定稿（{local_date(closed_at).isoformat()}）"
