@@ -10,6 +10,9 @@ rules are those of `gateway.workflow.accounting` (`outcome_as_of`, pooled sums, 
   thousands of cases. They count as `accounting.account` does, with the closures of the months already
   closed (an answer after its month's close counts as late), every fact stored included; whether a
   case without a reply is overdue is decided from its deadline at the request's instant.
+* An open period is provisional (gateway.workflow.finality): `progress` says how many of the region's
+  cases are not due yet and when the period will be final at the latest, read from the cases' deadlines
+  (the dashboard index, no JSON), and kept a minute per month and region.
 * Cases are counted for the township that must reply (`responsible_township`: the registration
   township for queries and residence-side notifications, the residence township for a to_residence
   notification); queries and notifications apart (rule 十三: the feedback rate is over the queries).
@@ -26,7 +29,7 @@ from datetime import date, datetime, timedelta, timezone
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.sql.tally_store import TallyStore
@@ -35,6 +38,7 @@ from gateway.tracking.ports import township_range
 from gateway.tracking.serialization import CHARGE, SNAPSHOT
 from gateway.workflow.accounting import AccountingSnapshot, Counts
 from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.finality import MonthProgress, PeriodProgress
 from gateway.workflow.instants import SHANGHAI
 from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 
@@ -86,6 +90,9 @@ def sum_counts(counts: Iterable[Counts]) -> Counts:
 
 # Regions whose rows of a snapshot are kept filtered (a province gateway's supervisors look at a few dozen).
 _FROZEN_KEPT = 256
+# How long a month's progress (its latest deadline, the region's cases not due yet) is kept: a page reads a
+# province's month of cases for it, and after the cutoff only a calendar update moves a deadline.
+_PROGRESS_KEPT = timedelta(minutes=1)
 
 
 class DashboardReader:
@@ -100,6 +107,8 @@ class DashboardReader:
         # (period, region) -> its townships' rows and their total: a snapshot's rows are filtered once per region.
         self._frozen: OrderedDict[tuple[str, str], tuple[dict[str, Counts], Counts]] = OrderedDict()
         self._charges: dict[int, MissedCase] = {}  # 漏管 charges by row id (a few hundred a quarter in a province)
+        # (month, region) -> (read at, the region's cases not due then, the month's latest deadline)
+        self._progress: OrderedDict[tuple[ReportingMonth, str], tuple[datetime, int, datetime | None]] = OrderedDict()
 
     # --- closures and snapshots -------------------------------------------------------------------
 
@@ -165,6 +174,39 @@ class DashboardReader:
         live = [m for m in wanted if m not in totals]
         counted = await self.tallies.month_totals(prefix, live, _utc(as_of))
         return [(m, totals[m] if m in totals else counted.get(str(m), Counts())) for m in wanted]
+
+    async def progress(self, prefix: str, period: Period, now: datetime,
+                       closures: dict[str, datetime] | None = None) -> PeriodProgress:
+        """How far the period is from final: per month not closed, the region's cases whose deadline is still
+        ahead, and the latest deadline of all its cases (the month closes for every region at once)."""
+        closures = await self.closures() if closures is None else closures
+        now = _utc(now)
+        out = []
+        for month in months_of(period):
+            if str(month) in closures:
+                out.append(MonthProgress(month, max(now, month.next().ends_at), 0, None))  # closed: final
+                continue
+            key = (month, prefix)
+            kept = self._progress.get(key)
+            if kept is None or not timedelta(0) <= now - kept[0] < _PROGRESS_KEPT:
+                kept = self._progress[key] = (now, *await self._month_deadlines(prefix, month, now))
+                if len(self._progress) > _FROZEN_KEPT:
+                    self._progress.popitem(last=False)
+            out.append(MonthProgress(month, now, kept[1], kept[2]))
+        return PeriodProgress(tuple(out))
+
+    async def _month_deadlines(self, prefix: str, month: ReportingMonth, now: datetime) -> tuple[int, datetime | None]:
+        c = cases.c
+        low, high = township_range(prefix)
+        in_region = c.responsible_township.between(low, high)
+        counted = or_(c.withdrawn_at.is_(None), c.answered_at.is_not(None))  # as the accounting counts
+        async with self.engine.connect() as conn:
+            not_due, latest = (await conn.execute(
+                select(func.coalesce(func.sum(case((and_(in_region, c.due_at > now), 1), else_=0)), 0),
+                       func.max(c.due_at))
+                .where(c.reporting_month == str(month), counted)
+            )).one()
+        return int(not_due), None if latest is None else _utc(latest)
 
     # --- lists -----------------------------------------------------------------------------------
 
