@@ -32,6 +32,7 @@ from gateway.workflow.accounting import (
     percent,
     roll_up,
 )
+from gateway.workflow.events import EventCounts, count_events, roll_up_events
 from gateway.workflow.finality import PeriodProgress, final_text, period_progress, provisional_text
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.ports import CaseSource
@@ -54,7 +55,10 @@ COLUMNS = (
     # as the sender (第三十一条)
     "queries_sent", "own_error_no_such_person", "accuracy", "notifications_sent", "notifications_submitted_on_time",
     "submission_rate", "reverifications_opened", "reverifications_done", "mean_reverification_days",
-    # issue 23, added at the end: 1 while a part of the period is not final yet (its figures can still move)
+    # issue 23, added at the end: events ①–④ by the date of the event, in the statistical half-year or year
+    # (for the residence township; "—" in the monthly table, which counts exchanges only) …
+    "events_births", "events_operations", "events_contraception_due", "events_pregnancies",
+    # … and 1 while a part of the period is not final yet (its figures can still move)
     "provisional",
 )
 _LEVELS = {9: Level.TOWNSHIP, 6: Level.COUNTY, 4: Level.CITY, 2: Level.PROVINCE}
@@ -77,7 +81,8 @@ def _days(value: Fraction | None) -> str:
     return "—" if value is None else f"{float(round(value, 1)):.1f}"
 
 
-def _cells(region: str, c: Counts, s: SenderCounts, provisional: bool) -> list[str]:
+def _cells(region: str, c: Counts, s: SenderCounts, e: EventCounts | None, provisional: bool) -> list[str]:
+    events = ["—"] * 4 if e is None else [str(e.births), str(e.operations), str(e.contraception_due), str(e.pregnancies)]
     return [
         region, _LEVELS[len(region)].value,
         *(str(getattr(c, n)) for n in COLUMNS[2:10]),
@@ -86,7 +91,7 @@ def _cells(region: str, c: Counts, s: SenderCounts, provisional: bool) -> list[s
         percent(c.notification_timely_rate),
         str(s.queries_sent), str(s.own_error_no_such_person), percent(s.accuracy), str(s.notifications_sent),
         str(s.notifications_on_time), percent(s.submission_rate), str(s.reverifications_opened),
-        str(s.reverifications_done), _days(s.mean_reverification_days), str(int(provisional)),
+        str(s.reverifications_done), _days(s.mean_reverification_days), *events, str(int(provisional)),
     ]
 
 
@@ -145,12 +150,23 @@ def build_rows(source: CaseSource, period: ReportPeriod, region: str,
     months: list[ReportingMonth] = [*period.months, period.months[-1].next()]
     facts = list(_as_facts(source.facts_in_months(months)))
     sender = {t: c for t, c in count_senders(facts, period.months, as_of).items() if t.startswith(region)}
+    events: dict[str, EventCounts] | None = None
+    if period.events_from is not None and period.events_to is not None:
+        dated = source.events_dated(period.events_from, period.events_to)
+        events = {t: c for t, c in count_events(dated, period.events_from, period.events_to, as_of).items()
+                  if t.startswith(region)}
     level = _LEVELS[len(region)]
-    codes = sorted(reply.keys() | sender.keys())
-    rows = [_cells(t, reply.get(t, Counts()), sender.get(t, SenderCounts()), provisional) for t in codes]
+    codes = sorted(reply.keys() | sender.keys() | (events or {}).keys())
+
+    def events_of(code: str, found: dict[str, EventCounts] | None) -> EventCounts | None:
+        return None if found is None else found.get(code, EventCounts())
+
+    rows = [_cells(t, reply.get(t, Counts()), sender.get(t, SenderCounts()), events_of(t, events), provisional)
+            for t in codes]
     if level is not Level.TOWNSHIP:
+        rolled = None if events is None else roll_up_events(events, level)
         rows.append(_cells(region, roll_up(reply, level).get(region, Counts()),
-                           roll_up_senders(sender, level).get(region, SenderCounts()), provisional))
+                           roll_up_senders(sender, level).get(region, SenderCounts()), events_of(region, rolled), provisional))
     return rows, parts
 
 
@@ -173,6 +189,9 @@ def _preamble(period: ReportPeriod, region: str, parts: list[Part]) -> list[str]
                                else final_text(as_of)))
     if provisional:
         lines.append("note: provisional (进行中) — not judged against any target until final")
+    if period.events_from is not None:
+        lines.append(f"note: events are those notified by {as_of.isoformat()}; notifications tracked before revision "
+                     "0011 kept no kind and are not among them")
     if any(p.rules_version == RULES_MIXED for p in parts):
         lines.append("note: closed before issue 13 — its notifications are counted among the queries")
     if any(p.rules_version not in (RULES_DEADLINE,) for p in parts):

@@ -80,6 +80,7 @@ def case_roles(stored: StoredMessage, message: Query | Notification) -> dict[str
         "direction": direction,
         "event_date": event_date,
         "learned_on": learned_on,
+        "notification_kind": message.notification_kind if isinstance(message, Notification) else None,
     }
 
 

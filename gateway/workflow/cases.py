@@ -127,6 +127,10 @@ class Case:
     # working days of the later (第二十四条: 对应通报信息,应在5个工作日内提交).
     event_date: date | None = None
     learned_on: date | None = None
+    # The notification's kind (通报内容, the codec's table notification_kind: "1" birth … "8" other); None for
+    # a query and for the notifications tracked before it was kept (revision 0011). Kinds 1–4 are events
+    # counted by the statistical year of `event_date` (gateway.workflow.events).
+    notification_kind: str | None = None
     submission_due_at: datetime | None = None  # UTC; None for a query
     withdrawn_at: datetime | None = None
     missed_management: MissedManagementCharge | None = None
@@ -223,6 +227,7 @@ def open_case(
     direction: Direction = Direction.TO_REGISTRATION,
     event_date: date | None = None,
     learned_on: date | None = None,
+    notification_kind: str | None = None,
 ) -> Case:
     """Open the case for a query or notification accepted at `received_at`.
 
@@ -284,6 +289,7 @@ def open_case(
         direction=direction,
         event_date=event_date if kind is CaseKind.NOTIFICATION else None,
         learned_on=learned_on if kind is CaseKind.NOTIFICATION else None,
+        notification_kind=notification_kind if kind is CaseKind.NOTIFICATION else None,
         submission_due_at=submission_due_at,
     )
 

@@ -160,3 +160,29 @@ async def test_a_birth_query_of_the_20th_is_due_in_five_working_days_and_its_mon
     assert late.state.value == "answered_late"
     assert await tracker.close_due_periods(cst(2026, 3, 28, 10)) == ["2026-03", "2026Q1"]
     assert (await frozen(store, "2026-03"))[REGISTRATION] == Counts(received=1, answered=1, late=1)
+
+
+async def test_events_are_selected_by_the_date_of_the_event_whatever_month_they_were_notified_in(
+    store: SqlCaseStore, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # Seed 000 登记制度 七 / seed 002 范文篇4 第十六条(五): the half-year 2026H1 is 1 Oct 2025 – 31 Mar 2026.
+    from datetime import date
+
+    from gateway.workflow.cases import open_case
+    from gateway.workflow.events import EventCounts, count_events
+
+    def notification(case_id: str, kind: str, event: date, received: datetime) -> Case:
+        return open_case(case_id, CaseKind.NOTIFICATION, "440106001", REGISTRATION, "43052119900101002X", received,
+                         rules, real_calendar, event_date=event, notification_kind=kind)
+
+    await store.add_cases([
+        notification("birth-27-sep", "1", date(2025, 9, 27), cst(2025, 10, 10, 9)),  # last statistical year's
+        notification("op-1-oct", "2", date(2025, 10, 1), cst(2025, 10, 9, 9)),  # after National Day
+        notification("preg-31-mar", "4", date(2026, 3, 31), cst(2026, 4, 3, 9)),  # notified in reporting month 04
+        notification("cert", "5", date(2026, 1, 5), cst(2026, 1, 6, 9)),  # kind ⑤: not an event of 表二/三
+    ])
+    found = await store.events_dated(date(2025, 10, 1), date(2026, 3, 31))
+    assert sorted(e.case_id for e in found) == ["op-1-oct", "preg-31-mar"]
+    assert count_events(found, date(2025, 10, 1), date(2026, 3, 31), cst(2026, 4, 10)) == {
+        "440106001": EventCounts(operations=1, pregnancies=1)}
+    assert [e.case_id for e in await store.events_dated(date(2024, 10, 1), date(2025, 9, 30))] == ["birth-27-sep"]

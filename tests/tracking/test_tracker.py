@@ -134,6 +134,15 @@ async def test_a_month_closes_once_its_deadlines_have_passed_and_an_answer_after
     assert (frozen.received, frozen.on_time, frozen.late) == (1, 1, 0)
 
 
+async def test_a_notification_s_case_keeps_its_kind_and_event_date_for_the_statistical_year(gateway):
+    from tests.gateways import sample_notification
+
+    sent = await gateway.service.submit(RESIDENCE, sample_notification())  # kind ④, a pregnancy of 2 March 2026
+    await gateway.relay.run_once()
+    case = await gateway.tracker.store.get_case(sent.message_id)
+    assert (case.notification_kind, case.event_date.isoformat()) == ("4", "2026-03-02")
+
+
 async def test_a_closed_quarter_recomputes_identically_from_the_stored_cases(gateway):
     for feedback in (FOUND, NOT_FOUND, None):
         query = await send_query(gateway)
