@@ -7,9 +7,9 @@ rules are those of `gateway.workflow.accounting` (`outcome_as_of`, pooled sums, 
   snapshots never change, so each is parsed once per process, and filtered once per region.
 * An open period is read from the tallies the database keeps as cases change (revision 0010,
   `gateway/adapters/sql/tally_store.py`): a few thousand rows for a province's month, not its hundreds of
-  thousands of cases. They count as `accounting.account` does, with the closures of the months already
-  closed (an answer after its month's close counts as late), every fact stored included; whether a
-  case without a reply is overdue is decided from its deadline at the request's instant.
+  thousands of cases. They count as `accounting.account` does (rules "3": an answer is judged by its
+  deadline alone), every fact stored included; whether a case without a reply is overdue is decided
+  from its deadline at the request's instant.
 * An open period is provisional (gateway.workflow.finality): `progress` says how many of the region's
   cases are not due yet and when the period will be final at the latest, read from the cases' deadlines
   (the dashboard index, no JSON), and kept a minute per month and region.
