@@ -186,3 +186,41 @@ async def test_events_are_selected_by_the_date_of_the_event_whatever_month_they_
     assert count_events(found, date(2025, 10, 1), date(2026, 3, 31), cst(2026, 4, 10)) == {
         "440106001": EventCounts(operations=1, pregnancies=1)}
     assert [e.case_id for e in await store.events_dated(date(2024, 10, 1), date(2025, 9, 30))] == ["birth-27-sep"]
+
+
+async def test_a_quiet_month_closed_by_the_calendar_gives_a_final_monthly_report_with_empty_figures(
+    store: SqlCaseStore, database_url: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # Before issue 23 a month without cases never closed, and `gateway reports monthly` refused it for ever.
+    import asyncio
+
+    import typer
+    from typer.testing import CliRunner
+
+    from gateway.adapters.sql.case_source import SqlCaseSource
+    from gateway.cli import reports_cmds
+
+    tracker = tracker_of(store, rules, real_calendar)
+    case = await received(store, cst(2026, 1, 5, 10), rules, real_calendar)
+    await answered(store, case, cst(2026, 1, 6, 10))
+    assert await tracker.close_due_periods(cst(2026, 2, 21, 8)) == ["2026-01", "2026-02"]
+    previous = reports_cmds._source_provider, reports_cmds._clock
+    reports_cmds.configure(lambda: SqlCaseSource(database_url), clock=lambda: cst(2026, 3, 1))
+    app = typer.Typer()
+    app.add_typer(reports_cmds.app, name="reports")
+    app.command("other")(lambda: None)
+    try:
+        # The command runs its own event loop (SqlCaseSource): off this test's loop, one at a time (CliRunner
+        # swaps the process's stdout).
+        def run() -> list:  # type: ignore[type-arg]
+            return [CliRunner().invoke(app, ["reports", "monthly", "--period", "2026-02", "--region", REGISTRATION[:6],
+                                             *extra]) for extra in ([], ["--csv"])]
+
+        table, csv = await asyncio.to_thread(run)
+    finally:
+        reports_cmds._source_provider, reports_cmds._clock = previous
+    assert table.exit_code == 0, table.stderr
+    assert "status: 已定稿（2026-02-21）" in table.stdout and "due: 2026-02-20" in table.stdout
+    header, county = csv.stdout.splitlines()
+    cells = dict(zip(header.split(","), county.split(",")))
+    assert (cells["region"], cells["received"], cells["feedback_rate"], cells["provisional"]) == ("430521", "0", "—", "0")
