@@ -11,8 +11,9 @@ rules are those of `gateway.workflow.accounting` (`outcome_as_of`, pooled sums, 
   deadline alone), every fact stored included; whether a case without a reply is overdue is decided
   from its deadline at the request's instant.
 * An open period is provisional (gateway.workflow.finality): `progress` says how many of the region's
-  cases are not due yet and when the period will be final at the latest, read from the cases' deadlines
-  (the dashboard index, no JSON), and kept a minute per month and region.
+  cases are still open before their deadline (from the live figures) and when the period will be final
+  at the latest, from the latest deadline of each month's cases (the dashboard index, no JSON; kept a
+  minute per month).
 * Cases are counted for the township that must reply (`responsible_township`: the registration
   township for queries and residence-side notifications, the residence township for a to_residence
   notification); queries and notifications apart (rule 十三: the feedback rate is over the queries).
@@ -29,7 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.sql.tally_store import TallyStore
@@ -107,8 +108,8 @@ class DashboardReader:
         # (period, region) -> its townships' rows and their total: a snapshot's rows are filtered once per region.
         self._frozen: OrderedDict[tuple[str, str], tuple[dict[str, Counts], Counts]] = OrderedDict()
         self._charges: dict[int, MissedCase] = {}  # 漏管 charges by row id (a few hundred a quarter in a province)
-        # (month, region) -> (read at, the region's cases not due then, the month's latest deadline)
-        self._progress: OrderedDict[tuple[ReportingMonth, str], tuple[datetime, int, datetime | None]] = OrderedDict()
+        # month -> (read at, the latest deadline of its cases then)
+        self._progress: OrderedDict[ReportingMonth, tuple[datetime, datetime | None]] = OrderedDict()
 
     # --- closures and snapshots -------------------------------------------------------------------
 
@@ -175,10 +176,11 @@ class DashboardReader:
         counted = await self.tallies.month_totals(prefix, live, _utc(as_of))
         return [(m, totals[m] if m in totals else counted.get(str(m), Counts())) for m in wanted]
 
-    async def progress(self, prefix: str, period: Period, now: datetime,
+    async def progress(self, period: Period, now: datetime, not_due: int,
                        closures: dict[str, datetime] | None = None) -> PeriodProgress:
-        """How far the period is from final: per month not closed, the region's cases whose deadline is still
-        ahead, and the latest deadline of all its cases (the month closes for every region at once)."""
+        """How far the period is from final: `not_due`, the region's cases still open before their deadline (its
+        未到期 count, from the live figures), and per month not closed the latest deadline of all its cases (the
+        month closes for every region at once), read from the dashboard index and kept a minute per month."""
         closures = await self.closures() if closures is None else closures
         now = _utc(now)
         out = []
@@ -186,27 +188,21 @@ class DashboardReader:
             if str(month) in closures:
                 out.append(MonthProgress(month, max(now, month.next().ends_at), 0, None))  # closed: final
                 continue
-            key = (month, prefix)
-            kept = self._progress.get(key)
+            kept = self._progress.get(month)
             if kept is None or not timedelta(0) <= now - kept[0] < _PROGRESS_KEPT:
-                kept = self._progress[key] = (now, *await self._month_deadlines(prefix, month, now))
+                kept = self._progress[month] = (now, await self._latest_deadline(month))
                 if len(self._progress) > _FROZEN_KEPT:
                     self._progress.popitem(last=False)
-            out.append(MonthProgress(month, now, kept[1], kept[2]))
-        return PeriodProgress(tuple(out))
+            out.append(MonthProgress(month, now, 0, kept[1]))
+        return PeriodProgress(tuple(out), not_due)
 
-    async def _month_deadlines(self, prefix: str, month: ReportingMonth, now: datetime) -> tuple[int, datetime | None]:
+    async def _latest_deadline(self, month: ReportingMonth) -> datetime | None:
         c = cases.c
-        low, high = township_range(prefix)
-        in_region = c.responsible_township.between(low, high)
         counted = or_(c.withdrawn_at.is_(None), c.answered_at.is_not(None))  # as the accounting counts
         async with self.engine.connect() as conn:
-            not_due, latest = (await conn.execute(
-                select(func.coalesce(func.sum(case((and_(in_region, c.due_at > now), 1), else_=0)), 0),
-                       func.max(c.due_at))
-                .where(c.reporting_month == str(month), counted)
-            )).one()
-        return int(not_due), None if latest is None else _utc(latest)
+            latest = (await conn.execute(
+                select(func.max(c.due_at)).where(c.reporting_month == str(month), counted))).scalar()
+        return None if latest is None else _utc(latest)
 
     # --- lists -----------------------------------------------------------------------------------
 

@@ -227,7 +227,8 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
     total = sum_counts(counts.values())
     live = str(period) not in closures
     if live:
-        status = provisional_text(await reader.progress(region, period, now, closures))
+        not_due = total.still_open + total.notifications_open
+        status = provisional_text(await reader.progress(period, now, not_due, closures))
     else:
         status = final_text(closures[str(period)])
     child_level, rows = _rows(region, counts, live)

@@ -18,7 +18,10 @@ A month without cases is final at its cutoff: every period closes by the calenda
 A quarter is final when its last month is; a statistical half-year or year when its last quarter is.
 
 "The deadline of a case" is the deadline in force (a calendar update may move an open one); a case
-withdrawn before any reply is not counted, so its deadline is not waited for.
+withdrawn before any reply is not counted, so its deadline is not waited for. An answered case's
+deadline is waited for too (the month's final day then follows from its cases alone), but "N 件未到期"
+counts the cases still without a reply whose deadline is ahead: the figure the tables show as 未到期
+(still open).
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ class MonthProgress:
 
     month: ReportingMonth
     as_of: datetime
-    not_due: int  # counted cases whose deadline had not passed at `as_of`
-    latest_due: datetime | None  # the latest deadline of its counted cases (None: no case)
+    not_due: int  # cases without a reply whose deadline had not passed at `as_of` (the 未到期 / still open ones)
+    latest_due: datetime | None  # the latest deadline of its counted cases, answered or not (None: no case)
 
     @property
     def final_at(self) -> datetime:
@@ -75,10 +78,11 @@ def month_progress(month: ReportingMonth, facts: Iterable[CaseFacts], as_of: dat
     for f in facts:
         if f.reporting_month != month or f.received_at > as_of:
             continue
-        if f.withdrawn_at is not None and f.withdrawn_at <= as_of and (f.answered_at is None or f.answered_at > as_of):
+        answered = f.answered_at is not None and f.answered_at <= as_of
+        if f.withdrawn_at is not None and f.withdrawn_at <= as_of and not answered:
             continue  # withdrawn before any reply: not counted, nothing to wait for
         due_at, _ = f.deadline_as_of(as_of)
-        not_due += due_at > as_of
+        not_due += due_at > as_of and not answered
         latest = due_at if latest is None or due_at > latest else latest
     return MonthProgress(month, as_of, not_due, latest)
 
@@ -88,6 +92,7 @@ class PeriodProgress:
     """A month's or a quarter's finality: a quarter waits for the latest of its months."""
 
     months: tuple[MonthProgress, ...]
+    counted_not_due: int | None = None  # the cases not due, when counted elsewhere (the dashboard's live figures)
 
     @property
     def is_final(self) -> bool:
@@ -95,6 +100,8 @@ class PeriodProgress:
 
     @property
     def not_due(self) -> int:
+        if self.counted_not_due is not None:
+            return self.counted_not_due
         return sum(m.not_due for m in self.months if not m.is_final)
 
     @property

@@ -130,8 +130,8 @@ def test_a_monthly_report_from_the_database_shows_the_month_as_closed_not_a_late
         header, township, county = live.stdout.splitlines()
         cells = dict(zip(header.split(","), county.split(",")))
         assert (cells["received"], cells["answered"], cells["still_open"], cells["provisional"]) == ("2", "1", "1", "1")
-        table = runner.invoke(app, args[:-1])  # both deadlines (24:00 on 16 March) still ahead
-        assert "status: 2026-03 进行中：报送至 2026-03-20 截止（每月20日），2 件未到期，最迟 2026-03-20 定稿" in table.stdout
+        table = runner.invoke(app, args[:-1])  # the open one is not due yet (24:00 on 16 March)
+        assert "status: 2026-03 进行中：报送至 2026-03-20 截止（每月20日），1 件未到期，最迟 2026-03-20 定稿" in table.stdout
         asyncio.run(close_the_quarter_then_answer(
             database_url, record_feedback(unanswered, cst(2026, 3, 25), FeedbackResult.FOUND)))
         first, again = runner.invoke(app, args), runner.invoke(app, args)

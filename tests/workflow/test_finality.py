@@ -42,9 +42,10 @@ def test_a_month_waits_for_every_counted_case_and_says_how_many_are_not_due_and_
     birth = a_query(cst(2026, 7, 20, 9), rules, real_calendar, kind=CaseKind.BIRTH_QUERY)  # 5 days: 27 Jul
     facts = [facts_of(c) for c in (answered, open_, gone, birth)]
     progress = month_progress(JULY, facts, cst(2026, 7, 28, 9))
-    assert (progress.not_due, progress.latest_due, progress.is_final) == (2, cst(2026, 8, 1), False)
+    # The answered case's deadline (31 July) is waited for; only the open one is 未到期 (still open).
+    assert (progress.not_due, progress.latest_due, progress.is_final) == (1, cst(2026, 8, 1), False)
     assert progress.final_on == date(2026, 7, 31)
-    assert provisional_text(period_progress(JULY, facts, cst(2026, 7, 28, 9))) == "进行中：2 件未到期，最迟 2026-07-31 定稿"
+    assert provisional_text(period_progress(JULY, facts, cst(2026, 7, 28, 9))) == "进行中：1 件未到期，最迟 2026-07-31 定稿"
     assert month_progress(JULY, facts, cst(2026, 8, 1)).is_final
 
 
