@@ -224,3 +224,44 @@ async def test_a_quiet_month_closed_by_the_calendar_gives_a_final_monthly_report
     header, county = csv.stdout.splitlines()
     cells = dict(zip(header.split(","), county.split(",")))
     assert (cells["region"], cells["received"], cells["feedback_rate"], cells["provisional"]) == ("430521", "0", "—", "0")
+
+
+async def test_a_quiet_half_year_and_year_close_by_the_calendar_and_their_reports_are_final(
+    store: SqlCaseStore, database_url: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # One query on 30 September 2025 (reporting month 2025-10, due 21 October after National Day), then nothing:
+    # the half-year 2026H1 (2025Q4 + 2026Q1) and the statistical year 2026 close by the calendar alone.
+    import asyncio
+
+    import typer
+    from typer.testing import CliRunner
+
+    from gateway.adapters.sql.case_source import SqlCaseSource
+    from gateway.cli import reports_cmds
+
+    tracker = tracker_of(store, rules, real_calendar)
+    case = await received(store, cst(2025, 9, 30, 16), rules, real_calendar)
+    await answered(store, case, cst(2025, 10, 20, 10))
+    closed = await tracker.close_due_periods(cst(2026, 3, 21, 1))
+    assert closed == ["2025-10", "2025-11", "2025-12", "2025Q4", "2026-01", "2026-02", "2026-03", "2026Q1"]
+    assert await tracker.close_due_periods(cst(2026, 9, 21, 1)) == [
+        "2026-04", "2026-05", "2026-06", "2026Q2", "2026-07", "2026-08", "2026-09", "2026Q3"]
+    previous = reports_cmds._source_provider, reports_cmds._clock
+    reports_cmds.configure(lambda: SqlCaseSource(database_url), clock=lambda: cst(2026, 10, 1))
+    app = typer.Typer()
+    app.add_typer(reports_cmds.app, name="reports")
+    app.command("other")(lambda: None)
+
+    def run() -> list:  # type: ignore[type-arg]
+        return [CliRunner().invoke(app, ["reports", kind, "--period", period, "--region", REGISTRATION[:6], "--csv"])
+                for kind, period in (("half-year", "2026H1"), ("annual", "2026"))]
+
+    try:
+        results = await asyncio.to_thread(run)
+    finally:
+        reports_cmds._source_provider, reports_cmds._clock = previous
+    for result in results:
+        assert result.exit_code == 0, result.stderr
+        header, *_, county = result.stdout.splitlines()  # the townships, then the county's total
+        cells = dict(zip(header.split(","), county.split(",")))
+        assert (cells["region"], cells["received"], cells["on_time"], cells["provisional"]) == ("430521", "1", "1", "0")
