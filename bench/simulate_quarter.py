@@ -17,7 +17,8 @@ What the clerks do (service calls, as the HTTP routes make them):
 * after some 查无此人 the residence township corrects the query and sends it again (rule 五); a few
   people are answered 查无此人 three times in a row (so 漏管 is charged), a few twice and then found.
 
-At the end the quarter is closed by the tick after its cutoff, and every figure the gateways stored
+At the end the quarter is closed by the night tick once every deadline of June's cases has passed (issue 23:
+replies are judged by their deadline, and a month is final once its deadlines are), and every figure the gateways stored
 — the quarter snapshot per township (received, answered, on time, late, overdue, open, 查无此人,
 漏管, notifications), the local-convention score, and the sender figures `gateway scores` recounts as
 of the close (queries sent, accuracy, notifications submitted on time, re-verifications) — is compared
@@ -112,14 +113,19 @@ def month_of(instant: datetime) -> str:
     return f"{year}-{month:02d}"
 
 
-def closing_tick(month: str) -> datetime:
-    """When our night tick closes the month: the first tick after its cutoff, 00:05 on the 21st."""
-    year, mon = (int(x) for x in month.split("-"))
-    return at(date(year, mon, 21), TICK_AT)
-
-
 QUARTER_MONTHS = ("2026-04", "2026-05", "2026-06")
-QUARTER_CLOSE = closing_tick("2026-06")
+JUNE_CUTOFF, JULY_CUTOFF = at(date(2026, 6, 21), (0, 0)), at(date(2026, 7, 21), (0, 0))  # 24:00 on the 20th
+
+
+def quarter_close(asks: Iterable["Ask"], registrations: set[str] | None = None) -> datetime:
+    """When a gateway's night tick closes June, and with it the quarter (issue 23): the first tick once every
+    deadline of June's cases has passed, by 24:00 on 20 July at the latest. Per gateway (`registrations`: the
+    townships it hosts), whose cases' deadlines are its own; None: the latest over both."""
+    june = [due_instant(a.received_at, REPLY_DAYS["birth" if a.about_birth else a.kind]) for a in asks
+            if a.received_at is not None and month_of(a.received_at) == "2026-06"
+            and (registrations is None or a.registration in registrations)]
+    final = min(max([JUNE_CUTOFF, *june]), JULY_CUTOFF)  # a midnight: the night tick of that day is the first after it
+    return at(final.astimezone(CST).date(), TICK_AT)
 
 
 # --- the plan -------------------------------------------------------------------------------------
@@ -318,6 +324,7 @@ SENDER_FIELDS = ("queries_sent", "queries_answered", "own_error_no_such_person",
 def expected_figures(asks: Iterable[Ask]) -> tuple[dict[str, Counter[str]], dict[str, Counter[str]]]:
     """Per registration township (the one replying) and per residence township (the sender)."""
     asks = [a for a in asks if a.received_at is not None and month_of(a.received_at) in QUARTER_MONTHS]
+    QUARTER_CLOSE = quarter_close(asks)  # every answer and correction is before either gateway's close
     replying: dict[str, Counter[str]] = defaultdict(Counter)
     sending: dict[str, Counter[str]] = defaultdict(Counter)
     # 漏管: the third 查无此人 in a row of one person's query and its corrections.
@@ -340,7 +347,7 @@ def expected_figures(asks: Iterable[Ask]) -> tuple[dict[str, Counter[str]], dict
         n = REPLY_DAYS["birth" if a.about_birth else a.kind]
         due = due_instant(a.received_at, n)  # type: ignore[arg-type]
         answered = a.answered_at is not None and a.answered_at <= QUARTER_CLOSE
-        late = answered and (a.answered_at >= due or a.answered_at >= closing_tick(month_of(a.received_at)))  # type: ignore[operator, arg-type]
+        late = answered and a.answered_at >= due  # type: ignore[operator]  # by the deadline alone (rules "3")
         prefix = "" if query else "notifications_"
         r = replying[a.registration]
         r[f"{prefix}received"] += 1
@@ -497,7 +504,7 @@ async def simulate(args: argparse.Namespace, echo: Callable[[str], None]) -> dic
             await drive(run, asks, by_key, echo, args.settle_timeout_s)
             drive_s = time.monotonic() - started - setup_s
             replying, sending = expected_figures(asks)
-            mismatches, compared = await compare(run, replying, sending)
+            mismatches, compared = await compare(run, replying, sending, asks)
         finally:
             for gw in gateways:
                 await gw.stop()
@@ -570,11 +577,18 @@ async def drive(run: Run, asks: list[Ask], by_key: dict[int, Ask], echo: Callabl
                 echo(f"{day}: {sum(a.message_id is not None for a in asks)} sent, "
                      f"{sum(a.answered_at is not None for a in asks)} answered")
         day += timedelta(days=1)
-    await run.tick(QUARTER_CLOSE)  # closes 2026-06 and the quarter
+    # Night ticks until June is final on both gateways (every deadline of its cases passed), which closes the quarter.
+    day = LAST_DAY + timedelta(days=1)
+    while day <= JULY_CUTOFF.astimezone(CST).date():
+        await run.tick(at(day, TICK_AT))
+        if all([await gw.tracker.store.quarter_snapshot(Quarter.parse(QUARTER)) for gw in run.gateways]):  # type: ignore[union-attr]
+            break
+        day += timedelta(days=1)
     await run.settle(timeout_s, receipts=True)
 
 
-async def compare(run: Run, replying: dict[str, Counter[str]], sending: dict[str, Counter[str]]) -> tuple[list[str], int]:
+async def compare(run: Run, replying: dict[str, Counter[str]], sending: dict[str, Counter[str]],
+                  asks: list[Ask]) -> tuple[list[str], int]:
     """Figure by figure: the quarter snapshots and the sender figures as `gateway scores --quarter` reads them."""
     quarter = Quarter.parse(QUARTER)
     mismatches: list[str] = []
@@ -587,8 +601,9 @@ async def compare(run: Run, replying: dict[str, Counter[str]], sending: dict[str
         if snapshot is None:
             mismatches.append(f"{gw.settings.gateway_id}: quarter {QUARTER} not closed")
             continue
-        if snapshot.closed_at != QUARTER_CLOSE:
-            mismatches.append(f"{gw.settings.gateway_id}: closed at {snapshot.closed_at}, expected {QUARTER_CLOSE}")
+        expected_close = quarter_close(asks, set(gw.service.nodes))
+        if snapshot.closed_at != expected_close:
+            mismatches.append(f"{gw.settings.gateway_id}: closed at {snapshot.closed_at}, expected {expected_close}")
         stored_rows.update(snapshot.as_dict())
         facts = list(await gw.tracker.store.facts_in_months([*quarter.months, reporting_month_of(snapshot.closed_at)]))
         for township, counts in count_senders(_as_facts(facts), quarter, snapshot.closed_at).items():

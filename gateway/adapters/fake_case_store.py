@@ -128,6 +128,19 @@ class FakeCaseStore:
     async def unclosed_months(self) -> list[ReportingMonth]:
         return sorted({c.reporting_month for c in self.cases.values() if str(c.reporting_month) not in self.snapshots})
 
+    async def first_case_month(self) -> ReportingMonth | None:
+        return min((c.reporting_month for c in self.cases.values()), default=None)
+
+    async def latest_deadlines(self, months: Iterable[ReportingMonth]) -> dict[ReportingMonth, datetime]:
+        wanted = set(months)
+        out: dict[ReportingMonth, datetime] = {}
+        for c in self.cases.values():
+            if c.reporting_month not in wanted or (c.withdrawn_at is not None and c.feedback is None):
+                continue
+            month = c.reporting_month
+            out[month] = max(out.get(month, c.deadline.due_at), c.deadline.due_at)
+        return out
+
     async def month_closures(self, months: Iterable[ReportingMonth] | None = None) -> dict[ReportingMonth, datetime]:
         wanted = None if months is None else {str(m) for m in months}
         return {

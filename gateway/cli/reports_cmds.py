@@ -1,9 +1,10 @@
 """`gateway reports monthly|half-year|annual --period P --region CODE [--xlsx FILE] [--csv]`.
 
-The seeds' reports (gateway.workflow.reports) for a closed period, from the stored cases: the
-frozen accounting of its month or quarters (summed), and the sender's figures recounted as of the
-last close. Nothing depends on when the command runs, so the same archive gives the same report.
-Cases are read through the same `CaseSource` as `gateway scores`.
+The seeds' reports (gateway.workflow.reports) from the stored cases: the frozen accounting of its month
+or quarters (summed) once they are final, and the sender's figures recounted as of the last close, so
+the same archive gives the same report. A part not final yet (gateway.workflow.finality: a deadline of
+its cases still runs) is counted as of the moment, and the report says it is provisional and why; a
+period that has not begun is refused. Cases are read through the same `CaseSource` as `gateway scores`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import csv as csv_module
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +22,19 @@ import typer
 
 from gateway.codec.text_hygiene import spreadsheet_row
 
-from gateway.workflow.accounting import RULES_MIXED, AccountingSnapshot, Counts, Level, _as_facts, percent, roll_up
-from gateway.workflow.periods import ReportingMonth
+from gateway.workflow.accounting import (
+    RULES_DEADLINE,
+    RULES_MIXED,
+    Counts,
+    Level,
+    _as_facts,
+    count_as_of,
+    percent,
+    roll_up,
+)
+from gateway.workflow.events import EventCounts, count_events, roll_up_events
+from gateway.workflow.finality import PeriodProgress, final_text, period_progress, provisional_text
+from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.ports import CaseSource
 from gateway.workflow.reports import ReportKind, ReportPeriod, report_period
 from gateway.workflow.sender_accounting import SenderCounts, count_senders, roll_up_senders
@@ -28,6 +42,7 @@ from gateway.workflow.sender_accounting import SenderCounts, count_senders, roll
 app = typer.Typer(help="The seeds' reports: monthly summary table, half-year and annual reports, for closed periods.")
 
 _source_provider: Callable[[], CaseSource] | None = None
+_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # noqa: E731
 
 COLUMNS = (
     "region", "level",
@@ -40,13 +55,21 @@ COLUMNS = (
     # as the sender (第三十一条)
     "queries_sent", "own_error_no_such_person", "accuracy", "notifications_sent", "notifications_submitted_on_time",
     "submission_rate", "reverifications_opened", "reverifications_done", "mean_reverification_days",
+    # issue 23, added at the end: events ①–④ by the date of the event, in the statistical half-year or year
+    # (for the residence township; "—" in the monthly table, which counts exchanges only) …
+    "events_births", "events_operations", "events_contraception_due", "events_pregnancies",
+    # … and 1 while a part of the period is not final yet (its figures can still move)
+    "provisional",
 )
 _LEVELS = {9: Level.TOWNSHIP, 6: Level.COUNTY, 4: Level.CITY, 2: Level.PROVINCE}
 
 
-def configure(source_provider: Callable[[], CaseSource]) -> None:
-    global _source_provider
+def configure(source_provider: Callable[[], CaseSource], clock: Callable[[], datetime] | None = None) -> None:
+    """Install the case source (and optionally a clock, for tests: it dates a provisional report)."""
+    global _source_provider, _clock
     _source_provider = source_provider
+    if clock is not None:
+        _clock = clock
 
 
 def _fail(message: str) -> typer.Exit:
@@ -58,7 +81,8 @@ def _days(value: Fraction | None) -> str:
     return "—" if value is None else f"{float(round(value, 1)):.1f}"
 
 
-def _cells(region: str, c: Counts, s: SenderCounts) -> list[str]:
+def _cells(region: str, c: Counts, s: SenderCounts, e: EventCounts | None, provisional: bool) -> list[str]:
+    events = ["—"] * 4 if e is None else [str(e.births), str(e.operations), str(e.contraception_due), str(e.pregnancies)]
     return [
         region, _LEVELS[len(region)].value,
         *(str(getattr(c, n)) for n in COLUMNS[2:10]),
@@ -67,61 +91,112 @@ def _cells(region: str, c: Counts, s: SenderCounts) -> list[str]:
         percent(c.notification_timely_rate),
         str(s.queries_sent), str(s.own_error_no_such_person), percent(s.accuracy), str(s.notifications_sent),
         str(s.notifications_on_time), percent(s.submission_rate), str(s.reverifications_opened),
-        str(s.reverifications_done), _days(s.mean_reverification_days),
+        str(s.reverifications_done), _days(s.mean_reverification_days), *events, str(int(provisional)),
     ]
 
 
-class PeriodNotClosed(ValueError):
-    """A report asked for a period one of whose months or quarters is not closed yet."""
+@dataclass(frozen=True)
+class Part:
+    """One month or quarter of a report: frozen when final, else counted as of the report's instant."""
+
+    period: ReportingMonth | Quarter
+    rows: dict[str, Counts]
+    as_of: datetime
+    rules_version: str
+    progress: PeriodProgress | None  # None: final (closed)
+
+    @property
+    def status(self) -> str:
+        return final_text(self.as_of) if self.progress is None else provisional_text(self.progress)
 
 
-def _snapshots(source: CaseSource, period: ReportPeriod) -> list[AccountingSnapshot]:
+def _parts(source: CaseSource, period: ReportPeriod, now: datetime) -> list[Part]:
     parts = period.quarters or period.months
-    snapshots = []
+    if now < parts[0].starts_at:
+        raise _fail(f"{period.kind} report {period.label} has not begun: its first reporting month starts "
+                    f"{parts[0].starts_at.isoformat()}")
+    out = []
     for part in parts:
         snapshot = source.period_snapshot(part)
-        if snapshot is None:
-            what = "quarter" if period.quarters else "reporting month"
-            raise PeriodNotClosed(f"{period.kind} report {period.label}: {what} {part} is not closed yet; a report is "
-                                  "made for a closed period only")
-        snapshots.append(snapshot)
-    return snapshots
+        if snapshot is not None:
+            out.append(Part(part, snapshot.as_dict(), snapshot.closed_at, snapshot.rules_version, None))
+            continue
+        if now < part.starts_at:
+            out.append(Part(part, {}, now, RULES_DEADLINE, period_progress(part, (), now)))
+            continue
+        quarter = part if isinstance(part, Quarter) else part.quarter
+        closures = {m: t for m, t in source.month_closures(quarter).items() if m in _months_of(part)}
+        facts = list(_as_facts(source.facts_in_months(_months_of(part))))
+        out.append(Part(part, count_as_of(facts, part, now, closures), now, RULES_DEADLINE,
+                        period_progress(part, facts, now)))
+    return out
 
 
-def build_rows(source: CaseSource, period: ReportPeriod, region: str) -> tuple[list[list[str]], list[AccountingSnapshot]]:
-    snapshots = _snapshots(source, period)
-    as_of = max(s.closed_at for s in snapshots)
+def _months_of(part: ReportingMonth | Quarter) -> tuple[ReportingMonth, ...]:
+    return part.months if isinstance(part, Quarter) else (part,)
+
+
+def build_rows(source: CaseSource, period: ReportPeriod, region: str,
+               now: datetime | None = None) -> tuple[list[list[str]], list[Part]]:
+    parts = _parts(source, period, _clock() if now is None else now)
+    as_of = max(p.as_of for p in parts)
+    provisional = any(p.progress is not None for p in parts)
     reply: dict[str, Counts] = {}
-    for snapshot in snapshots:
-        for township, counts in snapshot.rows:
+    for part in parts:
+        for township, counts in part.rows.items():
             if township.startswith(region):
                 reply[township] = reply.get(township, Counts()) + counts
     # The month after the period: a correction sent between the cutoff and the close completes a re-visit.
     months: list[ReportingMonth] = [*period.months, period.months[-1].next()]
     facts = list(_as_facts(source.facts_in_months(months)))
     sender = {t: c for t, c in count_senders(facts, period.months, as_of).items() if t.startswith(region)}
+    events: dict[str, EventCounts] | None = None
+    if period.events_from is not None and period.events_to is not None:
+        dated = source.events_dated(period.events_from, period.events_to)
+        events = {t: c for t, c in count_events(dated, period.events_from, period.events_to, as_of).items()
+                  if t.startswith(region)}
     level = _LEVELS[len(region)]
-    codes = sorted(reply.keys() | sender.keys())
-    rows = [_cells(t, reply.get(t, Counts()), sender.get(t, SenderCounts())) for t in codes]
+    codes = sorted(reply.keys() | sender.keys() | (events or {}).keys())
+
+    def events_of(code: str, found: dict[str, EventCounts] | None) -> EventCounts | None:
+        return None if found is None else found.get(code, EventCounts())
+
+    rows = [_cells(t, reply.get(t, Counts()), sender.get(t, SenderCounts()), events_of(t, events), provisional)
+            for t in codes]
     if level is not Level.TOWNSHIP:
+        rolled = None if events is None else roll_up_events(events, level)
         rows.append(_cells(region, roll_up(reply, level).get(region, Counts()),
-                           roll_up_senders(sender, level).get(region, SenderCounts())))
-    return rows, snapshots
+                           roll_up_senders(sender, level).get(region, SenderCounts()), events_of(region, rolled), provisional))
+    return rows, parts
 
 
-def _preamble(period: ReportPeriod, region: str, snapshots: list[AccountingSnapshot]) -> list[str]:
+def _preamble(period: ReportPeriod, region: str, parts: list[Part]) -> list[str]:
+    as_of = max(p.as_of for p in parts)
+    provisional = [p for p in parts if p.progress is not None]
     lines = [
         f"{period.title}",
         f"period {period.label}: reporting months {period.months[0]} … {period.months[-1]}; region {region}",
-        f"as of {max(s.closed_at for s in snapshots).isoformat()} (the close of {snapshots[-1].period})",
+        *(f"counted: {rule}" for rule in period.rules()),
+        f"as of {as_of.isoformat()} ({'provisional' if provisional else 'the close of ' + str(parts[-1].period)})",
         f"source: {period.source}",
     ]
     if period.due is not None:
         lines.append(f"due: township by {period.due.township}, county by {period.due.county}, city by {period.due.city}")
     else:
-        lines.append("due: the seed gives no day for the township's monthly table; it is final when its month closes")
-    if any(s.rules_version == RULES_MIXED for s in snapshots):
+        lines.append(f"due: {period.due_day.isoformat()}, the month's 20th (工作制度 七); replies due after it are "
+                     "counted here, in the month of their query, until the month is final")
+    lines.append("status: " + ("; ".join(f"{p.period} {p.status}" for p in provisional) if provisional
+                               else final_text(as_of)))
+    if provisional:
+        lines.append("note: provisional (进行中) — not judged against any target until final")
+    if period.events_from is not None:
+        lines.append(f"note: events are those notified by {as_of.isoformat()}; notifications tracked before revision "
+                     "0011 kept no kind and are not among them")
+    if any(p.rules_version == RULES_MIXED for p in parts):
         lines.append("note: closed before issue 13 — its notifications are counted among the queries")
+    if any(p.rules_version not in (RULES_DEADLINE,) for p in parts):
+        lines.append("note: closed before issue 23 — a reply after its month's close counted late even inside its "
+                     "deadline (accounting rules " + ", ".join(sorted({p.rules_version for p in parts})) + ")")
     return lines
 
 
@@ -134,11 +209,8 @@ def _report(kind: ReportKind, period_text: str, region: str, xlsx: Path | None, 
         raise typer.BadParameter("must be a 2, 4, 6 or 9-digit division code", param_hint="--region")
     if _source_provider is None:
         raise _fail("no case source configured (the database adapter is not installed)")
-    try:
-        rows, snapshots = build_rows(_source_provider(), period, region)
-    except PeriodNotClosed as e:
-        raise _fail(str(e)) from e
-    preamble = _preamble(period, region, snapshots)
+    rows, parts = build_rows(_source_provider(), period, region)
+    preamble = _preamble(period, region, parts)
     if xlsx is not None:
         _write_xlsx(xlsx, preamble, rows)
     if csv:
@@ -190,7 +262,7 @@ def monthly(
     xlsx: Xlsx = None,
     csv: Csv = False,
 ) -> None:
-    """The monthly summary table (汇总表, 一月一报告) of a closed reporting month."""
+    """The monthly summary table (汇总表, 一月一报告) of a reporting month, due on its 20th; provisional until final."""
     _report(ReportKind.MONTHLY, period, region, xlsx, csv)
 
 

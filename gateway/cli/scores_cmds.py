@@ -7,7 +7,9 @@ local convention (`schemas/workflow/scoring.json`), not a rule of the seeds.
 
 Cases are read through a `CaseSource` (gateway.workflow.ports); the service layer installs the
 database adapter with `configure(...)`. The clock is read here, at the edge, only for a quarter
-that is still open (a closed quarter is always shown as of its closing instant).
+that is still open (a closed quarter is always shown as of its closing instant). A quarter is final
+when its last month is (gateway.workflow.finality); until then it is provisional: the header says
+why, and no row is judged against the targets (a figure still moving has missed nothing yet).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from gateway.workflow.data_files import (
     load_score_formula,
     load_targets,
 )
+from gateway.workflow.finality import PROVISIONAL, period_progress, provisional_text
 from gateway.workflow.periods import Quarter, reporting_month_of
 from gateway.workflow.ports import CaseSource
 from gateway.workflow.scoring import ScoreFormula, ScoreRow, score_table
@@ -70,6 +73,7 @@ COLUMNS = (
     "reverify_days",
     "targets_met",
     "gaps",
+    "provisional",  # issue 23, added at the end: 1 while the quarter is not final
 )
 
 
@@ -90,8 +94,14 @@ def _days(value: Fraction | None) -> str:
     return "—" if value is None else f"{float(round(value, 1)):.1f}"
 
 
-def _cells(row: ScoreRow, sender: SenderCounts, checks: list[TargetCheck]) -> list[str]:
+def _cells(row: ScoreRow, sender: SenderCounts, checks: list[TargetCheck], provisional: bool) -> list[str]:
     c: Counts = row.counts
+    if provisional:
+        judged, gaps = PROVISIONAL, f"{PROVISIONAL}: not judged until final"
+    else:
+        judged = summary(checks)
+        gaps = "; ".join(f"{ch.target.figure} ≥{percent(ch.target.at_least, 0)}: {ch.gap_text}"
+                         for ch in checks if ch.met is not None) or "—"
     return [
         row.region,
         *(str(getattr(c, name)) for name in COLUMNS[1:9]),
@@ -107,9 +117,9 @@ def _cells(row: ScoreRow, sender: SenderCounts, checks: list[TargetCheck]) -> li
         percent(sender.submission_rate),
         f"{sender.reverifications_done}/{sender.reverifications_opened}",
         _days(sender.mean_reverification_days),
-        summary(checks),
-        "; ".join(f"{ch.target.figure} ≥{percent(ch.target.at_least, 0)}: {ch.gap_text}" for ch in checks if ch.met is not None)
-        or "—",
+        judged,
+        gaps,
+        str(int(provisional)),
     ]
 
 
@@ -119,7 +129,7 @@ class ScoreTable:
 
     rows: list[list[str]]
     as_of: datetime
-    status: str  # "closed" (the frozen figures of the close) or "open" (counted as of now)
+    status: str  # "closed" (the frozen figures of the close) or "provisional: …" (counted as of now, and why)
     rules_version: str
 
 
@@ -136,8 +146,10 @@ def build_rows(
         rows, as_of, status = snapshot.as_dict(), snapshot.closed_at, "closed"
         rules_version = snapshot.rules_version
     else:
-        as_of, status, rules_version = now(), "open", CURRENT_RULES
+        as_of, rules_version = now(), CURRENT_RULES
         rows = count_as_of(facts, q, as_of, source.month_closures(q))
+        status = "provisional: " + provisional_text(period_progress(q, _as_facts(facts), as_of))
+    provisional = snapshot is None
     # The sender's figures are recounted as of the same instant (every fact is judged by it), so a
     # closed quarter gives the same figures each time.
     later = reporting_month_of(as_of)
@@ -152,7 +164,7 @@ def build_rows(
     lines_of = []
     for code in sorted(by_region):
         row, sender = by_region[code], sender_rows.get(code, SenderCounts())
-        lines_of.append(_cells(row, sender, check_all(targets, row.counts, sender)))
+        lines_of.append(_cells(row, sender, check_all(targets, row.counts, sender), provisional))
     return ScoreTable(lines_of, as_of, status, rules_version)
 
 

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from gateway.cli import reports_cmds, scores_cmds
 from gateway.workflow.accounting import Level
 from gateway.workflow.data_files import DEFAULT_SCORING_FILE, DEFAULT_TARGETS_FILE, load_score_formula, load_targets
@@ -54,7 +56,8 @@ def _data_file(variable: str, default: Path) -> Path:
 
 def report(source: CaseSource, request: ReportRequest, now: datetime) -> dict[str, Any]:
     """One requested report: its request, columns, rows (cells as the CSV prints them) and as-of instant;
-    a period that is not closed gives ``rows: null`` and the command's reason in ``error``."""
+    a period not final yet is counted as of `now` with ``status`` "provisional: …" (why), as the command
+    prints it; one that has not begun gives ``rows: null`` and the reason in ``error``."""
     out: dict[str, Any] = {"request": request.as_request()}
     if request.kind == "scores":
         table = scores_cmds.build_rows(
@@ -70,11 +73,13 @@ def report(source: CaseSource, request: ReportRequest, now: datetime) -> dict[st
     period = report_period(ReportKind(request.kind), request.period or "")
     out["columns"] = list(reports_cmds.COLUMNS)
     try:
-        rows, snapshots = reports_cmds.build_rows(source, period, request.region)
-    except reports_cmds.PeriodNotClosed as e:
-        out.update(status="not_closed", error=str(e), cells=None)
+        rows, parts = reports_cmds.build_rows(source, period, request.region, now)
+    except typer.Exit:  # a period that has not begun: the command's reason is on its error output
+        out.update(status="not_begun", error=f"{period.kind} report {period.label} has not begun", cells=None)
         return out
-    out.update(status="closed", as_of=max(s.closed_at for s in snapshots).astimezone(BEIJING).isoformat(), cells=rows)
+    provisional = [p for p in parts if p.progress is not None]
+    status = "closed" if not provisional else "provisional: " + "; ".join(f"{p.period}: {p.status}" for p in provisional)
+    out.update(status=status, as_of=max(p.as_of for p in parts).astimezone(BEIJING).isoformat(), cells=rows)
     return out
 
 

@@ -99,6 +99,14 @@ class CaseStore(Protocol):
     async def unclosed_months(self) -> list[ReportingMonth]:
         """Reporting months that have cases but no closure yet."""
 
+    async def first_case_month(self) -> ReportingMonth | None:
+        """The earliest reporting month with a case (None: no case at all): where closing by the
+        calendar starts, with the earliest closure."""
+
+    async def latest_deadlines(self, months: Iterable[ReportingMonth]) -> dict[ReportingMonth, datetime]:
+        """The latest deadline in force of each month's counted cases (a case withdrawn before any reply
+        is not counted); months without such a case are absent (gateway.workflow.finality)."""
+
     async def month_closures(self, months: Iterable[ReportingMonth] | None = None) -> dict[ReportingMonth, datetime]: ...
 
     async def close_month(self, snapshot: AccountingSnapshot) -> None: ...

@@ -4,8 +4,9 @@
   records the reply when its clerk answers: on time or late, 查无此人, three strikes → 漏管.
 - The residence township's gateway opens a re-verification task when a 查无此人 arrives, and closes it
   when the clerk submits the corrected query (``resubmission_of``).
-- ``tick`` moves open cases to due-soon / overdue, delivers reminders, and closes reporting months and
-  quarters whose cutoff has passed, freezing their accounting.
+- ``tick`` moves open cases to due-soon / overdue, delivers reminders, and closes the reporting months
+  (and then quarters) that have become final (``gateway.workflow.finality``: every deadline of their
+  cases passed, by the next 20th at the latest), freezing their accounting; quiet months too.
 
 Every hook is idempotent, and the reconcile (reconcile.py) runs them again, at start-up and on every
 tick, for any message stored but not tracked, so a crash between storing a message and tracking it
@@ -40,7 +41,8 @@ from gateway.workflow.cases import (
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.feedback_handling import FeedbackOutcome, handle_feedback, rebuild_ledger
-from gateway.workflow.periods import Quarter, ReportingMonth
+from gateway.workflow.finality import final_at
+from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 from gateway.workflow.reminders import Reminder, reminders_due
 from gateway.workflow.reverification import ReverificationTask, TaskState
 from gateway.workflow.strikes import StrikeKey
@@ -48,7 +50,9 @@ from gateway.workflow.strikes import StrikeKey
 log = logging.getLogger(__name__)
 
 _STRIKE_RETRIES = 5
-_CLOSE_MARGIN = timedelta(hours=1)
+# A month past its cutoff waits for its cases' latest deadline: read once, and again after this long (a
+# calendar update on another gateway sharing the database may move it) and always just before closing.
+_DEADLINES_KEPT = timedelta(hours=1)
 
 # The codec's 查无此人 reason codes (schemas/codes/not_found_reason.json) in the workflow's terms.
 NOT_FOUND_REASONS = {
@@ -85,6 +89,7 @@ def case_roles(stored: StoredMessage, message: Query | Notification) -> dict[str
         "direction": direction,
         "event_date": event_date,
         "learned_on": learned_on,
+        "notification_kind": message.notification_kind if isinstance(message, Notification) else None,
     }
 
 
@@ -108,6 +113,8 @@ class CaseTracker:
         self.calendar = calendar
         self.rules = rules
         self._answers: GroupRunner[tuple[StoredMessage, Feedback], Case | None] = GroupRunner(self._record_answers)
+        # month -> (its latest deadline or None, when read): see `_months_final`.
+        self._deadlines: dict[ReportingMonth, tuple[datetime | None, datetime]] = {}
 
     # --- the registration township's side ---------------------------------------------------------
 
@@ -131,11 +138,11 @@ class CaseTracker:
             else:
                 problem = resubmission_problem(earlier, roles["residence_township"])  # type: ignore[arg-type]
             if problem is not None:
-                earlier = None
-                note = f"resubmission_of {earlier_id} not linked: {problem}"
                 # A correction sent to another registration township (the address was wrong) is that
                 # township's first sight of her: no case here is expected, the rest is not.
-                level = logging.INFO if earlier is None and problem.startswith("no case") else logging.WARNING
+                level = logging.INFO if earlier is None else logging.WARNING
+                earlier = None
+                note = f"resubmission_of {earlier_id} not linked: {problem}"
                 log.log(level, "query %s from %s: %s; tracked as a plain case", stored.message_id, stored.sender, note)
         case = open_case(
             stored.message_id,
@@ -243,16 +250,7 @@ class CaseTracker:
             reason=NOT_FOUND_REASONS.get(feedback.not_found_reason or ""),
             remarks=feedback.remarks or "",
             message_id=stored.message_id,
-            month_closed_at=await self._month_closed_at(case.reporting_month, stored.accepted_at),
         )
-
-    async def _month_closed_at(self, month: ReportingMonth, at: datetime) -> datetime | None:
-        """When the case's reporting month was closed, if it was. R1: a month is closed by the first tick
-        after its cutoff, never before; a reply well before the cutoff need not ask the store (the hour
-        of margin covers gateways sharing a database whose clocks disagree a little)."""
-        if at < month.ends_at - _CLOSE_MARGIN:
-            return None
-        return (await self.store.month_closures([month])).get(month)
 
     # --- the residence township's side ------------------------------------------------------------
 
@@ -306,9 +304,40 @@ class CaseTracker:
         return len(changed), due
 
     async def close_due_periods(self, now: datetime) -> list[str]:
-        """Close every reporting month (and then quarter) whose cutoff has passed; R1, R5."""
+        """Close every reporting month that has become final (and then its quarter, with its last month);
+        R1, R5 and issue 23: by the calendar, with or without cases."""
         with collector_paused():
             return await self._close_due_periods(now)
+
+    async def _months_past_cutoff(self, now: datetime) -> list[ReportingMonth]:
+        """The months not closed yet whose cutoff has passed, oldest first: every month from the first the
+        gateway knows (its earliest case or closure; on a store with neither, the month before this one)."""
+        closed = await self.store.month_closures()
+        first = await self.store.first_case_month()
+        known = [*closed, *([first] if first is not None else [])]
+        month = min(known) if known else reporting_month_of(now).previous()
+        out = []
+        while month.ends_at <= now:
+            if month not in closed:
+                out.append(month)
+            month = month.next()
+        return out
+
+    async def _months_final(self, months: list[ReportingMonth], now: datetime) -> list[ReportingMonth]:
+        """Those of `months` that are final at `now` (gateway.workflow.finality), judged on a fresh read."""
+        stale = [m for m in months if m not in self._deadlines or now - self._deadlines[m][1] >= _DEADLINES_KEPT]
+        if stale:
+            latest = await self.store.latest_deadlines(stale)
+            self._deadlines.update({m: (latest.get(m), now) for m in stale})
+        ripe = [m for m in months if now >= final_at(m, self._deadlines[m][0])]
+        fresh = [m for m in ripe if m not in stale]
+        if fresh:  # a kept deadline says it is time: make sure before freezing anything
+            latest = await self.store.latest_deadlines(fresh)
+            self._deadlines.update({m: (latest.get(m), now) for m in fresh})
+            ripe = [m for m in months if now >= final_at(m, self._deadlines[m][0])]
+        for m in ripe:
+            self._deadlines.pop(m, None)
+        return ripe
 
     async def _close_due_periods(self, now: datetime) -> list[str]:
         closed: list[str] = []
@@ -322,9 +351,7 @@ class CaseTracker:
                     loaded[m] = await self.store.facts_in_months([m])
             return [f for m in months for f in loaded[m]]
 
-        for month in await self.store.unclosed_months():
-            if now < month.ends_at:
-                continue
+        for month in await self._months_final(await self._months_past_cutoff(now), now):
             await self.store.close_month(closing.month(await facts_of_months((month,)), month))
             closed.append(str(month))
             quarter = month.quarter
@@ -338,6 +365,7 @@ class CaseTracker:
     async def calendar_updated(self, calendar: WorkingDayCalendar) -> int:
         """A new calendar (e.g. next year's schedule): recompute open deadlines only, never closed ones."""
         self.calendar = calendar
+        self._deadlines.clear()  # open deadlines may move: the months waiting for them are read again
         open_cases = await self.store.open_cases()
         updated = recompute_open_deadlines(open_cases, calendar, self.clock.now())
         changed = [c for c, before in zip(updated, open_cases) if c != before]

@@ -7,9 +7,13 @@ rules are those of `gateway.workflow.accounting` (`outcome_as_of`, pooled sums, 
   snapshots never change, so each is parsed once per process, and filtered once per region.
 * An open period is read from the tallies the database keeps as cases change (revision 0010,
   `gateway/adapters/sql/tally_store.py`): a few thousand rows for a province's month, not its hundreds of
-  thousands of cases. They count as `accounting.account` does, with the closures of the months already
-  closed (an answer after its month's close counts as late), every fact stored included; whether a
-  case without a reply is overdue is decided from its deadline at the request's instant.
+  thousands of cases. They count as `accounting.account` does (rules "3": an answer is judged by its
+  deadline alone), every fact stored included; whether a case without a reply is overdue is decided
+  from its deadline at the request's instant.
+* An open period is provisional (gateway.workflow.finality): `progress` says how many of the region's
+  cases are still open before their deadline (from the live figures) and when the period will be final
+  at the latest, from the latest deadline of each month's cases (the dashboard index, no JSON; kept a
+  minute per month).
 * Cases are counted for the township that must reply (`responsible_township`: the registration
   township for queries and residence-side notifications, the residence township for a to_residence
   notification); queries and notifications apart (rule 十三: the feedback rate is over the queries).
@@ -26,7 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.sql.tally_store import TallyStore
@@ -35,6 +39,7 @@ from gateway.tracking.ports import township_range
 from gateway.tracking.serialization import CHARGE, SNAPSHOT
 from gateway.workflow.accounting import AccountingSnapshot, Counts
 from gateway.workflow.calendar import WorkingDayCalendar
+from gateway.workflow.finality import MonthProgress, PeriodProgress
 from gateway.workflow.instants import SHANGHAI
 from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 
@@ -86,6 +91,9 @@ def sum_counts(counts: Iterable[Counts]) -> Counts:
 
 # Regions whose rows of a snapshot are kept filtered (a province gateway's supervisors look at a few dozen).
 _FROZEN_KEPT = 256
+# How long a month's progress (its latest deadline, the region's cases not due yet) is kept: a page reads a
+# province's month of cases for it, and after the cutoff only a calendar update moves a deadline.
+_PROGRESS_KEPT = timedelta(minutes=1)
 
 
 class DashboardReader:
@@ -100,6 +108,8 @@ class DashboardReader:
         # (period, region) -> its townships' rows and their total: a snapshot's rows are filtered once per region.
         self._frozen: OrderedDict[tuple[str, str], tuple[dict[str, Counts], Counts]] = OrderedDict()
         self._charges: dict[int, MissedCase] = {}  # 漏管 charges by row id (a few hundred a quarter in a province)
+        # month -> (read at, the latest deadline of its cases then)
+        self._progress: OrderedDict[ReportingMonth, tuple[datetime, datetime | None]] = OrderedDict()
 
     # --- closures and snapshots -------------------------------------------------------------------
 
@@ -165,6 +175,34 @@ class DashboardReader:
         live = [m for m in wanted if m not in totals]
         counted = await self.tallies.month_totals(prefix, live, _utc(as_of))
         return [(m, totals[m] if m in totals else counted.get(str(m), Counts())) for m in wanted]
+
+    async def progress(self, period: Period, now: datetime, not_due: int,
+                       closures: dict[str, datetime] | None = None) -> PeriodProgress:
+        """How far the period is from final: `not_due`, the region's cases still open before their deadline (its
+        未到期 count, from the live figures), and per month not closed the latest deadline of all its cases (the
+        month closes for every region at once), read from the dashboard index and kept a minute per month."""
+        closures = await self.closures() if closures is None else closures
+        now = _utc(now)
+        out = []
+        for month in months_of(period):
+            if str(month) in closures:
+                out.append(MonthProgress(month, max(now, month.next().ends_at), 0, None))  # closed: final
+                continue
+            kept = self._progress.get(month)
+            if kept is None or not timedelta(0) <= now - kept[0] < _PROGRESS_KEPT:
+                kept = self._progress[month] = (now, await self._latest_deadline(month))
+                if len(self._progress) > _FROZEN_KEPT:
+                    self._progress.popitem(last=False)
+            out.append(MonthProgress(month, now, 0, kept[1]))
+        return PeriodProgress(tuple(out), not_due)
+
+    async def _latest_deadline(self, month: ReportingMonth) -> datetime | None:
+        c = cases.c
+        counted = or_(c.withdrawn_at.is_(None), c.answered_at.is_not(None))  # as the accounting counts
+        async with self.engine.connect() as conn:
+            latest = (await conn.execute(
+                select(func.max(c.due_at)).where(c.reporting_month == str(month), counted))).scalar()
+        return None if latest is None else _utc(latest)
 
     # --- lists -----------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from gateway.codec.divisions import registry
 from gateway.web import targets
 from gateway.web.dashboard_data import DashboardReader, sum_counts, MissedCase, OverdueCase, Period, months_of, parse_period
 from gateway.workflow.accounting import Counts, percent
+from gateway.workflow.finality import PROVISIONAL, final_text, provisional_text
 from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 
 LEVEL_NAMES = {2: "省级", 4: "地市级", 6: "县级", 9: "乡镇（街道）"}
@@ -63,7 +64,7 @@ class Row:
 
     @property
     def targets_met(self) -> str:
-        return targets.summary(self.counts)
+        return PROVISIONAL if self.band is targets.PROVISIONAL else targets.summary(self.counts)
 
 
 # Queries first (rule 十三's feedback rate is over them alone), then the notifications beside them.
@@ -113,6 +114,9 @@ class DashboardView:
     trend: list[TrendPoint]
     periods: list[tuple[str, str]] = field(default_factory=list)  # choices for the period selector
     counted_at: datetime | None = None  # the instant the live figures are counted at; None: a closed period's frozen ones
+    # 已定稿（date）, or why the period is still provisional: 进行中：N 件未到期，最迟 YYYY-MM-DD 定稿 (issue 23)
+    status: str = ""
+    provisional: bool = False
 
     @property
     def table(self) -> list[list[str | int]]:
@@ -130,26 +134,32 @@ def _target_figures(total: Counts) -> dict[str, Figure]:
     return out
 
 
-def _headline(total: Counts) -> list[Figure]:
+def _headline(total: Counts, provisional: bool = False) -> list[Figure]:
     # The first three (queries received, answered, feedback rate) are what a supervisor reads first.
     by_target = _target_figures(total)
+    if provisional:  # a figure still moving has missed no target yet: shown, never judged
+        by_target = {k: Figure(f.label, f.value, f.target.split(" · ")[0] + f" · {PROVISIONAL}", None)
+                     for k, f in by_target.items()}
     feedback = by_target.pop("feedback_rate", Figure("反馈率", percent(total.feedback_rate), "", None))
     timely = by_target.pop("timely_rate", Figure("及时率", percent(total.timely_rate), "", None))
     notification = [by_target.pop(k) for k in ("notification_feedback_rate", "notification_timely_rate") if k in by_target]
     return [
         Figure("收到查询", str(total.received), "", None),
-        Figure("已反馈", str(total.answered), f"应为 {total.received}", None if not total.received else total.answered >= total.received),
+        Figure("已反馈", str(total.answered), f"应为 {total.received}",
+               None if not total.received or provisional else total.answered >= total.received),
         feedback,
         timely,
         *by_target.values(),
         Figure("收到通报", str(total.notifications_received), "不计入查询反馈率", None),
         Figure("通报已反馈", str(total.notifications_answered), f"应为 {total.notifications_received}",
-               None if not total.notifications_received else total.notifications_answered >= total.notifications_received),
+               None if not total.notifications_received or provisional
+               else total.notifications_answered >= total.notifications_received),
         *notification,
         Figure("当前逾期未反馈", str(total.overdue + total.notifications_overdue),
                f"查询 {total.overdue}，通报 {total.notifications_overdue}", None),
         Figure("本期漏管", str(total.missed_management), "", None),
-        Figure("目标达成", targets.summary(total), "可评判的目标中达到的个数", None),
+        Figure("目标达成", PROVISIONAL if provisional else targets.summary(total),
+               "本期尚未定稿，不作评判" if provisional else "可评判的目标中达到的个数", None),
     ]
 
 
@@ -181,32 +191,32 @@ def period_choices(now_month: ReportingMonth) -> list[tuple[str, str]]:
     return out
 
 
-def _rows(prefix: str, counts: dict[str, Counts]) -> tuple[str, list[Row]]:
+def _rows(prefix: str, counts: dict[str, Counts], provisional: bool = False) -> tuple[str, list[Row]]:
     length = CHILD_LENGTH.get(len(prefix))
     if length is None:  # a township: its own row
         c = counts.get(prefix, Counts())
-        return LEVEL_NAMES[9], [Row(prefix, region_name(prefix), c, targets.band(c), False)]
+        return LEVEL_NAMES[9], [Row(prefix, region_name(prefix), c, targets.band(c, provisional), False)]
     groups: dict[str, list[Counts]] = {}
     for township, c in counts.items():
         groups.setdefault(township[:length], []).append(c)
     summed = {code: sum_counts(group) for code, group in groups.items()}
     for child in registry().children(prefix):
         summed.setdefault(child[:length], Counts())
-    rows = [Row(code, region_name(code), c, targets.band(c), True) for code, c in sorted(summed.items())]
+    rows = [Row(code, region_name(code), c, targets.band(c, provisional), True) for code, c in sorted(summed.items())]
     return LEVEL_NAMES[length], rows
 
 
 LEAGUE_LIMIT = 25  # best and lowest shown above a county; a county shows every township
 
 
-def _league(counts: dict[str, Counts]) -> tuple[list[Row], int]:
+def _league(counts: dict[str, Counts], provisional: bool = False) -> tuple[list[Row], int]:
     ranked = sorted(((t, c) for t, c in counts.items() if c.received),  # ranked on queries (rule 十三)
                     key=lambda tc: (-tc[1].answered / tc[1].received, -tc[1].on_time / tc[1].received, tc[0]))
     if len(ranked) > 2 * LEAGUE_LIMIT:
         shown = ranked[:LEAGUE_LIMIT] + ranked[-LEAGUE_LIMIT:]
     else:
         shown = ranked
-    return [Row(t, region_name(t), c, targets.band(c), True) for t, c in shown], len(ranked)
+    return [Row(t, region_name(t), c, targets.band(c, provisional), True) for t, c in shown], len(ranked)
 
 
 async def build_dashboard(reader: DashboardReader, region: str, period_text: str, now: datetime) -> DashboardView:
@@ -216,11 +226,16 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
     counts = await reader.township_counts(region, period, now, closures)
     total = sum_counts(counts.values())
     live = str(period) not in closures
-    child_level, rows = _rows(region, counts)
+    if live:
+        not_due = total.still_open + total.notifications_open
+        status = provisional_text(await reader.progress(period, now, not_due, closures))
+    else:
+        status = final_text(closures[str(period)])
+    child_level, rows = _rows(region, counts, live)
     # A live period's figures hold its overdue count, and a month's its point of the trend: not read twice.
     overdue, overdue_total = await reader.overdue(
         region, period, now, total=total.overdue + total.notifications_overdue if live else None)
-    league, league_total = _league(counts)
+    league, league_total = _league(counts, live)
     missed, missed_total = await reader.missed(region, period)
     known = {period: total} if live and isinstance(period, ReportingMonth) else None
     trend = await reader.trend(region, months_of(period)[-1], now, closures=closures, known=known)
@@ -229,8 +244,8 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
     return DashboardView(
         region=region, name=region_name(region), level=LEVEL_NAMES[len(region)], period=period,
         period_text=str(period), period_label=period_label(period), as_of=now, breadcrumbs=crumbs, total=total,
-        headline=_headline(total), child_level=child_level, rows=rows, overdue=overdue, overdue_total=overdue_total,
+        headline=_headline(total, live), child_level=child_level, rows=rows, overdue=overdue, overdue_total=overdue_total,
         missed=missed, missed_total=missed_total, league=league, league_total=league_total,
         trend=[TrendPoint(m, c) for m, c in trend], periods=period_choices(reporting_month_of(now)),
-        counted_at=now if live else None,
+        counted_at=now if live else None, status=status, provisional=live,
     )

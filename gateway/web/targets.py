@@ -73,11 +73,14 @@ MEETS = Band("meets", "达标")
 NEAR = Band("near", "接近")
 BELOW = Band("below", "未达标")
 NO_DATA = Band("none", "无数据")
+PROVISIONAL = Band("provisional", "进行中")  # a period not final yet is judged against no target (issue 23)
 
 
-def band(counts: Counts) -> Band:
+def band(counts: Counts, provisional: bool = False) -> Band:
     """达标: every target that can be judged met; 接近: none short by more than 5 points; else 未达标;
-    nothing to judge (nothing received): 无数据."""
+    nothing to judge (nothing received): 无数据; a period not final yet: 进行中, never 未达标."""
+    if provisional:
+        return PROVISIONAL if counts.received or counts.notifications_received else NO_DATA
     judged = [c for c in checks(counts) if c.met is not None]
     if not judged:
         return NO_DATA

@@ -3,16 +3,17 @@
 Who is accounted: the township that must reply (the recipient: the registration township,
 户籍所在地, for every query and for notifications from the residence place; the residence township
 for 户籍地向现居住地通报). Rule 十三 sets the feedback rate against 查询信息总数, the queries received,
-so queries and notifications are counted apart (rules version "2"; see `RULES_SEEDS`).
-Which period: the reporting month (or quarter) of the instant the query was received.
+so queries and notifications are counted apart (since rules version "2"; see `RULES_SEEDS`).
+Which period: the reporting month (or quarter) of the instant the query was received; its reply is
+counted there whenever it is given.
 
 For each township and period, as of an instant, for its queries:
 
 * received        — queries received in the period (withdrawn ones not counted)
 * answered        — of those, replied to (查无此人 included)
-* on_time         — replied before 24:00 CST of the last working day *and* before the query's
-                    reporting month was closed
-* late            — replied, but not on time
+* on_time         — replied before 24:00 CST of the last working day of its deadline (rules "3";
+                    under "1" and "2" also before the query's reporting month was closed)
+* late            — replied, but after the deadline
 * overdue         — no reply, and the deadline has passed
 * still_open      — no reply, deadline not reached yet
 * no_such_person  — replies that were 查无此人 (part of answered)
@@ -30,6 +31,12 @@ quarter closed before a rule changed stays reproducible:
 * "1" (`RULES_MIXED`, every snapshot closed before issue 13): notifications were counted among the
   queries, in `received` … `no_such_person`.
 * "2" (`RULES_SEEDS`): queries only in the query fields; notifications in their own fields.
+* "3" (`RULES_DEADLINE`, issue 23): as "2", and a reply is judged by its working-day deadline
+  alone. Under "1" and "2" a reply given after its month was closed (the first tick after the 20th)
+  counted late even inside its deadline, so every answer given after the 20th was late. Rule 二 of
+  the 工作制度 (seed 000) has the township answer last month's information between the 21st and the
+  next 20th, and 范文篇9 五(三) (seed 002) gives it 10 working days (5 for births): the 20th closes
+  submissions, not the replies due after it.
 
 Rates, computed from *summed counts* at every level (pooled), never as an average of child rates:
 
@@ -44,9 +51,12 @@ be judged; it is neither 0% nor 100%, and such a township gets no score.
 Roll-up by division code: township (9 digits) → county (first 6) → city (first 4) → province (2).
 
 Closing a month (`close_month`) freezes its accounting as of the closing instant: replies that arrive
-later are still delivered, but never change that snapshot, and in every later accounting (the
-quarter) they count as *late* for the month of the query. A snapshot records a digest of the facts
-it was computed from, so it can be recomputed and checked identical.
+later are still delivered, but never change that snapshot. When a month closes is
+`gateway.workflow.finality`'s rule (once every deadline of its cases has passed, by the next 20th at
+the latest): so under rules "3" a reply after the close is after its deadline, late, and counted so
+in the quarter, unless the month was closed at that latest day with a deadline still running. A
+snapshot records a digest of the facts it was computed from, so it can be recomputed and checked
+identical.
 """
 
 from __future__ import annotations
@@ -118,8 +128,9 @@ class Counts:
 
 RULES_MIXED = "1"  # before issue 13: notifications counted among the queries
 RULES_SEEDS = "2"  # rule 十三: queries apart; notifications in their own fields
-CURRENT_RULES = RULES_SEEDS
-RULES_VERSIONS = (RULES_MIXED, RULES_SEEDS)
+RULES_DEADLINE = "3"  # issue 23: as "2", and a reply is on time by its working-day deadline alone
+CURRENT_RULES = RULES_DEADLINE
+RULES_VERSIONS = (RULES_MIXED, RULES_SEEDS, RULES_DEADLINE)
 
 
 def _check_rules(rules_version: str) -> bool:
@@ -127,6 +138,12 @@ def _check_rules(rules_version: str) -> bool:
     if rules_version not in RULES_VERSIONS:
         raise ValueError(f"unknown accounting rules version {rules_version!r} (known: {', '.join(RULES_VERSIONS)})")
     return rules_version != RULES_MIXED
+
+
+def closure_makes_late(rules_version: str) -> bool:
+    """True under the rules ("1", "2") by which a reply after its month's close counted late."""
+    _check_rules(rules_version)
+    return rules_version in (RULES_MIXED, RULES_SEEDS)
 
 
 def percent(rate: Fraction | None, places: int = 1) -> str:
@@ -145,7 +162,8 @@ class Outcome(Enum):
 
 
 def outcome_as_of(case: Case, as_of: datetime, month_closed_at: datetime | None = None) -> Outcome:
-    """How a case counts at instant `as_of`, given when its reporting month closed (if it did)."""
+    """How a case counts at instant `as_of`, given when its reporting month closed (if it did) when
+    that makes a reply late (rules "1" and "2"; pass None for the rules in force)."""
     if case.received_at > as_of:
         return Outcome.NOT_COUNTED
     due_at = case.deadline_as_of(as_of).due_at
@@ -159,7 +177,7 @@ def outcome_as_of(case: Case, as_of: datetime, month_closed_at: datetime | None 
 
 
 def _counts_for(case: Case, as_of: datetime, month_closed_at: datetime | None, rules_version: str = CURRENT_RULES) -> Counts:
-    outcome = outcome_as_of(case, as_of, month_closed_at)
+    outcome = outcome_as_of(case, as_of, month_closed_at if closure_makes_late(rules_version) else None)
     if outcome is Outcome.NOT_COUNTED:
         return Counts()
     answered = outcome in (Outcome.ON_TIME, Outcome.LATE)
@@ -326,6 +344,8 @@ def _closing_pass(
     versions: set[str] = set()
     no_such_person = FeedbackResult.NO_SUCH_PERSON
     separate = _check_rules(rules_version)
+    if not closure_makes_late(rules_version):
+        month_closed_at = _NEVER  # judged by the deadline alone
     notification = CaseKind.NOTIFICATION
     # Deadlines are midnights, shared by thousands of cases: format each once.
     due_text: dict[datetime, str] = {}

@@ -13,9 +13,11 @@ Open (a reply is still expected):
 
 Closed (final, except the one step no_such_person → missed_management):
 
-* ``answered_on_time`` — *found* reply accepted before the deadline and before its month closed.
-* ``answered_late``    — *found* reply accepted after the deadline, or after the query's reporting
-  month was closed (R1: late answers count as late for the month of the query).
+* ``answered_on_time`` — *found* reply accepted before its working-day deadline (24:00 CST of the
+  last working day), whenever its reporting month closes: a query of the 17th answered on the 22nd
+  inside its 10 working days is on time (seed 000 工作制度 二: replies run from the 21st to the next
+  20th; seed 002 范文篇9 五(三): 10 / 5 working days). It counts in the month of the query.
+* ``answered_late``    — *found* reply accepted at or after the deadline.
 * ``no_such_person``   — 查无此人 reply (on time or late: see ``case.feedback.on_time``); the residence
   township gets a re-verification task (`gateway.workflow.reverification`).
 * ``missed_management`` — this 查无此人 was the third consecutive one for the same residence township,
@@ -125,6 +127,10 @@ class Case:
     # working days of the later (第二十四条: 对应通报信息,应在5个工作日内提交).
     event_date: date | None = None
     learned_on: date | None = None
+    # The notification's kind (通报内容, the codec's table notification_kind: "1" birth … "8" other); None for
+    # a query and for the notifications tracked before it was kept (revision 0011). Kinds 1–4 are events
+    # counted by the statistical year of `event_date` (gateway.workflow.events).
+    notification_kind: str | None = None
     submission_due_at: datetime | None = None  # UTC; None for a query
     withdrawn_at: datetime | None = None
     missed_management: MissedManagementCharge | None = None
@@ -237,6 +243,7 @@ def open_case(
     event_date: date | None = None,
     learned_on: date | None = None,
     note: str | None = None,
+    notification_kind: str | None = None,
 ) -> Case:
     """Open the case for a query or notification accepted at `received_at`.
 
@@ -299,6 +306,7 @@ def open_case(
         direction=direction,
         event_date=event_date if kind is CaseKind.NOTIFICATION else None,
         learned_on=learned_on if kind is CaseKind.NOTIFICATION else None,
+        notification_kind=notification_kind if kind is CaseKind.NOTIFICATION else None,
         submission_due_at=submission_due_at,
     )
 
@@ -337,13 +345,9 @@ def record_feedback(
     reason: NoSuchPersonReason | None = None,
     remarks: str = "",
     message_id: str = "",
-    month_closed_at: datetime | None = None,
 ) -> Case:
-    """Record the registration township's reply, accepted by the gateway at `answered_at`.
-
-    `month_closed_at` is when the case's reporting month was closed, if it was: a reply after that
-    counts as late for the month of the query, even inside the working-day deadline (R1).
-    """
+    """Record the registration township's reply, accepted by the gateway at `answered_at`: on time
+    when before its deadline, late at or after it; the 20th and the month's close play no part."""
     answered = to_utc(answered_at)
     if case.state is CaseState.WITHDRAWN:
         raise CaseTransitionError(f"case {case.case_id} was withdrawn; the reply is delivered but not counted")
@@ -359,11 +363,7 @@ def record_feedback(
     elif reason is not None:
         raise ValueError("a reason is only given with 查无此人")
 
-    late_because: str | None = None
-    if answered >= case.deadline.due_at:
-        late_because = "after the deadline"
-    elif month_closed_at is not None and answered >= to_utc(month_closed_at):
-        late_because = f"after reporting month {case.reporting_month} was closed"
+    late_because = "after the deadline" if answered >= case.deadline.due_at else None
     on_time = late_because is None
     feedback = Feedback(answered, result, on_time, late_because, reason, remarks, message_id)
 

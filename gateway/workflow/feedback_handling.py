@@ -34,11 +34,8 @@ def handle_feedback(
     reason: NoSuchPersonReason | None = None,
     remarks: str = "",
     message_id: str = "",
-    month_closed_at: datetime | None = None,
 ) -> FeedbackOutcome:
-    answered = record_feedback(
-        case, answered_at, result, reason=reason, remarks=remarks, message_id=message_id, month_closed_at=month_closed_at
-    )
+    answered = record_feedback(case, answered_at, result, reason=reason, remarks=remarks, message_id=message_id)
     assert answered.feedback is not None
     charge = None
     if case.counts_strikes:  # a notification's 查无此人 is no strike (rules 六/十二: 个案查询信息)

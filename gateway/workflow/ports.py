@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from gateway.workflow.accounting import AccountingSnapshot, close_month, close_quarter
 from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.cases import Case
+from gateway.workflow.events import EventFact, event_of
 from gateway.workflow.periods import Quarter, ReportingMonth
 
 
@@ -37,6 +38,10 @@ class CaseSource(Protocol):
 
     def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
         """The frozen accounting of a closed month or quarter, or None while it is open."""
+        ...
+
+    def events_dated(self, first: date, last: date) -> Iterable[EventFact]:
+        """The notifications of kinds ①–④ whose event is dated `first` … `last` (gateway.workflow.events)."""
         ...
 
 
@@ -68,3 +73,7 @@ class InMemoryCaseSource:
             return self.quarter_snapshot(period)
         closed_at = self.closures.get(period)
         return None if closed_at is None else close_month(self.facts_in_months([period]), period, closed_at)
+
+    def events_dated(self, first: date, last: date) -> Iterable[EventFact]:
+        found = (event_of(c) for c in self.cases)
+        return [e for e in found if e is not None and first <= e.event_date <= last]

@@ -2,21 +2,33 @@
 
 * **Monthly summary table** (《流动人口计划生育情况汇总表》, seed 000: 乡(镇)级…实行一月一报告制度),
   one per township, for a reporting month (R1: 21st of the month before to the 20th). The seed names
-  the table, not its columns, and gives no due day for the township's table (the villages' tables
-  are due 每月月底前): it is final when its month closes.
+  the table, not its columns; its due day is the month's 20th, the cutoff of the month's queries and
+  feedback (seed 000 工作制度 七: 每月20日为当月提交查询和反馈信息截止日). Replies due after the 20th
+  are still counted in it (工作制度 二: 每个月21日到下个月20日前…反馈…上个月…信息): the table is
+  provisional until the month is final (gateway.workflow.finality), and says so.
 * **Half-year and annual reports** (seed 002, 范文篇10 第二十七–二十八条): 省表二 (人口(暂住)自然变动
   及女性初婚情况统计表) and 省表三 (已婚育龄夫妇(暂住)节育情况统计表) half-yearly and yearly, 省表五
   (流动人口计划生育管理和服务情况统计表) yearly; township, county and city send them by the 13th, 16th
-  and 20th of April (half-year) or October (annual). The statistical year runs from 1 October to
-  30 September (seed 000, 登记制度 七), so the half-year is October–March. The seeds name these tables
-  but not their columns; 表二 and 表三 count births, first marriages and contraception, which the
-  exchange's cases do not hold. What the gateway can honestly give is the exchange part — the
-  figures of 省表五's 管理和服务 that the exchange produces — per township and for the region.
+  and 20th of April (half-year) or October (annual). The seeds name these tables but not their
+  columns; 表二 and 表三 count births, first marriages and contraception, which the exchange's cases
+  do not hold. What the gateway can honestly give is the exchange part — the figures of 省表五's
+  管理和服务 that the exchange produces — and the events ①–④ notified through it.
 
-Periods are counted in the exchange's reporting months: the half-year of statistical year Y is the
-months 10/Y-1 … 3/Y (21 September – 20 March), i.e. the quarters Q4 of Y-1 and Q1 of Y; the year is
-Q4 of Y-1 and Q1–Q3 of Y. Those quarters' frozen accounting is summed, so a report is the sum of
-figures already closed and reproducible from the archive like the scores.
+Which period, and why (issue 23):
+
+* **Events ①–④** (notification kinds 1 birth, 2 operation, 3 contraception due, 4 pregnancy; seed 002
+  范文篇10 第二十四条: 统计年度内) are counted by the **date of the event**, in the statistical year:
+  1 October – 30 September (seed 000 登记制度 七: 计划生育统计期限为上年10月1日0时至本年9月30日24时);
+  the half-year is 1 October – 31 March (seed 002 范文篇4 第十六条(五): 年中报表统计上年10月1日到当年
+  3月31日情况, 年终报表统计上年10月1日到当年9月30日的情况). A birth of 27 September notified on 10 October
+  is in the year that ended on 30 September.
+* **Exchange figures** (queries, feedback, notifications answered) are counted by **reporting month**,
+  the exchange's own period (工作制度 七): a half-year or year takes the reporting months whose cutoff
+  (the 20th) falls inside it, so the half-year of statistical year Y is the months 10/Y-1 … 3/Y
+  (21 September – 20 March, the quarters Q4 of Y-1 and Q1 of Y) and the year 10/Y-1 … 9/Y. The report
+  prints this mapping. Closed quarters' frozen accounting is summed (reproducible from the archive,
+  as the scores); a quarter not final yet is counted as of the moment and the report says it is
+  provisional.
 """
 
 from __future__ import annotations
@@ -51,6 +63,30 @@ class ReportPeriod:
     title: str
     due: DueDates | None
     source: str
+    # Events ①–④ are counted by their date in these days (a half-year or year); None for a monthly table.
+    events_from: date | None = None
+    events_to: date | None = None
+
+    @property
+    def due_day(self) -> date:
+        """The monthly table's due day: its month's 20th (工作制度 七)."""
+        return self.months[-1].cutoff_day
+
+    def rules(self) -> list[str]:
+        """The period rule and its mapping, as each report prints it."""
+        first, last = self.months[0], self.months[-1]
+        exchange = (f"exchange figures by reporting month: {first} … {last} "
+                    f"({first.first_day.isoformat()} – {last.cutoff_day.isoformat()})")
+        if self.events_from is None or self.events_to is None:
+            return [exchange + "; 工作制度 七 (seed 000): 每月20日为当月提交查询和反馈信息截止日"]
+        what = "half-year" if self.kind is ReportKind.HALF_YEAR else "year"
+        return [
+            f"events ①–④ (births, operations, contraception due, pregnancies) by the date of the event: "
+            f"{self.events_from.isoformat()} – {self.events_to.isoformat()}, the statistical {what} "
+            "(seed 000 登记制度 七: 计划生育统计期限为上年10月1日0时至本年9月30日24时; seed 002 范文篇4 第十六条(五): "
+            "年中报表统计上年10月1日到当年3月31日情况)",
+            exchange + f": the reporting months whose cutoff (the 20th) falls in the {what} (工作制度 七)",
+        ]
 
 
 _HALF = re.compile(r"^(\d{4})H1$")
@@ -68,7 +104,8 @@ def report_period(kind: ReportKind, text: str) -> ReportPeriod:
     if kind is ReportKind.MONTHLY:
         month = ReportingMonth.parse(text)
         return ReportPeriod(kind, str(month), (month,), (), MONTHLY_TITLE, None,
-                            "seed 000: 乡(镇)级《流动人口计划生育情况汇总表》实行一月一报告制度")
+                            "seed 000: 乡(镇)级《流动人口计划生育情况汇总表》实行一月一报告制度; 工作制度 七: 每月20日为当月"
+                            "提交查询和反馈信息截止日")
     pattern = _HALF if kind is ReportKind.HALF_YEAR else _YEAR
     found = pattern.match(text)
     if not found:
@@ -84,4 +121,6 @@ def report_period(kind: ReportKind, text: str) -> ReportPeriod:
     title = HALF_YEAR_TITLE if kind is ReportKind.HALF_YEAR else ANNUAL_TITLE
     source = ("seed 002 范文篇10 第二十七条 (省表二/三/五), 第二十八条: 表二和表三为半年、全年报表,表五为全年报表;"
               " 镇、县、市分别于每年4月(半年报)或10月(全年报)的13、16、20日前逐级上报")
-    return ReportPeriod(kind, f"{year}H1" if kind is ReportKind.HALF_YEAR else str(year), months, quarters, title, due, source)
+    events_to = date(year, 3, 31) if kind is ReportKind.HALF_YEAR else date(year, 9, 30)
+    return ReportPeriod(kind, f"{year}H1" if kind is ReportKind.HALF_YEAR else str(year), months, quarters, title, due,
+                        source, date(year - 1, 10, 1), events_to)

@@ -118,17 +118,29 @@ async def test_tick_moves_an_unanswered_case_to_overdue_and_reminds_once_of_each
     assert [r.kind for _, r in sent] == [ReminderKind.DUE_SOON, ReminderKind.OVERDUE]
 
 
-async def test_a_month_closes_at_its_cutoff_and_a_later_answer_counts_late_for_that_month(gateway):
-    gateway.clock.set(datetime(2026, 3, 20, 23, 0, tzinfo=CST))  # received on the 20th
+async def test_a_month_closes_once_its_deadlines_have_passed_and_an_answer_after_the_20th_is_on_time(gateway):
+    gateway.clock.set(datetime(2026, 3, 20, 23, 0, tzinfo=CST))  # received Fri 20 Mar: due 24:00 Fri 3 Apr
     query = await send_query(gateway)
-    gateway.clock.set(datetime(2026, 3, 20, 23, 59, 59, tzinfo=CST))
-    assert (await gateway.tracker.tick()).closed == []  # 24:00 on the 20th not yet reached
     gateway.clock.set(datetime(2026, 3, 21, 0, 0, tzinfo=CST))
-    assert (await gateway.tracker.tick()).closed == ["2026-03", "2026Q1"]
+    assert (await gateway.tracker.tick()).closed == []  # past the cutoff, a deadline still running: provisional
     await answer(gateway, query, FOUND)  # answered on the 21st, within 10 working days
     case = await gateway.tracker.store.get_case(query.message_id)
-    assert case.state is CaseState.ANSWERED_LATE
-    assert "closed" in case.feedback.late_because
+    assert case.state is CaseState.ANSWERED_ON_TIME and str(case.reporting_month) == "2026-03"
+    gateway.clock.set(datetime(2026, 4, 3, 23, 59, tzinfo=CST))
+    assert (await gateway.tracker.tick()).closed == []
+    gateway.clock.set(datetime(2026, 4, 4, 0, 0, tzinfo=CST))
+    assert (await gateway.tracker.tick()).closed == ["2026-03", "2026Q1"]
+    frozen = gateway.tracker.store.snapshots["2026-03"].as_dict()[REGISTRATION]
+    assert (frozen.received, frozen.on_time, frozen.late) == (1, 1, 0)
+
+
+async def test_a_notification_s_case_keeps_its_kind_and_event_date_for_the_statistical_year(gateway):
+    from tests.gateways import sample_notification
+
+    sent = await gateway.service.submit(RESIDENCE, sample_notification())  # kind ④, a pregnancy of 2 March 2026
+    await gateway.relay.run_once()
+    case = await gateway.tracker.store.get_case(sent.message_id)
+    assert (case.notification_kind, case.event_date.isoformat()) == ("4", "2026-03-02")
 
 
 async def test_a_closed_quarter_recomputes_identically_from_the_stored_cases(gateway):
@@ -136,7 +148,7 @@ async def test_a_closed_quarter_recomputes_identically_from_the_stored_cases(gat
         query = await send_query(gateway)
         if feedback:
             await answer(gateway, query, feedback)
-    gateway.clock.set(datetime(2026, 3, 21, 0, 5, tzinfo=CST))
+    gateway.clock.set(datetime(2026, 3, 25, 0, 5, tzinfo=CST))  # every deadline of March's cases passed
     await gateway.tracker.tick()
     stored, again = await gateway.tracker.recompute_quarter(Quarter.parse("2026Q1"))
     assert stored is not None

@@ -153,3 +153,36 @@ async def test_a_reply_shows_on_the_next_page_and_a_deadline_passing_shows_witho
                                                      notifications_overdue=1)
     assert await page(cst(2026, 3, 16, 23, 59)) == Counts(received=2, answered=1, on_time=1, still_open=1,
                                                           notifications_received=1, notifications_overdue=1)
+
+
+async def test_a_month_whose_deadlines_still_run_is_provisional_and_never_painted_short_of_a_target(
+    engine: object, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # Issue 23: July is final once every deadline of its cases has passed (24:00 on 31 July here); until
+    # then the page says so and why, and judges nothing (seed 000 工作制度 二: replies run to the next 20th).
+    from gateway.clock import FakeClock
+    from gateway.tracking.tracker import CaseTracker
+    from gateway.web import targets
+    from gateway.web.dashboard_view import build_dashboard
+    from gateway.web.render import render_dashboard
+
+    store = SqlCaseStore(engine)  # type: ignore[arg-type]
+    now = cst(2026, 7, 22, 9)
+    waiting = evaluate(a_query(cst(2026, 7, 17, 10), rules, real_calendar), now)  # Fri 17 Jul: due 24:00 Fri 31 Jul
+    missed = evaluate(a_query(cst(2026, 7, 1, 10), rules, real_calendar), now)  # due 15 Jul, never answered
+    await store.add_cases([waiting, missed])
+    view = await build_dashboard(DashboardReader(engine, real_calendar), "43", "2026-07", now)  # type: ignore[arg-type]
+    assert view.provisional and view.status == "进行中：1 件未到期，最迟 2026-07-31 定稿"
+    assert view.total.received == 2 and view.total.overdue == 1  # a 0% feedback rate, so far
+    assert [r.band for r in view.rows if r.counts.received] == [targets.PROVISIONAL]
+    assert all(f.meets is None for f in view.headline)
+    html = render_dashboard(view)
+    assert "进行中：1 件未到期，最迟 2026-07-31 定稿" in html
+    assert 'band-below"' not in html and ">未达标<" not in html and "· 未达标" not in html  # (the legend names it)
+    # Final on 1 August: frozen, and judged.
+    tracker = CaseTracker(store, FakeClock(now), real_calendar, rules)
+    assert await tracker.close_due_periods(cst(2026, 8, 1)) == ["2026-07"]
+    view = await build_dashboard(DashboardReader(engine, real_calendar), "43", "2026-07", cst(2026, 8, 1, 9))  # type: ignore[arg-type]
+    assert not view.provisional and view.status == "已定稿（2026-08-01）"
+    assert [r.band for r in view.rows if r.counts.received] == [targets.BELOW]
+    assert 'band-below"' in render_dashboard(view)

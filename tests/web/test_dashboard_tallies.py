@@ -180,10 +180,8 @@ class Quarter1:
             return  # withdrawn first
         version = await self.store.ledger_version(case.strike_key)
         ledger = rebuild_ledger(c for c in await self.store.cases_for_key(case.strike_key) if c.case_id != case_id)
-        closures = await self.store.month_closures([case.reporting_month])
         reason = NoSuchPersonReason.WRONG_ADDRESS if result is FeedbackResult.NO_SUCH_PERSON else None
-        outcome = handle_feedback(evaluate(case, at), ledger, at, result, reason=reason,
-                                  month_closed_at=closures.get(case.reporting_month))
+        outcome = handle_feedback(evaluate(case, at), ledger, at, result, reason=reason)
         assert await self.store.save_answer(outcome.case, outcome.charge, ledger_version=version)
         if result is FeedbackResult.NO_SUCH_PERSON and case.kind is not CaseKind.NOTIFICATION and self.rng.random() < 0.8:
             corrected_at = at + timedelta(days=self.rng.uniform(0.5, 4))  # visited again, the query corrected
@@ -247,33 +245,26 @@ async def test_a_quarter_of_changes_counted_while_they_happen_is_what_the_rules_
         await assert_tallies_are_the_rules(engine, quarter.store, now, f"after, at {now.isoformat()}")
 
 
-async def test_an_answer_tracked_while_its_month_is_being_closed_is_late_once_the_close_says_so(
+async def test_answers_after_the_cutoff_inside_their_deadline_are_counted_on_time_at_once_and_when_the_month_freezes(
     engine: AsyncEngine, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
     store, tallies = SqlCaseStore(engine), TallyStore(engine)
     march = Q1.months[2]
-    received = cst(2026, 3, 18, 10)  # due after the cutoff (24:00 on 20 March)
-    on_time, late = (evaluate(a_query(received, rules, real_calendar, case_id=i), received) for i in ("before", "after"))
-    await store.add_cases([on_time, late])
-    closed_at = march.ends_at + TICK_DELAY
-    # The tick starts closing at `closed_at`; meanwhile two answers are tracked, one given before that instant
-    # and one after, both before their deadline: which is on time depends on a close not stored yet.
-    for case, at in ((on_time, closed_at - timedelta(seconds=1)), (late, closed_at + timedelta(seconds=1))):
+    received = cst(2026, 3, 18, 10)  # Wed 18 Mar: due 24:00 Wed 1 Apr, after the cutoff (24:00 on 20 March)
+    before, after = (evaluate(a_query(received, rules, real_calendar, case_id=i), received) for i in ("before", "after"))
+    await store.add_cases([before, after])
+    # One answered just before the cutoff, one the day after it: both inside their 10 working days (rules "3").
+    for case, at in ((before, march.ends_at - timedelta(seconds=1)), (after, march.ends_at + timedelta(days=1))):
         assert await store.save_answer(record_feedback(evaluate(case, at), at, FeedbackResult.FOUND), None)
-    now = closed_at + timedelta(seconds=2)
-    # The two cases opened and the facts the answers replaced are folded; the answers wait in the log for the close.
-    assert await tallies.fold(now) == 4
-    assert await tallies.backlog() == 2
+    now = march.ends_at + timedelta(days=2)
+    assert await tallies.fold(now) == 6 and await tallies.backlog() == 0  # nothing waits for a close any more
     live = (await tallies.counts("43", [march], now))["430521101"]
-    assert (live.answered, live.on_time) == (2, 2)  # no close yet: both before the deadline
-    tracker = CaseTracker(store, FakeClock(closed_at), real_calendar, rules)
-    assert await tracker.close_due_periods(closed_at) == ["2026-03", "2026Q1"]
-    for folded in (False, True):
-        if folded:
-            assert await tallies.fold(now) == 2 and await tallies.backlog() == 0
-        counts = (await tallies.counts("43", [march], now))["430521101"]
-        assert (counts.answered, counts.on_time, counts.late) == (2, 1, 1)
-        assert counts == account(await stored_cases(store), march, now, await store.month_closures())["430521101"]
+    assert (live.answered, live.on_time, live.late) == (2, 2, 0)
+    tracker = CaseTracker(store, FakeClock(now), real_calendar, rules)
+    assert await tracker.close_due_periods(now) == []  # provisional: a deadline of its cases still runs
+    assert await tracker.close_due_periods(cst(2026, 4, 2)) == ["2026-03", "2026Q1"]
+    frozen = (await store.period_snapshot("2026-03")).as_dict()["430521101"]  # type: ignore[union-attr]
+    assert (frozen.answered, frozen.on_time, frozen.late) == (2, 2, 0)
 
 
 async def test_only_changes_of_counted_facts_are_logged(

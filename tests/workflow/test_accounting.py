@@ -7,7 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.workflow.accounting import Counts, Level, account, close_month, close_quarter, percent, roll_up, total
+from gateway.workflow.accounting import (
+    CURRENT_RULES,
+    RULES_DEADLINE,
+    RULES_MIXED,
+    RULES_SEEDS,
+    Counts,
+    Level,
+    account,
+    close_month,
+    close_quarter,
+    percent,
+    roll_up,
+    total,
+)
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.cases import Case, record_feedback, withdraw
 from gateway.workflow.deadlines import DeadlineRuleSet
@@ -31,17 +44,30 @@ def test_a_query_received_on_the_20th_and_answered_on_the_21st_counts_for_the_20
     assert account([answered], ReportingMonth(2026, 5), cst(2026, 5, 30)) == {}
 
 
-def test_closing_the_month_at_the_cutoff_freezes_an_answer_of_the_21st_out_and_counts_it_late_later(
+def test_a_frozen_month_never_changes_and_a_reply_inside_its_deadline_after_the_close_counts_on_time_later(
     rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
-    case = a_query(cst(2026, 4, 20, 10), rules, real_calendar)
-    closed_at = cst(2026, 4, 21)
+    case = a_query(cst(2026, 4, 20, 10), rules, real_calendar)  # due in May, after the Labour Day holiday
+    closed_at = cst(2026, 4, 21)  # say a month closed early (rules "3" never do: see test_finality)
     snapshot = close_month([case], APRIL, closed_at)
-    answered = record_feedback(case, cst(2026, 4, 21, 9), FeedbackResult.FOUND, month_closed_at=closed_at)
+    answered = record_feedback(case, cst(2026, 4, 21, 9), FeedbackResult.FOUND)
     assert snapshot.as_dict()[REGISTRATION] == Counts(received=1, still_open=1)
     assert close_month([answered], APRIL, closed_at) == snapshot  # later answers never change the snapshot
     quarter = account([answered], Quarter(2026, 2), cst(2026, 6, 21), {APRIL: closed_at})
-    assert quarter[REGISTRATION] == Counts(received=1, answered=1, late=1)
+    assert quarter[REGISTRATION] == Counts(received=1, answered=1, on_time=1)
+
+
+def test_snapshots_of_rules_1_and_2_keep_counting_a_reply_after_the_close_late(
+    rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    answered = record_feedback(a_query(cst(2026, 4, 20, 10), rules, real_calendar), cst(2026, 4, 21, 9), FeedbackResult.FOUND)
+    closures = {APRIL: cst(2026, 4, 21)}
+    for old in (RULES_MIXED, RULES_SEEDS):
+        quarter = close_quarter([answered], Quarter(2026, 2), cst(2026, 6, 21), closures, old)
+        assert quarter.as_dict()[REGISTRATION] == Counts(received=1, answered=1, late=1) and quarter.rules_version == old
+    now = close_quarter([answered], Quarter(2026, 2), cst(2026, 6, 21), closures)
+    assert now.rules_version == RULES_DEADLINE == CURRENT_RULES
+    assert now.as_dict()[REGISTRATION] == Counts(received=1, answered=1, on_time=1)
 
 
 def test_a_month_cannot_close_before_24_00_on_the_20th(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
@@ -111,7 +137,7 @@ def test_a_closed_quarter_recomputes_identically_from_its_stored_inputs(rules: D
     closed_at = cst(2026, 3, 31)
     first = close_quarter([a, b, c], q1, closed_at, closures)
     # Later: b is answered after the close; recomputing the closed quarter gives the same result.
-    b_answered = record_feedback(b, cst(2026, 4, 1), FeedbackResult.FOUND, month_closed_at=closures[ReportingMonth(2026, 3)])
+    b_answered = record_feedback(b, cst(2026, 4, 1), FeedbackResult.FOUND)
     again = close_quarter([c, b_answered, a], q1, closed_at, closures)
     assert again == first
     assert first.as_dict()[REGISTRATION] == Counts(received=3, answered=1, on_time=1, overdue=1, still_open=1)

@@ -100,8 +100,7 @@ def generated_quarter(seed: int, rules: DeadlineRuleSet, calendar: WorkingDayCal
             at = rng.choice([case.deadline.due_at, month_closed.get(case.reporting_month, case.deadline.due_at)])
         result = FeedbackResult.NO_SUCH_PERSON if rng.random() < 0.35 else FeedbackResult.FOUND
         reason = NoSuchPersonReason.WRONG_ADDRESS if result is FeedbackResult.NO_SUCH_PERSON else None
-        outcome = handle_feedback(evaluate(case, at), ledger, at, result, reason=reason,
-                                  month_closed_at=month_closed.get(case.reporting_month))
+        outcome = handle_feedback(evaluate(case, at), ledger, at, result, reason=reason)
         ledger = outcome.ledger
         answered.append(outcome.case)
     return answered

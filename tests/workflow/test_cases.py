@@ -53,20 +53,35 @@ def test_a_reply_at_exactly_0000_after_the_last_working_day_is_late(rules: Deadl
     assert answered.feedback is not None and answered.feedback.late_because == "after the deadline"
 
 
-def test_a_reply_after_the_month_was_closed_is_late_even_inside_the_deadline(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
-    case = a_query(cst(2026, 4, 20, 10), rules, real_calendar)  # the 20th: month 2026-04
-    answered = record_feedback(case, cst(2026, 4, 21, 9), FeedbackResult.FOUND, month_closed_at=cst(2026, 4, 21))
-    assert answered.state is CaseState.ANSWERED_LATE
-    assert answered.feedback is not None and "2026-04 was closed" in (answered.feedback.late_because or "")
+def test_a_reply_after_the_20th_within_its_working_days_is_on_time(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:
+    # Seed 000 工作制度 二/七, seed 002 范文篇9 五(三): the 20th closes submissions, not the replies due after it.
+    case = a_query(cst(2026, 7, 17, 10), rules, real_calendar)  # Fri 17 Jul: reporting month 2026-07, due 31 Jul
+    assert case.deadline.last_working_day.isoformat() == "2026-07-31"
+    answered = record_feedback(case, cst(2026, 7, 22, 10), FeedbackResult.FOUND)  # Wed 22 Jul, after the 20th
+    assert answered.state is CaseState.ANSWERED_ON_TIME
+    assert answered.feedback is not None and answered.feedback.on_time and answered.feedback.late_because is None
+    assert answered.reporting_month == ReportingMonth(2026, 7)
 
 
-def test_a_query_received_on_the_20th_answered_on_the_21st_before_close_is_on_time_for_its_own_month(
+def test_a_query_received_on_the_20th_answered_on_the_21st_is_on_time_for_its_own_month(
     rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
 ) -> None:
     case = a_query(cst(2026, 4, 20, 10), rules, real_calendar)
-    answered = record_feedback(case, cst(2026, 4, 21, 9), FeedbackResult.FOUND, month_closed_at=None)
+    answered = record_feedback(case, cst(2026, 4, 21, 9), FeedbackResult.FOUND)
     assert answered.state is CaseState.ANSWERED_ON_TIME
     assert answered.reporting_month == ReportingMonth(2026, 4)
+
+
+def test_a_query_of_30_september_2025_is_due_after_the_national_day_holiday_and_counts_in_october(
+    rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # 1-8 Oct 2025 are holidays and Sat 11 Oct a make-up working day: 10 working days end on Tue 21 Oct.
+    case = a_query(cst(2025, 9, 30, 16), rules, real_calendar)
+    assert case.reporting_month == ReportingMonth(2025, 10)  # after the 20th of September
+    assert case.deadline.last_working_day.isoformat() == "2025-10-21"
+    on_time = record_feedback(case, cst(2025, 10, 21, 23, 59), FeedbackResult.FOUND)  # after October's 20th
+    assert on_time.state is CaseState.ANSWERED_ON_TIME
+    assert record_feedback(case, cst(2025, 10, 22), FeedbackResult.FOUND).state is CaseState.ANSWERED_LATE
 
 
 def test_no_such_person_needs_a_reason_and_other_needs_remarks(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> None:

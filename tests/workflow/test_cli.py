@@ -121,11 +121,11 @@ def test_scores_csv_per_county_for_a_region(scores_app: typer.Typer) -> None:
     header, row = result.stdout.splitlines()
     assert header.startswith(
         "region,received,answered,on_time,late,overdue,still_open,no_such_person,missed_management,feedback_rate,timely_rate,score,")
-    assert header.endswith(",targets_met,gaps")
+    assert header.endswith(",targets_met,gaps,provisional")  # issue 23's column added at the end
     assert row.startswith("430521,2,1,1,0,1,0,0,0,50.0%,50.0%,50.0,")
     # Rule 十三: 100% of the queries received; one of two answered misses it by 50 points. Matching
     # (seed 001, ≥ 96%): the one answer found her. Notifications: none, so not judged.
-    assert row.endswith(",1/2,feedback_rate ≥100%: -50.0pp; matching_rate ≥96%: met")
+    assert row.endswith(",1/2,feedback_rate ≥100%: -50.0pp; matching_rate ≥96%: met,0")
 
 
 def test_scores_table_per_township(scores_app: typer.Typer) -> None:
@@ -148,5 +148,21 @@ def test_scores_rejects_a_bad_quarter(scores_app: typer.Typer) -> None:
 def test_scores_of_an_open_quarter_use_the_injected_clock(scores_app: typer.Typer) -> None:
     result = runner.invoke(scores_app, ["scores", "--quarter", "2026q2"])
     assert result.exit_code == 0
-    assert "open, as of " + cst(2026, 3, 30).isoformat() in result.stdout
+    assert "provisional: 进行中：报送至 2026-06-20 截止（每月20日），0 件未到期，最迟 2026-06-20 定稿, as of " + \
+        cst(2026, 3, 30).isoformat() in result.stdout
     assert len(result.stdout.splitlines()) == 2  # header only: no cases in Q2
+
+
+def test_scores_of_a_quarter_not_final_are_provisional_and_never_judged_short_of_a_target(
+    scores_app: typer.Typer, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    # Received Fri 17 Jul, still open on Tue 21 Jul: due Fri 31 Jul, so 2026Q3 is provisional, not 0% short.
+    waiting = a_query(cst(2026, 7, 17, 10), rules, real_calendar, registration="430521102")
+    scores_cmds.configure(lambda: InMemoryCaseSource([waiting]), clock=lambda: cst(2026, 7, 21, 9))
+    result = runner.invoke(scores_app, ["scores", "--quarter", "2026Q3", "--csv", "--region", "430521102"])
+    header, row = result.stdout.splitlines()
+    cells = dict(zip(header.split(","), row.split(",")))
+    assert (cells["received"], cells["still_open"], cells["feedback_rate"]) == ("1", "1", "0.0%")
+    assert (cells["targets_met"], cells["gaps"], cells["provisional"]) == ("进行中", "进行中: not judged until final", "1")
+    table = runner.invoke(scores_app, ["scores", "--quarter", "2026Q3"])
+    assert "provisional: 进行中：报送至 2026-09-20 截止（每月20日），1 件未到期，最迟 2026-09-20 定稿" in table.stdout

@@ -46,10 +46,25 @@ def test_the_annual_report_covers_the_statistical_year_and_is_due_in_october() -
     assert "省表五" in year.title
 
 
-def test_the_monthly_table_has_no_due_day_in_the_seed() -> None:
-    # Seed 000: 乡(镇)级《流动人口计划生育情况汇总表》实行一月一报告制度 — no day named.
+def test_the_monthly_table_is_due_on_its_20th() -> None:
+    # Seed 000: 乡(镇)级《流动人口计划生育情况汇总表》实行一月一报告制度; 工作制度 七: 每月20日为当月提交查询和反馈信息截止日.
     month = report_period(ReportKind.MONTHLY, "2026-03")
     assert month.months == (MARCH,) and month.due is None and "汇总表" in month.title
+    assert month.due_day == date(2026, 3, 20)
+    assert month.rules() == ["exchange figures by reporting month: 2026-03 … 2026-03 (2026-02-21 – 2026-03-20); "
+                             "工作制度 七 (seed 000): 每月20日为当月提交查询和反馈信息截止日"]
+
+
+def test_a_half_year_counts_events_from_1_october_to_31_march_and_exchange_figures_by_the_reporting_months_ending_in_it() -> None:
+    # Seed 000 登记制度 七 (上年10月1日0时至本年9月30日24时); seed 002 范文篇4 第十六条(五) (上年10月1日到当年3月31日).
+    half = report_period(ReportKind.HALF_YEAR, "2026H1")
+    assert (half.events_from, half.events_to) == (date(2025, 10, 1), date(2026, 3, 31))
+    events, exchange = half.rules()
+    assert "2025-10-01 – 2026-03-31" in events and "第十六条(五)" in events and "登记制度 七" in events
+    assert "2025-10 … 2026-03 (2025-09-21 – 2026-03-20)" in exchange and "cutoff (the 20th) falls in the half-year" in exchange
+    year = report_period(ReportKind.ANNUAL, "2026")
+    assert (year.events_from, year.events_to) == (date(2025, 10, 1), date(2026, 9, 30))
+    assert "2025-10 … 2026-09 (2025-09-21 – 2026-09-20)" in year.rules()[1]
 
 
 @pytest.mark.parametrize("kind,text", [(ReportKind.HALF_YEAR, "2026"), (ReportKind.ANNUAL, "2026H1"), (ReportKind.MONTHLY, "2026Q1")])
@@ -73,13 +88,13 @@ def source(rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar) -> InMemor
 
 @pytest.fixture
 def reports_app(source: InMemoryCaseSource) -> Iterator[typer.Typer]:
-    previous = reports_cmds._source_provider
+    previous = reports_cmds._source_provider, reports_cmds._clock
     reports_cmds.configure(lambda: source)
     app = typer.Typer()
     app.add_typer(reports_cmds.app, name="reports")
     app.command("other")(lambda: None)
     yield app
-    reports_cmds._source_provider = previous
+    reports_cmds._source_provider, reports_cmds._clock = previous
 
 
 def rows_of(app: typer.Typer, *args: str) -> list[dict[str, str]]:
@@ -112,9 +127,23 @@ def test_a_report_is_the_same_every_time_it_is_made(reports_app: typer.Typer) ->
     assert "due: township by 2026-04-13, county by 2026-04-16, city by 2026-04-20" in first.stdout
 
 
-def test_a_report_for_a_period_not_closed_is_refused(reports_app: typer.Typer) -> None:
+def test_a_report_for_a_period_not_final_is_provisional_and_says_why(reports_app: typer.Typer) -> None:
+    reports_cmds.configure(reports_cmds._source_provider, clock=lambda: cst(2026, 7, 25))  # type: ignore[arg-type]
     result = runner.invoke(reports_app, ["reports", "annual", "--period", "2026", "--region", "430521"])
-    assert result.exit_code == 2 and "2026Q2 is not closed" in result.stderr
+    assert result.exit_code == 0, result.stderr
+    # Q4 and Q1 are closed; Q2 (quiet, not closed here) is due to close; Q3 has not reached its cutoff.
+    assert "2026Q2 进行中：期限均已届满，待网关下一次定稿" in result.stdout
+    assert "2026Q3 进行中：报送至 2026-09-20 截止（每月20日），0 件未到期，最迟 2026-09-20 定稿" in result.stdout
+    assert "not judged against any target until final" in result.stdout
+    rows = rows_of(reports_app, "annual", "--period", "2026", "--region", "430521")
+    assert {r["provisional"] for r in rows} == {"1"} and rows[-1]["received"] == "3"
+    assert {r["provisional"] for r in rows_of(reports_app, "half-year", "--period", "2026H1", "--region", "430521")} == {"0"}
+
+
+def test_a_report_for_a_period_not_begun_is_refused(reports_app: typer.Typer) -> None:
+    reports_cmds.configure(reports_cmds._source_provider, clock=lambda: cst(2026, 9, 20))  # type: ignore[arg-type]
+    result = runner.invoke(reports_app, ["reports", "annual", "--period", "2027", "--region", "430521"])
+    assert result.exit_code == 2 and "has not begun" in result.stderr
 
 
 def test_the_xlsx_holds_the_rows_of_the_csv_as_numbers(reports_app: typer.Typer, tmp_path: Path) -> None:

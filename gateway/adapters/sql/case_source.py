@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeVar
 
 from gateway.adapters.sql.case_store import SqlCaseStore
@@ -15,6 +15,7 @@ from gateway.adapters.sql.direct_pg import dispose
 from gateway.adapters.sql.engine import create_engine
 from gateway.workflow.accounting import AccountingSnapshot
 from gateway.workflow.case_facts import CaseFacts
+from gateway.workflow.events import EventFact
 from gateway.workflow.periods import Quarter, ReportingMonth
 
 T = TypeVar("T")
@@ -49,3 +50,6 @@ class SqlCaseSource:
 
     def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
         return self._run(lambda store: store.period_snapshot(str(period)))
+
+    def events_dated(self, first: date, last: date) -> Iterable[EventFact]:
+        return self._run(lambda store: store.events_dated(first, last))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, bindparam, insert, select, text, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -37,6 +37,7 @@ from gateway.workflow.accounting import AccountingSnapshot
 from gateway.workflow.case_facts import CaseFacts, facts_of
 from gateway.workflow.cases import Case
 from gateway.workflow.deadlines import CaseKind
+from gateway.workflow.events import EVENT_KINDS, EventFact
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder
@@ -78,6 +79,8 @@ def case_values(case: Case) -> dict[str, object]:
         "reason": facts.reason.value if facts.reason is not None else None,
         "submission_due_at": facts.submission_due_at,
         "resubmission_of": facts.resubmission_of,
+        "notification_kind": case.notification_kind,
+        "event_date": case.event_date.isoformat() if case.event_date is not None else None,
     }
 
 
@@ -483,6 +486,36 @@ class SqlCaseStore:
             select(cases.c.reporting_month).where(cases.c.reporting_month.not_in(closed)).distinct()
         )
         return sorted(ReportingMonth.parse(row[0]) for row in rows)  # type: ignore[index]
+
+    async def first_case_month(self) -> ReportingMonth | None:
+        rows = await self._select(select(func.min(cases.c.reporting_month)))  # "2026-03" sorts as the months do
+        first = rows[0][0] if rows else None  # type: ignore[index]
+        return None if first is None else ReportingMonth.parse(first)
+
+    async def latest_deadlines(self, months: Iterable[ReportingMonth]) -> dict[ReportingMonth, datetime]:
+        wanted = [str(m) for m in months]
+        if not wanted:
+            return {}
+        c = cases.c
+        counted = or_(c.withdrawn_at.is_(None), c.answered_at.is_not(None))
+        rows = await self._select(
+            select(c.reporting_month, func.max(c.due_at))
+            .where(c.reporting_month.in_(wanted), counted).group_by(c.reporting_month)
+        )
+        return {ReportingMonth.parse(month): _utc(due) for month, due in rows if due is not None}  # type: ignore[misc]
+
+    async def events_dated(self, first: date, last: date) -> list[EventFact]:
+        """Notifications of kinds ①–④ whose event is dated `first` … `last` (ix_cases_event), with the residence
+        township (the recipient of a to-residence notification, else the sender)."""
+        c = cases.c
+        rows = await self._select(
+            select(c.case_id, c.residence_township, c.notification_kind, c.event_date, c.received_at, c.answered_at,
+                   c.withdrawn_at)
+            .where(c.event_date.between(first.isoformat(), last.isoformat()), c.notification_kind.in_(sorted(EVENT_KINDS)))
+        )
+        return [EventFact(case_id, residence, kind, date.fromisoformat(day), _utc(received),
+                          _utc(answered) if answered is not None else None, _utc(withdrawn) if withdrawn is not None else None)
+                for case_id, residence, kind, day, received, answered, withdrawn in rows]  # type: ignore[misc]
 
     async def month_closures(self, months: Iterable[ReportingMonth] | None = None) -> dict[ReportingMonth, datetime]:
         query = select(period_closures.c.period, period_closures.c.closed_at)

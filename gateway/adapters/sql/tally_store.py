@@ -5,9 +5,8 @@ is the rule of `gateway.workflow.accounting` (`outcome_as_of`, `_counts_for`) fo
 any instant at or after the latest of them (the gateway's clock; a page never looks into the past):
 
 * received — not withdrawn before a reply; answered — replied (查无此人 too);
-* on time — replied before the deadline in force and before the month closed (an answer after the
-  close counts as late, R1); for an answer after the month's cutoff, before the deadline, whose
-  month has not closed yet, that is decided once it closes: such a change stays in the log until then;
+* on time — replied before the deadline in force (accounting rules "3": the month's close plays no
+  part, so every change can be folded as soon as it is logged);
 * 查无此人 — replies that were, queries only (rule 十三); 漏管 — charged on the case;
 * open — without a reply and not withdrawn, kept by deadline: overdue or still open is decided at the
   request, from the request's instant (`due_at <= now`), never by the tick.
@@ -87,11 +86,8 @@ class _Counters:
         self.notification = (c.kind == CaseKind.NOTIFICATION.value)
         self.received = self._when(counted, sign)
         self.answered = self._when(answered, sign)
-        # Closed: answered before the close too. A fold passes the closure it read, or None when there is
-        # none (then it folds only the answers a later close cannot change: see `_decided`); a read, the
-        # closure of each row's month (NULL when open).
-        before_close = true() if closed_at is None else or_(closed_at.is_(None), c.answered_at < closed_at)
-        self.on_time = self._when(and_(answered, c.answered_at < c.due_at, before_close), sign)
+        # By the deadline alone (rules "3"); `closed_at` is no longer consulted.
+        self.on_time = self._when(and_(answered, c.answered_at < c.due_at), sign)
         self.no_such_person = self._when(
             and_(answered, not_(self.notification), c.result == FeedbackResult.NO_SUCH_PERSON.value), sign)
         self.missed_management = self._when(and_(counted, c.charged_at.is_not(None)), sign)
@@ -118,11 +114,9 @@ def merge_boundary(now: datetime) -> datetime:
 
 
 def _decided(c: Any, ends_at: datetime, closed_at: datetime | None) -> ColumnElement[bool]:
-    """The changes a fold can count now: all once the month is closed; before, all but the answers given
-    after the cutoff and before the deadline (on time only if the close comes after them)."""
-    if closed_at is not None:
-        return true()
-    return not_(and_(c.answered_at.is_not(None), c.answered_at >= _at(ends_at), c.answered_at < c.due_at))
+    """The changes a fold can count now: all of them, since a reply is judged by its deadline alone (rules
+    "3"); under the rules before, an answer after the cutoff waited for the month's close."""
+    return true()
 
 
 @cache

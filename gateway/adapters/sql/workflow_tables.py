@@ -46,9 +46,15 @@ cases = Table(
     Column("reason", String(16)),  # NoSuchPersonReason of a 查无此人 reply
     Column("submission_due_at", DateTime(timezone=True)),  # a notification's submission deadline
     Column("resubmission_of", String(64)),
+    # Issue 23 (revision 0011): a notification's kind and event date ("2026-03-27"), so the half-year and
+    # annual reports count events ①–④ by the statistical year of their date (gateway.workflow.events).
+    Column("notification_kind", String(2)),
+    Column("event_date", String(10)),
 )
 Index("ix_cases_open", cases.c.state, cases.c.due_at)
 Index("ix_cases_month", cases.c.reporting_month, cases.c.registration_township)
+_has_event = cases.c.event_date.is_not(None)
+Index("ix_cases_event", cases.c.event_date, postgresql_where=_has_event, sqlite_where=_has_event)
 Index("ix_cases_strike", cases.c.residence_township, cases.c.registration_township, cases.c.strike_subject)
 # A county's overdue list for a month (SqlCaseStore.overdue_cases). Partial: only open cases, a few
 # percent of the table, so the county's range holds little more than the answer.
