@@ -115,8 +115,9 @@ def test_each_event_gives_its_status_delivery_and_real_message_id(tmp_path: Path
     assert query["delivery"] == {"result": "stored", "reason": None}
     assert (answer["answers"], answer["from"], answer["to"], answer["status"]) == ("q1", "120101001", "110101001", 202)
     assert answer["delivery"]["result"] == "stored" and answer["message_id"] != query["message_id"]
-    # The tracker ticked through the month ends: July closed at 00:00 on 21 July, Beijing time.
-    assert {"period": "2026-07", "at": "2026-07-21T00:00:00+08:00"} in result["closed"]
+    # The tracker ticked through the month ends: July is final once its query's deadline (24:00 on
+    # Fri 31 July, 10 working days after the 17th) has passed, at 00:00 on 1 August, Beijing time.
+    assert {"period": "2026-07", "at": "2026-08-01T00:00:00+08:00"} in result["closed"]
 
 
 def test_a_time_with_an_offset_is_honoured(tmp_path: Path) -> None:
@@ -180,13 +181,14 @@ def test_the_figures_are_the_cells_gateway_reports_prints_as_csv(tmp_path: Path,
     assert header == scores["columns"] and rows == scores["cells"] and rows[0][0] == "120101001"
 
 
-def test_a_report_of_a_period_not_closed_says_so(tmp_path: Path) -> None:
+def test_a_report_of_a_month_not_final_is_provisional_and_says_why(tmp_path: Path) -> None:
     code, out, _ = play(tmp_path, scenario([
         {"at": "2026-08-03T10:00", "send": "query", "as": "q1", "from": "110101001", "body": QUERY},
     ], until="2026-08-10T00:00"), "--json")
     (report,) = json.loads(out)["reports"]
-    assert code == 0 and report["rows"] is None and report["status"] == "not_closed"
-    assert "reporting month 2026-08 is not closed yet" in report["error"]
+    assert code == 0 and report["status"].startswith("provisional: 2026-08: 进行中")
+    (township,) = [row for row in report["rows"] if row["region"] == "120101001"]
+    assert (township["received"], township["still_open"], township["provisional"]) == (1, 1, 1)
 
 
 def test_without_json_a_readable_summary(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ gateway's next start (paged; on PostgreSQL about a second per 100,000 messages),
 had a message stored but never tracked before this revision is healed too.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

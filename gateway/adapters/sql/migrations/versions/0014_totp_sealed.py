@@ -5,7 +5,7 @@ keys' passphrase or its own key file), not by this migration: `AccessService.sea
 runs at every start-up and before every `gateway users` command.
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0010"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -10,7 +10,7 @@ database refusing UPDATE and DELETE on the trail outside the prune.
   ``gateway_runtime`` gets INSERT and SELECT on the trail and nothing else (docs/integrity.md).
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
