@@ -103,7 +103,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_routes(app.routes)  # again at start-up: routers included after create_app are covered too
-        yield
+        # The import workers live as long as the server: stopped and waited for when it stops.
+        async with import_worker.shared(settings.import_workers, settings.import_worker_memory_mb).running():
+            yield
 
     # The API description is for signed-in users only (below); FastAPI's own routes would be public.
     app = FastAPI(title="Township exchange gateway", version="0.1.0", lifespan=lifespan,
@@ -258,7 +260,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(audit.router)
     docs.install(app)
     check_routes(app.routes)
-    import_worker.shared(settings.import_workers).start()
+    import_worker.shared(settings.import_workers, settings.import_worker_memory_mb).start()
     # Built now, not on the first request: limits.RequestLimits reads each route's media types from it.
     app.openapi()
     return app

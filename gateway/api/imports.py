@@ -49,7 +49,7 @@ async def import_and_send(gateway: Any, view: NodeView, chunks: AsyncIterator[by
         async with await anyio.open_file(path, "wb") as f:
             async for chunk in chunks:
                 await f.write(chunk)
-        report = await import_worker.shared(settings.import_workers).parse(
+        report = await import_worker.shared(settings.import_workers, settings.import_worker_memory_mb).parse(
             path, kind, today=gateway.clock.now().date(), limits=settings.import_limits  # type: ignore[arg-type]
         )
     if report.file_errors:

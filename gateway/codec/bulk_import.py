@@ -6,6 +6,7 @@ row comes through; blank rows are counted, never silently dropped.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,9 @@ from gateway.codec.xlsx_guard import ImportLimits, Refused, check_xlsx
 Kind = Literal["query", "notification"]
 Progress = Callable[[int, int | None], None]
 PROGRESS_EVERY = 1000
+# Columns a sheet may use beyond its template's: room for a clerk's own notes column or two, reported
+# per row ("value beyond the last named column"), while a cell far to the right refuses the file.
+COLUMN_MARGIN = 16
 
 _TRUE = {"是", "y", "yes", "true", "1", "√", "t"}
 _FALSE = {"否", "n", "no", "false", "0", "×", "f"}
@@ -348,6 +352,11 @@ class _TooManyRows(Exception):
     pass
 
 
+def sheet_limits(limits: ImportLimits, kind: Kind) -> ImportLimits:
+    """The limits of one import, its column cap narrowed to what its template can use."""
+    return dataclasses.replace(limits, max_columns=min(limits.max_columns, len(LAYOUTS[kind]) + COLUMN_MARGIN))
+
+
 def import_file(
     path: Path | str,
     kind: Kind,
@@ -357,7 +366,7 @@ def import_file(
     limits: ImportLimits | None = None,
 ) -> ImportReport:
     path = Path(path)
-    limits = limits or ImportLimits()
+    limits = sheet_limits(limits or ImportLimits(), kind)
     importer = Importer(kind, today=today, limits=limits)
     suffix = path.suffix.lower()
     try:
