@@ -29,6 +29,7 @@ from gateway.api import operator
 from gateway.api import pages
 from gateway.api import regions
 from gateway.api.bodies import FeedbackBody, NotificationBody, QueryBody
+from gateway.api.security_headers import SecurityHeaders
 from gateway.bootstrap import Gateway
 from gateway.web import install_pages
 from gateway.codec.errors import CodecError, FieldError
@@ -122,6 +123,8 @@ def create_app(gateway: Gateway) -> FastAPI:
                        max_import_bytes=settings.max_import_bytes)
     # Added last, so it runs first: a request for another host name is refused before anything else.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    # Outside even that: the refusals get no-store, CSP, nosniff … too.
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     app.include_router(access_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(imports.router)
