@@ -174,7 +174,9 @@ class ImportWorker:
         try:
             yield
         finally:
-            await asyncio.to_thread(self.close)
+            # On the loop itself, not in a thread (none can start while the interpreter exits): by now the
+            # server has finished every request, so no import is under way and the workers end at once.
+            self.close()
 
 
 _shared: dict[tuple[int, int], ImportWorker] = {}
