@@ -10,7 +10,8 @@ streaming through the sheet, before any reader opens the file. Each check here e
 reason for the clerk; none raises.
 
 The checks read the zip itself (Python's zipfile stops a member at its declared size and fails its CRC
-when the directory lied) and parse XML only with defusedxml, DTDs forbidden.
+when the directory lied) and parse XML only with defusedxml, or with expat defused the same way (the
+sheets and shared strings, `_Walk`), DTDs forbidden.
 """
 
 from __future__ import annotations
@@ -128,8 +129,14 @@ class _Extent:
                           "(GATEWAY_IMPORT_MAX_CELLS)")
 
 
-def _forbidden(*args: object) -> None:
-    raise EntitiesForbidden(*(list(args) + [None] * 6)[:6])
+def _entity_declared(name: str, _parameter: bool, value: str | None, base: str | None, sysid: str | None,
+                     pubid: str | None, notation: str | None) -> None:
+    raise EntitiesForbidden(name, value, base, sysid, pubid, notation)
+
+
+def _unparsed_entity_declared(name: str, base: str | None, sysid: str | None, pubid: str | None,
+                              notation: str | None) -> None:
+    raise EntitiesForbidden(name, None, base, sysid, pubid, notation)
 
 
 class _Walk:
@@ -144,8 +151,8 @@ class _Walk:
         parser = pyexpat.ParserCreate()
         parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
         parser.StartDoctypeDeclHandler = self._doctype
-        parser.EntityDeclHandler = _forbidden
-        parser.UnparsedEntityDeclHandler = _forbidden
+        parser.EntityDeclHandler = _entity_declared
+        parser.UnparsedEntityDeclHandler = _unparsed_entity_declared
         parser.ExternalEntityRefHandler = self._external
         parser.StartElementHandler = self._start
         self.parser = parser

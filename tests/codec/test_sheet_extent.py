@@ -150,3 +150,18 @@ def test_an_ordinary_sheet_of_the_template_width_passes(tmp_path: Path) -> None:
     headers = [c.header for c in LAYOUTS["query"]]
     path = write_xlsx(tmp_path / "ok.xlsx", [headers] + [["x"] * len(headers)] * 200)
     check_xlsx(path, query_limits())
+
+
+def test_the_shared_strings_streaming_pass_refuses_a_doctype_and_counts_strings(tmp_path: Path) -> None:
+    laughs = ('<?xml version="1.0"?><!DOCTYPE sst [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
+              '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>&b;</t></si></sst>')
+    path = sheet_workbook(tmp_path / "sst.xlsx", '<row r="1"><c r="A1"><v>1</v></c></row>',
+                          extra_sheets={"xl/sharedStrings.xml": laughs})
+    assert refusal(path, query_limits()).startswith("part xl/sharedStrings.xml declares a DTD or entities (DTDForbidden)")
+    many = ('<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            + "<si><t>x</t></si>" * 11 + "</sst>")
+    path = sheet_workbook(tmp_path / "many.xlsx", '<row r="1"><c r="A1"><v>1</v></c></row>',
+                          extra_sheets={"xl/sharedStrings.xml": many})
+    assert refusal(path, query_limits(max_shared_strings=10)) == (
+        "holds more than 10 shared strings (GATEWAY_IMPORT_MAX_SHARED_STRINGS)")
+    check_xlsx(path, query_limits(max_shared_strings=11))
