@@ -49,8 +49,9 @@ def what_it_got(s: socket.socket) -> bytes | None:
 
 
 def test_slow_headers_cannot_exhaust_the_server(tmp_path: Path, amqp_url: str, run_token: str) -> None:
+    # The keep-alive timeout is made long: a connection closed within the head deadline is closed by it.
     with served(tmp_path, amqp_url, run_token, http_header_timeout_s=str(HEADER_TIMEOUT_S),
-                http_max_connections=str(CAP)) as server:
+                http_max_connections=str(CAP), http_keep_alive_s="60") as server:
         baseline = server.open_fds()
         slow: list[socket.socket] = []
         peak = 0
@@ -84,6 +85,31 @@ def test_slow_headers_cannot_exhaust_the_server(tmp_path: Path, amqp_url: str, r
                 with socket.create_connection(("127.0.0.1", server.port), timeout=HEADER_TIMEOUT_S / 2) as big:
                     big.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Big: aaaaaaaaaaaaaaaa\r\n" * 2000)
                     assert big.recv(4096).startswith(b"HTTP/1.1 400")
+                # A keep-alive connection has the same deadline for its next head: one quick request, then
+                # a second head sent a line at a time is cut off.
+                with socket.create_connection(("127.0.0.1", server.port), timeout=5) as again:
+                    again.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    first = b""
+                    for _ in range(20):  # the head and the body may come in separate reads
+                        first += (chunk := again.recv(65536))
+                        if b'{"status":"ok"}' in first or not chunk:
+                            break
+                    assert first.startswith(b"HTTP/1.1 200")
+                    started = time.monotonic()
+                    again.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                    got = b""
+                    while time.monotonic() - started < HEADER_TIMEOUT_S + 3:
+                        again.settimeout(0.5)
+                        try:
+                            chunk = again.recv(4096)
+                        except TimeoutError:
+                            again.sendall(b"X-Slow: 1\r\n")
+                            continue
+                        got += chunk
+                        if not chunk:
+                            break
+                    assert got.startswith(b"HTTP/1.1 408"), got
+                    assert time.monotonic() - started < HEADER_TIMEOUT_S + 2
         finally:
             for s in slow:
                 s.close()
