@@ -123,7 +123,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"{net!r} is not a network (e.g. 10.20.0.0/16 or 2001:db8::/32)") from None
         return value
 
-    @field_validator("nodes", "allowed_hosts", mode="before")
+    # --- Uploads bounded by what they claim, and the HTTP edge (issue 24, items 2 and 4) ---------------
+    import_max_cells: int = Field(2_000_000, ge=1, description="rows × columns an .xlsx sheet may span (its "
+                                  "grid is what a reader allocates)")
+    import_worker_memory_mb: int = Field(2048, ge=0, description="address space of an import worker (RLIMIT_AS); "
+                                         "a file needing more is refused; 0 = no limit")
+    http_header_timeout_s: float = Field(10.0, gt=0, description="time a connection has to send a whole request "
+                                         "head (slow-header clients are closed)")
+    http_keep_alive_s: int = Field(5, ge=1, description="how long an idle keep-alive connection stays open")
+    http_max_connections: int = Field(1000, ge=2, description="open HTTP connections; beyond, the oldest one that "
+                                      "has not sent a whole request head is closed")
+    http_limit_concurrency: int = Field(500, ge=1, description="requests served at once; beyond, 503")
+    http_max_header_bytes: int = Field(16 * 1024, ge=1024, description="largest request head (h11)")
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed")
+    log_repeats_per_minute: int = Field(20, ge=1, description="log records of one kind per minute; the rest are "
+                                        "counted and summarised")
+    hsts_max_age_s: int = Field(31_536_000, ge=0, description="Strict-Transport-Security max-age on HTTPS; 0 = not sent")
+
+    @field_validator("nodes", "allowed_hosts", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_nodes(cls, value: object) -> object:
         # Environment variables carry lists as "110101001,110101002".
@@ -185,4 +204,5 @@ class Settings(BaseSettings):
             max_rows=self.import_max_rows,
             max_unpacked_bytes=self.import_max_unpacked_mb * 1024 * 1024,
             max_shared_strings=self.import_max_shared_strings,
+            max_cells=self.import_max_cells,
         )

@@ -29,6 +29,7 @@ from gateway.api import operator
 from gateway.api import pages
 from gateway.api import regions
 from gateway.api.bodies import FeedbackBody, NotificationBody, QueryBody
+from gateway.api.security_headers import SecurityHeaders
 from gateway.bootstrap import Gateway
 from gateway.web import install_pages
 from gateway.codec.errors import CodecError, FieldError
@@ -103,7 +104,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_routes(app.routes)  # again at start-up: routers included after create_app are covered too
-        yield
+        # The import workers live as long as the server: stopped and waited for when it stops.
+        async with import_worker.shared(settings.import_workers, settings.import_worker_memory_mb).running():
+            yield
 
     # The API description is for signed-in users only (below); FastAPI's own routes would be public.
     app = FastAPI(title="Township exchange gateway", version="0.1.0", lifespan=lifespan,
@@ -120,6 +123,8 @@ def create_app(gateway: Gateway) -> FastAPI:
                        max_import_bytes=settings.max_import_bytes)
     # Added last, so it runs first: a request for another host name is refused before anything else.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    # Outside even that: the refusals get no-store, CSP, nosniff … too.
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     app.include_router(access_routes.router)
     app.include_router(oidc_routes.router)
     app.include_router(imports.router)
@@ -258,7 +263,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(audit.router)
     docs.install(app)
     check_routes(app.routes)
-    import_worker.shared(settings.import_workers).start()
+    import_worker.shared(settings.import_workers, settings.import_worker_memory_mb).start()
     # Built now, not on the first request: limits.RequestLimits reads each route's media types from it.
     app.openapi()
     return app

@@ -7,6 +7,12 @@ broker connections), and each process does one import and exits (`max_tasks_per_
 everything the parse took. The replacement starts at once and loads the codec before the next upload
 comes, so an import does not pay for the start-up.
 
+The worker runs under a memory limit (GATEWAY_IMPORT_WORKER_MEMORY_MB, `RLIMIT_AS` set in the worker
+itself): a file that gets past the checks of `xlsx_guard` and still needs more fails in the worker —
+a MemoryError, or the reader aborting the process — and is refused with a reason; the pool is replaced
+and the next import is served. The pool starts and stops with the server's lifespan (`running`), so a
+stopped `gateway serve` leaves no worker behind.
+
 The codec's overrides (GATEWAY_CODEC_OVERRIDES_DIR) reach the worker through the environment, which it
 inherits when it starts.
 """
@@ -16,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import resource
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -25,12 +34,28 @@ from pathlib import Path
 from typing import Any
 
 from gateway.codec.bulk_import import ImportReport, Kind, import_file
+from gateway.exchange.errors import ExchangeError
 from gateway.codec.xlsx_guard import ImportLimits
 from gateway.workflow.calendar import WorkingDayCalendar
 
 
-def _warm_up() -> None:
-    # Loaded before the first task: the code tables and the 41,352 divisions.
+MIB = 1024 * 1024
+WORKER_STOPPED = ("the import worker stopped while reading this file (most often: it needed more memory than "
+                  "GATEWAY_IMPORT_WORKER_MEMORY_MB allows)")
+OUT_OF_MEMORY = "reading this file needs more memory than the import worker may use (GATEWAY_IMPORT_WORKER_MEMORY_MB)"
+
+
+class WorkerUnavailable(ExchangeError):
+    """The import worker cannot start at all (not the file's fault): 503, the clerk tries again later."""
+
+    status = 503
+
+
+def _warm_up(memory_bytes: int = 0) -> None:
+    # The limit first, so it covers all the worker holds; then, before the first task, the code tables
+    # and the 41,352 divisions.
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     from gateway.codec import code_tables, divisions
 
     divisions.registry()
@@ -75,13 +100,18 @@ def _noop() -> None:
 
 def _parse(path: str, kind: Kind, today: date | None, limits: ImportLimits,
            calendar: WorkingDayCalendar | None = None, submission_working_days: int | None = None) -> ParsedImport:
-    return ParsedImport.of(import_file(Path(path), kind, today=today, limits=limits, calendar=calendar,
-                                       submission_working_days=submission_working_days))
+    try:
+        return ParsedImport.of(import_file(Path(path), kind, today=today, limits=limits, calendar=calendar,
+                                           submission_working_days=submission_working_days))
+    except MemoryError:
+        # Python's own allocations hit the limit: the worker ends after this task anyway.
+        return ParsedImport(0, [], [], [], [f"{Path(path).name}: {OUT_OF_MEMORY}"])
 
 
 class ImportWorker:
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, memory_mb: int = 0) -> None:
         self.workers = workers
+        self.memory_bytes = memory_mb * MIB
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -92,9 +122,17 @@ class ImportWorker:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_warm_up,
+                    initargs=(self.memory_bytes,),
                     max_tasks_per_child=1,
                 )
             return self._pool
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        # Only the pool that broke: a concurrent import may have made its replacement already.
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def start(self) -> None:
         """Start a worker now, so the first upload neither waits for one nor starts it from the event
@@ -109,28 +147,50 @@ class ImportWorker:
     async def parse(self, path: Path, kind: Kind, *, today: date | None, limits: ImportLimits,
                     calendar: WorkingDayCalendar | None = None,
                     submission_working_days: int | None = None) -> ParsedImport:
+        """The file parsed in a worker. A worker that dies takes every import waiting in its pool with it,
+        so each is tried once more in a new pool: the file that killed it dies again and is refused
+        (422), the others go through; when even a no-op cannot run, the worker cannot start (503)."""
         loop = asyncio.get_running_loop()
+        for _attempt in range(2):
+            pool = self._executor()
+            try:
+                return await loop.run_in_executor(pool, _parse, str(path), kind, today, limits,
+                                                  calendar, submission_working_days)
+            except BrokenProcessPool:
+                self._discard(pool)
+        pool = self._executor()
         try:
-            return await loop.run_in_executor(self._executor(), _parse, str(path), kind, today, limits,
-                                              calendar, submission_working_days)
+            await loop.run_in_executor(pool, _noop)
         except BrokenProcessPool:
-            # The worker died (out of memory, killed): the file is refused, the next import gets a new pool.
-            with self._lock:
-                self._pool = None
-            return ParsedImport(0, [], [], [], [f"{path.name}: the import worker stopped while reading this file (too large?)"])
+            self._discard(pool)
+            raise WorkerUnavailable("the import worker cannot start: try again later, or tell the operator") from None
+        return ParsedImport(0, [], [], [], [f"{path.name}: {WORKER_STOPPED}"])
 
     def close(self) -> None:
+        """Stop the workers and wait for them to end (an import under way is finished first)."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The server's lifespan: workers started when it starts, stopped (and waited for) when it stops."""
+        self.start()
+        try:
+            yield
+        finally:
+            # On the loop itself, not in a thread (none can start while the interpreter exits): by now the
+            # server has finished every request, so no import is under way and the workers end at once.
+            self.close()
 
 
-_shared: dict[int, ImportWorker] = {}
+_shared: dict[tuple[int, int], ImportWorker] = {}
 
 
-def shared(workers: int) -> ImportWorker:
+def shared(workers: int, memory_mb: int = 0) -> ImportWorker:
     """One pool per process (every app in it shares it: tests build many)."""
-    if workers not in _shared:
-        _shared[workers] = ImportWorker(workers)
-    return _shared[workers]
+    key = (workers, memory_mb)
+    if key not in _shared:
+        _shared[key] = ImportWorker(workers, memory_mb)
+    return _shared[key]

@@ -27,6 +27,7 @@ from gateway.access.views import NodeView
 from gateway.api import import_worker, limits
 from gateway.codec.errors import CodecError
 from gateway.exchange.errors import ExchangeError, InvalidRequest
+from gateway.workflow.instants import local_date
 
 router = APIRouter()
 
@@ -49,8 +50,8 @@ async def import_and_send(gateway: Any, view: NodeView, chunks: AsyncIterator[by
         async with await anyio.open_file(path, "wb") as f:
             async for chunk in chunks:
                 await f.write(chunk)
-        report = await import_worker.shared(settings.import_workers).parse(
-            path, kind, today=gateway.clock.now().date(), limits=settings.import_limits,  # type: ignore[arg-type]
+        report = await import_worker.shared(settings.import_workers, settings.import_worker_memory_mb).parse(
+            path, kind, today=local_date(gateway.clock.now()), limits=settings.import_limits,  # type: ignore[arg-type]
             calendar=gateway.service.calendar, submission_working_days=gateway.service.submission_working_days,
         )
     if report.file_errors:

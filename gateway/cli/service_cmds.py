@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from typing import Annotated
 
@@ -38,6 +39,10 @@ def init() -> None:
     typer.echo(f"audit key: {settings.audit_files.key_path} (back it up apart from the database)")
 
 
+def _stopped(_signum: int, _frame: object) -> None:
+    return None
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="HTTP address (default GATEWAY_HTTP_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default GATEWAY_HTTP_PORT)")] = None,
@@ -45,8 +50,10 @@ def serve(
     """Run the HTTP API, the consumers and the outbox relay for the configured nodes."""
     import uvicorn
 
+    from gateway import log_limits
     from gateway.access.audit_files import AuditFileError
     from gateway.api.app import create_app
+    from gateway.api.connections import uvicorn_config
     from gateway.bootstrap import build_gateway
     from gateway.node_setup import load_nodes, refuse_plaintext_keys
 
@@ -58,6 +65,8 @@ def serve(
         typer.echo("configuration error: set both GATEWAY_HTTP_TLS_CERT and GATEWAY_HTTP_TLS_KEY, or neither", err=True)
         raise typer.Exit(2)
 
+    log_limits.install(settings.log_repeats_per_minute)
+
     async def run() -> None:
         gateway = build_gateway(settings)
         try:
@@ -65,9 +74,15 @@ def serve(
         except AuditFileError as exc:
             typer.echo(f"configuration error: {exc}", err=True)
             raise typer.Exit(2) from None
-        config = uvicorn.Config(create_app(gateway), host=host or settings.http_host, port=port or settings.http_port,
-                                ssl_certfile=settings.http_tls_cert, ssl_keyfile=settings.http_tls_key)
+        config = uvicorn_config(create_app(gateway), settings, host=host or settings.http_host,
+                                port=port or settings.http_port)
         try:
+            # uvicorn stops on SIGTERM/SIGINT and, once stopped, raises the signal again for the handler
+            # that was there before it: Python's default would kill the process right there, before
+            # `gateway.stop()` below (the import workers were left running, issue 24). A handler that
+            # does nothing lets serve() return instead; uvicorn's own replaces it while it serves.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, _stopped)
             await uvicorn.Server(config).serve()
         finally:
             await gateway.stop()

@@ -6,6 +6,7 @@ row comes through; blank rows are counted, never silently dropped.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,9 @@ from gateway.workflow.calendar import WorkingDayCalendar
 Kind = Literal["query", "notification"]
 Progress = Callable[[int, int | None], None]
 PROGRESS_EVERY = 1000
+# Columns a sheet may use beyond its template's: room for a clerk's own notes column or two, reported
+# per row ("value beyond the last named column"), while a cell far to the right refuses the file.
+COLUMN_MARGIN = 16
 
 _TRUE = {"是", "y", "yes", "true", "1", "√", "t"}
 _FALSE = {"否", "n", "no", "false", "0", "×", "f"}
@@ -362,6 +366,11 @@ class _TooManyRows(Exception):
     pass
 
 
+def sheet_limits(limits: ImportLimits, kind: Kind) -> ImportLimits:
+    """The limits of one import, its column cap narrowed to what its template can use."""
+    return dataclasses.replace(limits, max_columns=min(limits.max_columns, len(LAYOUTS[kind]) + COLUMN_MARGIN))
+
+
 def import_file(
     path: Path | str,
     kind: Kind,
@@ -373,7 +382,7 @@ def import_file(
     submission_working_days: int | None = None,
 ) -> ImportReport:
     path = Path(path)
-    limits = limits or ImportLimits()
+    limits = sheet_limits(limits or ImportLimits(), kind)
     importer = Importer(kind, today=today, limits=limits, calendar=calendar,
                         submission_working_days=submission_working_days)
     suffix = path.suffix.lower()

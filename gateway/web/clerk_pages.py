@@ -28,7 +28,7 @@ from gateway.exchange.errors import ExchangeError, InvalidRequest
 from gateway.exchange.records import Direction, Status, StoredMessage
 from gateway.web import forms
 from gateway.web.context import page
-from gateway.web.reasons_zh import in_chinese
+from gateway.web.reasons_zh import file_reason_in_chinese, in_chinese
 from gateway.web.render import cn_date, township_label
 
 router = APIRouter(prefix="/township/{code}")
@@ -374,11 +374,16 @@ async def upload(code: str, request: Request, principal: Importer) -> Response:
             yield data
 
     name = getattr(upload, "filename", "") or "cards" + suffix
-    outcome = await import_and_send(gw, view, chunks(), kind, shown_name(name, suffix), name)
+    try:
+        outcome = await import_and_send(gw, view, chunks(), kind, shown_name(name, suffix), name)
+    except import_worker.WorkerUnavailable as exc:
+        report = {"rows_read": 0, "sent": [], "errors": [], "file_errors": [file_reason_in_chinese(exc.detail)]}
+        return page(request, principal, "upload.html", status_code=503, code=code, report=report)
     shown = [import_worker.error_view(*e) for e in outcome.report.errors] + outcome.late
     errors = [{**e, "reason": in_chinese(e["reason"])} for e in shown]
     report = {"rows_read": outcome.report.rows_read, "sent": outcome.sent,
-              "errors": sorted(errors, key=lambda e: e["row"]), "file_errors": outcome.report.file_errors}
+              "errors": sorted(errors, key=lambda e: e["row"]),
+              "file_errors": [file_reason_in_chinese(e) for e in outcome.report.file_errors]}
     if outcome.report.file_errors:
         return page(request, principal, "upload.html", status_code=422, code=code, report=report)
     return page(request, principal, "upload.html", code=code, report=report)

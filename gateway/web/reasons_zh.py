@@ -102,3 +102,49 @@ def in_chinese(reason: str) -> str:
         if pattern.match(reason):
             return pattern.sub(zh, reason)
     return reason
+
+
+# File-level reasons of an import (gateway/codec/xlsx_guard.py, bulk_import.py, gateway/api/import_worker.py):
+# the whole file is refused, and the clerk is told why in Chinese. The setting a reason names stays as it is,
+# for the operator the clerk asks.
+_FILE_PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), zh) for p, zh in [
+    (r"^more than (\d+) rows \((\w+)\): split the file and import each part$", r"超过\1行（\2）：请把文件拆成几份分别导入"),
+    (r"^sheet (\S+) has a cell in column (\d+), beyond column (\d+) .*$",
+     r"工作表 \1 的第\2列有单元格，超出了第\3列（模板的列数加少量余量）：请删除最后一列之后的各列"),
+    (r"^sheet (\S+) spans (\d+) cells \(rows × columns\), more than (\d+) \((\w+)\)$",
+     r"工作表 \1 占\2个单元格（行数×列数），超过\3个（\4）"),
+    (r"^sheet (\S+) has a malformed (?:cell reference|dimension) (.*)$", r"工作表 \1 的单元格位置\2格式有误"),
+    (r"^sheet (\S+) has a malformed row number (.*)$", r"工作表 \1 的行号\2格式有误"),
+    (r"^sheet (\S+) refers to row (-?\d+), column (-?\d+), which cannot exist$", r"工作表 \1 引用了不存在的第\2行第\3列"),
+    (r"^unpacks to (.+), more than the limit of (.+) \((\w+)\)$", r"解压后为\1，超过上限\2（\3）"),
+    (r"^unpacks to more than (.+) \((\w+)\)$", r"解压后超过\1（\2）"),
+    (r"^holds more than (\d+) shared strings \((\w+)\)$", r"共享字符串超过\1个（\2）"),
+    (r"^has (\d+) parts, more than (\d+)$", r"含\1个部件，超过\2个"),
+    (r"^part (\S+) declares a DTD or entities .*$", r"部件 \1 含有DTD或实体声明，工作簿不需要这些，文件不予读取"),
+    (r"^part (\S+) is not well-formed XML .*$", r"部件 \1 不是格式正确的XML"),
+    (r"^cannot read \(not a zip archive, so not an \.xlsx workbook\)$", "无法读取：不是zip压缩包，因而不是.xlsx工作簿"),
+    (r"^not an \.xlsx workbook \(no xl/workbook\.xml\)$", "不是.xlsx工作簿（缺少 xl/workbook.xml）"),
+    (r"^is encrypted or password-protected$", "文件已加密或设有密码：请另存为不加密的文件"),
+    (r"^is a damaged zip archive .*$", "zip压缩包已损坏"),
+    (r"^the import worker stopped while reading this file .*\((?:most often: )?.*?(GATEWAY_\w+).*\)$",
+     r"读取此文件时导入进程中止（多为所需内存超过\1的限制）：请检查文件或拆成几份"),
+    (r"^reading this file needs more memory than the import worker may use \((\w+)\)$",
+     r"读取此文件所需内存超过导入进程的限制（\1）：请检查文件或拆成几份"),
+    (r"^the import worker cannot start.*$", "导入进程无法启动：请稍后再试，或告知运维人员"),
+    (r"^unsupported file type \(use \.csv or \.xlsx\)$", "文件类型不支持（请用 .csv 或 .xlsx）"),
+    (r"^the file is empty: no header row$", "文件是空的：没有表头行"),
+    (r"^row 1, column (\d+): unknown column (.*) for (?:query|notification) import$", r"第1行第\1列：没有\2这一列"),
+    (r"^row 1, column (\d+): column (.*) appears twice$", r"第1行第\1列：\2列重复"),
+    (r"^row 1: missing required column\(s\) (.*)$", r"第1行：缺少必填的列 \1"),
+]]
+_FILE_NAME = re.compile(r"^([\w.\-() ]+\.(?:xlsx|csv|txt)): (.*)$", re.DOTALL)
+
+
+def file_reason_in_chinese(reason: str) -> str:
+    """A file-level reason ("cards.xlsx: more than 20000 rows …") in Chinese, the file's name kept."""
+    m = _FILE_NAME.match(reason)
+    name, text = (m[1] + "：", m[2]) if m else ("", reason)
+    for pattern, zh in _FILE_PATTERNS:
+        if pattern.match(text):
+            return name + pattern.sub(zh, text)
+    return reason

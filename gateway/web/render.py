@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from functools import lru_cache
@@ -60,8 +62,14 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_deadline=cn_deadline, pct=pct)
-_env.globals.update(trend_svg=trend_svg,
-                    stylesheet=Markup((Path(__file__).parent / "static" / "site.css").read_text(encoding="utf-8")))
+_STYLESHEET = (Path(__file__).parent / "static" / "site.css").read_text(encoding="utf-8")
+_env.globals.update(trend_svg=trend_svg, stylesheet=Markup(_STYLESHEET))
+
+
+def stylesheet_csp_source() -> str:
+    """The inlined stylesheet as a Content-Security-Policy source (its hash): the pages' only style."""
+    digest = base64.b64encode(hashlib.sha256(_STYLESHEET.encode("utf-8")).digest()).decode()
+    return f"'sha256-{digest}'"
 
 
 def render(template: str, **context: Any) -> str:
