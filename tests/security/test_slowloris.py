@@ -97,18 +97,27 @@ def test_slow_headers_cannot_exhaust_the_server(tmp_path: Path, amqp_url: str, r
                     assert first.startswith(b"HTTP/1.1 200")
                     started = time.monotonic()
                     again.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-                    got = b""
+                    got, reset = b"", False
                     while time.monotonic() - started < HEADER_TIMEOUT_S + 3:
                         again.settimeout(0.5)
                         try:
                             chunk = again.recv(4096)
                         except TimeoutError:
-                            again.sendall(b"X-Slow: 1\r\n")
+                            try:
+                                again.sendall(b"X-Slow: 1\r\n")
+                            except OSError:
+                                reset = True
+                                break
                             continue
+                        except ConnectionResetError:
+                            # A line sent just as the server closed is unread there, so its kernel answers
+                            # with a reset, which may discard the 408 before it is read (seen under load).
+                            reset = True
+                            break
                         got += chunk
                         if not chunk:
                             break
-                    assert got.startswith(b"HTTP/1.1 408"), got
+                    assert got.startswith(b"HTTP/1.1 408") or (reset and not got), got
                     assert time.monotonic() - started < HEADER_TIMEOUT_S + 2
         finally:
             for s in slow:
