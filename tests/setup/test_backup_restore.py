@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import tarfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
-from gateway.adapters.sql.backup import MANIFEST, POSTGRES_MEMBER, SQLITE_MEMBER, libpq_conninfo
+from gateway.adapters.sql.backup import MANIFEST, POSTGRES_MEMBER, SQLITE_MEMBER, Locations, backup, libpq_conninfo
 from gateway.adapters.sql.engine import is_sqlite
 from gateway.adapters.sql.migrate import head_revision
 from gateway.cli import app
@@ -209,3 +212,59 @@ def test_the_formations_multi_host_url_becomes_libpqs_host_and_port_lists():
     assert env == {"PGPASSWORD": "s3cret"}  # never on the command line
     one, _ = libpq_conninfo("postgresql+asyncpg://postgres@db.example:6432/gw?ssl=require")
     assert one == "host=db.example port=6432 dbname=gw user=postgres sslmode=require"
+
+
+def test_an_sqlite_database_written_to_while_it_is_backed_up_is_copied_as_of_one_commit(tmp_path):
+    """The online backup API copies one consistent state: every transaction in the copy whole or not at all."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    database = data_dir / "gateway.db"
+    setup = sqlite3.connect(database)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE legs (pair INTEGER NOT NULL, side TEXT NOT NULL)")
+    setup.commit()
+    setup.close()
+    stop, committed = threading.Event(), []
+
+    def writer() -> None:
+        conn = sqlite3.connect(database, timeout=30)
+        pair = 0
+        while not stop.is_set():
+            with conn:  # one transaction: a query and its answer, say
+                conn.execute("INSERT INTO legs VALUES (?, 'query')", (pair,))
+                conn.execute("INSERT INTO legs VALUES (?, 'answer')", (pair,))
+            committed.append(pair)
+            pair += 1
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(committed) < 200:
+            time.sleep(0.01)
+        url = f"sqlite+aiosqlite:///{database}"
+        done = backup(Locations(url, data_dir, data_dir / "keys", data_dir / "directory.json",
+                                data_dir / "authority" / "authority.key", data_dir / "authority" / "authority.pub"),
+                      tmp_path / "live.backup")
+        during = len(committed)
+    finally:
+        stop.set()
+        thread.join()
+    with tarfile.open(done.path) as tar:
+        (tmp_path / "copy.db").write_bytes(tar.extractfile(SQLITE_MEMBER).read())  # type: ignore[union-attr]
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    sides = dict(copy.execute("SELECT pair, count(*) FROM legs GROUP BY pair").fetchall())
+    copy.close()
+    assert 200 <= len(sides) <= during + 1
+    assert set(sides.values()) == {2}  # no query without its answer
+    assert sorted(sides) == list(range(len(sides)))  # and no gap: a prefix of the commits
+
+
+def test_a_backup_of_an_unreachable_postgresql_says_so_in_one_line_with_exit_3(tmp_path):
+    refused = run(tmp_path, _env(tmp_path, "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"), "backup",
+                  str(tmp_path / "gateway.backup"))
+    assert refused.returncode == 3
+    assert "cannot reach the database" in refused.one_line()
+    assert not (tmp_path / "gateway.backup").exists()
+    assert not list(tmp_path.glob(".gateway-backup-*"))  # its work folder (a database copy) removed

@@ -80,6 +80,12 @@ class DamagedBackup(BackupError):
     exit_code = 1
 
 
+class DatabaseUnreachable(BackupError):
+    """pg_dump or pg_restore could not connect to the server."""
+
+    exit_code = 3
+
+
 class Member(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -562,7 +568,11 @@ def _run_pg(args: list[str], env: dict[str, str], what: str) -> None:
     done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **env}, check=False)
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise BackupError(f"{what} failed: {lines[0][:300] if lines else f'exit {done.returncode}'}")
+        reason = " ".join(lines)[:300] if lines else f"exit {done.returncode}"
+        if "connection to server" in reason:
+            raise DatabaseUnreachable(f"{what} cannot reach the database: {reason}; check GATEWAY_DATABASE_URL and "
+                                      "that the database server is running")
+        raise BackupError(f"{what} failed: {reason}")
 
 
 def _pg_dump(url: str, staged: Path) -> None:
