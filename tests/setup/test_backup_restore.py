@@ -268,3 +268,14 @@ def test_a_backup_of_an_unreachable_postgresql_says_so_in_one_line_with_exit_3(t
     assert "cannot reach the database" in refused.one_line()
     assert not (tmp_path / "gateway.backup").exists()
     assert not list(tmp_path.glob(".gateway-backup-*"))  # its work folder (a database copy) removed
+
+
+def test_a_formations_multi_host_url_is_backed_up_from_the_host_that_answers(postgres_url, tmp_path):
+    parsed = make_url(postgres_url)
+    formation = (f"postgresql+asyncpg://{parsed.username}@/{parsed.database}"
+                 f"?host=127.0.0.1:1&host={parsed.host}:{parsed.port or 5432}&target_session_attrs=read-write")
+    env = _env(tmp_path, postgres_url)
+    assert run(tmp_path, env, "init").returncode == 0
+    made = run(tmp_path, env | {"GATEWAY_DATABASE_URL": formation}, "backup", str(tmp_path / "gateway.backup"))
+    assert made.returncode == 0, made.stderr
+    assert f"postgresql database at revision {head_revision()}" in made.stdout
