@@ -148,10 +148,11 @@ def test_the_backup_is_the_owners_only_and_lists_every_file_with_its_sha256(back
     assert manifest["database_kind"] == ("sqlite" if sqlite else "postgresql")
     assert manifest["database"]["name"] == (SQLITE_MEMBER if sqlite else POSTGRES_MEMBER)
     listed = {f["name"] for f in manifest["files"]}
-    assert {"data/directory.json", "data/authority/authority.key", "data/keys/110101001/signing.pem",
-            "data/keys/120101001/encryption.pem"} <= listed
+    assert {"directory", "authority_key", "authority_pub", "keys/110101001/signing.pem",
+            "keys/120101001/encryption.pem"} <= listed
     # The database travels once, through the backup API or pg_dump: not as a copy of a live file.
     assert "data/gateway.db" not in listed and "data/directory.json.tmp" not in listed
+    assert not [name for name in listed if name.startswith("data/")]  # init keeps nothing else there
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])
     assert set(names) == listed | {MANIFEST, "manifest.sha256", manifest["database"]["name"]}
 
@@ -179,7 +180,7 @@ def test_restore_refuses_a_database_that_holds_tables(backup_file, source_and_ta
     assert not (Path(target["GATEWAY_DATA_DIR"]) / "keys").exists()
 
 
-@pytest.mark.parametrize("member", ["database", "data/keys/110101001/signing.pem", MANIFEST])
+@pytest.mark.parametrize("member", ["database", "keys/110101001/signing.pem", MANIFEST])
 def test_a_backup_with_one_byte_changed_is_refused_before_anything_is_written(
     backup_file, source_and_target, tmp_path, member
 ):
@@ -279,3 +280,31 @@ def test_a_formations_multi_host_url_is_backed_up_from_the_host_that_answers(pos
     made = run(tmp_path, env | {"GATEWAY_DATABASE_URL": formation}, "backup", str(tmp_path / "gateway.backup"))
     assert made.returncode == 0, made.stderr
     assert f"postgresql database at revision {head_revision()}" in made.stdout
+
+
+def test_keys_kept_in_the_data_dir_come_back_where_the_new_machine_keeps_its_keys(tmp_path):
+    source = _env(tmp_path / "source", None)
+    assert run(tmp_path / "source", source, "init").returncode == 0
+    (Path(source["GATEWAY_DATA_DIR"]) / "audit").mkdir()
+    (Path(source["GATEWAY_DATA_DIR"]) / "audit" / "checkpoint.json").write_text('{"seq": 7}')
+    assert run(tmp_path / "source", source, "backup", str(tmp_path / "gateway.backup")).returncode == 0
+    target = _env(tmp_path / "target", None) | {"GATEWAY_KEYS_DIR": str(tmp_path / "etc-keys")}
+    restored = run(tmp_path / "target", target, "restore", str(tmp_path / "gateway.backup"))
+    assert restored.returncode == 0, restored.stderr
+    assert sorted(p.name for p in (tmp_path / "etc-keys" / "110101001").iterdir()) == ["encryption.pem", "signing.pem"]
+    assert (tmp_path / "etc-keys" / "110101001" / "signing.pem").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "target" / "var" / "keys").exists()
+    # Whatever else the gateway keeps in its data dir comes back there.
+    assert (tmp_path / "target" / "var" / "audit" / "checkpoint.json").read_text() == '{"seq": 7}'
+
+
+def test_restore_refuses_a_keys_folder_elsewhere_that_holds_another_nodes_keys(backup_file, source_and_target, tmp_path):
+    other = tmp_path / "etc-keys" / "130102001"
+    other.mkdir(parents=True)
+    (other / "signing.pem").write_text("another node's key")
+    target = source_and_target[1] | {"GATEWAY_KEYS_DIR": str(tmp_path / "etc-keys")}
+    refused = run(tmp_path / "target", target, "restore", str(backup_file))
+    assert refused.returncode == 2
+    assert "keys folder" in refused.one_line() and "130102001/signing.pem" in refused.one_line()
+    assert not (tmp_path / "target" / "var").exists()
+    assert _tables(target) == 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
 import shutil
@@ -122,15 +121,12 @@ class Locations:
     authority_pub: Path
 
     def roots(self) -> dict[str, Path]:
-        """The data dir, and each key location configured outside it (a directory or one file)."""
-        data_dir = self.data_dir.resolve()
-        found = {"data": data_dir}
-        for name, path in (("keys", self.keys_dir), ("directory", self.directory_path),
-                           ("authority_key", self.authority_key), ("authority_pub", self.authority_pub)):
-            resolved = path.resolve()
-            if not resolved.is_relative_to(data_dir):
-                found[name] = resolved
-        return found
+        """Each location by what it holds: the keys (a folder), the key directory and the authority's keys
+        (one file each), and the data dir for the rest. A backup stores files under these names and a
+        restore writes each where its own settings put it: inside the data dir or not, on either side."""
+        return {"keys": self.keys_dir.resolve(), "directory": self.directory_path.resolve(),
+                "authority_key": self.authority_key.resolve(), "authority_pub": self.authority_pub.resolve(),
+                "data": self.data_dir.resolve()}
 
     def sqlite_path(self) -> Path | None:
         if database_kind(self.database_url) != "sqlite":
@@ -258,7 +254,9 @@ def _sqlite_files(path: Path | None) -> list[Path]:
 
 
 def _collect(roots: dict[str, Path], skip: set[Path]) -> Iterator[tuple[Member, bytes]]:
-    """Every regular file under each root, read once: its bytes are what is hashed and what is stored."""
+    """Every regular file under each root, read once: its bytes are what is hashed and what is stored.
+    A file is stored once, under the first root that holds it (the keys folder before the data dir)."""
+    taken = set(skip)
     for name, root in roots.items():
         if root.is_file():
             paths = [(root, name)]
@@ -267,7 +265,7 @@ def _collect(roots: dict[str, Path], skip: set[Path]) -> Iterator[tuple[Member, 
         else:
             continue  # not there (a data dir never set up, a province key configured but absent)
         for path, member_name in paths:
-            if any(path == s or path.is_relative_to(s) for s in skip) or path.name.endswith(_TRANSIENT_SUFFIXES):
+            if any(path == t or path.is_relative_to(t) for t in taken) or path.name.endswith(_TRANSIENT_SUFFIXES):
                 continue
             info = path.lstat()
             if not stat.S_ISREG(info.st_mode):
@@ -275,6 +273,7 @@ def _collect(roots: dict[str, Path], skip: set[Path]) -> Iterator[tuple[Member, 
             data = path.read_bytes()
             yield Member(name=member_name, size=len(data), mode=stat.S_IMODE(info.st_mode),
                          sha256=hashlib.sha256(data).hexdigest()), data
+        taken.add(root)
 
 
 def _info(name: str, size: int, mode: int) -> tarfile.TarInfo:
@@ -420,17 +419,16 @@ def restore(locations: Locations, source: Path) -> RestoreDone:
 
 def _plan_files(locations: Locations, manifest: Manifest) -> list[tuple[Member, Path]]:
     """Where each file of the backup goes; TargetNotEmpty when the data dir or a key location holds files."""
-    roots = {"data": locations.data_dir.resolve(), "keys": locations.keys_dir.resolve(),
-             "directory": locations.directory_path.resolve(), "authority_key": locations.authority_key.resolve(),
-             "authority_pub": locations.authority_pub.resolve()}
+    roots = locations.roots()
     leave = set(_sqlite_files(locations.sqlite_path()))
-    data_dir = roots["data"]
-    if data_dir.is_dir():
-        held = sorted(p for p in data_dir.rglob("*") if not p.is_dir() and p not in leave)
+    for name, variable in (("data", "GATEWAY_DATA_DIR"), ("keys", "GATEWAY_KEYS_DIR")):
+        folder = roots[name]
+        held = sorted(p for p in folder.rglob("*") if not p.is_dir() and p not in leave) if folder.is_dir() else []
         if held:
-            raise TargetNotEmpty(f"the data dir {data_dir} is not empty (it holds {held[0].relative_to(data_dir)}"
+            what = "data dir" if name == "data" else "keys folder"
+            raise TargetNotEmpty(f"the {what} {folder} is not empty (it holds {held[0].relative_to(folder)}"
                                  f"{f' and {len(held) - 1} more' if len(held) > 1 else ''}): restore into an empty "
-                                 "data dir (GATEWAY_DATA_DIR); nothing was written")
+                                 f"{what} ({variable}); nothing was written")
     plan: list[tuple[Member, Path]] = []
     targets: set[Path] = set()
     for member in manifest.files:
@@ -443,7 +441,7 @@ def _plan_files(locations: Locations, manifest: Manifest) -> list[tuple[Member, 
         targets.add(path)
         if path.exists():
             # A province's public key installed beforehand is fine as it is, if it is the same file.
-            if root_name != "data" and path.is_file() and _file_sha256(path) == member.sha256:
+            if root_name not in ("data", "keys") and path.is_file() and _file_sha256(path) == member.sha256:
                 continue
             raise TargetNotEmpty(f"{path} already exists: restore into empty key locations; nothing was written")
         plan.append((member, path))
