@@ -14,6 +14,7 @@ from gateway.cli.errors import GatewayGroup
 from gateway.cli import (
     access_cmds,
     archive_cmds,
+    backup_cmds,
     calendar_cmds,
     codec_cmds,
     db_cmds,
@@ -52,6 +53,8 @@ app.command("init")(service_cmds.init)
 app.command("serve")(service_cmds.serve)
 app.command("demo")(service_cmds.demo)
 app.command("scores")(scores_cmds.scores)
+app.command("backup")(backup_cmds.backup)
+app.command("restore")(backup_cmds.restore)
 app.add_typer(reports_cmds.app, name="reports")
 app.add_typer(scenario_cmds.app, name="scenario")
 app.add_typer(codec_cmds.app, name="codec")
