@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -10,6 +11,7 @@ from gateway.access.paging import Cursor, MessagePage
 from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
 from gateway.exchange.ports import Delivery, DeliveryHandler
 from gateway.exchange.receipting import bundle_outbox_items
+from gateway.exchange.refusals import RefusalCount, hour_of, key_of_refusal
 from gateway.exchange.records import (
     Counts,
     Direction,
@@ -154,6 +156,12 @@ class FakeMessageStore:
 
     async def list_quarantine(self, limit: int = 100) -> list[QuarantineItem]:
         return list(reversed(self.quarantine))[:limit]
+
+    async def refusal_counts(self, since: datetime, limit: int = 200) -> list[RefusalCount]:
+        """The fake keeps every refusal (no caps): each one counted and stored."""
+        seen = Counter(key_of_refusal(q) for q in self.quarantine if hour_of(q.received_at) >= hour_of(since))
+        rows = [RefusalCount(*key, refused=n, stored=n) for key, n in seen.items()]
+        return sorted(rows, key=lambda r: (r.hour, r.refused), reverse=True)[:limit]
 
     async def counts(self) -> Counts:
         ms = list(self.messages.values())

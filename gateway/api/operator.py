@@ -4,9 +4,10 @@ poison queue. Included by ``create_app``; the same views back the `gateway quara
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.limits import Limit
@@ -17,6 +18,7 @@ from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.bootstrap import Gateway
 from gateway.exchange.records import OutboxBacklog, QuarantineItem
+from gateway.exchange.refusals import RefusalCount
 from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 
 
@@ -72,6 +74,20 @@ async def queues_view(gateway: Gateway) -> list[dict[str, Any]]:
 async def list_quarantine(gw: GatewayDep, _: Operator, limit: Limit = 100, unresolved: bool = False) -> list[dict[str, Any]]:
     items = await gw.store.list_quarantine(limit)
     return [quarantine_view(q) for q in items if not (unresolved and q.resolved)]
+
+
+def refusal_count_view(c: RefusalCount) -> dict[str, Any]:
+    return {"hour": c.hour, "bucket": c.bucket, "sender": c.sender or None, "reason": c.reason,
+            "refused": c.refused, "stored": c.stored, "counted_only": c.counted_only}
+
+
+@router.get("/quarantine/counts")
+async def quarantine_counts(gw: GatewayDep, _: Operator, hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+                            limit: Limit = 200) -> list[dict[str, Any]]:
+    """Every refusal of the last ``hours`` per UTC hour, bucket, sender and reason, with how many were
+    stored: beyond the quarantine's caps a refusal is counted only."""
+    since = gw.clock.now() - timedelta(hours=hours)
+    return [refusal_count_view(c) for c in await gw.store.refusal_counts(since, limit)]
 
 
 @router.get("/quarantine/{item_id}")

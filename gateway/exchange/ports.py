@@ -16,6 +16,7 @@ from gateway.exchange.records import (
     QuarantineItem,
     StoredMessage,
 )
+from gateway.exchange.refusals import RefusalCount
 
 
 class MessageStore(Protocol):
@@ -68,6 +69,9 @@ class MessageStore(Protocol):
     async def mark_publish_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None: ...
 
     async def list_quarantine(self, limit: int = 100) -> list[QuarantineItem]: ...
+
+    async def refusal_counts(self, since: datetime, limit: int = 200) -> list[RefusalCount]:
+        """Refusals seen per hour, bucket, sender and reason since ``since``: stored or counted only."""
 
     async def counts(self) -> Counts: ...
 

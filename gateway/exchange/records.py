@@ -73,6 +73,12 @@ class QuarantineItem:
     redriven_at: datetime | None = None
     resolved: bool = False
     size: int | None = None  # of the whole refused message; ``raw`` may hold only a prefix of it
+    # True: refused after its signature verified; False: unauthenticated (anyone may have sent it);
+    # None: kept before the gateway told them apart.
+    authenticated: bool | None = None
+    # Not stored: False when unauthenticated junk claims a township the directory does not know (the
+    # quarantine's tally then counts it under no sender; gateway/exchange/refusals.py).
+    sender_known: bool = True
 
     @property
     def whole_size(self) -> int:

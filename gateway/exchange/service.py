@@ -257,7 +257,7 @@ class ExchangeService:
             try:
                 await self._check_consistent(o.node, o.header.sender, o.header.kind, o.message, originals)
             except _Inconsistent as exc:
-                prepared.append(self._refusal(o.raw, o.sha, now, exc.reason, exc.detail, o.header))
+                prepared.append(self._refusal(o.raw, o.sha, now, exc.reason, exc.detail, o.header, authenticated=True))
                 continue
             prepared.append(self._accepted(o, now))
         return prepared
@@ -267,6 +267,7 @@ class ExchangeService:
         raw = delivery.body
         sha = hashlib.sha256(raw).hexdigest()
         header = None
+        signed = False  # from the moment the signature verified: a peer's message refused for a rule
         try:
             envelope = parse_envelope(raw)
             header = envelope.header
@@ -276,12 +277,13 @@ class ExchangeService:
             if delivery.routing_key and delivery.routing_key != header.recipient:
                 raise EnvelopeError("wrong_recipient", f"routed to {delivery.routing_key}, addressed to {header.recipient}")
             opened = open_envelope(envelope, keyring=node.keyring, directory=self.directory)
+            signed = True
             check_window(header.created, now, self.replay_policy)
             message = wire.decode(opened.plaintext, accepted_on=_china_date(header.created))
         except EnvelopeError as exc:
-            return self._refusal(raw, sha, now, exc.reason, exc.detail, header)
+            return self._refusal(raw, sha, now, exc.reason, exc.detail, header, authenticated=signed)
         except CodecError as exc:
-            return self._refusal(raw, sha, now, "invalid_record", codec_detail(exc), header)
+            return self._refusal(raw, sha, now, "invalid_record", codec_detail(exc), header, authenticated=signed)
         return _Opened(raw, sha, header, node, opened.plaintext, message)
 
     @staticmethod
@@ -316,7 +318,8 @@ class ExchangeService:
         if result is IncomingResult.CONFLICT:
             return await self._keep_refused(self._refusal(
                 stored.envelope, stored.envelope_sha256, stored.accepted_at, "replay",
-                f"message id {stored.message_id} from {stored.sender} was already used for other content", stored))
+                f"message id {stored.message_id} from {stored.sender} was already used for other content", stored,
+                authenticated=True))
         return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=stored.message_id)
 
     async def _observe(self, items: list[tuple[StoredMessage, Message]]) -> None:
@@ -452,9 +455,13 @@ class ExchangeService:
                         f"identical to the query {message.resubmission_of} it corrects (rule 五: 补充、完善查询信息内容)",
                     )
 
-    def _refusal(self, raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any) -> QuarantineItem:
+    def _refusal(self, raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any, *,
+                 authenticated: bool = False) -> QuarantineItem:
         """The quarantine record of a refusal: size, SHA-256 and a bounded prefix of the bytes, the
-        header fields that fit, and a bounded detail (see refusals.py)."""
+        header fields that fit, and a bounded detail (see refusals.py). The quarantine's caps and tally
+        are kept per sender: unauthenticated junk claiming a township the directory does not know is
+        tallied under no sender, so a made-up sender cannot open a budget of its own."""
+        sender = header_field(header, "sender")
         return QuarantineItem(
             received_at=now,
             reason=reason,
@@ -463,9 +470,11 @@ class ExchangeService:
             raw=raw[: self.quarantine_prefix_bytes],
             size=len(raw),
             message_id=header_field(header, "message_id"),
-            sender=header_field(header, "sender"),
+            sender=sender,
             recipient=header_field(header, "recipient"),
             kind=header_field(header, "kind"),
+            authenticated=authenticated,
+            sender_known=authenticated or sender is None or sender in self.directory,
         )
 
     # --- reading ----------------------------------------------------------------------------------

@@ -20,10 +20,12 @@ from gateway.adapters.sql.in_lists import padded, padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.sqlite_hop import HopStatements, write_in_one_hop
 from gateway.adapters.sql.sqlite_inline import inline_reads, read_rows
+from gateway.adapters.sql.quarantine_caps import count_statement, keep_within_caps, refusal_counts
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.group_commit import GroupRunner
 from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
+from gateway.exchange.refusals import QuarantineCaps, RefusalCount
 from gateway.exchange.records import (
     Counts,
     Direction,
@@ -68,18 +70,13 @@ def _message_from_row(row: Any) -> StoredMessage:
 
 def _record_from_row(cls: type, row: Any) -> Any:
     m = row._mapping
-    values = {f.name: m[f.name] for f in fields(cls)}
+    values = {f.name: m[f.name] for f in fields(cls) if f.name in m}  # a field without a column keeps its default
     for key, value in values.items():
         if isinstance(value, datetime):
             values[key] = _utc(value)
         elif isinstance(value, memoryview):
             values[key] = bytes(value)
     return cls(**values)
-
-
-def _shallow(record: Any) -> dict[str, Any]:
-    # dataclasses.asdict deep-copies every field (bytes included) on the hot path; a row needs no copy.
-    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 _MESSAGE_FIELDS = tuple(f.name for f in fields(StoredMessage))
@@ -354,8 +351,10 @@ def _one_feedback_per_query(batch: Sequence[StoredMessage]) -> bool:
 
 
 class SqlMessageStore:
-    def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256) -> None:
+    def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256,
+                 quarantine_caps: QuarantineCaps = QuarantineCaps()) -> None:
         self.engine = engine
+        self.quarantine_caps = quarantine_caps
         self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
         self._oneshot = direct(engine)  # the hot path's one-shot statements, straight on asyncpg (PostgreSQL)
         self._inline = inline_reads(engine)  # lookups of a few messages on the loop's thread (SQLite)
@@ -369,6 +368,7 @@ class SqlMessageStore:
             dialect_insert(messages).on_conflict_do_nothing(index_elements=identity)
             .returning(messages.c.node, messages.c.sender, messages.c.message_id)
         )
+        self._count_refusals = count_statement(self._sqlite)
         writers = 1 if self._sqlite else 2
         self._outgoing = _OutgoingBatcher(self, max_batch=outgoing_batch, writers=writers)
 
@@ -541,7 +541,7 @@ class SqlMessageStore:
                   "b_at": m.accepted_at, "b_result": m.result} for m in answers],
             )
         if refused:
-            await conn.execute(insert(quarantine), [{k: v for k, v in _shallow(q).items() if k != "id"} for q in refused])
+            await keep_within_caps(conn, refused, self.quarantine_caps, self._count_refusals)
         return results
 
     @staticmethod
@@ -567,10 +567,12 @@ class SqlMessageStore:
         ).scalar_one_or_none()
 
     async def add_quarantine(self, item: QuarantineItem) -> None:
-        values = _shallow(item)
-        values.pop("id")
+        """Count the refusal; store it if its bucket, its sender and the quarantine have room."""
         async with self._write() as conn:
-            await conn.execute(insert(quarantine), values)
+            await keep_within_caps(conn, [item], self.quarantine_caps, self._count_refusals)
+
+    async def refusal_counts(self, since: datetime, limit: int = 200) -> list[RefusalCount]:
+        return await refusal_counts(self.engine, since, limit)
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None:
         """One message; lookups made at the same moment (concurrent answers, say) share one read."""
