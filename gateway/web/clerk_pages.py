@@ -310,7 +310,8 @@ async def sent(code: str, request: Request, principal: Reader, done: str = "") -
         items.append({"message": m, "name": body.get("person", {}).get("name", ""), "kind_label": _kind_label(m, body),
                       "status_label": label, "status_css": css,
                       "result_label": RESULT_LABELS.get(m.result or "", "") if m.status is Status.ANSWERED else ""})
-    flash = "已发送，编号 " + done[:64] if done else ""
+    # Only a message this township sent (the id the send form redirected with), never the request's text.
+    flash = "已发送，编号 " + done if done and any(m.message_id == done for m in messages) else ""
     return page(request, principal, "sent.html", code=code, township_name=township_label(code), items=items,
                 names=township_label, flash=flash)
 
