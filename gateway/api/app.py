@@ -24,7 +24,7 @@ from gateway.access.principal import Principal
 from gateway.access.views import NodeView
 from gateway.api import audit
 from gateway.api import docs
-from gateway.api import import_worker, imports, limits
+from gateway.api import import_worker, imports, input_hygiene, limits
 from gateway.api import operator
 from gateway.api import pages
 from gateway.api import regions
@@ -116,6 +116,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     settings = gateway.settings
     app.add_middleware(LoginCsrfCookie)
+    # Inside the request limits (the body it reads is bounded by them), before every route.
+    app.add_middleware(input_hygiene.InputHygiene)
     app.add_middleware(limits.RequestLimits, max_body_bytes=settings.max_body_bytes,
                        max_import_bytes=settings.max_import_bytes)
     # Added last, so it runs first: a request for another host name is refused before anything else.

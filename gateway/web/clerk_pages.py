@@ -28,6 +28,7 @@ from gateway.exchange.errors import ExchangeError, InvalidRequest
 from gateway.exchange.records import Direction, Status, StoredMessage
 from gateway.web import forms
 from gateway.web.context import page
+from gateway.api.input_hygiene import refusal_of
 from gateway.web.reasons_zh import in_chinese
 from gateway.web.render import cn_date, township_label
 
@@ -375,6 +376,9 @@ async def upload(code: str, request: Request, principal: Importer) -> Response:
             yield data
 
     name = getattr(upload, "filename", "") or "cards" + suffix
+    if (why := refusal_of(name)) is not None:  # before the audit record names the file
+        report = {"rows_read": 0, "sent": [], "errors": [], "file_errors": [f"文件名{in_chinese(why)}"]}
+        return page(request, principal, "upload.html", status_code=422, code=code, report=report)
     outcome = await import_and_send(gw, view, chunks(), kind, shown_name(name, suffix), name)
     shown = [import_worker.error_view(*e) for e in outcome.report.errors] + outcome.late
     errors = [{**e, "reason": in_chinese(e["reason"])} for e in shown]
