@@ -91,3 +91,34 @@ async def test_an_uploaded_file_whose_name_holds_control_characters_is_refused_a
                                    files={"file": ("cards\x1b[2K.csv", b"a,b\n", "text/csv")})
     assert response.status_code == 422 and "文件名含有不可见的控制字符" in response.text
     assert await audit_count(gateway) == after_sign_in
+
+
+def test_the_text_listings_show_control_characters_as_escapes_and_each_record_on_one_line(
+    database_url, monkeypatch
+) -> None:
+    """A record written before this check (or by a path that let one through) cannot forge a line."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from gateway.access.audit import AuditEntry
+    from gateway.adapters.sql.engine import create_engine, create_schema
+    from gateway.bootstrap import build_access
+    from gateway.cli.access_cmds import audit_app
+
+    forged = "mal\u202elory\r\x1b[2K 2 2026-12-08 admin admin sign_in ok"
+
+    async def write() -> None:
+        engine = create_engine(database_url)
+        await create_schema(engine)
+        await build_access(engine, FakeClock(T0)).audit.record(AuditEntry("sign_in", forged, "", "10.0.0.9",
+                                                                          result="refused"))
+        await engine.dispose()
+
+    asyncio.run(write())
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    listed = CliRunner().invoke(audit_app, ["list"])
+    assert listed.exit_code == 0, listed.output
+    [line] = listed.output.splitlines()
+    assert "mal\\u202elory\\x0d\\x1b[2K" in line and "\x1b" not in line and "\r" not in line
+    assert line.endswith("refused")
