@@ -42,6 +42,7 @@ class Action:
     TOKEN_REVOKE = "token_revoke"
     AUDIT_READ = "audit_read"
     AUDIT_PRUNE = "audit_prune"
+    DENIED = "denied"  # a 403: who, which route (object_id), which township; detail says why
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from gateway.access.audit import Action, AuditEntry
 from gateway.access.deps import require, source_address
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
+from gateway.adapters.amqp import BrokerRightsMissing, BrokerUnavailable
 from gateway.bootstrap import Gateway
 from gateway.exchange.records import OutboxBacklog, QuarantineItem
 from gateway.exchange.refusals import RefusalCount
@@ -128,7 +129,14 @@ async def redrive_poison(gw: GatewayDep, principal: Operator, request: Request, 
     move = getattr(gw.broker, "redrive_poison", None)
     if move is None:
         raise HTTPException(501, "this broker has no poison queue")
-    moved = await move(limit)
+    try:
+        moved = await move(limit)
+    except BrokerRightsMissing as exc:
+        await _audit(gw, principal, request, Action.REDRIVE, "poison", "refused", "broker rights")
+        raise HTTPException(403, str(exc)) from None
+    except BrokerUnavailable as exc:
+        await _audit(gw, principal, request, Action.REDRIVE, "poison", "unavailable")
+        raise HTTPException(503, str(exc)) from None
     await _audit(gw, principal, request, Action.REDRIVE, "poison", "ok", f"moved {moved}")
     return {"moved": moved}
 

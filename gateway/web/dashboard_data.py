@@ -36,7 +36,7 @@ from gateway.tracking.serialization import CHARGE, SNAPSHOT
 from gateway.workflow.accounting import AccountingSnapshot, Counts
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.instants import SHANGHAI
-from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
+from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of, served
 
 Period = ReportingMonth | Quarter
 
@@ -45,8 +45,8 @@ def parse_period(text: str) -> Period:
     """`2026-11` (a reporting month) or `2026Q4` (a quarter); ValueError with the reason otherwise."""
     text = text.strip()
     if "Q" in text.upper():
-        return Quarter.parse(text)
-    return ReportingMonth.parse(text)
+        return served(Quarter.parse(text))
+    return served(ReportingMonth.parse(text))
 
 
 def months_of(period: Period) -> tuple[ReportingMonth, ...]:
