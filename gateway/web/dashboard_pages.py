@@ -97,7 +97,7 @@ async def dashboard_export(request: Request, principal: Supervisor, region: str 
         return Response(out.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"content-disposition": f'attachment; filename="{name}.xlsx"'})
     if format != "csv":
-        return _refused(request, principal, BadRequest(f"导出格式应为 csv 或 xlsx，收到“{format[:8]}”"))
+        return await _refused(request, principal, BadRequest(f"导出格式应为 csv 或 xlsx，收到“{format[:8]}”"))
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(spreadsheet_row(TABLE_HEADERS))
