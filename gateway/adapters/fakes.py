@@ -64,7 +64,26 @@ class FakeMessageStore:
         self.messages[key] = message
         if message.kind == "feedback" and message.in_reply_to:
             self._mark_answered(message.node, Direction.OUT, message.in_reply_to, message.sender, message)
+        if message.kind == "withdrawal" and message.in_reply_to:
+            for k, m in self.messages.items():  # the SQL store's _CLAIM_WITHDRAWN
+                if ((m.node, m.direction, m.message_id, m.sender, m.kind) ==
+                        (message.node, Direction.IN, message.in_reply_to, message.sender, "query") and m.answered_by is None):
+                    self.messages[k] = replace(m, status=Status.WITHDRAWN, answered_by=message.message_id)
         return IncomingResult.STORED
+
+    async def add_withdrawal(self, message: StoredMessage, outbox: OutboxItem) -> bool:
+        for k, m in self.messages.items():  # the SQL store's _WITHDRAW_SENT, then the rows
+            if ((m.node, m.direction, m.sender, m.message_id, m.kind) ==
+                    (message.node, Direction.OUT, message.node, message.in_reply_to, "query")
+                    and m.answered_by is None and m.status is not Status.WITHDRAWN):
+                self.messages[k] = replace(m, status=Status.WITHDRAWN)
+                break
+        else:
+            return False
+        self.messages[(message.node, message.direction.value, message.sender, message.message_id)] = message
+        new_id = max(self.outbox, default=0) + 1
+        self.outbox[new_id] = replace(outbox, id=new_id)
+        return True
 
     async def add_incoming_batch(
         self, batch: Sequence[StoredMessage], refused: Sequence[QuarantineItem] = ()

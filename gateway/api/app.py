@@ -42,7 +42,9 @@ class InboxStatus(str, Enum):
     ANSWERED = "answered"
 
 
-_FEEDBACK = frozenset({"feedback"})  # answers to this township's own messages: shown with those, not listed
+# Answers and withdrawals of this township's own messages (or of those it received): shown with those
+# (their status says answered or withdrawn), not listed.
+_FEEDBACK = frozenset({"feedback", "withdrawal"})
 
 
 async def get_gateway(request: Request) -> Gateway:
@@ -57,6 +59,7 @@ SignedIn = Annotated[Principal, require(Permission.SIGNED_IN)]
 Submitter = Annotated[Principal, require(Permission.NODE_SUBMIT)]
 Reader = Annotated[Principal, require(Permission.NODE_READ)]
 Answerer = Annotated[Principal, require(Permission.NODE_ANSWER)]
+Withdrawer = Annotated[Principal, require(Permission.NODE_WITHDRAW)]
 Operator = Annotated[Principal, require(Permission.OPERATE)]
 
 
@@ -210,6 +213,15 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def answer(code: str, message_id: str, payload: FeedbackBody, gw: GatewayDep, principal: Answerer,
                      request: Request) -> dict[str, Any]:
         stored = await NodeView.of(gw, principal, request, code).answer(message_id, payload)
+        return render(gw, stored, body=False)
+
+    @app.post("/nodes/{code}/sent/{message_id}/withdraw", status_code=202)
+    async def withdraw(code: str, message_id: str, gw: GatewayDep, principal: Withdrawer,
+                       request: Request) -> dict[str, Any]:
+        """Withdraw a query this township sent, before any reply: the withdrawal goes to the registration
+        township's gateway, which closes the case as withdrawn (not counted). 409 once a reply is linked
+        to the query (the reply stands) or when it was withdrawn already; audited either way."""
+        stored = await NodeView.of(gw, principal, request, code).withdraw(message_id)
         return render(gw, stored, body=False)
 
     @app.get("/nodes/{code}/cases")

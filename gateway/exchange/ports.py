@@ -31,6 +31,11 @@ class MessageStore(Protocol):
     ) -> list[IncomingResult]:
         """``add_incoming`` for each message and ``add_quarantine`` for each refusal, in one transaction."""
 
+    async def add_withdrawal(self, message: StoredMessage, outbox: OutboxItem) -> bool:
+        """Store a withdrawal and its outbox row, marking the sent query it withdraws (``in_reply_to``)
+        withdrawn, in one transaction — only while no reply is linked to it and it is not withdrawn
+        already (a conditional write); False, and nothing written, otherwise."""
+
     async def add_quarantine(self, item: QuarantineItem) -> None: ...
 
     async def get_quarantine(self, item_id: int) -> QuarantineItem | None: ...

@@ -17,6 +17,9 @@ class Status(str, Enum):
     SENT = "sent"  # the broker confirmed it
     RECEIVED = "received"  # verified, decrypted and stored by the recipient node
     ANSWERED = "answered"  # feedback sent (incoming query) or received (outgoing query)
+    # The residence township withdrew the query before any reply (its withdrawal sent, or received: then
+    # ``answered_by`` names the withdrawal, so no answer can claim the query any more).
+    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)

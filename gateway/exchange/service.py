@@ -19,9 +19,9 @@ from typing import Any
 from gateway.clock import Clock
 from gateway.codec import wire
 from gateway.codec.errors import CodecError, FieldError
-from gateway.codec.messages import Feedback, Message, Notification, Query, parse_message
+from gateway.codec.messages import Feedback, Message, Notification, Query, Withdrawal, parse_message
 from gateway.codec.rules import CHINA
-from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode
+from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode, Withdrawn
 from gateway.exchange.nodes import HostedNode, storage_context
 from gateway.exchange.refusals import DEFAULT_PREFIX_BYTES, bound, codec_detail, header_field
 from gateway.exchange.time_slices import TimeSlices
@@ -104,6 +104,8 @@ class ExchangeService:
         message = parse_message(record, accepted_on=_china_date(self.clock.now()), labels=True)
         if isinstance(message, Feedback):
             raise InvalidRequest([FieldError("kind", "feedback is sent as the answer to a received message")])
+        if isinstance(message, Withdrawal):
+            raise InvalidRequest([FieldError("kind", "a withdrawal is sent with POST /nodes/{code}/sent/{id}/withdraw")])
         recipient_field = "residence_township" if to_residence else "registration_township"
         recipient = getattr(message, recipient_field)
         errors = []
@@ -135,8 +137,10 @@ class ExchangeService:
         """A registration-place clerk answers a received query or notification."""
         node = self.node(node_code)
         original = await self.store.find(node_code, Direction.IN, in_reply_to)
-        if original is None or original.kind == "feedback":
+        if original is None or original.kind not in ("query", "notification"):
             raise UnknownMessage(f"{node_code} received no query or notification {in_reply_to}")
+        if original.status is Status.WITHDRAWN:
+            raise Withdrawn(f"{original.sender} withdrew {in_reply_to} before it was answered; it needs no answer")
         if original.answered_by is not None:
             # The common case, refused early; the race between two clerks is decided by the store's
             # claim of the query in the transaction that writes the answer (add_outgoing).
@@ -146,8 +150,27 @@ class ExchangeService:
         feedback = parse_message(record, labels=True)
         return await self._send(node, feedback, recipient=original.sender, subject=original.subject, answers=in_reply_to)
 
+    async def withdraw(self, node_code: str, message_id: str) -> StoredMessage:
+        """The residence township withdraws a query it sent, before any reply: a withdrawal message goes
+        to the registration township, whose gateway closes the case as withdrawn (not counted). The
+        query is marked withdrawn by a conditional write in the transaction that stores the withdrawal,
+        so a reply linked meanwhile wins and the withdrawal is refused."""
+        node = self.node(node_code)
+        original = await self.store.find(node_code, Direction.OUT, message_id)
+        if original is None or original.kind != "query" or original.sender != node_code:
+            raise UnknownMessage(f"{node_code} sent no query {message_id}")
+        if original.answered_by is not None:
+            raise AlreadyAnswered(f"{message_id} was already answered by {original.answered_by}; it cannot be withdrawn",
+                                  answered_by=original.answered_by)
+        if original.status is Status.WITHDRAWN:
+            raise Withdrawn(f"{message_id} was withdrawn already")
+        withdrawal = Withdrawal(kind="withdrawal", withdraws=message_id, residence_township=node_code,
+                                registration_township=original.recipient)
+        return await self._send(node, withdrawal, recipient=original.recipient, subject=None, withdraws=message_id)
+
     async def _send(
-        self, node: HostedNode, message: Message, *, recipient: str, subject: str | None, answers: str | None = None
+        self, node: HostedNode, message: Message, *, recipient: str, subject: str | None, answers: str | None = None,
+        withdraws: str | None = None,
     ) -> StoredMessage:
         now = self.clock.now()
         message_id = self.new_id()
@@ -169,7 +192,7 @@ class ExchangeService:
             kind=message.kind,
             sender=node.code,
             recipient=recipient,
-            in_reply_to=getattr(message, "in_reply_to", None),
+            in_reply_to=getattr(message, "in_reply_to", None) or withdraws,
             created_at=now,
             accepted_at=now,
             envelope_sha256=hashlib.sha256(envelope).hexdigest(),
@@ -188,7 +211,15 @@ class ExchangeService:
             created_at=now,
             next_attempt_at=now,
         )
-        await self.store.add_outgoing(stored, outbox, answers=answers)
+        if withdraws is not None:
+            if not await self.store.add_withdrawal(stored, outbox):
+                latest = await self.store.find(node.code, Direction.OUT, withdraws)
+                if latest is not None and latest.answered_by is not None:
+                    raise AlreadyAnswered(f"{withdraws} was answered meanwhile by {latest.answered_by}; it cannot be "
+                                          "withdrawn", answered_by=latest.answered_by)
+                raise Withdrawn(f"{withdraws} was withdrawn already")
+        else:
+            await self.store.add_outgoing(stored, outbox, answers=answers)
         self.on_outbox()
         try:
             await self.observer.message_stored(stored, message)
@@ -290,7 +321,7 @@ class ExchangeService:
     def _accepted(o: _Opened, now: datetime) -> Accepted:
         node, header, message = o.node, o.header, o.message
         subject = None
-        if message.kind != "feedback":
+        if isinstance(message, (Query, Notification)):
             subject = node.storage.pseudonym(message.person.citizen_id)
         stored = StoredMessage(
             node=node.code,
@@ -299,7 +330,7 @@ class ExchangeService:
             kind=header.kind,
             sender=header.sender,
             recipient=header.recipient,
-            in_reply_to=getattr(message, "in_reply_to", None),
+            in_reply_to=getattr(message, "in_reply_to", None) or getattr(message, "withdraws", None),
             created_at=header.created,
             accepted_at=now,
             envelope_sha256=o.sha,
@@ -431,6 +462,15 @@ class ExchangeService:
             if original.recipient != sender:
                 raise _Inconsistent("reply_from_wrong_township",
                                     f"{message.in_reply_to} was sent to {original.recipient}, answered by {sender}")
+            return
+        if isinstance(message, Withdrawal):
+            # From the residence township that sent the query, to the registration township it asked.
+            if (sender, node.code) != (message.residence_township, message.registration_township):
+                raise _Inconsistent("route_mismatch", f"withdrawal names residence {message.residence_township}, "
+                                    f"registration {message.registration_township}, envelope {sender} → {node.code}")
+            query = await self.store.find(node.code, Direction.IN, message.withdraws)
+            if query is None or query.kind != "query" or query.sender != sender:
+                raise _Inconsistent("unknown_reference", f"{sender} sent {node.code} no query {message.withdraws}")
             return
         # A query goes residence → registration; a notification the way its direction says.
         if isinstance(message, Notification):

@@ -21,13 +21,21 @@ from datetime import datetime, timedelta
 from gateway.clock import Clock
 from gateway.group_commit import GroupRunner
 from gateway.collector import collector_paused
-from gateway.codec.messages import Feedback, Notification, Query
+from gateway.codec.messages import Feedback, Notification, Query, Withdrawal
 from gateway.exchange.records import StoredMessage
 from gateway.tracking.ports import CaseStore, StrikeConflict
 from gateway.workflow.accounting import ClosingAt, close_quarter
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.case_facts import CaseFacts
-from gateway.workflow.cases import Case, Direction, evaluate, mark_reminder_sent, open_case, recompute_open_deadlines
+from gateway.workflow.cases import (
+    Case,
+    Direction,
+    evaluate,
+    mark_reminder_sent,
+    open_case,
+    recompute_open_deadlines,
+    withdraw,
+)
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.feedback_handling import FeedbackOutcome, handle_feedback, rebuild_ledger
@@ -126,6 +134,15 @@ class CaseTracker:
         case = evaluate(case, self.clock.now())
         await self.store.add_case(case)
         return case
+
+    async def query_withdrawn(self, stored: StoredMessage, withdrawal: Withdrawal) -> Case | None:
+        """The residence township withdrew a query this township received: its case is closed as
+        withdrawn (not counted), unless a reply was recorded first — then the reply stands."""
+        case = await self.store.get_case(withdrawal.withdraws)
+        if case is None or not case.is_open or case.residence_township != stored.sender:
+            return None
+        closed = withdraw(case, stored.accepted_at)
+        return closed if await self.store.save_withdrawal(closed) else None
 
     async def queries_received(self, items: list[tuple[StoredMessage, Query | Notification]]) -> None:
         """``query_received`` for a batch: one lookup and one insert for all of them."""

@@ -43,7 +43,10 @@ KIND_LABELS = {"query": "查询", "notification": "通报", "feedback": "反馈"
 RESULT_LABELS = {"found": "查到此人", "not_found": "查无此人", "no_such_person": "查无此人"}
 STATUS = {  # (label, css) of a sent message
     "queued": ("待发送", "open"), "sent": ("已发送", "open"), "receipted": ("已签收", "open"), "answered": ("已反馈", "done"),
+    "withdrawn": ("已撤回", "done"),
 }
+# Answers and withdrawals are shown with the message they answer or withdraw, never listed themselves.
+NOT_LISTED = ("feedback", "withdrawal")
 # Labels of a record's fields: a query's labels first, then a notification's, then a feedback's; the
 # two townships by their plain names (the form's labels say when to fill which).
 ALL_FIELDS = {f.name: f for f in [*forms.FEEDBACK_FIELDS, *forms.NOTIFICATION_FIELDS, *forms.QUERY_FIELDS]
@@ -130,7 +133,7 @@ async def inbox(code: str, request: Request, principal: Reader) -> Response:
     gw = _gateway(request)
     view = NodeView.of(gw, principal, request, code)
     now = gw.clock.now()
-    received = [m for m in await view.list_messages(Direction.IN, limit=200) if m.kind != "feedback"]
+    received = [m for m in await view.list_messages(Direction.IN, limit=200) if m.kind not in NOT_LISTED]
     await view.audit_reads(received)
     cases = await _open_cases(gw, code)
     pending, done = [], []
@@ -138,6 +141,10 @@ async def inbox(code: str, request: Request, principal: Reader) -> Response:
         body = gw.service.read_body(m).model_dump(mode="json")
         item: dict[str, Any] = {"message": m, "name": body.get("person", {}).get("name", ""), "kind_label": _kind_label(m, body),
                                 "sender_name": township_label(m.sender)}
+        if m.status is Status.WITHDRAWN:  # the residence township withdrew it: nothing to answer
+            item["result_label"] = "已撤回"
+            done.append(item)
+            continue
         if m.status is Status.ANSWERED:
             item["result_label"] = RESULT_LABELS.get(m.result or "", m.result or "")
             done.append(item)
@@ -298,7 +305,7 @@ async def send(code: str, kind: str, request: Request, principal: Submitter) -> 
 async def sent(code: str, request: Request, principal: Reader, done: str = "") -> Response:
     gw = _gateway(request)
     view = NodeView.of(gw, principal, request, code)
-    messages = [m for m in await view.list_messages(Direction.OUT, limit=200) if m.kind != "feedback"]
+    messages = [m for m in await view.list_messages(Direction.OUT, limit=200) if m.kind not in NOT_LISTED]
     await view.audit_reads(messages)
     receipted: dict[str, Any] = {}
     if gw.service.receipts is not None:

@@ -155,6 +155,41 @@ _CLAIM_ANSWER = (
     .values(status=Status.ANSWERED.value, answered_by=bindparam("b_id"),
             answered_at=bindparam("b_at"), result=bindparam("b_result"))
 )
+# A received withdrawal claims the query it withdraws, as an answer would (the same conditional write
+# on ``answered_by``): of an answer and a withdrawal at once, the database lets one win; the query then
+# reads withdrawn, and an answer tried after finds it claimed.
+_CLAIM_WITHDRAWN = (
+    update(messages)
+    .where(
+        messages.c.node == bindparam("b_node"),
+        messages.c.direction == Direction.IN.value,
+        messages.c.message_id == bindparam("b_query"),
+        messages.c.sender == bindparam("b_sender"),
+        messages.c.kind == "query",
+        messages.c.answered_by.is_(None),
+    )
+    .values(status=Status.WITHDRAWN.value, answered_by=bindparam("b_id"))
+)
+# The residence township's withdrawal of its own query: only while no reply was linked to it.
+_WITHDRAW_SENT = (
+    update(messages)
+    .where(
+        messages.c.node == bindparam("b_node"),
+        messages.c.direction == Direction.OUT.value,
+        messages.c.sender == bindparam("b_node"),
+        messages.c.message_id == bindparam("b_query"),
+        messages.c.kind == "query",
+        messages.c.answered_by.is_(None),
+        messages.c.status != Status.WITHDRAWN.value,
+    )
+    .values(status=Status.WITHDRAWN.value)
+)
+
+
+def _withdrawal_claim(m: StoredMessage) -> dict[str, Any]:
+    return {"b_node": m.node, "b_query": m.in_reply_to, "b_sender": m.sender, "b_id": m.message_id}
+
+
 _WINNER = select(messages.c.answered_by).where(
     messages.c.node == bindparam("b_node"),
     messages.c.direction == Direction.IN.value,
@@ -343,6 +378,10 @@ def _incoming_results(batch: Sequence[StoredMessage], first: Mapping[tuple[str, 
     return results
 
 
+def _withdrawals(batch: Sequence[StoredMessage]) -> list[StoredMessage]:
+    return [m for m in batch if m.kind == "withdrawal" and m.in_reply_to]
+
+
 def _one_feedback_per_query(batch: Sequence[StoredMessage]) -> bool:
     """No two feedbacks of the batch answer the same query: which of two came first is the
     transaction's order to decide, which one statement could not tell."""
@@ -457,6 +496,8 @@ class SqlMessageStore:
                         .values(status=Status.ANSWERED.value, answered_by=message.message_id,
                                 answered_at=message.accepted_at, result=message.result)
                     )
+                if message.kind == "withdrawal" and message.in_reply_to:
+                    await conn.execute(_CLAIM_WITHDRAWN, _withdrawal_claim(message))
                 return IncomingResult.STORED
         except IntegrityError:
             # Two consumers raced on the same delivery: the other one stored it.
@@ -477,7 +518,7 @@ class SqlMessageStore:
         if not batch and not refused:
             return []
         try:
-            if not self._sqlite and not refused and _one_feedback_per_query(batch):
+            if not self._sqlite and not refused and _one_feedback_per_query(batch) and not _withdrawals(batch):
                 return await self._add_incoming_batch_pg(batch)
             async with self._write() as conn:
                 return await self._add_incoming_batch(conn, batch, refused)
@@ -540,6 +581,9 @@ class SqlMessageStore:
                 [{"b_node": m.node, "b_reply": m.in_reply_to, "b_sender": m.sender, "b_id": m.message_id,
                   "b_at": m.accepted_at, "b_result": m.result} for m in answers],
             )
+        withdrawals = _withdrawals(new)
+        if withdrawals:
+            await conn.execute(_CLAIM_WITHDRAWN, [_withdrawal_claim(m) for m in withdrawals])
         if refused:
             await keep_within_caps(conn, refused, self.quarantine_caps, self._count_refusals)
         return results
@@ -565,6 +609,18 @@ class SqlMessageStore:
                 )
             )
         ).scalar_one_or_none()
+
+    async def add_withdrawal(self, message: StoredMessage, item: OutboxItem) -> bool:
+        """The withdrawal of a sent query, with its outbox row, in one transaction: written only when the
+        conditional write marks the query withdrawn (no reply linked to it, not withdrawn before);
+        False, and nothing written, otherwise."""
+        async with self._write() as conn:
+            claimed = await conn.execute(_WITHDRAW_SENT, {"b_node": message.node, "b_query": message.in_reply_to})
+            if claimed.rowcount != 1:
+                return False
+            await conn.execute(insert(messages), _message_values(message))
+            await conn.execute(insert(outbox), _outbox_values(item))
+        return True
 
     async def add_quarantine(self, item: QuarantineItem) -> None:
         """Count the refusal; store it if its bucket, its sender and the quarantine have room."""
