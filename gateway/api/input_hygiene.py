@@ -13,6 +13,10 @@ C0 controls (tab, CR and LF included), DEL and C1 controls are refused. File upl
 multipart) are binary and are not scanned here; an upload's filename comes as a query parameter (API)
 or in its multipart part, which the page route checks itself (`refusal_of`).
 
+The sign-in forms' bodies (``POST /auth/token``, ``POST /login``) are left to the sign-in itself, which
+must answer every refusal alike (a 422 here would tell a caller more than a wrong password does) and
+keeps the name tried out of the audit trail's control characters; their path and query are checked.
+
 The body is read here at most up to the limits of `gateway.api.limits.RequestLimits`, which wraps this
 middleware, and handed on to the route unchanged.
 """
@@ -30,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.limits import FORM, JSON, media_type
 
+SIGN_IN_PATHS = frozenset({"/auth/token", "/login"})
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Bytes that may hide a control character in a JSON body: an escape, or one written raw (C0 and DEL
 # raw inside a string are refused by the JSON parser anyway; C1 is U+0080–U+009F, UTF-8 C2 80–C2 9F).
@@ -115,7 +120,7 @@ class InputHygiene:
             await JSONResponse({"detail": errors}, status_code=422)(scope, receive, send)
             return
         kind = media_type(Headers(scope=scope))
-        if kind not in (JSON, FORM):
+        if kind not in (JSON, FORM) or scope["path"] in SIGN_IN_PATHS:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

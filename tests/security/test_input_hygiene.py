@@ -68,8 +68,7 @@ async def test_nul_and_escape_anywhere_are_refused_with_422_before_any_database_
         ("POST", f"/nodes/{RESIDENCE}/queries", {"json": {**sample_query(), "current_address": "幸福路\u00001号"}}),
         ("POST", f"/nodes/{RESIDENCE}/imports", {"params": {"kind": "query", "filename": "cards\x1b[2K.csv"},
                                                         "content": b"x", "headers": {"content-type": "text/csv"}}),
-        ("POST", "/auth/token", {"data": {"username": "admin\x00", "password": "x"}}),
-        ("POST", "/login", {"data": {"username": "admin\x1b[1A sign_in ok", "password": "x", "csrf_token": "t"}}),
+        ("POST", f"/township/{RESIDENCE}/send/query", {"data": {"current_address": "x\x1b[2K", "csrf_token": "t"}}),
     ]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
                                  headers={"Authorization": f"Bearer {token}"}) as http:
