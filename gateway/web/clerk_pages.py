@@ -38,6 +38,7 @@ Reader = Annotated[Principal, require(Permission.NODE_READ, page=True)]
 Submitter = Annotated[Principal, require(Permission.NODE_SUBMIT, page=True)]
 Answerer = Annotated[Principal, require(Permission.NODE_ANSWER, page=True)]
 Importer = Annotated[Principal, require(Permission.NODE_IMPORT, page=True)]
+Withdrawer = Annotated[Principal, require(Permission.NODE_WITHDRAW, page=True)]
 
 KIND_LABELS = {"query": "查询", "notification": "通报", "feedback": "反馈"}
 RESULT_LABELS = {"found": "查到此人", "not_found": "查无此人", "no_such_person": "查无此人"}
@@ -302,7 +303,12 @@ async def send(code: str, kind: str, request: Request, principal: Submitter) -> 
 
 
 @router.get("/sent", response_class=HTMLResponse)
-async def sent(code: str, request: Request, principal: Reader, done: str = "") -> Response:
+async def sent(code: str, request: Request, principal: Reader, done: str = "", withdrawn: str = "") -> Response:
+    return await _sent_page(request, principal, code, done=done, withdrawn=withdrawn)
+
+
+async def _sent_page(request: Request, principal: Principal, code: str, *, done: str = "", withdrawn: str = "",
+                     refusal: str = "", status_code: int = 200) -> Response:
     gw = _gateway(request)
     view = NodeView.of(gw, principal, request, code)
     messages = [m for m in await view.list_messages(Direction.OUT, limit=200) if m.kind not in NOT_LISTED]
@@ -317,11 +323,31 @@ async def sent(code: str, request: Request, principal: Reader, done: str = "") -
         label, css = STATUS.get(status, (status, ""))
         items.append({"message": m, "name": body.get("person", {}).get("name", ""), "kind_label": _kind_label(m, body),
                       "status_label": label, "status_css": css,
-                      "result_label": RESULT_LABELS.get(m.result or "", "") if m.status is Status.ANSWERED else ""})
-    # Only a message this township sent (the id the send form redirected with), never the request's text.
-    flash = "已发送，编号 " + done if done and any(m.message_id == done for m in messages) else ""
-    return page(request, principal, "sent.html", code=code, township_name=township_label(code), items=items,
-                names=township_label, flash=flash)
+                      "result_label": RESULT_LABELS.get(m.result or "", "") if m.status is Status.ANSWERED else "",
+                      # A query may be withdrawn until a reply is linked to it (service.withdraw).
+                      "withdrawable": m.kind == "query" and m.answered_by is None and m.status is not Status.WITHDRAWN})
+    # Only a message this township sent (the id the form redirected with), never the request's text.
+    listed = {m.message_id: m for m in messages}
+    flash = refusal
+    if done and done in listed:
+        flash = "已发送，编号 " + done
+    elif withdrawn and withdrawn in listed and listed[withdrawn].status is Status.WITHDRAWN:
+        flash = "已撤回，编号 " + withdrawn + "（撤回通知已发往户籍地，该查询不计入统计）"
+    return page(request, principal, "sent.html", status_code=status_code, code=code, township_name=township_label(code),
+                items=items, names=township_label, flash=flash)
+
+
+@router.post("/sent/{message_id}/withdraw", response_class=HTMLResponse, openapi_extra=limits.form())
+async def withdraw(code: str, message_id: str, request: Request, principal: Withdrawer) -> Response:
+    """The 撤回 button of the sent list: the query's withdrawal goes to the registration township."""
+    view = NodeView.of(_gateway(request), principal, request, code)
+    try:
+        await view.withdraw(message_id)
+    except ExchangeError as exc:
+        if exc.status == 404:
+            return _not_found(request, principal, message_id)
+        return await _sent_page(request, principal, code, refusal=in_chinese(str(exc.detail)), status_code=exc.status)
+    return RedirectResponse(f"/township/{code}/sent?withdrawn={message_id}", status_code=303)
 
 
 @router.get("/tasks", response_class=HTMLResponse)

@@ -170,3 +170,22 @@ async def test_a_withdrawal_crosses_the_broker_to_the_registration_townships_gat
         await registration.stop()
         await residence.broker.delete_topology()
         await registration.broker.delete_topology()
+
+
+async def test_the_sent_page_withdraws_a_query_with_its_button_and_says_so_in_chinese(gateway) -> None:
+    from tests.access.helpers import browser_client
+
+    query = await gateway.service.submit(RESIDENCE, sample_query())
+    await relay_all(gateway)
+    action = f"/township/{RESIDENCE}/sent/{query.message_id}/withdraw"
+    async with browser_client(gateway, Role.CLERK, RESIDENCE) as (http, csrf):
+        listed = await http.get(f"/township/{RESIDENCE}/sent")
+        assert f'action="{action}"' in listed.text
+        done = await http.post(action, data={"csrf_token": csrf})
+        assert done.status_code == 303 and done.headers["location"].endswith(f"?withdrawn={query.message_id}")
+        shown = (await http.get(done.headers["location"])).text
+        assert f"已撤回，编号 {query.message_id}" in shown and f'action="{action}"' not in shown
+        again = await http.post(action, data={"csrf_token": csrf})
+        assert again.status_code == 409 and "这条查询已撤回" in again.text
+        forged = await http.get(f"/township/{RESIDENCE}/sent", params={"withdrawn": "请拨打 400"})
+        assert "请拨打" not in forged.text
