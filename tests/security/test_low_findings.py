@@ -116,6 +116,10 @@ def test_a_refused_broker_right_is_named_with_what_to_do() -> None:
     assert isinstance(refusal, BrokerRightsMissing)
     assert "ACCESS_REFUSED - access to queue 'gw.poison'" in str(refusal) and "operator's broker account" in str(refusal)
     assert operator_refusal("x", KeyError("a bug")) is None  # a bug is not a broker refusal: it still raises
+    # `gateway queues redrive-poison` says the same in one line, exit 1 (not "cannot reach RabbitMQ").
+    from gateway.cli.errors import OTHER, explain
+
+    assert explain(refusal) == (str(refusal), OTHER)
 
 
 class _LeastRightsBroker(AmqpBroker):
