@@ -28,6 +28,17 @@ _BRACKETED = re.compile(r"\([^()]*\)|（[^（）]*）|\[[^\[\]]*\]")
 _DIGITS = re.compile(r"\d[\d\-:.TZ+]*\d|\d")  # numbers, dates, ID numbers, timestamps
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
+# The reasons the gateway gives a refusal (EnvelopeError and the service's own): what a page may name
+# when it says why a re-drive was refused again. A reason missing here is simply not named.
+REFUSAL_REASONS = frozenset({
+    "bad_directory", "bad_directory_signature", "bad_magic", "bad_signature", "decrypt_failed", "downgrade",
+    "expired_key", "future", "invalid_record", "kind_mismatch", "malformed_bundle", "malformed_header",
+    "malformed_receipt", "not_hosted", "oversized", "receipt_mismatch", "replay", "reply_from_wrong_township",
+    "resubmission_unchanged", "revoked_key", "route_mismatch", "stale", "stale_directory", "trailing_bytes",
+    "truncated", "unaccepted_suite", "unknown_node", "unknown_recipient_key", "unknown_reference", "unknown_sender",
+    "unknown_sender_key", "unknown_suite", "unknown_version", "unsigned_directory", "wrong_recipient",
+})
+
 # Column widths of the quarantine's header fields (gateway/adapters/sql/tables.py).
 HEADER_COLUMN_WIDTHS = {"message_id": 64, "sender": 9, "recipient": 9, "kind": 16}
 

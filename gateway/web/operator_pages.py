@@ -16,6 +16,7 @@ from gateway.access.deps import require
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.api.operator import _audit, queues_view
+from gateway.exchange.refusals import REFUSAL_REASONS
 from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 from gateway.web.context import page
 
@@ -29,7 +30,7 @@ STATE_LABELS = {"ok": "正常", "degraded": "异常", "disconnected": "未连接
 DONE_MESSAGES = {
     "stored": "隔离报文 {item}：已重新投递并接收",
     "duplicate": "隔离报文 {item}：已接收过（重复）",
-    "refused": "隔离报文 {item}：仍被拒收（原因见下表）",
+    "refused": "隔离报文 {item}：仍被拒收{reason}",
     "not_found": "没有隔离报文 {item}",
     "truncated": "隔离报文 {item} 不能重新投递：只保存了报文的前一部分，请对方重新发送",
     "resolved": "隔离报文 {item} 已重新投递并接收过，无需再投递",
@@ -40,14 +41,19 @@ BUCKET_LABELS = {"signed": "签名有效", "unsigned": "未通过认证"}
 COUNT_HOURS = 24
 
 
-def done_message(done: str, item: int | None) -> str:
+def done_message(done: str, item: int | None, reason: str = "") -> str:
+    """The status line for ``?done=``: a fixed message, the item's number, and a refusal reason only when
+    it is one the gateway gives (REFUSAL_REASONS), never the request's own text."""
     template = DONE_MESSAGES.get(done)
-    return template.format(item=item if item is not None else "") if template else ""
+    if template is None:
+        return ""
+    named = f"（{reason}）" if reason in REFUSAL_REASONS else ""
+    return template.format(item=item if item is not None else "", reason=named)
 
 
 @router.get("/operator", response_class=HTMLResponse)
 async def operator_page(request: Request, principal: Operator, done: str = "",
-                        item: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> Response:
+                        item: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None, reason: str = "") -> Response:
     gw = request.app.state.gateway
     health = await gw.health()
     queues = await queues_view(gw)
@@ -56,7 +62,7 @@ async def operator_page(request: Request, principal: Operator, done: str = "",
     counts = await gw.store.refusal_counts(gw.clock.now() - timedelta(hours=COUNT_HOURS), 100)
     return page(request, principal, "operator.html", health=health, states=STATE_LABELS, queues=queues,
                 backlog=backlog, items=items, counts=counts, buckets=BUCKET_LABELS, count_hours=COUNT_HOURS,
-                counted_only=sum(c.counted_only for c in counts), flash=done_message(done, item))
+                counted_only=sum(c.counted_only for c in counts), flash=done_message(done, item, reason))
 
 
 @router.post("/operator/page/quarantine/{item_id}/redrive", openapi_extra=limits.form())
@@ -71,8 +77,9 @@ async def redrive_from_page(item_id: ItemId, request: Request, principal: Operat
         await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", "refused")
         return _done(exc.code, item_id)
     await _audit(gw, principal, request, Action.REDRIVE, f"quarantine {item_id}", result.result, result.reason or "")
-    return _done(result.result, item_id)
+    return _done(result.result, item_id, result.reason or "")
 
 
-def _done(code: str, item_id: int) -> RedirectResponse:
-    return RedirectResponse(f"/operator?done={code}&item={item_id}", status_code=303)
+def _done(code: str, item_id: int, reason: str = "") -> RedirectResponse:
+    named = f"&reason={reason}" if reason in REFUSAL_REASONS else ""
+    return RedirectResponse(f"/operator?done={code}&item={item_id}{named}", status_code=303)

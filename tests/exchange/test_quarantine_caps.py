@@ -111,3 +111,15 @@ async def test_concurrent_floods_through_two_stores_never_store_more_than_the_ca
         await other_engine.dispose()
     assert await stored(store, signed=False) == CAPS.unsigned_per_hour
     assert await tally(store, UNSIGNED) == (48, CAPS.unsigned_per_hour)
+
+
+def test_every_reason_the_gateway_refuses_with_is_one_a_page_may_name() -> None:
+    """The codes in the sources (EnvelopeError, the service's own) are all in REFUSAL_REASONS."""
+    import re
+    from pathlib import Path
+
+    from gateway.exchange.refusals import REFUSAL_REASONS
+
+    source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "gateway").rglob("*.py"))
+    given = set(re.findall(r"(?:EnvelopeError|_Inconsistent)\(\s*\"([a-z_]+)\"", source)) | {"invalid_record", "replay"}
+    assert given <= REFUSAL_REASONS, given - REFUSAL_REASONS

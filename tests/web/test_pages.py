@@ -159,9 +159,9 @@ async def test_the_operator_page_says_what_a_re_drive_did_and_why_one_cannot_be_
             return (await http.get(location)).text
 
         location = await redrive()
-        assert location == f"/operator?done=refused&item={item.id}"
+        assert location == f"/operator?done=refused&item={item.id}&reason=unknown_sender"
         refused_page = await shown(location)
-        assert f"隔离报文 {item.id}：仍被拒收" in refused_page
+        assert f"隔离报文 {item.id}：仍被拒收（unknown_sender）" in refused_page
         # The refusal counts: the receive above, counted (and stored).
         assert 'id="refusal-counts-table"' in refused_page and "unknown_sender" in refused_page
         clerk_gateway.service.directory = KeyDirectory.from_keyrings(
@@ -180,6 +180,8 @@ async def test_the_operator_page_shows_only_the_status_messages_the_gateway_prod
     async with browser_client(clerk_gateway, Role.OPERATOR, app=app) as (http, _):
         forged = await http.get("/operator", params={"done": "管理员通知：请到 evil.example 重新登录"})
         assert forged.status_code == 200 and "evil.example" not in forged.text and 'class="flash"' not in forged.text
+        reason = await http.get("/operator", params={"done": "refused", "item": "3", "reason": "call_400_now"})
+        assert "隔离报文 3：仍被拒收" in reason.text and "call_400_now" not in reason.text
         assert (await http.get("/operator", params={"done": "stored", "item": "x<script>"})).status_code == 422
 
 
