@@ -263,7 +263,7 @@ def build_gateway(
     engine = None
     if store is None or case_store is None:
         engine = create_engine(settings.resolved_database_url)
-        store = store or SqlMessageStore(engine)
+        store = store or SqlMessageStore(engine, quarantine_caps=settings.quarantine_caps)
         case_store = case_store or SqlCaseStore(engine)
         receipt_store = receipt_store or SqlReceiptStore(engine)
     if broker is None:

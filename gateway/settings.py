@@ -6,6 +6,7 @@ default is the broker's own loopback-only ``guest`` account, which RabbitMQ refu
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.access.audit_files import AuditFiles
 from gateway.codec.xlsx_guard import ImportLimits
+from gateway.exchange.refusals import QuarantineCaps
 from gateway.workflow.data_files import DEFAULT_CALENDAR_FILE, DEFAULT_DEADLINES_FILE, DEFAULT_SCORING_FILE
 
 
@@ -54,6 +56,16 @@ class Settings(BaseSettings):
     quarantine_prefix_bytes: int = Field(
         64 * 1024, ge=0, description="how much of a refused message the quarantine keeps (its size and SHA-256 always)"
     )
+    # The quarantine's caps (gateway/exchange/refusals.py, QuarantineCaps): refusals beyond are counted only.
+    # "signed": a peer's correctly signed message refused for a rule; "unsigned": junk anyone may publish.
+    quarantine_signed_rows: int = Field(10_000, ge=0, description="signed refusals the quarantine keeps")
+    quarantine_signed_per_hour: int = Field(1_000, ge=0, description="signed refusals stored per hour")
+    quarantine_signed_per_sender_per_hour: int = Field(200, ge=0, description="… of them from one township")
+    quarantine_signed_keep_days: int = Field(90, ge=1, description="when full, signed rows older are deleted")
+    quarantine_unsigned_rows: int = Field(1_000, ge=0, description="unauthenticated refusals the quarantine keeps")
+    quarantine_unsigned_per_hour: int = Field(100, ge=0, description="unauthenticated refusals stored per hour")
+    quarantine_unsigned_per_sender_per_hour: int = Field(20, ge=0, description="… of them claiming one township")
+    quarantine_unsigned_keep_days: int = Field(7, ge=1, description="when full, unauthenticated rows older are deleted")
     allow_plaintext_keys: bool = Field(
         False, description="let `gateway serve` run with private keys unencrypted at rest (no GATEWAY_KEY_PASSPHRASE)"
     )
@@ -197,6 +209,10 @@ class Settings(BaseSettings):
     @property
     def queue_name(self) -> str:
         return f"gateway.{self.gateway_id}.inbox"
+
+    @property
+    def quarantine_caps(self) -> QuarantineCaps:
+        return QuarantineCaps(**{f.name: getattr(self, f"quarantine_{f.name}") for f in fields(QuarantineCaps)})
 
     @property
     def import_limits(self) -> ImportLimits:

@@ -55,6 +55,7 @@ class Action:
     AUDIT_READ = "audit_read"
     AUDIT_PRUNE = "audit_prune"
     AUDIT_KEYED = "audit_keyed"  # the first keyed record after records made before the audit key
+    DENIED = "denied"  # a 403: who, which route (object_id), which township; detail says why
 
 
 HASH_SHA256 = 0  # made before the audit key: SHA-256(prev hash || canonical JSON), as the archive

@@ -16,7 +16,8 @@ What it does, in order:
   (``page=True``), which answers 303 to ``/login?next=<path and query>``. Pages are marked
   explicitly rather than guessed from ``Accept: text/html``: the answer depends on the route, not on
   what a client happens to send;
-- the role lacks the permission: 403;
+- the role lacks the permission: 403 (every 403 here is written to the audit trail first: action
+  ``denied``, the user, the route's template, the township, and why — ``role``, ``scope``, ``csrf``);
 - the route has a ``{code}`` path parameter (a township): 403 unless ``principal.covers_township``;
   a ``{prefix}`` parameter (a region): 403 unless ``principal.covers_region``. A clerk of another
   township learns nothing, not even whether a message id exists there;
@@ -32,6 +33,7 @@ no permission: deny by default.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -40,12 +42,15 @@ from fastapi import Depends, HTTPException, Request
 from starlette.routing import BaseRoute, Mount
 
 from gateway.access import csrf
+from gateway.access.audit import Action, AuditEntry
 from gateway.access.csrf import csrf_token
 from gateway.access.permissions import Permission, allows
 from gateway.access.principal import Principal
 
 __all__ = ["require", "csrf_token", "check_routes", "public_mount", "current_principal", "RouteWithoutPermission",
-           "source_address", "flat_routes", "route_permissions", "route_is_page"]
+           "source_address", "flat_routes", "route_permissions", "route_is_page", "denied", "route_of"]
+
+log = logging.getLogger(__name__)
 
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -83,6 +88,31 @@ async def current_principal(request: Request) -> Principal | None:
     return principal
 
 
+def route_of(request: Request) -> str:
+    """The route's method and path template (``GET /nodes/{code}/inbox``): what was asked, without the
+    caller's own text; the path as sent only when no route matched."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    return f"{request.method} {path}"[:64]
+
+
+async def denied(request: Request, principal: Principal, message: str, why: str, *, township: Any = None,
+                 detail: str = "") -> HTTPException:
+    """The 403 to raise, after writing the denial to the audit trail: user, route, township, and why
+    (``role``, ``scope`` or ``csrf``). A failure to write it is logged; the caller is refused anyway."""
+    access = getattr(request.app.state.gateway, "access", None)
+    code = str(township) if township is not None else ""
+    if access is not None:
+        entry = AuditEntry(Action.DENIED, principal.username, principal.role.value, source_address(request),
+                           object_id=route_of(request), township=code if len(code) <= 9 else "", result=why,
+                           detail=detail)
+        try:
+            await access.audit.record(entry)
+        except Exception:
+            log.exception("the denial of %s to %s could not be audited", principal.username, entry.object_id)
+    return HTTPException(403, message)
+
+
 def _refuse_anonymous(request: Request, page: bool) -> HTTPException:
     if page:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -99,18 +129,21 @@ def require(permission: Permission, *, page: bool = False) -> Any:
             return principal
         if principal is None:
             raise _refuse_anonymous(request, page)
-        if not allows(principal.role, permission):
-            raise HTTPException(403, f"a {principal.role.value} may not do this")
         code = request.path_params.get("code")
+        if not allows(principal.role, permission):
+            raise await denied(request, principal, f"a {principal.role.value} may not do this", "role",
+                               township=code)
         if code is not None and not principal.covers_township(str(code)):
-            raise HTTPException(403, f"township {code} is outside your scope")
+            raise await denied(request, principal, f"township {code} is outside your scope", "scope", township=code)
         prefix = request.path_params.get("prefix")
         if prefix is not None and not principal.covers_region(str(prefix)):
-            raise HTTPException(403, f"region {prefix} is outside your scope")
+            raise await denied(request, principal, f"region {prefix} is outside your scope", "scope",
+                               detail=f"region {prefix}")
         if request.method in _STATE_CHANGING and request.scope["state"].get("via_cookie"):
             expected = csrf.session_csrf(request.scope["state"]["token"])
             if not csrf.matches(expected, await csrf.presented_token(request)):
-                raise HTTPException(403, "missing or wrong CSRF token; reload the page")
+                raise await denied(request, principal, "missing or wrong CSRF token; reload the page", "csrf",
+                                   township=code)
         return principal
 
     dependency.__permission__ = permission  # type: ignore[attr-defined]

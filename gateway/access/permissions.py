@@ -13,6 +13,7 @@ class Permission(StrEnum):
     NODE_SUBMIT = "node.submit"  # send queries and notifications as the clerk's township
     NODE_READ = "node.read"  # the township's inbox, sent messages, cases, reminders, tasks (decrypted)
     NODE_ANSWER = "node.answer"  # answer a received query or notification
+    NODE_WITHDRAW = "node.withdraw"  # withdraw a query the township sent, before any reply
     NODE_IMPORT = "node.import"  # upload the monthly information cards
     REGION_READ = "region.read"  # counts, deadlines, overdue and 漏管 lists, scores, reports of a region
     OPERATE = "operate"  # queues, outbox, quarantine (re-drive), stats: no personal data
@@ -23,7 +24,7 @@ class Permission(StrEnum):
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CLERK: frozenset({
         Permission.SIGNED_IN, Permission.NODE_SUBMIT, Permission.NODE_READ, Permission.NODE_ANSWER,
-        Permission.NODE_IMPORT,
+        Permission.NODE_IMPORT, Permission.NODE_WITHDRAW,
     }),
     Role.SUPERVISOR: frozenset({Permission.SIGNED_IN, Permission.REGION_READ}),
     Role.OPERATOR: frozenset({Permission.SIGNED_IN, Permission.OPERATE}),

@@ -86,5 +86,14 @@ class NodeView:
         await self._audit([self._entry(Action.ANSWER, message_id, detail=f"feedback {stored.message_id}")])
         return stored
 
+    async def withdraw(self, message_id: str) -> StoredMessage:
+        try:
+            stored = await self.gateway.service.withdraw(self.code, message_id)
+        except Exception as exc:
+            await self._audit([self._entry(Action.WITHDRAW, message_id, result="refused", detail=type(exc).__name__)])
+            raise
+        await self._audit([self._entry(Action.WITHDRAW, message_id, detail=f"withdrawal {stored.message_id}")])
+        return stored
+
     async def audit(self, action: str, object_id: str = "", *, result: str = "ok", detail: str = "") -> None:
         await self._audit([self._entry(action, object_id, result, detail)])

@@ -56,6 +56,32 @@ class BrokerUnavailable(BrokerError, ConnectionError):
     """Not connected, or no confirm in time: transient, the relay retries soon without growing delays."""
 
 
+class BrokerRightsMissing(BrokerError, PermissionError):
+    """The gateway's broker user may not do this operator action (a least-rights user reads only its own
+    queue and publishes only to the township exchange): the message says which right and what to do."""
+
+
+def operator_refusal(action: str, exc: BaseException) -> BrokerError | None:
+    """What an operator action's broker error means for the operator: missing rights (403), or a
+    broker, queue or confirm that is not there (503); None for anything else (a bug: let it raise)."""
+    if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
+        return BrokerRightsMissing(
+            f"{action}: the gateway's broker user lacks the right ({_reply_text(exc)}); a least-rights user reads "
+            "only its own queue (docs/transport.md): do it with an operator's broker account, or grant the right")
+    if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
+        return BrokerUnavailable(f"{action}: the broker has no such queue or exchange ({_reply_text(exc)})")
+    if isinstance(exc, (aiormq.exceptions.AMQPError, ConnectionError, asyncio.TimeoutError)):
+        return BrokerUnavailable(f"{action}: the broker did not complete it ({type(exc).__name__})")
+    return None
+
+
+def _reply_text(exc: BaseException) -> str:
+    # aiormq's channel errors carry the broker's Channel.Close frame: "ACCESS_REFUSED - access to queue …".
+    frame = exc.args[0] if exc.args else None
+    text = getattr(frame, "reply_text", None) or str(exc)
+    return str(text)[:300]
+
+
 class BrokerNacked(BrokerError, PublishNacked):
     """The broker nacked the publish (see PublishNacked): the relay retries within seconds."""
 
@@ -532,6 +558,17 @@ class AmqpBroker:
         Each message is republished with a confirm before it is acked on the poison queue: a crash in
         between leaves a copy in both, which the idempotent inbox absorbs. Returns how many moved.
         """
+        try:
+            return await self._redrive_poison(limit)
+        except BrokerError:
+            raise
+        except Exception as exc:  # a least-rights user may not read the poison queue: say so, not 500
+            refusal = operator_refusal(f"re-drive of {self.topology.poison_queue}", exc)
+            if refusal is None:
+                raise
+            raise refusal from None
+
+    async def _redrive_poison(self, limit: int) -> int:
         connection = await self._connect_once()
         moved = 0
         async with connection:

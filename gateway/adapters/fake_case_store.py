@@ -65,6 +65,13 @@ class FakeCaseStore:
         self.cases[case.case_id] = case
         return True
 
+    async def save_withdrawal(self, case: Case) -> bool:
+        stored = self.cases.get(case.case_id)
+        if stored is None or stored.feedback is not None or stored.withdrawn_at is not None:
+            return False  # as the SQL store's conditional write
+        self.cases[case.case_id] = case
+        return True
+
     async def cases_for_key(self, key: StrikeKey) -> list[Case]:
         return [c for c in self.cases.values() if c.strike_key == key]
 

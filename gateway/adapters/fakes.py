@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -10,6 +11,7 @@ from gateway.access.paging import Cursor, MessagePage
 from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
 from gateway.exchange.ports import Delivery, DeliveryHandler
 from gateway.exchange.receipting import bundle_outbox_items
+from gateway.exchange.refusals import RefusalCount, hour_of, key_of_refusal
 from gateway.exchange.records import (
     Counts,
     Direction,
@@ -62,7 +64,26 @@ class FakeMessageStore:
         self.messages[key] = message
         if message.kind == "feedback" and message.in_reply_to:
             self._mark_answered(message.node, Direction.OUT, message.in_reply_to, message.sender, message)
+        if message.kind == "withdrawal" and message.in_reply_to:
+            for k, m in self.messages.items():  # the SQL store's _CLAIM_WITHDRAWN
+                if ((m.node, m.direction, m.message_id, m.sender, m.kind) ==
+                        (message.node, Direction.IN, message.in_reply_to, message.sender, "query") and m.answered_by is None):
+                    self.messages[k] = replace(m, status=Status.WITHDRAWN, answered_by=message.message_id)
         return IncomingResult.STORED
+
+    async def add_withdrawal(self, message: StoredMessage, outbox: OutboxItem) -> bool:
+        for k, m in self.messages.items():  # the SQL store's _WITHDRAW_SENT, then the rows
+            if ((m.node, m.direction, m.sender, m.message_id, m.kind) ==
+                    (message.node, Direction.OUT, message.node, message.in_reply_to, "query")
+                    and m.answered_by is None and m.status is not Status.WITHDRAWN):
+                self.messages[k] = replace(m, status=Status.WITHDRAWN)
+                break
+        else:
+            return False
+        self.messages[(message.node, message.direction.value, message.sender, message.message_id)] = message
+        new_id = max(self.outbox, default=0) + 1
+        self.outbox[new_id] = replace(outbox, id=new_id)
+        return True
 
     async def add_incoming_batch(
         self, batch: Sequence[StoredMessage], refused: Sequence[QuarantineItem] = ()
@@ -154,6 +175,12 @@ class FakeMessageStore:
 
     async def list_quarantine(self, limit: int = 100) -> list[QuarantineItem]:
         return list(reversed(self.quarantine))[:limit]
+
+    async def refusal_counts(self, since: datetime, limit: int = 200) -> list[RefusalCount]:
+        """The fake keeps every refusal (no caps): each one counted and stored."""
+        seen = Counter(key_of_refusal(q) for q in self.quarantine if hour_of(q.received_at) >= hour_of(since))
+        rows = [RefusalCount(*key, refused=n, stored=n) for key, n in seen.items()]
+        return sorted(rows, key=lambda r: (r.hour, r.refused), reverse=True)[:limit]
 
     async def counts(self) -> Counts:
         ms = list(self.messages.values())

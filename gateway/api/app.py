@@ -24,7 +24,7 @@ from gateway.access.principal import Principal
 from gateway.access.views import NodeView
 from gateway.api import audit
 from gateway.api import docs
-from gateway.api import import_worker, imports, limits
+from gateway.api import import_worker, imports, input_hygiene, limits
 from gateway.api import operator
 from gateway.api import pages
 from gateway.api import regions
@@ -43,7 +43,9 @@ class InboxStatus(str, Enum):
     ANSWERED = "answered"
 
 
-_FEEDBACK = frozenset({"feedback"})  # answers to this township's own messages: shown with those, not listed
+# Answers and withdrawals of this township's own messages (or of those it received): shown with those
+# (their status says answered or withdrawn), not listed.
+_FEEDBACK = frozenset({"feedback", "withdrawal"})
 
 
 async def get_gateway(request: Request) -> Gateway:
@@ -58,6 +60,7 @@ SignedIn = Annotated[Principal, require(Permission.SIGNED_IN)]
 Submitter = Annotated[Principal, require(Permission.NODE_SUBMIT)]
 Reader = Annotated[Principal, require(Permission.NODE_READ)]
 Answerer = Annotated[Principal, require(Permission.NODE_ANSWER)]
+Withdrawer = Annotated[Principal, require(Permission.NODE_WITHDRAW)]
 Operator = Annotated[Principal, require(Permission.OPERATE)]
 
 
@@ -119,6 +122,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     settings = gateway.settings
     app.add_middleware(LoginCsrfCookie)
+    # Inside the request limits (the body it reads is bounded by them), before every route.
+    app.add_middleware(input_hygiene.InputHygiene)
     app.add_middleware(limits.RequestLimits, max_body_bytes=settings.max_body_bytes,
                        max_import_bytes=settings.max_import_bytes)
     # Added last, so it runs first: a request for another host name is refused before anything else.
@@ -213,6 +218,15 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def answer(code: str, message_id: str, payload: FeedbackBody, gw: GatewayDep, principal: Answerer,
                      request: Request) -> dict[str, Any]:
         stored = await NodeView.of(gw, principal, request, code).answer(message_id, payload)
+        return render(gw, stored, body=False)
+
+    @app.post("/nodes/{code}/sent/{message_id}/withdraw", status_code=202)
+    async def withdraw(code: str, message_id: str, gw: GatewayDep, principal: Withdrawer,
+                       request: Request) -> dict[str, Any]:
+        """Withdraw a query this township sent, before any reply: the withdrawal goes to the registration
+        township's gateway, which closes the case as withdrawn (not counted). 409 once a reply is linked
+        to the query (the reply stands) or when it was withdrawn already; audited either way."""
+        stored = await NodeView.of(gw, principal, request, code).withdraw(message_id)
         return render(gw, stored, body=False)
 
     @app.get("/nodes/{code}/cases")

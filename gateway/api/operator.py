@@ -4,9 +4,10 @@ poison queue. Included by ``create_app``; the same views back the `gateway quara
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.limits import Limit
@@ -15,8 +16,10 @@ from gateway.access.audit import Action, AuditEntry
 from gateway.access.deps import require, source_address
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
+from gateway.adapters.amqp import BrokerRightsMissing, BrokerUnavailable
 from gateway.bootstrap import Gateway
 from gateway.exchange.records import OutboxBacklog, QuarantineItem
+from gateway.exchange.refusals import RefusalCount
 from gateway.exchange.redrive import NotQuarantined, RedriveRefused, redrive_quarantined
 
 
@@ -74,6 +77,20 @@ async def list_quarantine(gw: GatewayDep, _: Operator, limit: Limit = 100, unres
     return [quarantine_view(q) for q in items if not (unresolved and q.resolved)]
 
 
+def refusal_count_view(c: RefusalCount) -> dict[str, Any]:
+    return {"hour": c.hour, "bucket": c.bucket, "sender": c.sender or None, "reason": c.reason,
+            "refused": c.refused, "stored": c.stored, "counted_only": c.counted_only}
+
+
+@router.get("/quarantine/counts")
+async def quarantine_counts(gw: GatewayDep, _: Operator, hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+                            limit: Limit = 200) -> list[dict[str, Any]]:
+    """Every refusal of the last ``hours`` per UTC hour, bucket, sender and reason, with how many were
+    stored: beyond the quarantine's caps a refusal is counted only."""
+    since = gw.clock.now() - timedelta(hours=hours)
+    return [refusal_count_view(c) for c in await gw.store.refusal_counts(since, limit)]
+
+
 @router.get("/quarantine/{item_id}")
 async def show_quarantine(item_id: ItemId, gw: GatewayDep, _: Operator) -> dict[str, Any]:
     item = await gw.store.get_quarantine(item_id)
@@ -112,7 +129,14 @@ async def redrive_poison(gw: GatewayDep, principal: Operator, request: Request, 
     move = getattr(gw.broker, "redrive_poison", None)
     if move is None:
         raise HTTPException(501, "this broker has no poison queue")
-    moved = await move(limit)
+    try:
+        moved = await move(limit)
+    except BrokerRightsMissing as exc:
+        await _audit(gw, principal, request, Action.REDRIVE, "poison", "refused", "broker rights")
+        raise HTTPException(403, str(exc)) from None
+    except BrokerUnavailable as exc:
+        await _audit(gw, principal, request, Action.REDRIVE, "poison", "unavailable")
+        raise HTTPException(503, str(exc)) from None
     await _audit(gw, principal, request, Action.REDRIVE, "poison", "ok", f"moved {moved}")
     return {"moved": moved}
 

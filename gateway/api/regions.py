@@ -15,7 +15,7 @@ from gateway.access.deps import require
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.workflow.cases import Case
-from gateway.workflow.periods import ReportingMonth, reporting_month_of
+from gateway.workflow.periods import ReportingMonth, reporting_month_of, served
 
 router = APIRouter(prefix="/regions", tags=["supervisor"])
 Supervisor = Annotated[Principal, require(Permission.REGION_READ)]
@@ -59,7 +59,7 @@ async def region_overdue(prefix: str, request: Request, _: Supervisor, month: st
         return []
     now = gateway.clock.now()
     try:
-        period = ReportingMonth.parse(month) if month else reporting_month_of(now)
+        period = served(ReportingMonth.parse(month)) if month else reporting_month_of(now)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     return [case_summary(c) for c in await gateway.tracker.store.overdue_cases(_prefix(prefix), period, now)]

@@ -22,6 +22,7 @@ from gateway.access.audit import RETENTION
 from gateway.access.audit_files import AuditFileError
 from gateway.access.principal import Role
 from gateway.access.service import AccessService, InvalidAccount, NoSuchUser, UserExists
+from gateway.cli.shown import echo_line
 
 users_app = typer.Typer(no_args_is_help=True, help="Accounts: clerks, supervisors, operators, auditors, admins.")
 tokens_app = typer.Typer(no_args_is_help=True, help="Long-lived API tokens for other systems.")
@@ -116,7 +117,7 @@ def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
             typer.echo(json.dumps({"username": u.username, "role": u.role.value, "scope": u.scope, "state": state,
                                    "second_factor": u.totp_secret is not None, "created_at": u.created_at.isoformat()}))
         else:
-            typer.echo(f"{u.username:24} {u.role.value:10} {u.scope or '-':9} {state}")
+            echo_line(f"{u.username:24} {u.role.value:10} {u.scope or '-':9} {state}")
 
 
 @users_app.command("disable")
@@ -171,7 +172,7 @@ def tokens_list(username: Annotated[str | None, typer.Argument()] = None) -> Non
     rows = run(lambda access: access.list_tokens(username))
     for t in rows:
         state = f"revoked {t.revoked_at.isoformat()}" if t.revoked_at else f"expires {t.expires_at.isoformat() if t.expires_at else '-'}"
-        typer.echo(f"{t.id:6} {t.username:24} {t.label or '-':16} last used {t.last_used_at.isoformat()}  {state}")
+        echo_line(f"{t.id:6} {t.username:24} {t.label or '-':16} last used {t.last_used_at.isoformat()}  {state}")
 
 
 @tokens_app.command("revoke")
@@ -206,7 +207,7 @@ def audit_list(
         if as_json:
             typer.echo(json.dumps(r.as_json(), ensure_ascii=False))
         else:
-            typer.echo(f"{r.seq:8} {r.at} {r.username or '-'} {r.role or '-'} {r.source or '-'} {r.action} "
+            echo_line(f"{r.seq:8} {r.at} {r.username or '-'} {r.role or '-'} {r.source or '-'} {r.action} "
                        f"{r.object_id or '-'} {r.township or '-'} {r.result}" + (f" ({r.detail})" if r.detail else ""))
 
 

@@ -44,8 +44,12 @@ def explain(exc: BaseException) -> tuple[str, int]:
     from gateway.node_setup import SetupError
     from gateway.security.keys import KeyFileError
 
+    from gateway.adapters.amqp import BrokerRightsMissing
+
     if isinstance(exc, (SetupError, KeyFileError)):
         return _one_line(str(exc)), CONFIGURATION
+    if isinstance(exc, BrokerRightsMissing):  # the broker answered: it refused a right, it is not unreachable
+        return _one_line(str(exc)), OTHER
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"GATEWAY_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors(include_url=False)

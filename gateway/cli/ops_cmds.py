@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from gateway.cli.shown import echo_line
+
 quarantine_app = typer.Typer(no_args_is_help=True, help="Refused messages: list, inspect, re-drive after a fix.")
 outbox_app = typer.Typer(no_args_is_help=True, help="Messages committed but not yet confirmed by the broker.")
 queues_app = typer.Typer(no_args_is_help=True, help="Broker queues: consumer lag, the poison queue.")
@@ -61,7 +63,7 @@ def quarantine_list(
         return
     for r in rows:
         state = "resolved" if r["resolved"] else ("re-driven" if r["redriven_at"] else "open")
-        typer.echo(f"{r['id']:>6}  {r['received_at'][:19]}  {r['reason']:<24} {state:<9} "
+        echo_line(f"{r['id']:>6}  {r['received_at'][:19]}  {r['reason']:<24} {state:<9} "
                    f"{r['sender'] or '?'}→{r['recipient'] or '?'}  {r['message_id'] or r['envelope_sha256'][:16]}")
     typer.echo(f"{len(rows)} quarantined")
 

@@ -578,9 +578,28 @@ class Feedback(Record):
                   "report the renewed certificate, or list marriage_certificate_no in not_applicable if she holds no valid one")
 
 
-Message = Annotated[Query | Notification | Feedback, Field(discriminator="kind")]
+class Withdrawal(Record):
+    """The residence township withdraws its query before any reply: the registration township's case is
+    closed as withdrawn and not counted (case state ``withdrawn``). It names no person: only the query."""
+
+    kind: Literal["withdrawal"]
+    withdraws: MessageId = Field(description="The query withdrawn (its message id).")
+    residence_township: TownshipCode
+    registration_township: TownshipCode
+
+    @model_validator(mode="after")
+    def _rules(self) -> Withdrawal:
+        if self.residence_township == self.registration_township:
+            v = Violations()
+            v.add("townships_differ", "registration_township", "must differ from residence_township")
+            v.raise_if_any()
+        return self
+
+
+Message = Annotated[Query | Notification | Feedback | Withdrawal, Field(discriminator="kind")]
 MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
-MODELS: dict[str, type[Record]] = {"query": Query, "notification": Notification, "feedback": Feedback}
+MODELS: dict[str, type[Record]] = {"query": Query, "notification": Notification, "feedback": Feedback,
+                                   "withdrawal": Withdrawal}
 
 
 def parse_message(
@@ -623,6 +642,7 @@ __all__ = [
     "Message",
     "Notification",
     "Person",
+    "Withdrawal",
     "Query",
     "parse_message",
 ]

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from gateway.codec.error_paths import codec_error_from
 from gateway.codec.errors import CodecError, FieldError
-from gateway.codec.messages import MESSAGE_ADAPTER, Feedback, Message, Notification, Query
+from gateway.codec.messages import MESSAGE_ADAPTER, Feedback, Message, Notification, Query, Withdrawal
 from gateway.codec.rules import submission_context
 from gateway.workflow.calendar import WorkingDayCalendar
 
@@ -30,7 +30,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=T
 
 
 def encode(msg: Message) -> bytes:
-    if not isinstance(msg, (Query, Notification, Feedback)):
+    if not isinstance(msg, (Query, Notification, Feedback, Withdrawal)):
         raise CodecError.single("", f"cannot encode {type(msg).__name__}: not a message")
     body = msg.model_dump(mode="json", exclude_none=True)
     return _dumps({"v": WIRE_VERSION, "body": body}).encode("utf-8")

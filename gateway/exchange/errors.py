@@ -31,6 +31,12 @@ class AlreadyAnswered(ExchangeError):
         self.answered_by = answered_by
 
 
+class Withdrawn(ExchangeError):
+    """The residence township withdrew the query: it can be neither answered nor withdrawn again."""
+
+    status = 409
+
+
 class InvalidRequest(ExchangeError):
     """The record is well-formed but does not fit this exchange; carries field paths like CodecError."""
 

@@ -16,6 +16,7 @@ from gateway.exchange.records import (
     QuarantineItem,
     StoredMessage,
 )
+from gateway.exchange.refusals import RefusalCount
 
 
 class MessageStore(Protocol):
@@ -29,6 +30,11 @@ class MessageStore(Protocol):
         self, batch: Sequence[StoredMessage], refused: Sequence[QuarantineItem] = ()
     ) -> list[IncomingResult]:
         """``add_incoming`` for each message and ``add_quarantine`` for each refusal, in one transaction."""
+
+    async def add_withdrawal(self, message: StoredMessage, outbox: OutboxItem) -> bool:
+        """Store a withdrawal and its outbox row, marking the sent query it withdraws (``in_reply_to``)
+        withdrawn, in one transaction — only while no reply is linked to it and it is not withdrawn
+        already (a conditional write); False, and nothing written, otherwise."""
 
     async def add_quarantine(self, item: QuarantineItem) -> None: ...
 
@@ -68,6 +74,9 @@ class MessageStore(Protocol):
     async def mark_publish_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None: ...
 
     async def list_quarantine(self, limit: int = 100) -> list[QuarantineItem]: ...
+
+    async def refusal_counts(self, since: datetime, limit: int = 200) -> list[RefusalCount]:
+        """Refusals seen per hour, bucket, sender and reason since ``since``: stored or counted only."""
 
     async def counts(self) -> Counts: ...
 

@@ -17,6 +17,9 @@ class Status(str, Enum):
     SENT = "sent"  # the broker confirmed it
     RECEIVED = "received"  # verified, decrypted and stored by the recipient node
     ANSWERED = "answered"  # feedback sent (incoming query) or received (outgoing query)
+    # The residence township withdrew the query before any reply (its withdrawal sent, or received: then
+    # ``answered_by`` names the withdrawal, so no answer can claim the query any more).
+    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,12 @@ class QuarantineItem:
     redriven_at: datetime | None = None
     resolved: bool = False
     size: int | None = None  # of the whole refused message; ``raw`` may hold only a prefix of it
+    # True: refused after its signature verified; False: unauthenticated (anyone may have sent it);
+    # None: kept before the gateway told them apart.
+    authenticated: bool | None = None
+    # Not stored: False when unauthenticated junk claims a township the directory does not know (the
+    # quarantine's tally then counts it under no sender; gateway/exchange/refusals.py).
+    sender_known: bool = True
 
     @property
     def whole_size(self) -> int:

@@ -38,7 +38,12 @@ class NotQuarantined(LookupError):
 
 
 class RedriveRefused(Exception):
-    """This item cannot be re-driven now; the message says why and what to do."""
+    """This item cannot be re-driven now; the message says why and what to do, ``code`` which case it is
+    (``truncated``, ``resolved`` or ``in_progress``: the operator page's status keys)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 async def redrive_quarantined(service: ExchangeService, store: MessageStore, clock: Clock, item_id: int) -> RedriveResult:
@@ -48,13 +53,14 @@ async def redrive_quarantined(service: ExchangeService, store: MessageStore, clo
     if item.truncated:
         raise RedriveRefused(
             f"quarantined message {item_id} cannot be re-driven: only its first {len(item.raw)} of {item.whole_size} "
-            "bytes were kept (GATEWAY_QUARANTINE_PREFIX_BYTES); ask the sender to send it again"
+            "bytes were kept (GATEWAY_QUARANTINE_PREFIX_BYTES); ask the sender to send it again", "truncated"
         )
     if item.resolved:
-        raise RedriveRefused(f"quarantined message {item_id} was already re-driven and accepted; nothing to do")
+        raise RedriveRefused(f"quarantined message {item_id} was already re-driven and accepted; nothing to do", "resolved")
     now = clock.now()
     if not await store.claim_quarantine_redrive(item_id, now, now - REDRIVE_CLAIM_LEASE):
-        raise RedriveRefused(f"quarantined message {item_id} is being re-driven right now (or was just accepted)")
+        raise RedriveRefused(f"quarantined message {item_id} is being re-driven right now (or was just accepted)",
+                             "in_progress")
     try:
         prepared = await service.prepare(Delivery(item.raw, item.recipient or ""))
         if isinstance(prepared, QuarantineItem):

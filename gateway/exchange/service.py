@@ -19,9 +19,9 @@ from typing import Any
 from gateway.clock import Clock
 from gateway.codec import wire
 from gateway.codec.errors import CodecError, FieldError
-from gateway.codec.messages import Feedback, Message, Notification, Query, parse_message
+from gateway.codec.messages import Feedback, Message, Notification, Query, Withdrawal, parse_message
 from gateway.codec.rules import CHINA
-from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode
+from gateway.exchange.errors import AlreadyAnswered, InvalidRequest, UnknownMessage, UnknownNode, Withdrawn
 from gateway.exchange.nodes import HostedNode, storage_context
 from gateway.exchange.refusals import DEFAULT_PREFIX_BYTES, bound, codec_detail, header_field
 from gateway.exchange.time_slices import TimeSlices
@@ -111,6 +111,8 @@ class ExchangeService:
         message = parse_message(record, accepted_on=_china_date(self.clock.now()), labels=True, **self._window())
         if isinstance(message, Feedback):
             raise InvalidRequest([FieldError("kind", "feedback is sent as the answer to a received message")])
+        if isinstance(message, Withdrawal):
+            raise InvalidRequest([FieldError("kind", "a withdrawal is sent with POST /nodes/{code}/sent/{id}/withdraw")])
         recipient_field = "residence_township" if to_residence else "registration_township"
         recipient = getattr(message, recipient_field)
         errors = []
@@ -153,8 +155,10 @@ class ExchangeService:
         """A registration-place clerk answers a received query or notification."""
         node = self.node(node_code)
         original = await self.store.find(node_code, Direction.IN, in_reply_to)
-        if original is None or original.kind == "feedback":
+        if original is None or original.kind not in ("query", "notification"):
             raise UnknownMessage(f"{node_code} received no query or notification {in_reply_to}")
+        if original.status is Status.WITHDRAWN:
+            raise Withdrawn(f"{original.sender} withdrew {in_reply_to} before it was answered; it needs no answer")
         if original.answered_by is not None:
             # The common case, refused early; the race between two clerks is decided by the store's
             # claim of the query in the transaction that writes the answer (add_outgoing).
@@ -164,8 +168,27 @@ class ExchangeService:
         feedback = parse_message(record, labels=True)
         return await self._send(node, feedback, recipient=original.sender, subject=original.subject, answers=in_reply_to)
 
+    async def withdraw(self, node_code: str, message_id: str) -> StoredMessage:
+        """The residence township withdraws a query it sent, before any reply: a withdrawal message goes
+        to the registration township, whose gateway closes the case as withdrawn (not counted). The
+        query is marked withdrawn by a conditional write in the transaction that stores the withdrawal,
+        so a reply linked meanwhile wins and the withdrawal is refused."""
+        node = self.node(node_code)
+        original = await self.store.find(node_code, Direction.OUT, message_id)
+        if original is None or original.kind != "query" or original.sender != node_code:
+            raise UnknownMessage(f"{node_code} sent no query {message_id}")
+        if original.answered_by is not None:
+            raise AlreadyAnswered(f"{message_id} was already answered by {original.answered_by}; it cannot be withdrawn",
+                                  answered_by=original.answered_by)
+        if original.status is Status.WITHDRAWN:
+            raise Withdrawn(f"{message_id} was withdrawn already")
+        withdrawal = Withdrawal(kind="withdrawal", withdraws=message_id, residence_township=node_code,
+                                registration_township=original.recipient)
+        return await self._send(node, withdrawal, recipient=original.recipient, subject=None, withdraws=message_id)
+
     async def _send(
-        self, node: HostedNode, message: Message, *, recipient: str, subject: str | None, answers: str | None = None
+        self, node: HostedNode, message: Message, *, recipient: str, subject: str | None, answers: str | None = None,
+        withdraws: str | None = None,
     ) -> StoredMessage:
         now = self.clock.now()
         message_id = self.new_id()
@@ -187,7 +210,7 @@ class ExchangeService:
             kind=message.kind,
             sender=node.code,
             recipient=recipient,
-            in_reply_to=getattr(message, "in_reply_to", None),
+            in_reply_to=getattr(message, "in_reply_to", None) or withdraws,
             created_at=now,
             accepted_at=now,
             envelope_sha256=hashlib.sha256(envelope).hexdigest(),
@@ -206,7 +229,15 @@ class ExchangeService:
             created_at=now,
             next_attempt_at=now,
         )
-        await self.store.add_outgoing(stored, outbox, answers=answers)
+        if withdraws is not None:
+            if not await self.store.add_withdrawal(stored, outbox):
+                latest = await self.store.find(node.code, Direction.OUT, withdraws)
+                if latest is not None and latest.answered_by is not None:
+                    raise AlreadyAnswered(f"{withdraws} was answered meanwhile by {latest.answered_by}; it cannot be "
+                                          "withdrawn", answered_by=latest.answered_by)
+                raise Withdrawn(f"{withdraws} was withdrawn already")
+        else:
+            await self.store.add_outgoing(stored, outbox, answers=answers)
         self.on_outbox()
         try:
             await self.observer.message_stored(stored, message)
@@ -275,7 +306,7 @@ class ExchangeService:
             try:
                 await self._check_consistent(o.node, o.header.sender, o.header.kind, o.message, originals)
             except _Inconsistent as exc:
-                prepared.append(self._refusal(o.raw, o.sha, now, exc.reason, exc.detail, o.header))
+                prepared.append(self._refusal(o.raw, o.sha, now, exc.reason, exc.detail, o.header, authenticated=True))
                 continue
             prepared.append(self._accepted(o, now))
         return prepared
@@ -285,6 +316,7 @@ class ExchangeService:
         raw = delivery.body
         sha = hashlib.sha256(raw).hexdigest()
         header = None
+        signed = False  # from the moment the signature verified: a peer's message refused for a rule
         try:
             envelope = parse_envelope(raw)
             header = envelope.header
@@ -294,19 +326,20 @@ class ExchangeService:
             if delivery.routing_key and delivery.routing_key != header.recipient:
                 raise EnvelopeError("wrong_recipient", f"routed to {delivery.routing_key}, addressed to {header.recipient}")
             opened = open_envelope(envelope, keyring=node.keyring, directory=self.directory)
+            signed = True
             check_window(header.created, now, self.replay_policy)
             message = wire.decode(opened.plaintext, accepted_on=_china_date(header.created), **self._window())
         except EnvelopeError as exc:
-            return self._refusal(raw, sha, now, exc.reason, exc.detail, header)
+            return self._refusal(raw, sha, now, exc.reason, exc.detail, header, authenticated=signed)
         except CodecError as exc:
-            return self._refusal(raw, sha, now, "invalid_record", codec_detail(exc), header)
+            return self._refusal(raw, sha, now, "invalid_record", codec_detail(exc), header, authenticated=signed)
         return _Opened(raw, sha, header, node, opened.plaintext, message)
 
     @staticmethod
     def _accepted(o: _Opened, now: datetime) -> Accepted:
         node, header, message = o.node, o.header, o.message
         subject = None
-        if message.kind != "feedback":
+        if isinstance(message, (Query, Notification)):
             subject = node.storage.pseudonym(message.person.citizen_id)
         stored = StoredMessage(
             node=node.code,
@@ -315,7 +348,7 @@ class ExchangeService:
             kind=header.kind,
             sender=header.sender,
             recipient=header.recipient,
-            in_reply_to=getattr(message, "in_reply_to", None),
+            in_reply_to=getattr(message, "in_reply_to", None) or getattr(message, "withdraws", None),
             created_at=header.created,
             accepted_at=now,
             envelope_sha256=o.sha,
@@ -334,7 +367,8 @@ class ExchangeService:
         if result is IncomingResult.CONFLICT:
             return await self._keep_refused(self._refusal(
                 stored.envelope, stored.envelope_sha256, stored.accepted_at, "replay",
-                f"message id {stored.message_id} from {stored.sender} was already used for other content", stored))
+                f"message id {stored.message_id} from {stored.sender} was already used for other content", stored,
+                authenticated=True))
         return ReceiveOutcome(result.value if result is IncomingResult.DUPLICATE else "stored", message_id=stored.message_id)
 
     async def _observe(self, items: list[tuple[StoredMessage, Message]]) -> None:
@@ -447,6 +481,15 @@ class ExchangeService:
                 raise _Inconsistent("reply_from_wrong_township",
                                     f"{message.in_reply_to} was sent to {original.recipient}, answered by {sender}")
             return
+        if isinstance(message, Withdrawal):
+            # From the residence township that sent the query, to the registration township it asked.
+            if (sender, node.code) != (message.residence_township, message.registration_township):
+                raise _Inconsistent("route_mismatch", f"withdrawal names residence {message.residence_township}, "
+                                    f"registration {message.registration_township}, envelope {sender} → {node.code}")
+            query = await self.store.find(node.code, Direction.IN, message.withdraws)
+            if query is None or query.kind != "query" or query.sender != sender:
+                raise _Inconsistent("unknown_reference", f"{sender} sent {node.code} no query {message.withdraws}")
+            return
         # A query goes residence → registration; a notification the way its direction says.
         if isinstance(message, Notification):
             expected = (message.sender_township, message.recipient_township)
@@ -470,9 +513,13 @@ class ExchangeService:
                         f"identical to the query {message.resubmission_of} it corrects (rule 五: 补充、完善查询信息内容)",
                     )
 
-    def _refusal(self, raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any) -> QuarantineItem:
+    def _refusal(self, raw: bytes, sha: str, now: datetime, reason: str, detail: str, header: Any, *,
+                 authenticated: bool = False) -> QuarantineItem:
         """The quarantine record of a refusal: size, SHA-256 and a bounded prefix of the bytes, the
-        header fields that fit, and a bounded detail (see refusals.py)."""
+        header fields that fit, and a bounded detail (see refusals.py). The quarantine's caps and tally
+        are kept per sender: unauthenticated junk claiming a township the directory does not know is
+        tallied under no sender, so a made-up sender cannot open a budget of its own."""
+        sender = header_field(header, "sender")
         return QuarantineItem(
             received_at=now,
             reason=reason,
@@ -481,9 +528,11 @@ class ExchangeService:
             raw=raw[: self.quarantine_prefix_bytes],
             size=len(raw),
             message_id=header_field(header, "message_id"),
-            sender=header_field(header, "sender"),
+            sender=sender,
             recipient=header_field(header, "recipient"),
             kind=header_field(header, "kind"),
+            authenticated=authenticated,
+            sender_known=authenticated or sender is None or sender in self.directory,
         )
 
     # --- reading ----------------------------------------------------------------------------------

@@ -95,9 +95,12 @@ class EnvelopeHeader:
         expected = set(cls.__dataclass_fields__)
         if set(obj) != expected:
             missing, extra = expected - set(obj), set(obj) - expected
-            raise EnvelopeError("malformed_header", f"header fields: missing {sorted(missing)}, unknown {sorted(extra)}")
+            # The known names that are missing, and only how many unknown ones: a key name is the
+            # sender's text, and the quarantine's detail is read by operators (never echo it).
+            raise EnvelopeError("malformed_header", f"header fields: missing {sorted(missing)}, {len(extra)} unknown")
         if type(obj["v"]) is not int or obj["v"] != PROTOCOL_VERSION:  # not True, not 1.0
-            raise EnvelopeError("unknown_version", f"envelope version {obj['v']!r} is not supported")
+            version = obj["v"] if type(obj["v"]) is int and abs(obj["v"]) < 10**6 else f"of type {type(obj['v']).__name__}"
+            raise EnvelopeError("unknown_version", f"envelope version {version} is not supported")
         for name in expected - {"v"}:
             if not isinstance(obj[name], str):
                 raise EnvelopeError("malformed_header", f"header.{name} must be a string")

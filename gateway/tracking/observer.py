@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.codec.messages import Feedback, Notification, Query
+from gateway.codec.messages import Feedback, Notification, Query, Withdrawal
 from gateway.exchange.ports import MessageStore
 from gateway.exchange.records import Direction, StoredMessage
 from gateway.tracking.tracker import CaseTracker
@@ -27,7 +27,7 @@ class TrackingObserver:
         for stored, message in feedback:
             await self.tracker.feedback_received(stored, message, answered.get((stored.node, message.in_reply_to)))
         for stored, message in items:
-            if stored.direction is not Direction.IN:
+            if stored.direction is not Direction.IN or isinstance(message, Withdrawal):
                 await self.message_stored(stored, message)
 
     async def message_stored(self, stored: StoredMessage, message: Any) -> None:
@@ -37,6 +37,12 @@ class TrackingObserver:
                 await self.tracker.query_received(stored, message)
             else:
                 await self.tracker.query_sent(stored, message)
+        elif isinstance(message, Withdrawal):
+            # The store's claim of the query decided between this withdrawal and an answer: the case
+            # follows it, so the two never disagree.
+            query = await self.messages.find(stored.node, Direction.IN, message.withdraws) if incoming else None
+            if query is not None and query.answered_by == stored.message_id:
+                await self.tracker.query_withdrawn(stored, message)
         elif isinstance(message, Feedback):
             if incoming:
                 query = await self.messages.find(stored.node, Direction.OUT, message.in_reply_to)

@@ -53,6 +53,10 @@ class CaseStore(Protocol):
         StrikeConflict, writing nothing, when a query of the charge is evidence of another one, or when
         ``ledger_version`` is given and the person's ledger is no longer at that version."""
 
+    async def save_withdrawal(self, case: Case) -> bool:
+        """The withdrawn case, written only while the stored one has no reply nor withdrawal (the
+        answer's conditional write): False, and nothing written, otherwise."""
+
     async def cases_for_key(self, key: StrikeKey) -> list[Case]: ...
 
     async def answer_contexts(self, case_ids: Sequence[str]) -> dict[str, tuple[Case, int, list[Case]]]:

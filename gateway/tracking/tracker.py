@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from gateway.clock import Clock
 from gateway.group_commit import GroupRunner
 from gateway.collector import collector_paused
-from gateway.codec.messages import Feedback, Notification, Query
+from gateway.codec.messages import Feedback, Notification, Query, Withdrawal
 from gateway.exchange.records import StoredMessage
 from gateway.tracking.ports import CaseStore, StrikeConflict
 from gateway.workflow.accounting import ClosingAt, close_quarter
@@ -37,6 +37,7 @@ from gateway.workflow.cases import (
     open_case,
     recompute_open_deadlines,
     resubmission_problem,
+    withdraw,
 )
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
@@ -160,6 +161,15 @@ class CaseTracker:
         case = evaluate(case, self.clock.now())
         await self.store.add_case(case)
         return case
+
+    async def query_withdrawn(self, stored: StoredMessage, withdrawal: Withdrawal) -> Case | None:
+        """The residence township withdrew a query this township received: its case is closed as
+        withdrawn (not counted), unless a reply was recorded first — then the reply stands."""
+        case = await self.store.get_case(withdrawal.withdraws)
+        if case is None or not case.is_open or case.residence_township != stored.sender:
+            return None
+        closed = withdraw(case, stored.accepted_at)
+        return closed if await self.store.save_withdrawal(closed) else None
 
     async def queries_received(self, items: list[tuple[StoredMessage, Query | Notification]]) -> None:
         """``query_received`` for a batch: one lookup and one insert for all of them."""

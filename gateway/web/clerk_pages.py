@@ -28,6 +28,7 @@ from gateway.exchange.errors import ExchangeError, InvalidRequest
 from gateway.exchange.records import Direction, Status, StoredMessage
 from gateway.web import forms
 from gateway.web.context import page
+from gateway.api.input_hygiene import refusal_of
 from gateway.web.reasons_zh import file_reason_in_chinese, in_chinese
 from gateway.web.render import cn_date, township_label
 
@@ -37,12 +38,16 @@ Reader = Annotated[Principal, require(Permission.NODE_READ, page=True)]
 Submitter = Annotated[Principal, require(Permission.NODE_SUBMIT, page=True)]
 Answerer = Annotated[Principal, require(Permission.NODE_ANSWER, page=True)]
 Importer = Annotated[Principal, require(Permission.NODE_IMPORT, page=True)]
+Withdrawer = Annotated[Principal, require(Permission.NODE_WITHDRAW, page=True)]
 
 KIND_LABELS = {"query": "查询", "notification": "通报", "feedback": "反馈"}
 RESULT_LABELS = {"found": "查到此人", "not_found": "查无此人", "no_such_person": "查无此人"}
 STATUS = {  # (label, css) of a sent message
     "queued": ("待发送", "open"), "sent": ("已发送", "open"), "receipted": ("已签收", "open"), "answered": ("已反馈", "done"),
+    "withdrawn": ("已撤回", "done"),
 }
+# Answers and withdrawals are shown with the message they answer or withdraw, never listed themselves.
+NOT_LISTED = ("feedback", "withdrawal")
 # Labels of a record's fields: a query's labels first, then a notification's, then a feedback's; the
 # two townships by their plain names (the form's labels say when to fill which).
 ALL_FIELDS = {f.name: f for f in [*forms.FEEDBACK_FIELDS, *forms.NOTIFICATION_FIELDS, *forms.QUERY_FIELDS]
@@ -129,7 +134,7 @@ async def inbox(code: str, request: Request, principal: Reader) -> Response:
     gw = _gateway(request)
     view = NodeView.of(gw, principal, request, code)
     now = gw.clock.now()
-    received = [m for m in await view.list_messages(Direction.IN, limit=200) if m.kind != "feedback"]
+    received = [m for m in await view.list_messages(Direction.IN, limit=200) if m.kind not in NOT_LISTED]
     await view.audit_reads(received)
     cases = await _open_cases(gw, code)
     pending, done = [], []
@@ -137,6 +142,10 @@ async def inbox(code: str, request: Request, principal: Reader) -> Response:
         body = gw.service.read_body(m).model_dump(mode="json")
         item: dict[str, Any] = {"message": m, "name": body.get("person", {}).get("name", ""), "kind_label": _kind_label(m, body),
                                 "sender_name": township_label(m.sender)}
+        if m.status is Status.WITHDRAWN:  # the residence township withdrew it: nothing to answer
+            item["result_label"] = "已撤回"
+            done.append(item)
+            continue
         if m.status is Status.ANSWERED:
             item["result_label"] = RESULT_LABELS.get(m.result or "", m.result or "")
             done.append(item)
@@ -294,10 +303,15 @@ async def send(code: str, kind: str, request: Request, principal: Submitter) -> 
 
 
 @router.get("/sent", response_class=HTMLResponse)
-async def sent(code: str, request: Request, principal: Reader, done: str = "") -> Response:
+async def sent(code: str, request: Request, principal: Reader, done: str = "", withdrawn: str = "") -> Response:
+    return await _sent_page(request, principal, code, done=done, withdrawn=withdrawn)
+
+
+async def _sent_page(request: Request, principal: Principal, code: str, *, done: str = "", withdrawn: str = "",
+                     refusal: str = "", status_code: int = 200) -> Response:
     gw = _gateway(request)
     view = NodeView.of(gw, principal, request, code)
-    messages = [m for m in await view.list_messages(Direction.OUT, limit=200) if m.kind != "feedback"]
+    messages = [m for m in await view.list_messages(Direction.OUT, limit=200) if m.kind not in NOT_LISTED]
     await view.audit_reads(messages)
     receipted: dict[str, Any] = {}
     if gw.service.receipts is not None:
@@ -309,10 +323,31 @@ async def sent(code: str, request: Request, principal: Reader, done: str = "") -
         label, css = STATUS.get(status, (status, ""))
         items.append({"message": m, "name": body.get("person", {}).get("name", ""), "kind_label": _kind_label(m, body),
                       "status_label": label, "status_css": css,
-                      "result_label": RESULT_LABELS.get(m.result or "", "") if m.status is Status.ANSWERED else ""})
-    flash = "已发送，编号 " + done[:64] if done else ""
-    return page(request, principal, "sent.html", code=code, township_name=township_label(code), items=items,
-                names=township_label, flash=flash)
+                      "result_label": RESULT_LABELS.get(m.result or "", "") if m.status is Status.ANSWERED else "",
+                      # A query may be withdrawn until a reply is linked to it (service.withdraw).
+                      "withdrawable": m.kind == "query" and m.answered_by is None and m.status is not Status.WITHDRAWN})
+    # Only a message this township sent (the id the form redirected with), never the request's text.
+    listed = {m.message_id: m for m in messages}
+    flash = refusal
+    if done and done in listed:
+        flash = "已发送，编号 " + done
+    elif withdrawn and withdrawn in listed and listed[withdrawn].status is Status.WITHDRAWN:
+        flash = "已撤回，编号 " + withdrawn + "（撤回通知已发往户籍地，该查询不计入统计）"
+    return page(request, principal, "sent.html", status_code=status_code, code=code, township_name=township_label(code),
+                items=items, names=township_label, flash=flash)
+
+
+@router.post("/sent/{message_id}/withdraw", response_class=HTMLResponse, openapi_extra=limits.form())
+async def withdraw(code: str, message_id: str, request: Request, principal: Withdrawer) -> Response:
+    """The 撤回 button of the sent list: the query's withdrawal goes to the registration township."""
+    view = NodeView.of(_gateway(request), principal, request, code)
+    try:
+        await view.withdraw(message_id)
+    except ExchangeError as exc:
+        if exc.status == 404:
+            return _not_found(request, principal, message_id)
+        return await _sent_page(request, principal, code, refusal=in_chinese(str(exc.detail)), status_code=exc.status)
+    return RedirectResponse(f"/township/{code}/sent?withdrawn={message_id}", status_code=303)
 
 
 @router.get("/tasks", response_class=HTMLResponse)
@@ -374,6 +409,9 @@ async def upload(code: str, request: Request, principal: Importer) -> Response:
             yield data
 
     name = getattr(upload, "filename", "") or "cards" + suffix
+    if (why := refusal_of(name)) is not None:  # before the audit record names the file
+        report = {"rows_read": 0, "sent": [], "errors": [], "file_errors": [f"文件名{in_chinese(why)}"]}
+        return page(request, principal, "upload.html", status_code=422, code=code, report=report)
     try:
         outcome = await import_and_send(gw, view, chunks(), kind, shown_name(name, suffix), name)
     except import_worker.WorkerUnavailable as exc:

@@ -41,7 +41,7 @@ from gateway.workflow.accounting import AccountingSnapshot, Counts
 from gateway.workflow.calendar import WorkingDayCalendar
 from gateway.workflow.finality import MonthProgress, PeriodProgress
 from gateway.workflow.instants import SHANGHAI
-from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
+from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of, served
 
 Period = ReportingMonth | Quarter
 
@@ -50,8 +50,8 @@ def parse_period(text: str) -> Period:
     """`2026-11` (a reporting month) or `2026Q4` (a quarter); ValueError with the reason otherwise."""
     text = text.strip()
     if "Q" in text.upper():
-        return Quarter.parse(text)
-    return ReportingMonth.parse(text)
+        return served(Quarter.parse(text))
+    return served(ReportingMonth.parse(text))
 
 
 def months_of(period: Period) -> tuple[ReportingMonth, ...]:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from openpyxl import Workbook
 
 from gateway.codec.text_hygiene import spreadsheet_row
-from gateway.access.deps import require
+from gateway.access.deps import denied, require
 from gateway.access.permissions import Permission
 from gateway.access.principal import Principal
 from gateway.web.context import layout, page
@@ -46,8 +46,9 @@ async def _view(request: Request, principal: Principal, region: str | None, peri
     return await build_dashboard(reader(request), region, period or str(current_period(now)), now)
 
 
-def _refused(request: Request, principal: Principal, exc: Exception) -> HTMLResponse:
+async def _refused(request: Request, principal: Principal, exc: Exception) -> HTMLResponse:
     if isinstance(exc, PermissionError):
+        await denied(request, principal, "region outside the scope", "scope", detail=f"region {exc.args[0]}")
         return page(request, principal, "error.html", status_code=403, title="无权查看",
                     message=f"您的权限范围不包括地区 {exc.args[0]}。")
     if isinstance(exc, Unavailable):
@@ -61,7 +62,7 @@ async def dashboard(request: Request, principal: Supervisor, region: str | None 
     try:
         view = await _view(request, principal, region, period)
     except (BadRequest, PermissionError, Unavailable) as exc:
-        return _refused(request, principal, exc)
+        return await _refused(request, principal, exc)
     return HTMLResponse(render_dashboard(view, **layout(request, principal)))
 
 
@@ -71,7 +72,7 @@ async def dashboard_print(request: Request, principal: Supervisor, region: str |
     try:
         view = await _view(request, principal, region, period)
     except (BadRequest, PermissionError, Unavailable) as exc:
-        return _refused(request, principal, exc)
+        return await _refused(request, principal, exc)
     return HTMLResponse(render_dashboard(view, print_view=True, **layout(request, principal)))
 
 
@@ -82,7 +83,7 @@ async def dashboard_export(request: Request, principal: Supervisor, region: str 
     try:
         view = await _view(request, principal, region, period)
     except (BadRequest, PermissionError, Unavailable) as exc:
-        return _refused(request, principal, exc)
+        return await _refused(request, principal, exc)
     name = f"dashboard-{view.region}-{view.period_text}"
     if format == "xlsx":
         book = Workbook()
@@ -96,7 +97,7 @@ async def dashboard_export(request: Request, principal: Supervisor, region: str 
         return Response(out.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"content-disposition": f'attachment; filename="{name}.xlsx"'})
     if format != "csv":
-        return _refused(request, principal, BadRequest(f"导出格式应为 csv 或 xlsx，收到“{format[:8]}”"))
+        return await _refused(request, principal, BadRequest(f"导出格式应为 csv 或 xlsx，收到“{format[:8]}”"))
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(spreadsheet_row(TABLE_HEADERS))

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from gateway.codec.divisions import registry
 from gateway.web import targets
+from gateway.workflow.periods import FIRST_YEAR, LAST_YEAR
 from gateway.web.dashboard_data import DashboardReader, sum_counts, MissedCase, OverdueCase, Period, months_of, parse_period
 from gateway.workflow.accounting import Counts, percent
 from gateway.workflow.finality import PROVISIONAL, final_text, provisional_text
@@ -174,7 +175,7 @@ def check_period(text: str) -> Period:
     try:
         return parse_period(text)
     except ValueError:
-        raise BadRequest(f"期间应为月份（如2026-11）或季度（如2026Q4），收到“{text[:12]}”") from None
+        raise BadRequest(f"期间应为{FIRST_YEAR}至{LAST_YEAR}年的月份（如2026-11）或季度（如2026Q4），收到“{text[:12]}”") from None
 
 
 def period_choices(now_month: ReportingMonth) -> list[tuple[str, str]]:

@@ -94,6 +94,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), zh) for p, zh in
     (r"^must be this node, (\d+)$", r"应为本乡镇（街道）\1（向现居住地通报只能由户籍地发出）"),
     (r"^township (\d+) is not hosted by this gateway$", r"本网关不承载乡镇（街道）\1"),
     (r"^no gateway serves township (\d+).*$", r"没有网关承载乡镇（街道）\1"),
+    (r"^(\d+) withdrew (\S+) before it was answered.*$", r"现居住地乡镇（街道）\1已撤回这条查询，无需反馈"),
+    (r"^(\S+) was withdrawn already$", r"这条查询已撤回"),
+    (r"^(\S+) was (already )?answered (meanwhile )?by (\S+); it cannot be withdrawn$", r"这条查询已有反馈，不能撤回"),
 ]]
 
 

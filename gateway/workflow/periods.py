@@ -20,11 +20,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 
 from gateway.workflow.instants import local_date, start_of_local_day
 
 CUTOFF_DAY = 20  # rule 七: 每月20日为当月提交查询和反馈信息截止日
 STATISTICAL_YEAR_FIRST_MONTH = 10  # seed 000 登记制度 七: 上年10月1日0时至本年9月30日24时
+
+# The years a period asked for at an edge (a dashboard, a report, an API parameter) may lie in: the
+# exchange began long after 2000, and a year such as 0001 would make date arithmetic fail (year 0).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER_RE = re.compile(r"^(\d{4})Q([1-4])$")
@@ -145,3 +150,13 @@ def statistical_year_of(day: date) -> int:
 def statistical_year_bounds(year: int) -> tuple[date, date]:
     """First and last day of statistical year `year` (1 October of year-1 to 30 September of year)."""
     return date(year - 1, STATISTICAL_YEAR_FIRST_MONTH, 1), date(year, STATISTICAL_YEAR_FIRST_MONTH - 1, 30)
+
+
+_P = TypeVar("_P", "ReportingMonth", "Quarter")
+
+
+def served(period: _P) -> _P:
+    """The period itself when its year is one the gateway serves; ValueError with the reason otherwise."""
+    if not FIRST_YEAR <= period.year <= LAST_YEAR:
+        raise ValueError(f"the year must be {FIRST_YEAR}–{LAST_YEAR}, got {period.year:04d}")
+    return period

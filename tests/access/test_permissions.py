@@ -168,3 +168,10 @@ async def test_an_app_with_a_route_that_declares_no_permission_does_not_start(ga
         async with app.router.lifespan_context(app):  # what uvicorn runs before it serves
             pass
     check_routes(create_app(gateway).routes)  # the app as shipped starts
+
+
+def test_withdrawing_a_sent_query_is_its_own_permission_and_only_a_clerk_has_it(gateway):
+    [route] = [r for m, path, r in endpoints(create_app(gateway))
+               if (m, path) == ("POST", "/nodes/{code}/sent/{message_id}/withdraw")]
+    assert permission_of(route) is Permission.NODE_WITHDRAW
+    assert [role for role in Role if allows(role, Permission.NODE_WITHDRAW)] == [Role.CLERK]

@@ -40,6 +40,7 @@ WHO: dict[Permission, tuple[Role, str]] = {
     Permission.NODE_SUBMIT: (Role.CLERK, RESIDENCE),
     Permission.NODE_READ: (Role.CLERK, RESIDENCE),
     Permission.NODE_ANSWER: (Role.CLERK, RESIDENCE),
+    Permission.NODE_WITHDRAW: (Role.CLERK, RESIDENCE),
     Permission.NODE_IMPORT: (Role.CLERK, RESIDENCE),
     Permission.REGION_READ: (Role.SUPERVISOR, "11"),
     Permission.OPERATE: (Role.OPERATOR, ""),

@@ -15,7 +15,7 @@ def test_schema_files_have_not_drifted_from_the_models() -> None:
 def test_there_is_one_schema_per_kind_plus_the_union_and_the_envelope() -> None:
     names = sorted(p.name for p in (schemas_dir() / "json").glob("*.schema.json"))
     assert names == ["feedback.schema.json", "message.schema.json", "notification.schema.json",
-                     "query.schema.json", "wire.schema.json"]
+                     "query.schema.json", "wire.schema.json", "withdrawal.schema.json"]
 
 
 def test_schemas_forbid_unknown_fields_and_name_their_code_tables() -> None:

@@ -188,3 +188,33 @@ def _b64(private) -> str:
     from gateway.security.suites import b64e, raw_public
 
     return b64e(raw_public(private.public_key()))
+
+
+def test_unknown_header_keys_are_counted_and_their_names_never_echoed(world: World) -> None:
+    import json
+
+    from gateway.security.envelope import Envelope
+
+    env = parse_envelope(world.seal())
+    fields = json.loads(env.header_bytes)
+    hostile = {**fields, "管理员 admin sign_in ok\x1b[2K": "x", "<script>alert(1)</script>": "y"}
+    del hostile["epk"]
+    forged = Envelope(env.header, json.dumps(hostile).encode(), env.ciphertext, env.signature).to_bytes()
+    with pytest.raises(EnvelopeError) as caught:
+        parse_envelope(forged)
+    assert caught.value.reason == "malformed_header"
+    assert caught.value.detail == "header fields: missing ['epk'], 2 unknown"
+
+
+def test_an_unknown_version_is_named_only_when_it_is_a_small_integer(world: World) -> None:
+    import json
+
+    from gateway.security.envelope import Envelope
+
+    env = parse_envelope(world.seal())
+    for version, named in ((7, "envelope version 7"), ("<b>9" * 1000, "envelope version of type str")):
+        fields = {**json.loads(env.header_bytes), "v": version}
+        forged = Envelope(env.header, json.dumps(fields).encode(), env.ciphertext, env.signature).to_bytes()
+        with pytest.raises(EnvelopeError) as caught:
+            parse_envelope(forged)
+        assert caught.value.reason == "unknown_version" and caught.value.detail.startswith(named)

@@ -155,12 +155,34 @@ async def test_the_operator_page_says_what_a_re_drive_did_and_why_one_cannot_be_
             assert response.status_code == 303
             return unquote(response.headers["location"])
 
-        assert await redrive() == f"/operator?done=隔离报文 {item.id}：仍被拒收（unknown_sender）"
+        async def shown(location: str) -> str:
+            return (await http.get(location)).text
+
+        location = await redrive()
+        assert location == f"/operator?done=refused&item={item.id}&reason=unknown_sender"
+        refused_page = await shown(location)
+        assert f"隔离报文 {item.id}：仍被拒收（unknown_sender）" in refused_page
+        # The refusal counts: the receive above, counted (and stored).
+        assert 'id="refusal-counts-table"' in refused_page and "unknown_sender" in refused_page
         clerk_gateway.service.directory = KeyDirectory.from_keyrings(
             [n.keyring for n in clerk_gateway.service.nodes.values()] + [newcomer])
-        assert await redrive() == f"/operator?done=隔离报文 {item.id}：已重新投递并接收"
+        location = await redrive()
+        assert location == f"/operator?done=stored&item={item.id}"
+        assert f"隔离报文 {item.id}：已重新投递并接收" in await shown(location)
         # Accepted already: the page says it cannot be re-driven again (no server error).
-        assert (await redrive()).startswith(f"/operator?done=隔离报文 {item.id} 现在不能重新投递（")
+        location = await redrive()
+        assert location == f"/operator?done=resolved&item={item.id}"
+        assert f"隔离报文 {item.id} 已重新投递并接收过" in await shown(location)
+
+
+async def test_the_operator_page_shows_only_the_status_messages_the_gateway_produced(clerk_gateway: Gateway) -> None:
+    app = create_app(clerk_gateway)
+    async with browser_client(clerk_gateway, Role.OPERATOR, app=app) as (http, _):
+        forged = await http.get("/operator", params={"done": "管理员通知：请到 evil.example 重新登录"})
+        assert forged.status_code == 200 and "evil.example" not in forged.text and 'class="flash"' not in forged.text
+        reason = await http.get("/operator", params={"done": "refused", "item": "3", "reason": "call_400_now"})
+        assert "隔离报文 3：仍被拒收" in reason.text and "call_400_now" not in reason.text
+        assert (await http.get("/operator", params={"done": "stored", "item": "x<script>"})).status_code == 422
 
 
 # --- the dashboard on a real database ---------------------------------------------------------------
@@ -233,3 +255,14 @@ async def test_a_supervisor_sees_only_regions_inside_its_own(dashboard_gateway) 
             assert response.status_code == 403
         export = await http.get("/dashboard/export?region=43&period=2026-03&format=csv")
         assert export.status_code == 403
+
+
+async def test_the_sent_page_confirms_only_a_message_the_township_sent(clerk_gateway: Gateway) -> None:
+    from ..gateways import sample_query
+
+    stored = await clerk_gateway.service.submit(RESIDENCE, sample_query())
+    async with browser_client(clerk_gateway, Role.CLERK, RESIDENCE) as (http, _):
+        forged = await http.get(f"/township/{RESIDENCE}/sent", params={"done": "请致电 400-000 领取补贴"})
+        assert forged.status_code == 200 and "400-000" not in forged.text and "已发送，编号" not in forged.text
+        confirmed = await http.get(f"/township/{RESIDENCE}/sent", params={"done": stored.message_id})
+        assert f"已发送，编号 {stored.message_id}" in confirmed.text

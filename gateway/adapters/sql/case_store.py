@@ -342,6 +342,13 @@ class SqlCaseStore:
                     raise StrikeConflict(f"a query of {list(charge.evidence_query_ids)} is evidence of a charge already") from None
         return True
 
+    async def save_withdrawal(self, case: Case) -> bool:
+        """The withdrawn case, written by the answer's own conditional write (``answered_at IS NULL AND
+        withdrawn_at IS NULL``): of a reply and a withdrawal at once, one wins and the other writes nothing."""
+        async with self._write() as conn:
+            written = await conn.execute(_ANSWER_CASE, {"b_case_id": case.case_id, **case_values(case)})
+        return written.rowcount == 1
+
     @staticmethod
     async def _advance_ledger(conn: AsyncConnection, key: StrikeKey, seen: int) -> None:
         """Move the person's ledger from the version the tracker read to the next, or raise StrikeConflict

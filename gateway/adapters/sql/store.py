@@ -20,10 +20,12 @@ from gateway.adapters.sql.in_lists import padded, padded_sorted
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.sqlite_hop import HopStatements, write_in_one_hop
 from gateway.adapters.sql.sqlite_inline import inline_reads, read_rows
+from gateway.adapters.sql.quarantine_caps import count_statement, keep_within_caps, refusal_counts
 from gateway.adapters.sql.tables import messages, outbox, quarantine
 from gateway.adapters.sql.unnest_insert import column_arrays, unnest_insert
 from gateway.group_commit import GroupRunner
 from gateway.exchange.errors import AlreadyAnswered, UnknownMessage
+from gateway.exchange.refusals import QuarantineCaps, RefusalCount
 from gateway.exchange.records import (
     Counts,
     Direction,
@@ -68,18 +70,13 @@ def _message_from_row(row: Any) -> StoredMessage:
 
 def _record_from_row(cls: type, row: Any) -> Any:
     m = row._mapping
-    values = {f.name: m[f.name] for f in fields(cls)}
+    values = {f.name: m[f.name] for f in fields(cls) if f.name in m}  # a field without a column keeps its default
     for key, value in values.items():
         if isinstance(value, datetime):
             values[key] = _utc(value)
         elif isinstance(value, memoryview):
             values[key] = bytes(value)
     return cls(**values)
-
-
-def _shallow(record: Any) -> dict[str, Any]:
-    # dataclasses.asdict deep-copies every field (bytes included) on the hot path; a row needs no copy.
-    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 _MESSAGE_FIELDS = tuple(f.name for f in fields(StoredMessage))
@@ -158,6 +155,41 @@ _CLAIM_ANSWER = (
     .values(status=Status.ANSWERED.value, answered_by=bindparam("b_id"),
             answered_at=bindparam("b_at"), result=bindparam("b_result"))
 )
+# A received withdrawal claims the query it withdraws, as an answer would (the same conditional write
+# on ``answered_by``): of an answer and a withdrawal at once, the database lets one win; the query then
+# reads withdrawn, and an answer tried after finds it claimed.
+_CLAIM_WITHDRAWN = (
+    update(messages)
+    .where(
+        messages.c.node == bindparam("b_node"),
+        messages.c.direction == Direction.IN.value,
+        messages.c.message_id == bindparam("b_query"),
+        messages.c.sender == bindparam("b_sender"),
+        messages.c.kind == "query",
+        messages.c.answered_by.is_(None),
+    )
+    .values(status=Status.WITHDRAWN.value, answered_by=bindparam("b_id"))
+)
+# The residence township's withdrawal of its own query: only while no reply was linked to it.
+_WITHDRAW_SENT = (
+    update(messages)
+    .where(
+        messages.c.node == bindparam("b_node"),
+        messages.c.direction == Direction.OUT.value,
+        messages.c.sender == bindparam("b_node"),
+        messages.c.message_id == bindparam("b_query"),
+        messages.c.kind == "query",
+        messages.c.answered_by.is_(None),
+        messages.c.status != Status.WITHDRAWN.value,
+    )
+    .values(status=Status.WITHDRAWN.value)
+)
+
+
+def _withdrawal_claim(m: StoredMessage) -> dict[str, Any]:
+    return {"b_node": m.node, "b_query": m.in_reply_to, "b_sender": m.sender, "b_id": m.message_id}
+
+
 _WINNER = select(messages.c.answered_by).where(
     messages.c.node == bindparam("b_node"),
     messages.c.direction == Direction.IN.value,
@@ -346,6 +378,10 @@ def _incoming_results(batch: Sequence[StoredMessage], first: Mapping[tuple[str, 
     return results
 
 
+def _withdrawals(batch: Sequence[StoredMessage]) -> list[StoredMessage]:
+    return [m for m in batch if m.kind == "withdrawal" and m.in_reply_to]
+
+
 def _one_feedback_per_query(batch: Sequence[StoredMessage]) -> bool:
     """No two feedbacks of the batch answer the same query: which of two came first is the
     transaction's order to decide, which one statement could not tell."""
@@ -354,8 +390,10 @@ def _one_feedback_per_query(batch: Sequence[StoredMessage]) -> bool:
 
 
 class SqlMessageStore:
-    def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256) -> None:
+    def __init__(self, engine: AsyncEngine, *, outgoing_batch: int = 256,
+                 quarantine_caps: QuarantineCaps = QuarantineCaps()) -> None:
         self.engine = engine
+        self.quarantine_caps = quarantine_caps
         self._reader = reader(engine)  # one-shot reads: no BEGIN … ROLLBACK on PostgreSQL
         self._oneshot = direct(engine)  # the hot path's one-shot statements, straight on asyncpg (PostgreSQL)
         self._inline = inline_reads(engine)  # lookups of a few messages on the loop's thread (SQLite)
@@ -369,6 +407,7 @@ class SqlMessageStore:
             dialect_insert(messages).on_conflict_do_nothing(index_elements=identity)
             .returning(messages.c.node, messages.c.sender, messages.c.message_id)
         )
+        self._count_refusals = count_statement(self._sqlite)
         writers = 1 if self._sqlite else 2
         self._outgoing = _OutgoingBatcher(self, max_batch=outgoing_batch, writers=writers)
 
@@ -457,6 +496,8 @@ class SqlMessageStore:
                         .values(status=Status.ANSWERED.value, answered_by=message.message_id,
                                 answered_at=message.accepted_at, result=message.result)
                     )
+                if message.kind == "withdrawal" and message.in_reply_to:
+                    await conn.execute(_CLAIM_WITHDRAWN, _withdrawal_claim(message))
                 return IncomingResult.STORED
         except IntegrityError:
             # Two consumers raced on the same delivery: the other one stored it.
@@ -477,7 +518,7 @@ class SqlMessageStore:
         if not batch and not refused:
             return []
         try:
-            if not self._sqlite and not refused and _one_feedback_per_query(batch):
+            if not self._sqlite and not refused and _one_feedback_per_query(batch) and not _withdrawals(batch):
                 return await self._add_incoming_batch_pg(batch)
             async with self._write() as conn:
                 return await self._add_incoming_batch(conn, batch, refused)
@@ -540,8 +581,11 @@ class SqlMessageStore:
                 [{"b_node": m.node, "b_reply": m.in_reply_to, "b_sender": m.sender, "b_id": m.message_id,
                   "b_at": m.accepted_at, "b_result": m.result} for m in answers],
             )
+        withdrawals = _withdrawals(new)
+        if withdrawals:
+            await conn.execute(_CLAIM_WITHDRAWN, [_withdrawal_claim(m) for m in withdrawals])
         if refused:
-            await conn.execute(insert(quarantine), [{k: v for k, v in _shallow(q).items() if k != "id"} for q in refused])
+            await keep_within_caps(conn, refused, self.quarantine_caps, self._count_refusals)
         return results
 
     @staticmethod
@@ -566,11 +610,25 @@ class SqlMessageStore:
             )
         ).scalar_one_or_none()
 
-    async def add_quarantine(self, item: QuarantineItem) -> None:
-        values = _shallow(item)
-        values.pop("id")
+    async def add_withdrawal(self, message: StoredMessage, item: OutboxItem) -> bool:
+        """The withdrawal of a sent query, with its outbox row, in one transaction: written only when the
+        conditional write marks the query withdrawn (no reply linked to it, not withdrawn before);
+        False, and nothing written, otherwise."""
         async with self._write() as conn:
-            await conn.execute(insert(quarantine), values)
+            claimed = await conn.execute(_WITHDRAW_SENT, {"b_node": message.node, "b_query": message.in_reply_to})
+            if claimed.rowcount != 1:
+                return False
+            await conn.execute(insert(messages), _message_values(message))
+            await conn.execute(insert(outbox), _outbox_values(item))
+        return True
+
+    async def add_quarantine(self, item: QuarantineItem) -> None:
+        """Count the refusal; store it if its bucket, its sender and the quarantine have room."""
+        async with self._write() as conn:
+            await keep_within_caps(conn, [item], self.quarantine_caps, self._count_refusals)
+
+    async def refusal_counts(self, since: datetime, limit: int = 200) -> list[RefusalCount]:
+        return await refusal_counts(self.engine, since, limit)
 
     async def find(self, node: str, direction: Direction, message_id: str) -> StoredMessage | None:
         """One message; lookups made at the same moment (concurrent answers, say) share one read."""

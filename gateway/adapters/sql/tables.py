@@ -91,4 +91,22 @@ quarantine = Table(
     Column("size", BigInteger),
     # A re-drive under way since then (its claim): a second one at the same time is refused.
     Column("redrive_started_at", DateTime(timezone=True)),
+    # True: refused after its signature verified (a peer's message broke a rule); False: unauthenticated
+    # junk (anyone on the broker can publish it); NULL: kept before the distinction (0016).
+    Column("authenticated", Boolean),
+)
+
+# What the quarantine saw, per UTC hour, bucket ("signed" or "unsigned"), sender ("" none or unknown)
+# and reason: every refusal is counted here, stored or not (refusals beyond the caps are counted only;
+# gateway/adapters/sql/quarantine_caps.py). The rows whose sender or reason is "*" are the budgets:
+# (hour, bucket, "*", "*") for the bucket, (hour, bucket, sender, "*") for one sender.
+quarantine_tally = Table(
+    "quarantine_tally",
+    metadata,
+    Column("hour", String(13), primary_key=True),  # "2026-12-08T01", UTC
+    Column("bucket", String(8), primary_key=True),
+    Column("sender", String(9), primary_key=True),
+    Column("reason", String(48), primary_key=True),
+    Column("refused", BigInteger, nullable=False),
+    Column("stored", BigInteger, nullable=False),
 )
