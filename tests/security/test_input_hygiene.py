@@ -93,7 +93,7 @@ async def test_an_uploaded_file_whose_name_holds_control_characters_is_refused_a
 
 
 def test_the_text_listings_show_control_characters_as_escapes_and_each_record_on_one_line(
-    database_url, monkeypatch
+    database_url, monkeypatch, tmp_path
 ) -> None:
     """A record written before this check (or by a path that let one through) cannot forge a line."""
     import asyncio
@@ -110,12 +110,13 @@ def test_the_text_listings_show_control_characters_as_escapes_and_each_record_on
     async def write() -> None:
         engine = create_engine(database_url)
         await create_schema(engine)
-        await build_access(engine, FakeClock(T0)).audit.record(AuditEntry("sign_in", forged, "", "10.0.0.9",
+        await build_access(engine, FakeClock(T0), settings=Settings(data_dir=tmp_path)).audit.record(AuditEntry("sign_in", forged, "", "10.0.0.9",
                                                                           result="refused"))
         await engine.dispose()
 
     asyncio.run(write())
     monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))  # the audit key the record was chained with
     listed = CliRunner().invoke(audit_app, ["list"])
     assert listed.exit_code == 0, listed.output
     [line] = listed.output.splitlines()
