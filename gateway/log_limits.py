@@ -52,3 +52,9 @@ def install(per_minute: int) -> RepeatLimit:
     for handler in logging.getLogger().handlers:
         handler.addFilter(limit)
     return limit
+
+
+def uninstall(limit: RepeatLimit) -> None:
+    """Take the limit off the root logger's handlers again."""
+    for handler in logging.getLogger().handlers:
+        handler.removeFilter(limit)

@@ -65,7 +65,9 @@ def serve(
         typer.echo("configuration error: set both GATEWAY_HTTP_TLS_CERT and GATEWAY_HTTP_TLS_KEY, or neither", err=True)
         raise typer.Exit(2)
 
-    log_limits.install(settings.log_repeats_per_minute)
+    # Taken off again when serve returns: a process that runs serve more than once (the tests) keeps no
+    # limit on handlers that outlive it.
+    limit = log_limits.install(settings.log_repeats_per_minute)
 
     async def run() -> None:
         gateway = build_gateway(settings)
@@ -87,7 +89,10 @@ def serve(
         finally:
             await gateway.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        log_limits.uninstall(limit)
 
 
 def demo(

@@ -45,3 +45,28 @@ def test_one_call_site_passes_its_limit_a_minute_and_then_says_how_many_were_lef
         assert len(records) == 122
     finally:
         logger.removeHandler(handler)
+
+
+def test_serve_takes_its_repeat_limit_off_the_root_handlers_when_it_returns(tmp_path, monkeypatch) -> None:
+    """In one process serve may run more than once (the tests do): a limit left on a handler that outlives
+    it would drop later warnings of that process from the log (seen in the suite's log capture)."""
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+    from gateway.log_limits import RepeatLimit
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GATEWAY_NODES", "110101001")
+    monkeypatch.setenv("GATEWAY_ALLOW_PLAINTEXT_KEYS", "1")
+    monkeypatch.setenv("GATEWAY_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/")
+    monkeypatch.setenv("GATEWAY_BROKER_START_TIMEOUT_S", "1")
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    handler = logging.NullHandler()
+    logging.getLogger().addHandler(handler)
+    try:
+        served = runner.invoke(app, ["serve", "--port", "1"])  # ends: no broker there
+        assert "cannot reach RabbitMQ" in served.output, served.output
+        assert not [f for f in handler.filters if isinstance(f, RepeatLimit)]
+    finally:
+        logging.getLogger().removeHandler(handler)
