@@ -138,7 +138,8 @@ def _months_of(part: ReportingMonth | Quarter) -> tuple[ReportingMonth, ...]:
 
 def build_rows(source: CaseSource, period: ReportPeriod, region: str,
                now: datetime | None = None) -> tuple[list[list[str]], list[Part]]:
-    parts = _parts(source, period, _clock() if now is None else now)
+    now = _clock() if now is None else now
+    parts = _parts(source, period, now)
     as_of = max(p.as_of for p in parts)
     provisional = any(p.progress is not None for p in parts)
     reply: dict[str, Counts] = {}
@@ -153,7 +154,9 @@ def build_rows(source: CaseSource, period: ReportPeriod, region: str,
     events: dict[str, EventCounts] | None = None
     if period.events_from is not None and period.events_to is not None:
         dated = source.events_dated(period.events_from, period.events_to)
-        events = {t: c for t, c in count_events(dated, period.events_from, period.events_to, as_of).items()
+        # Not as of the close: events of the last days are notified after the exchange months closed.
+        events_at = period.events_as_of(now)
+        events = {t: c for t, c in count_events(dated, period.events_from, period.events_to, events_at).items()
                   if t.startswith(region)}
     level = _LEVELS[len(region)]
     codes = sorted(reply.keys() | sender.keys() | (events or {}).keys())
@@ -170,7 +173,7 @@ def build_rows(source: CaseSource, period: ReportPeriod, region: str,
     return rows, parts
 
 
-def _preamble(period: ReportPeriod, region: str, parts: list[Part]) -> list[str]:
+def _preamble(period: ReportPeriod, region: str, parts: list[Part], now: datetime) -> list[str]:
     as_of = max(p.as_of for p in parts)
     provisional = [p for p in parts if p.progress is not None]
     lines = [
@@ -190,7 +193,8 @@ def _preamble(period: ReportPeriod, region: str, parts: list[Part]) -> list[str]
     if provisional:
         lines.append("note: provisional (进行中) — not judged against any target until final")
     if period.events_from is not None:
-        lines.append(f"note: events are those notified by {as_of.isoformat()}; notifications tracked before revision "
+        events_at = period.events_as_of(now)
+        lines.append(f"note: events are those notified by {events_at.isoformat()}; notifications tracked before revision "
                      "0011 kept no kind and are not among them")
     if any(p.rules_version == RULES_MIXED for p in parts):
         lines.append("note: closed before issue 13 — its notifications are counted among the queries")
@@ -209,8 +213,9 @@ def _report(kind: ReportKind, period_text: str, region: str, xlsx: Path | None, 
         raise typer.BadParameter("must be a 2, 4, 6 or 9-digit division code", param_hint="--region")
     if _source_provider is None:
         raise _fail("no case source configured (the database adapter is not installed)")
-    rows, parts = build_rows(_source_provider(), period, region)
-    preamble = _preamble(period, region, parts)
+    now = _clock()
+    rows, parts = build_rows(_source_provider(), period, region, now)
+    preamble = _preamble(period, region, parts, now)
     if xlsx is not None:
         _write_xlsx(xlsx, preamble, rows)
     if csv:

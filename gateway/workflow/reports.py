@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
+from gateway.workflow.instants import end_of_local_day, to_utc
 from gateway.workflow.periods import Quarter, ReportingMonth
 
 
@@ -71,6 +72,16 @@ class ReportPeriod:
     def due_day(self) -> date:
         """The monthly table's due day: its month's 20th (工作制度 七)."""
         return self.months[-1].cutoff_day
+
+    def events_as_of(self, now: datetime) -> datetime:
+        """The instant events ①–④ are counted at: `now`, but no later than the end of the township's due
+        day. An event of the period's last days is notified within 5 working days of being learned of
+        (第二十四条), after the exchange months have closed, and the table due by the 13th must hold it;
+        one notified after the table was due changes no final report."""
+        if self.due is None:
+            return now
+        # The last instant of the due day: a notification at 00:00 of the next day is after it.
+        return min(to_utc(now), end_of_local_day(self.due.township) - timedelta(microseconds=1))
 
     def rules(self) -> list[str]:
         """The period rule and its mapping, as each report prints it."""

@@ -156,3 +156,13 @@ def test_the_xlsx_holds_the_rows_of_the_csv_as_numbers(reports_app: typer.Typer,
     county = dict(zip(values[header_at], values[-1]))
     assert county["region"] == "430521" and county["received"] == 3 and county["feedback_rate"] == "66.7%"
     assert "汇总表" in values[0][0]
+
+
+def test_events_of_the_half_years_last_days_are_counted_when_notified_after_its_months_closed_up_to_its_due_day() -> None:
+    # A birth of 25 Mar 2026 is notified on 27 Mar, after March (to 20 Mar) closed: the table due by
+    # Mon 13 Apr must hold it, so events are counted as of the report, but never past its due day.
+    half = report_period(ReportKind.HALF_YEAR, "2026H1")
+    assert half.events_as_of(cst(2026, 4, 10, 9)) == cst(2026, 4, 10, 9)
+    assert half.events_as_of(cst(2026, 6, 1, 9)) == cst(2026, 4, 13, 23, 59, 59, 999999)
+    monthly = report_period(ReportKind.MONTHLY, "2026-03")
+    assert monthly.events_as_of(cst(2026, 6, 1, 9)) == cst(2026, 6, 1, 9)
