@@ -156,3 +156,25 @@ async def test_old_cases_restored_later_move_the_beginning_back_and_their_months
     assert (cells["received"], cells["on_time"], cells["provisional"]) == ("1", "1", "0")
     (november,) = await reports(database_url, cst(2026, 4, 21, 9), ("monthly", "2025-11"))
     assert f"status: {BEFORE_RECORDS}" in november  # still before the records, now from December
+
+
+async def test_the_scores_of_a_quarter_before_the_gateway_began_are_final_and_empty_never_provisional(
+    engine: object, database_url: str, rules: DeadlineRuleSet, real_calendar: WorkingDayCalendar
+) -> None:
+    from gateway.cli import scores_cmds
+    from gateway.workflow.accounting import Level
+    from gateway.workflow.data_files import DEFAULT_SCORING_FILE, DEFAULT_TARGETS_FILE, load_score_formula, load_targets
+    from gateway.workflow.periods import Quarter
+
+    tracker = tracker_of(engine, rules, real_calendar)
+    assert await tracker.close_due_periods(cst(2026, 3, 2, 9)) == ["2026-02"]
+    await received(tracker.store, cst(2026, 3, 10, 10), rules, real_calendar)  # type: ignore[arg-type]
+    formula, targets = load_score_formula(DEFAULT_SCORING_FILE), load_targets(DEFAULT_TARGETS_FILE)
+
+    def scores(quarter: str) -> scores_cmds.ScoreTable:
+        return scores_cmds.build_rows(SqlCaseSource(database_url), Quarter.parse(quarter), None, Level.TOWNSHIP,
+                                      formula, targets, lambda: cst(2026, 3, 12, 9))
+
+    before, own = await asyncio.to_thread(lambda: (scores("2025Q4"), scores("2026Q1")))
+    assert (before.status, before.rows) == (f"final: {BEFORE_RECORDS}", [])
+    assert own.status.startswith("provisional: ") and {r[-1] for r in own.rows} == {"1"}  # its query, not final yet
