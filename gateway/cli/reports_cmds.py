@@ -33,7 +33,15 @@ from gateway.workflow.accounting import (
     roll_up,
 )
 from gateway.workflow.events import EventCounts, count_events, roll_up_events
-from gateway.workflow.finality import PeriodProgress, final_text, period_progress, provisional_text
+from gateway.workflow.finality import (
+    BEFORE_RECORDS,
+    PeriodProgress,
+    before_records,
+    final_text,
+    period_progress,
+    provisional_text,
+    records_begin,
+)
 from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.ports import CaseSource
 from gateway.workflow.reports import ReportKind, ReportPeriod, report_period
@@ -103,10 +111,13 @@ class Part:
     rows: dict[str, Counts]
     as_of: datetime
     rules_version: str
-    progress: PeriodProgress | None  # None: final (closed)
+    progress: PeriodProgress | None  # None: final (closed, or before the gateway's records began)
+    before_records: bool = False  # final and empty: no case by construction, and never closed by the tracker
 
     @property
     def status(self) -> str:
+        if self.before_records:
+            return BEFORE_RECORDS
         return final_text(self.as_of) if self.progress is None else provisional_text(self.progress)
 
 
@@ -116,10 +127,14 @@ def _parts(source: CaseSource, period: ReportPeriod, now: datetime) -> list[Part
         raise _fail(f"{period.kind} report {period.label} has not begun: its first reporting month starts "
                     f"{parts[0].starts_at.isoformat()}")
     out = []
+    begins = records_begin(source.first_known_month(), now)
     for part in parts:
         snapshot = source.period_snapshot(part)
         if snapshot is not None:
             out.append(Part(part, snapshot.as_dict(), snapshot.closed_at, snapshot.rules_version, None))
+            continue
+        if before_records(part, begins):  # as of the records' beginning: nothing before it is counted
+            out.append(Part(part, {}, min(now, begins.starts_at), RULES_DEADLINE, None, before_records=True))
             continue
         if now < part.starts_at:
             out.append(Part(part, {}, now, RULES_DEADLINE, period_progress(part, (), now)))
@@ -180,7 +195,7 @@ def _preamble(period: ReportPeriod, region: str, parts: list[Part], now: datetim
         f"{period.title}",
         f"period {period.label}: reporting months {period.months[0]} … {period.months[-1]}; region {region}",
         *(f"counted: {rule}" for rule in period.rules()),
-        f"as of {as_of.isoformat()} ({'provisional' if provisional else 'the close of ' + str(parts[-1].period)})",
+        f"as of {as_of.isoformat()} ({_as_of_what(parts)})",
         f"source: {period.source}",
     ]
     if period.due is not None:
@@ -188,8 +203,15 @@ def _preamble(period: ReportPeriod, region: str, parts: list[Part], now: datetim
     else:
         lines.append(f"due: {period.due_day.isoformat()}, the month's 20th (工作制度 七); replies due after it are "
                      "counted here, in the month of their query, until the month is final")
-    lines.append("status: " + ("; ".join(f"{p.period} {p.status}" for p in provisional) if provisional
-                               else final_text(as_of)))
+    early = [p for p in parts if p.before_records]
+    if provisional:
+        status = "; ".join(f"{p.period} {p.status}" for p in provisional)
+    else:
+        status = BEFORE_RECORDS if len(early) == len(parts) else final_text(as_of)
+    lines.append("status: " + status)
+    if early:
+        lines.append(f"note: {early[0].period} … {early[-1].period} {BEFORE_RECORDS} — before this gateway's records "
+                     "began: final, with empty figures")
     if provisional:
         lines.append("note: provisional (进行中) — not judged against any target until final")
     if period.events_from is not None:
@@ -202,6 +224,14 @@ def _preamble(period: ReportPeriod, region: str, parts: list[Part], now: datetim
         lines.append("note: closed before issue 23 — a reply after its month's close counted late even inside its "
                      "deadline (accounting rules " + ", ".join(sorted({p.rules_version for p in parts})) + ")")
     return lines
+
+
+def _as_of_what(parts: list[Part]) -> str:
+    if any(p.progress is not None for p in parts):
+        return "provisional"
+    if all(p.before_records for p in parts):
+        return "the beginning of this gateway's records"
+    return "the close of " + str(parts[-1].period)
 
 
 def _report(kind: ReportKind, period_text: str, region: str, xlsx: Path | None, csv: bool) -> None:

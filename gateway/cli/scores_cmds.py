@@ -34,7 +34,14 @@ from gateway.workflow.data_files import (
     load_score_formula,
     load_targets,
 )
-from gateway.workflow.finality import PROVISIONAL, period_progress, provisional_text
+from gateway.workflow.finality import (
+    BEFORE_RECORDS,
+    PROVISIONAL,
+    before_records,
+    period_progress,
+    provisional_text,
+    records_begin,
+)
 from gateway.workflow.periods import Quarter, reporting_month_of
 from gateway.workflow.ports import CaseSource
 from gateway.workflow.scoring import ScoreFormula, ScoreRow, score_table
@@ -129,7 +136,9 @@ class ScoreTable:
 
     rows: list[list[str]]
     as_of: datetime
-    status: str  # "closed" (the frozen figures of the close) or "provisional: …" (counted as of now, and why)
+    # "closed" (the frozen figures of the close), "final: 已定稿：本网关启用前，无数据" (before the gateway's records
+    # began: empty) or "provisional: …" (counted as of now, and why)
+    status: str
     rules_version: str
 
 
@@ -141,15 +150,19 @@ def build_rows(
     One function for the command and `gateway scenario play` (gateway/scenarios), so both give the same cells."""
     snapshot = source.quarter_snapshot(q)
     facts = list(source.cases_for_quarter(q))
+    begins = None if snapshot is not None else records_begin(source.first_known_month(), now())
     if snapshot is not None:
         # Closed: the figures frozen at the close (R5), not a recount.
         rows, as_of, status = snapshot.as_dict(), snapshot.closed_at, "closed"
         rules_version = snapshot.rules_version
+    elif begins is not None and before_records(q, begins):
+        # Before the gateway's records began: no case by construction, and the tracker never closes it.
+        rows, as_of, status, rules_version = {}, min(now(), begins.starts_at), f"final: {BEFORE_RECORDS}", CURRENT_RULES
     else:
         as_of, rules_version = now(), CURRENT_RULES
         rows = count_as_of(facts, q, as_of, source.month_closures(q))
         status = "provisional: " + provisional_text(period_progress(q, _as_facts(facts), as_of))
-    provisional = snapshot is None
+    provisional = snapshot is None and not status.startswith("final")
     # The sender's figures are recounted as of the same instant (every fact is judged by it), so a
     # closed quarter gives the same figures each time.
     later = reporting_month_of(as_of)

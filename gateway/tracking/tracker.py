@@ -42,8 +42,8 @@ from gateway.workflow.cases import (
 from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.feedback_handling import FeedbackOutcome, handle_feedback, rebuild_ledger
-from gateway.workflow.finality import final_at
-from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
+from gateway.workflow.finality import final_at, records_begin
+from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import Reminder, reminders_due
 from gateway.workflow.reverification import ReverificationTask, TaskState
 from gateway.workflow.strikes import StrikeKey
@@ -325,7 +325,7 @@ class CaseTracker:
         closed = await self.store.month_closures()
         first = await self.store.first_case_month()
         known = [*closed, *([first] if first is not None else [])]
-        month = min(known) if known else reporting_month_of(now).previous()
+        month = records_begin(min(known) if known else None, now)  # the months before it never close: no case
         out = []
         while month.ends_at <= now:
             if month not in closed:

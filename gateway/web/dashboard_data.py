@@ -39,7 +39,7 @@ from gateway.tracking.ports import township_range
 from gateway.tracking.serialization import CHARGE, SNAPSHOT
 from gateway.workflow.accounting import AccountingSnapshot, Counts
 from gateway.workflow.calendar import WorkingDayCalendar
-from gateway.workflow.finality import MonthProgress, PeriodProgress
+from gateway.workflow.finality import MonthProgress, PeriodProgress, records_begin
 from gateway.workflow.instants import SHANGHAI
 from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of, served
 
@@ -146,6 +146,15 @@ class DashboardReader:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(period_closures.c.period, period_closures.c.closed_at))).all()
         return {p: _utc(at) for p, at in rows}
+
+    async def records_begin(self, now: datetime, closures: dict[str, datetime]) -> ReportingMonth:
+        """The first month the gateway accounts for (gateway.workflow.finality.records_begin): its earliest case
+        or month closed; a period before it is final and empty, never closed by the tracker."""
+        async with self.engine.connect() as conn:
+            first = (await conn.execute(select(func.min(cases.c.reporting_month)))).scalar()
+        known = [ReportingMonth.parse(p) for p in closures if "Q" not in p]
+        known += [ReportingMonth.parse(first)] if first is not None else []
+        return records_begin(min(known, default=None), now)
 
     # --- counts ----------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from gateway.web import targets
 from gateway.workflow.periods import FIRST_YEAR, LAST_YEAR
 from gateway.web.dashboard_data import DashboardReader, sum_counts, MissedCase, OverdueCase, Period, months_of, parse_period
 from gateway.workflow.accounting import Counts, percent
-from gateway.workflow.finality import PROVISIONAL, final_text, provisional_text
+from gateway.workflow.finality import BEFORE_RECORDS, PROVISIONAL, before_records, final_text, provisional_text
 from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
 
 LEVEL_NAMES = {2: "省级", 4: "地市级", 6: "县级", 9: "乡镇（街道）"}
@@ -224,10 +224,14 @@ async def build_dashboard(reader: DashboardReader, region: str, period_text: str
     region = check_region(region)
     period = check_period(period_text)
     closures = await reader.closures()
-    counts = await reader.township_counts(region, period, now, closures)
-    total = sum_counts(counts.values())
     live = str(period) not in closures
-    if live:
+    # Before the gateway's records began: no case by construction, and nothing will ever close it (issue 23).
+    early = live and before_records(period, await reader.records_begin(now, closures))
+    counts = {} if early else await reader.township_counts(region, period, now, closures)
+    total = sum_counts(counts.values())
+    if early:
+        live, status = False, BEFORE_RECORDS
+    elif live:
         not_due = total.still_open + total.notifications_open
         status = provisional_text(await reader.progress(period, now, not_due, closures))
     else:

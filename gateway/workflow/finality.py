@@ -17,6 +17,12 @@ notification). So reporting month M is
 A month without cases is final at its cutoff: every period closes by the calendar, quiet ones too.
 A quarter is final when its last month is; a statistical half-year or year when its last quarter is.
 
+The gateway's records begin with the first month it knows (its earliest case or closure; on a store with
+neither, the month before now's, which its first tick closes): the tracker closes months from there. A
+period all of whose months come before it has no case by construction and nothing will ever close it:
+it is final with empty figures, said so (本网关启用前，无数据), never provisional. Cases restored or
+migrated later move the beginning back, and their months are then closed as any other.
+
 "The deadline of a case" is the deadline in force (a calendar update may move an open one); a case
 withdrawn before any reply is not counted, so its deadline is not waited for. An answered case's
 deadline is waited for too (the month's final day then follows from its cases alone), but "N 件未到期"
@@ -32,7 +38,19 @@ from datetime import date, datetime, timedelta
 
 from gateway.workflow.case_facts import CaseFacts
 from gateway.workflow.instants import local_date, to_utc
-from gateway.workflow.periods import Quarter, ReportingMonth
+from gateway.workflow.periods import Quarter, ReportingMonth, reporting_month_of
+
+
+def records_begin(first_known: ReportingMonth | None, now: datetime) -> ReportingMonth:
+    """The first month the gateway accounts for: `first_known` (its earliest case or closure), else the month
+    before now's (the first a brand-new gateway's first tick closes)."""
+    return first_known if first_known is not None else reporting_month_of(now).previous()
+
+
+def before_records(period: ReportingMonth | Quarter, begins: ReportingMonth) -> bool:
+    """Every month of `period` comes before the gateway's records begin: final and empty, by construction."""
+    months = period.months if isinstance(period, Quarter) else (period,)
+    return months[-1] < begins
 
 
 def final_at(month: ReportingMonth, latest_due: datetime | None) -> datetime:
@@ -127,6 +145,7 @@ def period_progress(period: ReportingMonth | Quarter, facts: Iterable[CaseFacts]
 PROVISIONAL = "进行中"
 _OPEN = "进行中：报送至 {cutoff} 截止（每月20日），{n} 件未到期，最迟 {final_on} 定稿"
 _WAITING = "进行中：{n} 件未到期，最迟 {final_on} 定稿"
+BEFORE_RECORDS = "已定稿：本网关启用前，无数据"
 _DUE_TO_CLOSE = "进行中：期限均已届满，待网关下一次定稿（最迟 {final_on}）"
 
 

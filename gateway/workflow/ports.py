@@ -40,6 +40,10 @@ class CaseSource(Protocol):
         """The frozen accounting of a closed month or quarter, or None while it is open."""
         ...
 
+    def first_known_month(self) -> ReportingMonth | None:
+        """The earliest month with a case or a closure, where the gateway's records begin (None: neither yet)."""
+        ...
+
     def events_dated(self, first: date, last: date) -> Iterable[EventFact]:
         """The notifications of kinds ①–④ whose event is dated `first` … `last` (gateway.workflow.events)."""
         ...
@@ -73,6 +77,9 @@ class InMemoryCaseSource:
             return self.quarter_snapshot(period)
         closed_at = self.closures.get(period)
         return None if closed_at is None else close_month(self.facts_in_months([period]), period, closed_at)
+
+    def first_known_month(self) -> ReportingMonth | None:
+        return min([*(c.reporting_month for c in self.cases), *self.closures], default=None)
 
     def events_dated(self, first: date, last: date) -> Iterable[EventFact]:
         found = (event_of(c) for c in self.cases)

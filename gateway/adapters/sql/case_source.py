@@ -51,5 +51,12 @@ class SqlCaseSource:
     def period_snapshot(self, period: ReportingMonth | Quarter) -> AccountingSnapshot | None:
         return self._run(lambda store: store.period_snapshot(str(period)))
 
+    def first_known_month(self) -> ReportingMonth | None:
+        async def first(store: SqlCaseStore) -> ReportingMonth | None:
+            known = [*(await store.month_closures()), *filter(None, [await store.first_case_month()])]
+            return min(known, default=None)
+
+        return self._run(first)
+
     def events_dated(self, first: date, last: date) -> Iterable[EventFact]:
         return self._run(lambda store: store.events_dated(first, last))
