@@ -23,6 +23,7 @@ from gateway.access.principal import Role
 from gateway.adapters.sql.account_store import SqlAccountStore
 from gateway.adapters.sql.engine import create_engine
 from gateway.adapters.sql.migrate import head_revision
+from gateway.adapters.sql.pg_connect import PER_HOST_TIMEOUT_S
 from gateway.cli import app
 from gateway.devtools.pg_formation import STATE_FILE, FormationError, PgFormation
 
@@ -126,3 +127,39 @@ def test_a_row_written_before_a_switchover_is_read_through_the_same_url_from_the
             break
         time.sleep(0.1)
     assert on_secondary == 2
+
+
+def test_a_hung_primary_is_passed_over_through_the_same_url_once_the_secondary_takes_writes(
+        formation: PgFormation) -> None:
+    first, second = formation.node_names
+    if formation.primary().name != first:
+        formation.switchover()  # the hung host must be the URL's first, the one asyncpg alone would wait on
+    assert formation.hang_node() == first
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            states = {node.name: node.reported for node in formation.state()}
+            if states.get(second) in ("wait_primary", "primary"):
+                break
+            time.sleep(1)
+        assert states.get(second) in ("wait_primary", "primary"), states
+
+        async def write_through_the_url() -> int:
+            engine = create_engine(formation.url())
+            try:
+                await SqlAccountStore(engine).add_user("li-during-hang", Role.CLERK, "110101001", "hash-3", None, NOW)
+                async with engine.connect() as conn:
+                    return int((await conn.execute(text("select inet_server_port()"))).scalar_one())
+            finally:
+                await engine.dispose()
+
+        started = time.monotonic()
+        port = asyncio.run(write_through_the_url())
+        elapsed = time.monotonic() - started
+        assert port == formation.port_of(second)
+        # One short timeout on the hung host, then the new primary (asyncpg alone: 60 s, then an error).
+        assert elapsed < PER_HOST_TIMEOUT_S + 6, elapsed
+    finally:
+        formation.resume()
+    formation.await_ready(timeout_s=150)
+    assert asyncio.run(_scalar(formation.url(), "select count(*) from users where username = 'li-during-hang'")) == 1
