@@ -161,6 +161,9 @@ class PgFormation:
             raise FormationError(f"pg_autoctl or PostgreSQL 15 not found: apt-get install {PACKAGES}")
         if (self.base_dir / STATE_FILE).exists():
             raise FormationError(f"a formation is already set up in {self.base_dir}: run `down` first")
+        if self.base_dir.exists() and any(self.base_dir.iterdir()):
+            # It is given to the postgres user and removed by `down`: never a folder holding anything else.
+            raise FormationError(f"{self.base_dir} is not empty: give the formation a folder of its own")
         busy = [p for p in (self.monitor_port, *self.node_ports) if _port_open(p)]
         if busy:
             raise FormationError(f"ports {busy} are in use")
@@ -199,7 +202,7 @@ class PgFormation:
             except subprocess.TimeoutExpired:
                 process.kill()
         self._processes.clear()
-        if not self.keep_dir and self.base_dir.exists():
+        if not self.keep_dir and (self.base_dir / STATE_FILE).exists():  # only a folder this made
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def await_ready(self, timeout_s: float | None = None) -> NodeState:
@@ -540,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             ports = tuple(int(p) for p in args.ports.split(","))
             formation = PgFormation(args.dir, monitor_port=args.monitor_port, node_ports=ports, keep_dir=True)
+            if (formation.base_dir / STATE_FILE).exists():  # refused before the clean-up below could touch it
+                raise FormationError(f"a formation is already set up in {formation.base_dir}: run `down` first")
             try:
                 formation.up()
             except BaseException:
