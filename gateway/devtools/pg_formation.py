@@ -47,6 +47,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 DEFAULT_DIR = Path("/tmp/gateway-pg-formation")
@@ -177,7 +178,7 @@ class PgFormation:
         self._ctl("create", "monitor", "--pgdata", str(self.monitor_dir), "--pgport", str(self.monitor_port),
                   *self._server_options())
         self._spawn("monitor")
-        self._await(lambda: self._monitor_answers(), "the monitor to answer")
+        self._await(self._monitor_answers, "the monitor to answer")
         for index, name in enumerate(self.node_names):
             self._ctl("create", "postgres", "--pgdata", str(self.node_dir(name)), "--pgport", str(self.port_of(name)),
                       "--name", name, "--monitor", self.monitor_uri, *self._server_options(), timeout=180)
@@ -346,7 +347,7 @@ class PgFormation:
             log.close()
         _give_to_postgres(self.log_file(name))
 
-    def _await(self, condition: Any, what: str, timeout_s: float | None = None) -> None:
+    def _await(self, condition: Callable[[], bool], what: str, timeout_s: float | None = None) -> None:
         deadline = time.monotonic() + (timeout_s or self.start_timeout_s)
         while time.monotonic() < deadline:
             if condition():
