@@ -38,7 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
 from gateway.adapters.sql.compiled_once import CompiledOnce, bound_values, positional_args
-from gateway.adapters.sql.engine import is_sqlite, reader
+from gateway.adapters.sql.engine import connector_of, is_sqlite, reader
+from gateway.adapters.sql.pg_connect import WritableConnector
 from gateway.adapters.sql.sqlite_inline import close_inline_reads
 
 _DIALECT = asyncpg_dialect()
@@ -228,8 +229,11 @@ class DirectPg:
     """A small LIFO pool of asyncpg connections for one-shot statements. ``close()`` closes them as
     SQLAlchemy's ``dispose()`` closes the engine's: the pool stays usable and opens new ones."""
 
-    def __init__(self, connect_kwargs: dict[str, Any], *, max_size: int = 10) -> None:
-        self._connect_kwargs = connect_kwargs
+    def __init__(self, connect_kwargs: dict[str, Any], *, max_size: int = 10,
+                 connector: WritableConnector | None = None) -> None:
+        # The engine's own connect function when it has one (pg_connect.py): a formation's hosts each
+        # tried with a timeout of their own, the one that answered last first.
+        self._connector = connector or WritableConnector(connect_kwargs)
         self._idle: list[DirectConnection] = []
         self._slots = asyncio.Semaphore(max_size)
         self._open: set[DirectConnection] = set()
@@ -244,7 +248,7 @@ class DirectPg:
         if args:
             raise TypeError("direct_pg: positional connect arguments are not supported")
         return cls({k: v for k, v in kwargs.items() if k not in _DIALECT_ONLY},
-                   max_size=engine.pool.size() if hasattr(engine.pool, "size") else 10)
+                   max_size=engine.pool.size() if hasattr(engine.pool, "size") else 10, connector=connector_of(engine))
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[DirectConnection]:
@@ -265,7 +269,7 @@ class DirectPg:
                 return conn
             self._open.discard(conn)
         try:
-            raw = await asyncpg.connect(**self._connect_kwargs)
+            raw = await self._connector()
         except Exception as exc:
             raise _translated(exc, "connect") from exc
         conn = DirectConnection(raw, self.listeners, self._generation)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from gateway.adapters.sql import access_tables, security_tables, workflow_tables  # noqa: F401  (register their tables)
 from gateway.adapters.sql import sqlite_driver
+from gateway.adapters.sql.pg_connect import WritableConnector
 from gateway.private_paths import private_file
 
 
@@ -61,7 +62,21 @@ def create_engine(url: str) -> AsyncEngine:
     # (and the server a backend for it); handed out in turn, every one of the pool's connections
     # prepared every statement, and a gateway's memory grew for an hour as they filled. Most recent
     # first, a quiet gateway works on the few connections it needs and their statements stay prepared.
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800, pool_use_lifo=True)
+    # A formation's URL names several hosts: each is tried with a timeout of its own (pg_connect.py).
+    connector = WritableConnector.for_url(url)
+    failover = {"async_creator": connector} if connector.several_hosts else {}
+    engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800, pool_use_lifo=True, **failover)
+    _CONNECTORS[engine.sync_engine] = connector
+    return engine
+
+
+_CONNECTORS: weakref.WeakKeyDictionary[object, WritableConnector] = weakref.WeakKeyDictionary()
+
+
+def connector_of(engine: AsyncEngine) -> WritableConnector | None:
+    """The connect function of a PostgreSQL engine made by create_engine, for every other pool on its
+    database (direct_pg): one function, so that all of them try first the host that answered last."""
+    return _CONNECTORS.get(engine.sync_engine)
 
 
 async def create_schema(engine: AsyncEngine) -> None:
