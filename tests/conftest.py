@@ -99,7 +99,8 @@ def services_used(item: pytest.Item) -> set[str]:
     # database_url (and the migration tests' own url fixtures) take PostgreSQL by a "postgresql" parameter.
     if names & _POSTGRES_FIXTURES or "postgresql" in params.values():
         used.add("database")
-    if "amqp_url" in names:
+    # A cluster test talks to brokers of its own (tests/cluster): not the shared one, but never service-free.
+    if "amqp_url" in names or item.get_closest_marker("cluster") is not None:
         used.add("broker")
     if "browser" in names:
         used.add("browser")

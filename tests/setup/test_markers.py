@@ -24,7 +24,9 @@ COLLECTOR_TEST = f"{COLLECTOR}::test_the_collector_stays_on_for_other_work_while
 BROKER_LOG = "tests/transport/test_broker_named_in_the_log.py"
 LOGGED = f"{BROKER_LOG}::test_connecting_and_reconnecting_log_one_info_line_naming_the_broker_and_never_its_password"
 NAMED = f"{BROKER_LOG}::test_the_broker_is_named_by_host_port_and_vhost_without_user_or_password"
-FILES = [STORE_PG, COLLECTOR, BROKER_LOG]
+# Starts a RabbitMQ of its own: marked `cluster`, and so `broker` too, though it uses no amqp_url.
+DEMO_BROKER = "tests/cluster/test_demo_broker.py"
+FILES = [STORE_PG, COLLECTOR, BROKER_LOG, DEMO_BROKER]
 
 
 def selected(expression: str) -> set[str]:
@@ -47,12 +49,13 @@ def test_database_selects_the_postgresql_runs_and_leaves_the_sqlite_runs_of_a_mo
     assert not {t for t in chosen if t.endswith("[sqlite]")}
 
 
-def test_broker_selects_the_tests_that_use_the_broker_fixture_only() -> None:
+def test_broker_selects_the_tests_that_use_the_broker_fixture_or_run_brokers_of_their_own() -> None:
     chosen = selected("broker")
 
     assert LOGGED in chosen
     assert NAMED not in chosen
-    assert not {t for t in chosen if not t.startswith(BROKER_LOG)}
+    assert {t for t in chosen if t.startswith(DEMO_BROKER)}
+    assert not {t for t in chosen if not t.startswith((BROKER_LOG, DEMO_BROKER))}
 
 
 def test_the_fast_selection_is_the_tests_that_need_no_service() -> None:
@@ -63,3 +66,4 @@ def test_the_fast_selection_is_the_tests_that_need_no_service() -> None:
     assert NAMED in chosen
     assert not {t for t in chosen if t.endswith("[postgresql]")}
     assert PG_ONLY not in chosen and LOGGED not in chosen
+    assert not {t for t in chosen if t.startswith(DEMO_BROKER)}
