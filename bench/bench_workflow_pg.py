@@ -189,7 +189,7 @@ def answer(case: Case, at: datetime, result: FeedbackResult, rng: random.Random,
     remarks = "户籍地址已拆迁，本人下落不明" if reason is NoSuchPersonReason.OTHER else ""
     outcome = handle_feedback(
         remind(evaluate(case, at)), ledger, at, result, reason=reason, remarks=remarks,
-        message_id=uuid.UUID(int=rng.getrandbits(128)).hex, month_closed_at=month_closed_at(case),
+        message_id=uuid.UUID(int=rng.getrandbits(128)).hex,
     )
     return outcome.case, outcome.ledger, outcome.charge
 

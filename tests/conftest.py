@@ -82,3 +82,40 @@ def rules() -> DeadlineRuleSet:
 def run_token() -> str:
     """Unique exchange/queue names per test, so tests never read each other's traffic."""
     return secrets.token_hex(4)
+
+
+# Markers say which services a test talks to, derived from the fixtures it uses (issue 25), so that
+# `-m "not database and not broker and not browser"` selects exactly the tests that need none.
+_SERVICE_MARKS = ("database", "broker", "browser")
+_POSTGRES_FIXTURES = {"postgres_url", "postgres_server_url"}
+
+
+def services_used(item: pytest.Item) -> set[str]:
+    """The service marks a collected test earns by its fixtures (and the parameters they run with)."""
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    used = set()
+    # database_url (and the migration tests' own url fixtures) take PostgreSQL by a "postgresql" parameter.
+    if names & _POSTGRES_FIXTURES or "postgresql" in params.values():
+        used.add("database")
+    # A cluster test talks to brokers of its own (tests/cluster): not the shared one, but never service-free.
+    if "amqp_url" in names or item.get_closest_marker("cluster") is not None:
+        used.add("broker")
+    if "browser" in names:
+        used.add("browser")
+    return used
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by them
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    derived = {item.nodeid: services_used(item) for item in items}
+    # An explicit service mark (a module's pytestmark, a class's, a parameter's) that the fixtures do not
+    # bear out is dropped: it sits on a node shared by items that may need it and items that do not, so it
+    # is dropped from every node and each item gets its own derived marks back.
+    for item in items:
+        for node in item.listchain():
+            node.own_markers[:] = [m for m in node.own_markers if m.name not in _SERVICE_MARKS]
+    for item in items:
+        for name in sorted(derived[item.nodeid]):
+            item.add_marker(name)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from gateway.adapters.fake_case_store import FakeCaseStore
 from gateway.adapters.fakes import FakeBroker, FakeMessageStore, FakeReceiptStore
@@ -44,6 +47,46 @@ def fake_gateway(
         nodes={code: HostedNode(ring) for code, ring in rings.items()},
         directory=directory or KeyDirectory.from_keyrings(rings.values()),
     )
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    *townships: str,
+    clock: FakeClock | None = None,
+    database_url: str | None = None,
+    data_dir: Path | None = None,
+    access: Any = None,
+    prepare: Callable[[Gateway], object] | None = None,
+    start: bool = True,
+) -> AsyncIterator[Gateway]:
+    """The tests' one gateway: hosting `townships` (default: RESIDENCE and REGISTRATION), started with
+    no relay and stopped afterwards.
+
+    In memory (fake_gateway) by default; with `database_url`, on the real SQL stores in `data_dir` (no
+    tick of its own) and the in-process broker. `access` replaces its account service (the one under
+    test), `prepare` runs before the start, and `start=False` hands it over unstarted."""
+    rings = keyrings(*(townships or (RESIDENCE, REGISTRATION)))
+    if database_url is None:
+        gw = fake_gateway(rings, clock=clock)
+    else:
+        assert data_dir is not None, "a gateway on a database keeps its files in data_dir"
+        settings = Settings(nodes=sorted(rings), data_dir=data_dir, database_url=database_url, tick_interval_s=0,
+                            allowed_hosts=TEST_HOSTS)
+        gw = build_gateway(settings, clock=clock or FakeClock(T0), broker=FakeBroker(),
+                           nodes={code: HostedNode(ring) for code, ring in rings.items()},
+                           directory=KeyDirectory.from_keyrings(rings.values()))
+    if access is not None:
+        gw.access = access
+    if prepare is not None:
+        prepare(gw)
+    if not start:
+        yield gw
+        return
+    await gw.start(relay=False)
+    try:
+        yield gw
+    finally:
+        await gw.stop()
 
 
 def real_gateway(

@@ -99,6 +99,14 @@ def censor(url: str | URL) -> str:
     return str(parsed.with_password("******") if parsed.password else parsed).split("?")[0]
 
 
+def broker_name(url: str | URL) -> str:
+    """The broker a connection reached, for the log: host:port and vhost, never the user or password."""
+    parsed = URL(str(url))
+    port = parsed.port or (5671 if parsed.scheme == "amqps" else 5672)
+    vhost = parsed.path[1:].replace("%2F", "/") or "/"  # as aiormq reads it
+    return f"{parsed.host}:{port}, vhost {vhost}"
+
+
 class FailoverConnection(aio_pika.RobustConnection):
     """aio-pika's robust connection, reconnecting to the *next* of several broker addresses each time.
 
@@ -218,7 +226,7 @@ class AmqpBroker:
                     raise
                 self._connection = connection
         assert self._connection is not None
-        log.info("connected to the broker at %s", self.address())
+        log.info("connected to the broker at %s", broker_name(self._connection.url))
         self._watch_blocking(self._connection)
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -228,7 +236,7 @@ class AmqpBroker:
         self._queue = await self._consume_channel.get_queue(self.topology.queue)
 
     def _on_reconnect(self, connection: Any) -> None:
-        log.warning("reconnected to the broker; topology and consumer restored")
+        log.info("reconnected to the broker at %s; topology and consumer restored", broker_name(connection.url))
         self._unblocked.set()  # a fresh connection starts unblocked
         self._watch_blocking(connection)
 

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 
 from gateway.clock import Clock
 from gateway.group_commit import GroupRunner
-from gateway.collector import collector_paused
 from gateway.codec.messages import Feedback, Notification, Query, Withdrawal
 from gateway.exchange.records import StoredMessage
 from gateway.tracking.ports import CaseStore, StrikeConflict
@@ -316,8 +315,7 @@ class CaseTracker:
     async def close_due_periods(self, now: datetime) -> list[str]:
         """Close every reporting month that has become final (and then its quarter, with its last month);
         R1, R5 and issue 23: by the calendar, with or without cases."""
-        with collector_paused():
-            return await self._close_due_periods(now)
+        return await self._close_due_periods(now)
 
     async def _months_past_cutoff(self, now: datetime) -> list[ReportingMonth]:
         """The months not closed yet whose cutoff has passed, oldest first: every month from the first the
@@ -390,8 +388,7 @@ class CaseTracker:
         if stored is None:
             return None, None
         closures = await self.store.month_closures(quarter.months)
-        with collector_paused():
-            facts = await self.store.facts_from_whole_cases(quarter.months)
-            again = close_quarter(facts, quarter, stored.closed_at, closures, stored.rules_version)
+        facts = await self.store.facts_from_whole_cases(quarter.months)
+        again = close_quarter(facts, quarter, stored.closed_at, closures, stored.rules_version)
         return stored, again
 

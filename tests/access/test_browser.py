@@ -12,16 +12,14 @@ from gateway.access.permissions import Permission
 from gateway.access.principal import Role
 from gateway.api.app import create_app
 from tests.access.helpers import PASSWORD, add_user, browser_client, current_otp, location_error, login_csrf
-from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings, sample_query
+from tests.gateways import RESIDENCE, sample_query, running_gateway
 
 
 @pytest.fixture
 async def gateway(access):
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION), clock=access.clock)
-    gw.access = access  # the account database under test: SQLite and PostgreSQL
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    # The account database under test: SQLite and PostgreSQL.
+    async with running_gateway(clock=access.clock, access=access) as gw:
+        yield gw
 
 
 def client(gateway, base_url: str = "https://gw") -> httpx.AsyncClient:

@@ -15,7 +15,7 @@ from gateway.access.service import Identity, SignInRefused
 from gateway.api.app import create_app
 from tests.access.helpers import PASSWORD, add_user, location_error
 from tests.access.oidc_provider import CLIENT_ID, CLIENT_SECRET, Misbehaviour, RunningProvider, LoopbackProvider
-from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings
+from tests.gateways import REGISTRATION, RESIDENCE, running_gateway
 
 
 @pytest.fixture
@@ -32,12 +32,9 @@ def configure(gateway, provider: LoopbackProvider, **options) -> None:
 
 @pytest.fixture
 async def gateway(access, provider):
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION), clock=access.clock)
-    gw.access = access  # the account database under test: SQLite and PostgreSQL
-    configure(gw, provider)
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    # The account database under test: SQLite and PostgreSQL.
+    async with running_gateway(clock=access.clock, access=access, prepare=lambda gw: configure(gw, provider)) as gw:
+        yield gw
 
 
 def browser(gateway) -> httpx.AsyncClient:

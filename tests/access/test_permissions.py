@@ -17,7 +17,7 @@ from gateway.access.principal import Role
 from gateway.api import limits
 from gateway.api.app import create_app
 from tests.access.helpers import bearer_token, ensure_access
-from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings, sample_query
+from tests.gateways import REGISTRATION, RESIDENCE, sample_query, running_gateway
 
 SCOPES = {Role.CLERK: RESIDENCE, Role.SUPERVISOR: RESIDENCE[:4], Role.OPERATOR: "", Role.AUDITOR: "", Role.ADMIN: ""}
 # the issue: only /health and the sign-in routes (password, and through the identity provider)
@@ -26,11 +26,9 @@ PUBLIC_PATHS = {"/health", "/auth/token", "/login", "/auth/oidc/login", "/auth/o
 
 @pytest.fixture
 async def gateway():
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION))
-    await gw.start(relay=False)
-    await ensure_access(gw)
-    yield gw
-    await gw.stop()
+    async with running_gateway() as gw:
+        await ensure_access(gw)
+        yield gw
 
 
 def endpoints(app) -> list[tuple[str, str, object]]:

@@ -19,16 +19,15 @@ from gateway.api.app import create_app
 from gateway.bootstrap import build_access
 from gateway.settings import Settings
 from tests.access.helpers import PASSWORD, login_csrf
-from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings
+from tests.gateways import RESIDENCE, running_gateway
 
 FORGED = "x\n     99 2026-03-10T02:00:00Z admin admin 10.0.0.1 sign_in 7 - ok"
 
 
 @pytest.fixture
 async def gateway(access):
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION), clock=access.clock)
-    gw.access = access
-    yield gw
+    async with running_gateway(clock=access.clock, access=access, start=False) as gw:
+        yield gw
 
 
 def http_client(gateway) -> httpx.AsyncClient:

@@ -11,7 +11,7 @@ import pytest
 from gateway.access.principal import Role
 from gateway.codec.bulk_import import Importer
 from tests.access.helpers import signed_in_client
-from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings, sample_query
+from tests.gateways import REGISTRATION, RESIDENCE, sample_query, running_gateway
 
 HEADER = ("现居住地乡镇代码", "户籍地乡镇代码", "姓名", "身份证号码", "出生日期", "性别", "民族")
 TODAY = date(2026, 3, 10)
@@ -25,10 +25,8 @@ def imported(sex: str, ethnicity: str):
 
 @pytest.fixture
 async def gateway():
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION))
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    async with running_gateway() as gw:
+        yield gw
 
 
 async def posted(gateway, http, sex: str, ethnicity: str):

@@ -17,7 +17,7 @@ from gateway.codec.messages import Feedback, Notification, Query
 from gateway.codec.paths import schemas_dir
 from gateway.exchange.records import Direction
 from tests.access.helpers import bearer_token
-from tests.gateways import REGISTRATION, RESIDENCE, fake_gateway, keyrings, sample_query
+from tests.gateways import REGISTRATION, RESIDENCE, sample_query, running_gateway
 
 QUERIES = "/nodes/{code}/queries"
 NOTIFICATIONS = "/nodes/{code}/notifications"
@@ -28,10 +28,8 @@ FEEDBACK = "/nodes/{code}/inbox/{message_id}/feedback"
 async def gateway():
     # The examples follow the day the spec is built (a notification's event lies in the current
     # statistical year), so this gateway runs on today's time.
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION), clock=FakeClock(datetime.now(timezone.utc)))
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    async with running_gateway(clock=FakeClock(datetime.now(timezone.utc))) as gw:
+        yield gw
 
 
 def without_null_defaults(schema: object) -> object:

@@ -8,16 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from gateway.adapters.fakes import FakeBroker
 from gateway.adapters.sql.security_tables import archive
-from gateway.bootstrap import build_gateway
-from gateway.clock import FakeClock
-from gateway.exchange.nodes import HostedNode
 from gateway.exchange.records import Direction
 from gateway.security.archive import verify_chain
-from gateway.security.directory import KeyDirectory
-from gateway.settings import Settings
-from tests.gateways import FOUND, REGISTRATION, RESIDENCE, T0, keyrings, sample_query
+from tests.gateways import FOUND, REGISTRATION, RESIDENCE, sample_query, running_gateway
 
 pytestmark = pytest.mark.database
 
@@ -35,18 +29,8 @@ async def pg_gateway(postgres_url: str, tmp_path: Path):
 
 
 async def _gateway(database_url: str, tmp_path: Path):
-    rings = keyrings(RESIDENCE, REGISTRATION)
-    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0)
-    gw = build_gateway(
-        settings,
-        clock=FakeClock(T0),
-        broker=FakeBroker(),
-        nodes={code: HostedNode(ring) for code, ring in rings.items()},
-        directory=KeyDirectory.from_keyrings(rings.values()),
-    )
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    async with running_gateway(database_url=database_url, data_dir=tmp_path) as gw:
+        yield gw
 
 
 async def exchange_one(gw) -> str:

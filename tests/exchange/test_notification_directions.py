@@ -20,6 +20,7 @@ from tests.gateways import (
     fake_gateway,
     keyrings,
     sample_notification,
+    running_gateway,
     sample_query,
 )
 
@@ -41,10 +42,8 @@ def outflow_notification() -> dict:
 
 @pytest.fixture
 async def gateway():
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION))
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    async with running_gateway() as gw:
+        yield gw
 
 
 async def test_registration_township_notifies_the_residence_township_and_gets_its_reply(gateway):

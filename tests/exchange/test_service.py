@@ -13,15 +13,13 @@ from gateway.exchange.records import Direction, Status
 from gateway.security.envelope import seal
 from gateway.codec import wire
 from gateway.codec.messages import parse_message
-from tests.gateways import ELSEWHERE, FOUND, NOT_FOUND, REGISTRATION, RESIDENCE, T0, fake_gateway, keyrings, sample_query
+from tests.gateways import ELSEWHERE, FOUND, NOT_FOUND, REGISTRATION, RESIDENCE, T0, fake_gateway, keyrings, sample_query, running_gateway
 
 
 @pytest.fixture
 async def gateway():
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION, ELSEWHERE))
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    async with running_gateway(RESIDENCE, REGISTRATION, ELSEWHERE) as gw:
+        yield gw
 
 
 async def test_feedback_arrives_linked_to_its_query(gateway):

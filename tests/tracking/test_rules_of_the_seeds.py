@@ -26,7 +26,7 @@ from gateway.workflow.deadlines import CaseKind, DeadlineRuleSet
 from gateway.workflow.feedback import FeedbackResult, NoSuchPersonReason
 from gateway.workflow.feedback_handling import handle_feedback, rebuild_ledger
 from gateway.workflow.periods import ReportingMonth
-from tests.gateways import NOT_FOUND, REGISTRATION, RESIDENCE, T0, fake_gateway, keyrings, sample_notification, sample_query
+from tests.gateways import NOT_FOUND, REGISTRATION, RESIDENCE, T0, sample_notification, sample_query, running_gateway
 
 from ..workflow.conftest import cst
 
@@ -47,10 +47,8 @@ def an_id(sequence: int) -> str:
 
 @pytest.fixture
 async def gateway():
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION), clock=FakeClock(T0))
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    async with running_gateway(clock=FakeClock(T0)) as gw:
+        yield gw
 
 
 async def exchange(gw, record: dict, feedback: dict):  # type: ignore[no-untyped-def]

@@ -11,17 +11,15 @@ from gateway.workflow.periods import Quarter, ReportingMonth
 from gateway.workflow.reminders import ReminderKind
 from gateway.workflow.reverification import TaskState
 from gateway.clock import FakeClock
-from tests.gateways import FOUND, NOT_FOUND, REGISTRATION, RESIDENCE, T0, fake_gateway, keyrings, sample_query
+from tests.gateways import FOUND, NOT_FOUND, REGISTRATION, RESIDENCE, T0, sample_query, running_gateway
 
 CST = timezone(timedelta(hours=8))
 
 
 @pytest.fixture
 async def gateway():
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION), clock=FakeClock(T0))
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    async with running_gateway(clock=FakeClock(T0)) as gw:
+        yield gw
 
 
 async def send_query(gw, **changes):

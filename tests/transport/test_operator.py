@@ -16,15 +16,13 @@ from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import seal
 from gateway.security.keys import generate_keyring
 from tests.access.helpers import signed_in_client
-from tests.gateways import ELSEWHERE, REGISTRATION, RESIDENCE, T0, fake_gateway, keyrings, sample_query
+from tests.gateways import ELSEWHERE, REGISTRATION, RESIDENCE, T0, fake_gateway, keyrings, sample_query, running_gateway
 
 
 @pytest.fixture
 async def gateway():
-    gw = fake_gateway(keyrings(RESIDENCE, REGISTRATION))
-    await gw.start(relay=False)
-    yield gw
-    await gw.stop()
+    async with running_gateway() as gw:
+        yield gw
 
 
 def http(gateway):

@@ -19,7 +19,6 @@ from gateway.adapters.sql.direct_pg import direct
 from gateway.adapters.sql.unnest_insert import column_arrays, insert_rows, unnest_arrays
 from gateway.adapters.sql.engine import is_sqlite, reader, write_transaction
 from gateway.adapters.sql.sqlite_hop import HopStatements, write_in_one_hop
-from gateway.collector import collector_paused
 from gateway.adapters.sql.store import _utc
 from gateway.adapters.sql.workflow_tables import (
     OPEN_STATE_VALUES,
@@ -130,24 +129,23 @@ class _FactsReader:
 
     def __call__(self, rows: Iterable[Sequence[object]]) -> list[CaseFacts]:
         months, results, kinds, reasons, out = self.months, _RESULTS, _KINDS, _REASONS, []
-        with collector_paused():
-            for (case_id, township, month, received, due, version, answered, result, withdrawn, charged, data,
-                 kind, sender, reason, submission_due, resubmission_of) in rows:
-                if data is not None:
-                    out.append(facts_of(CASE.validate_json(data)))  # type: ignore[arg-type]
-                    continue
-                if self.naive_times:
-                    received, due, answered, withdrawn, charged, submission_due = (
-                        _utc(t) for t in (received, due, answered, withdrawn, charged, submission_due)  # type: ignore[arg-type]
-                    )
-                reporting_month = months.get(month)  # type: ignore[arg-type]
-                if reporting_month is None:
-                    reporting_month = months[month] = ReportingMonth.parse(month)  # type: ignore[arg-type, index]
-                out.append(CaseFacts(case_id, township, reporting_month, received, due, version,  # type: ignore[arg-type]
-                                     answered, results[result] if result is not None else None,  # type: ignore[index, arg-type]
-                                     withdrawn, charged, (), kinds[kind],  # type: ignore[arg-type, index]
-                                     sender, reasons[reason] if reason is not None else None,  # type: ignore[arg-type, index]
-                                     submission_due, resubmission_of))  # type: ignore[arg-type]
+        for (case_id, township, month, received, due, version, answered, result, withdrawn, charged, data,
+             kind, sender, reason, submission_due, resubmission_of) in rows:
+            if data is not None:
+                out.append(facts_of(CASE.validate_json(data)))  # type: ignore[arg-type]
+                continue
+            if self.naive_times:
+                received, due, answered, withdrawn, charged, submission_due = (
+                    _utc(t) for t in (received, due, answered, withdrawn, charged, submission_due)  # type: ignore[arg-type]
+                )
+            reporting_month = months.get(month)  # type: ignore[arg-type]
+            if reporting_month is None:
+                reporting_month = months[month] = ReportingMonth.parse(month)  # type: ignore[arg-type, index]
+            out.append(CaseFacts(case_id, township, reporting_month, received, due, version,  # type: ignore[arg-type]
+                                 answered, results[result] if result is not None else None,  # type: ignore[index, arg-type]
+                                 withdrawn, charged, (), kinds[kind],  # type: ignore[arg-type, index]
+                                 sender, reasons[reason] if reason is not None else None,  # type: ignore[arg-type, index]
+                                 submission_due, resubmission_of))  # type: ignore[arg-type]
         return out
 
 
@@ -159,13 +157,11 @@ _BATCH = 10_000
 
 
 def _cases(rows: Iterable[object]) -> list[Case]:
-    with collector_paused():
-        return [CASE.validate_json(row[0]) for row in rows]  # type: ignore[index]
+    return [CASE.validate_json(row[0]) for row in rows]  # type: ignore[index]
 
 
 def _facts_of_whole_cases(rows: Iterable[object]) -> list[CaseFacts]:
-    with collector_paused():
-        return [facts_of(CASE.validate_json(row[0])) for row in rows]  # type: ignore[index]
+    return [facts_of(CASE.validate_json(row[0])) for row in rows]  # type: ignore[index]
 
 
 # Inlined as literals so that PostgreSQL can match the partial index ix_cases_overdue (a generic plan
@@ -389,8 +385,7 @@ class SqlCaseStore:
         async with self._oneshot.connect() as conn:
             versions = dict((await conn.execute(_LEDGERS_OF_CASES, params)).all())
             rows = (await conn.execute(_CASES_OF_THEIR_KEYS, params)).all()
-        with collector_paused():
-            parsed = {data: CASE.validate_json(data) for data in {row[1] for row in rows}}
+        parsed = {data: CASE.validate_json(data) for data in {row[1] for row in rows}}
         of_key: dict[str, list[Case]] = {}
         for asked, data in rows:
             of_key.setdefault(asked, []).append(parsed[data])
