@@ -46,6 +46,16 @@ def fake_gateway(
     )
 
 
+def database_gateway(rings: dict[str, NodeKeyring], *, database_url: str, data_dir: Path) -> Gateway:
+    """One gateway hosting every given node on the real SQL stores; the in-process fake broker delivers
+    (what such tests check is the database's), the clock stands at T0 and no tick runs."""
+    settings = Settings(nodes=sorted(rings), data_dir=data_dir, database_url=database_url, tick_interval_s=0,
+                        allowed_hosts=TEST_HOSTS)
+    return build_gateway(settings, clock=FakeClock(T0), broker=FakeBroker(),
+                         nodes={code: HostedNode(ring) for code, ring in rings.items()},
+                         directory=KeyDirectory.from_keyrings(rings.values()))
+
+
 def real_gateway(
     hosted: list[NodeKeyring],
     directory: KeyDirectory,

@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from gateway.access.principal import Role
-from gateway.adapters.fakes import FakeBroker
-from gateway.bootstrap import build_gateway
-from gateway.clock import FakeClock
-from gateway.exchange.nodes import HostedNode
 from gateway.exchange.records import Direction
-from gateway.security.directory import KeyDirectory
-from gateway.settings import Settings
 from tests.access.helpers import signed_in_client
-from tests.gateways import FOUND, REGISTRATION, RESIDENCE, T0, TEST_HOSTS, keyrings, sample_query
+from tests.gateways import FOUND, REGISTRATION, RESIDENCE, database_gateway, keyrings, sample_query
 
 pytestmark = pytest.mark.database
 
@@ -27,12 +21,7 @@ pytestmark = pytest.mark.database
 async def gateway(database_url: str, tmp_path: Path):
     """Both townships on one gateway with the real SQL stores; the in-process broker (paging is the
     database's)."""
-    rings = keyrings(RESIDENCE, REGISTRATION)
-    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0,
-                        allowed_hosts=TEST_HOSTS)
-    gw = build_gateway(settings, clock=FakeClock(T0), broker=FakeBroker(),
-                       nodes={c: HostedNode(r) for c, r in rings.items()},
-                       directory=KeyDirectory.from_keyrings(rings.values()))
+    gw = database_gateway(keyrings(RESIDENCE, REGISTRATION), database_url=database_url, data_dir=tmp_path)
     await gw.start(relay=False)
     yield gw
     await gw.stop()

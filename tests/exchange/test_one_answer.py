@@ -35,7 +35,7 @@ from gateway.settings import Settings
 from gateway.workflow.reverification import TaskState
 from gateway.access.principal import Role
 from tests.access.helpers import signed_in_client
-from tests.gateways import NOT_FOUND, REGISTRATION, RESIDENCE, T0, TEST_HOSTS, keyrings, sample_query
+from tests.gateways import NOT_FOUND, REGISTRATION, RESIDENCE, T0, TEST_HOSTS, database_gateway, keyrings, sample_query
 
 pytestmark = pytest.mark.database
 
@@ -46,12 +46,7 @@ CLERKS = 20
 async def gateway(database_url: str, tmp_path: Path):
     """Both townships on one gateway with the real SQL stores; the broker is the in-process fake (the
     races under test are the database's)."""
-    rings = keyrings(RESIDENCE, REGISTRATION)
-    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0,
-                        allowed_hosts=TEST_HOSTS)
-    gw = build_gateway(settings, clock=FakeClock(T0), broker=FakeBroker(),
-                       nodes={c: HostedNode(r) for c, r in rings.items()},
-                       directory=KeyDirectory.from_keyrings(rings.values()))
+    gw = database_gateway(keyrings(RESIDENCE, REGISTRATION), database_url=database_url, data_dir=tmp_path)
     await gw.start(relay=False)
     yield gw
     await gw.stop()
