@@ -19,9 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
 from gateway.access.principal import Role
 from gateway.adapters.sql.access_tables import audit_log
@@ -31,6 +29,7 @@ from gateway.adapters.sql.tables import messages
 from gateway.adapters.sql.workflow_tables import cases
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.node_setup import init_nodes
+from gateway.scenarios.scratch import created_database
 from gateway.settings import Settings
 from tests.access.helpers import signed_in_client
 from tests.gateways import FOUND, REGISTRATION, RESIDENCE, TEST_HOSTS, sample_query
@@ -85,22 +84,8 @@ def places(database_url: str, request: pytest.FixtureRequest, tmp_path: Path) ->
         yield Place(tmp_path / "source" / "var", None), Place(tmp_path / "restored" / "var", None)
         return
     server = request.getfixturevalue("postgres_server_url")
-    name = f"gw_restore_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        fresh = make_url(server).set(database=name).render_as_string(hide_password=False)
+    with created_database(server, f"gw_restore_{uuid.uuid4().hex[:12]}") as fresh:
         yield Place(tmp_path / "source" / "var", database_url), Place(tmp_path / "restored" / "var", fresh)
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await admin.dispose()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from gateway.adapters.sql.backup import MANIFEST, POSTGRES_MEMBER, SQLITE_MEMBER
 from gateway.adapters.sql.engine import is_sqlite
 from gateway.adapters.sql.migrate import head_revision
 from gateway.cli import app
+from gateway.scenarios.scratch import created_database
 
 NODES = "110101001,120101001"
 PASSPHRASE = "backup-test-passphrase"
@@ -57,15 +58,6 @@ def run(cwd: Path, env: dict[str, str], *args: str) -> Ran:
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 
-async def _admin(server_url: str, statement: str) -> None:
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await admin.dispose()
-
-
 def _env(folder: Path, database_url: str | None) -> dict[str, str]:
     env = {"GATEWAY_NODES": NODES, "GATEWAY_KEY_PASSPHRASE": PASSPHRASE, "GATEWAY_DATA_DIR": str(folder / "var")}
     return env | ({"GATEWAY_DATABASE_URL": database_url} if database_url else {})
@@ -78,13 +70,8 @@ def source_and_target(database_url: str, request: pytest.FixtureRequest, tmp_pat
         yield _env(tmp_path / "source", None), _env(tmp_path / "target", None)
         return
     server = request.getfixturevalue("postgres_server_url")
-    name = f"gw_restore_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        fresh = make_url(server).set(database=name).render_as_string(hide_password=False)
+    with created_database(server, f"gw_restore_{uuid.uuid4().hex[:12]}") as fresh:
         yield _env(tmp_path / "source", database_url), _env(tmp_path / "target", fresh)
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
