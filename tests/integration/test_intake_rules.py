@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -39,17 +37,9 @@ from tests.gateways import (
     sample_notification,
     sample_query,
 )
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
-
-
-async def eventually(check, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 def _gateway(name: str, rings, directory, *, clock: Clock | None, amqp_url: str, database_url: str, token: str,

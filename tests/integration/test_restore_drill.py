@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from gateway.scenarios.scratch import created_database
 from gateway.settings import Settings
 from tests.access.helpers import signed_in_client
 from tests.gateways import FOUND, REGISTRATION, RESIDENCE, TEST_HOSTS, sample_query
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -112,15 +112,6 @@ async def contents(url: str) -> Contents:
                             await count(receipts), await count(archive), await count(audit_log))
     finally:
         await engine.dispose()
-
-
-async def eventually(check, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ quarantine as size, SHA-256 and a bounded prefix, with a reason of their own, an
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 import aio_pika
@@ -22,17 +20,9 @@ from gateway.exchange.refusals import DEFAULT_PREFIX_BYTES
 from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import MAGIC, PROTOCOL_VERSION, Envelope, EnvelopeHeader, seal
 from tests.gateways import REGISTRATION, RESIDENCE, keyrings, real_gateway, sample_query
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
-
-
-async def eventually(check, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 def forged(**fields: str) -> bytes:
