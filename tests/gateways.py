@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -76,6 +78,21 @@ def real_gateway(
         allowed_hosts=TEST_HOSTS,
     )
     return build_gateway(settings, nodes={k.township: HostedNode(k) for k in hosted}, directory=directory)
+
+
+@asynccontextmanager
+async def running(*gateways: Gateway) -> AsyncIterator[None]:
+    """Connected gateways started in turn; afterwards, also when the test fails, all stopped and then
+    their test exchange and queues deleted from the shared RabbitMQ."""
+    for gateway in gateways:
+        await gateway.start()
+    try:
+        yield
+    finally:
+        for gateway in gateways:
+            await gateway.stop()
+        for gateway in gateways:
+            await gateway.broker.delete_topology()
 
 
 def sample_query(residence: str = RESIDENCE, registration: str = REGISTRATION) -> dict:

@@ -34,6 +34,7 @@ from tests.gateways import (
     RESIDENCE,
     TEST_HOSTS,
     keyrings,
+    running,
     sample_notification,
     sample_query,
 )
@@ -61,15 +62,8 @@ async def gateways(clock, database_url, amqp_url, run_token, tmp_path: Path) -> 
     common = dict(clock=clock, amqp_url=amqp_url, database_url=database_url, token=run_token, data_dir=tmp_path)
     residence = _gateway("res", {RESIDENCE: rings[RESIDENCE]}, directory, **common)
     registration = _gateway("reg", {REGISTRATION: rings[REGISTRATION]}, directory, **common)
-    await residence.start()
-    await registration.start()
-    try:
+    async with running(residence, registration):
         yield residence, registration
-    finally:
-        await residence.stop()
-        await registration.stop()
-        await residence.broker.delete_topology()
-        await registration.broker.delete_topology()
 
 
 async def _case(gateway: Gateway, message_id: str):

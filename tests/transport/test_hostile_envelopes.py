@@ -19,7 +19,7 @@ from gateway.exchange.records import Direction
 from gateway.exchange.refusals import DEFAULT_PREFIX_BYTES
 from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import MAGIC, PROTOCOL_VERSION, Envelope, EnvelopeHeader, seal
-from tests.gateways import REGISTRATION, RESIDENCE, keyrings, real_gateway, sample_query
+from tests.gateways import REGISTRATION, RESIDENCE, keyrings, real_gateway, running, sample_query
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
@@ -42,15 +42,8 @@ async def gateways(database_url, amqp_url, run_token, tmp_path: Path):
                              token=run_token, gateway_id="res", data_dir=tmp_path)
     registration = real_gateway([rings[REGISTRATION]], directory, amqp_url=amqp_url, database_url=database_url,
                                 token=run_token, gateway_id="reg", data_dir=tmp_path)
-    await residence.start()
-    await registration.start()
-    try:
+    async with running(residence, registration):
         yield residence, registration
-    finally:
-        await residence.stop()
-        await registration.stop()
-        await residence.broker.delete_topology()
-        await registration.broker.delete_topology()
 
 
 async def publish_raw(amqp_url: str, token: str, bodies: list[bytes]) -> None:
