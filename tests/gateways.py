@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,18 @@ def fake_gateway(
     )
 
 
-@contextlib.asynccontextmanager
+def database_gateway(rings: dict[str, NodeKeyring], *, database_url: str, data_dir: Path,
+                     clock: FakeClock | None = None) -> Gateway:
+    """One gateway hosting every given node on the real SQL stores; the in-process fake broker delivers
+    (what such tests check is the database's), the clock stands at T0 unless given and no tick runs."""
+    settings = Settings(nodes=sorted(rings), data_dir=data_dir, database_url=database_url, tick_interval_s=0,
+                        allowed_hosts=TEST_HOSTS)
+    return build_gateway(settings, clock=clock or FakeClock(T0), broker=FakeBroker(),
+                         nodes={code: HostedNode(ring) for code, ring in rings.items()},
+                         directory=KeyDirectory.from_keyrings(rings.values()))
+
+
+@asynccontextmanager
 async def running_gateway(
     *townships: str,
     clock: FakeClock | None = None,
@@ -70,11 +81,7 @@ async def running_gateway(
         gw = fake_gateway(rings, clock=clock)
     else:
         assert data_dir is not None, "a gateway on a database keeps its files in data_dir"
-        settings = Settings(nodes=sorted(rings), data_dir=data_dir, database_url=database_url, tick_interval_s=0,
-                            allowed_hosts=TEST_HOSTS)
-        gw = build_gateway(settings, clock=clock or FakeClock(T0), broker=FakeBroker(),
-                           nodes={code: HostedNode(ring) for code, ring in rings.items()},
-                           directory=KeyDirectory.from_keyrings(rings.values()))
+        gw = database_gateway(rings, database_url=database_url, data_dir=data_dir, clock=clock)
     if access is not None:
         gw.access = access
     if prepare is not None:
@@ -109,6 +116,21 @@ def real_gateway(
         allowed_hosts=TEST_HOSTS,
     )
     return build_gateway(settings, nodes={k.township: HostedNode(k) for k in hosted}, directory=directory)
+
+
+@asynccontextmanager
+async def running(*gateways: Gateway) -> AsyncIterator[None]:
+    """Connected gateways started in turn; afterwards, also when the test fails, all stopped and then
+    their test exchange and queues deleted from the shared RabbitMQ."""
+    for gateway in gateways:
+        await gateway.start()
+    try:
+        yield
+    finally:
+        for gateway in gateways:
+            await gateway.stop()
+        for gateway in gateways:
+            await gateway.broker.delete_topology()
 
 
 def sample_query(residence: str = RESIDENCE, registration: str = REGISTRATION) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
@@ -48,6 +48,19 @@ async def _admin(url: URL, statement: str) -> None:
 
 
 @contextmanager
+def created_database(server: URL | str, name: str) -> Iterator[str]:
+    """Create the database ``name`` on a PostgreSQL server, yield its URL, and drop it afterwards, also
+    when the body fails. Synchronous (each statement on a short-lived loop of its own), so that sync and
+    async callers alike, the tests' fixtures among them, can use it."""
+    server = make_url(server)
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
 def scratch_database(folder: Path, postgres_server: str | None) -> Iterator[str]:
     """Yield the URL of a fresh, empty database; remove it afterwards."""
     if postgres_server is None:
@@ -55,12 +68,10 @@ def scratch_database(folder: Path, postgres_server: str | None) -> Iterator[str]
         return
     server = server_url(postgres_server)
     name = SCRATCH_PREFIX + secrets.token_hex(6)
-    try:
-        asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    except Exception as e:  # no server, no right to create: say so in one line
-        raise ScratchDatabaseError(f"cannot create the scratch database {name} on {server.render_as_string()}: "
-                                   f"{type(e).__name__}: {str(e)[:300]}") from e
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(created_database(server, name))
+        except Exception as e:  # no server, no right to create: say so in one line
+            raise ScratchDatabaseError(f"cannot create the scratch database {name} on {server.render_as_string()}: "
+                                       f"{type(e).__name__}: {str(e)[:300]}") from e
+        yield url

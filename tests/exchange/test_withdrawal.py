@@ -13,18 +13,13 @@ import pytest
 
 from gateway.access.audit import Action
 from gateway.access.principal import Role
-from gateway.adapters.fakes import FakeBroker
-from gateway.bootstrap import build_gateway
-from gateway.clock import FakeClock
 from gateway.exchange.errors import AlreadyAnswered, Withdrawn
-from gateway.exchange.nodes import HostedNode
 from gateway.exchange.ports import Delivery
 from gateway.exchange.records import Direction, Status
 from gateway.security.directory import KeyDirectory
-from gateway.settings import Settings
 from gateway.workflow.cases import CaseState
 from tests.access.helpers import signed_in_client
-from tests.gateways import FOUND, REGISTRATION, RESIDENCE, T0, TEST_HOSTS, keyrings, real_gateway, sample_query
+from tests.gateways import FOUND, REGISTRATION, RESIDENCE, database_gateway, keyrings, real_gateway, running, sample_query
 
 pytestmark = pytest.mark.database
 
@@ -32,12 +27,7 @@ pytestmark = pytest.mark.database
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path):
     """Both townships on one gateway with the real SQL stores; the in-process broker delivers."""
-    rings = keyrings(RESIDENCE, REGISTRATION)
-    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0,
-                        allowed_hosts=TEST_HOSTS)
-    gw = build_gateway(settings, clock=FakeClock(T0), broker=FakeBroker(),
-                       nodes={c: HostedNode(r) for c, r in rings.items()},
-                       directory=KeyDirectory.from_keyrings(rings.values()))
+    gw = database_gateway(keyrings(RESIDENCE, REGISTRATION), database_url=database_url, data_dir=tmp_path)
     await gw.start(relay=False)
     yield gw
     await gw.stop()
@@ -148,9 +138,7 @@ async def test_a_withdrawal_crosses_the_broker_to_the_registration_townships_gat
     common = {"amqp_url": amqp_url, "database_url": database_url, "token": run_token, "data_dir": tmp_path}
     residence = real_gateway([rings[RESIDENCE]], directory, gateway_id="res", **common)
     registration = real_gateway([rings[REGISTRATION]], directory, gateway_id="reg", **common)
-    await residence.start()
-    await registration.start()
-    try:
+    async with running(residence, registration):
         query = await residence.service.submit(RESIDENCE, sample_query())
         deadline = time.monotonic() + 30
         while await registration.tracker.store.get_case(query.message_id) is None and time.monotonic() < deadline:
@@ -165,11 +153,6 @@ async def test_a_withdrawal_crosses_the_broker_to_the_registration_townships_gat
         assert case is not None and case.state is CaseState.WITHDRAWN
         with pytest.raises(Withdrawn):
             await registration.service.answer(REGISTRATION, query.message_id, FOUND)
-    finally:
-        await residence.stop()
-        await registration.stop()
-        await residence.broker.delete_topology()
-        await registration.broker.delete_topology()
 
 
 async def test_the_sent_page_withdraws_a_query_with_its_button_and_says_so_in_chinese(gateway) -> None:

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -36,20 +34,13 @@ from tests.gateways import (
     RESIDENCE,
     TEST_HOSTS,
     keyrings,
+    running,
     sample_notification,
     sample_query,
 )
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
-
-
-async def eventually(check, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 def _gateway(name: str, rings, directory, *, clock: Clock | None, amqp_url: str, database_url: str, token: str,
@@ -71,15 +62,8 @@ async def gateways(clock, database_url, amqp_url, run_token, tmp_path: Path) -> 
     common = dict(clock=clock, amqp_url=amqp_url, database_url=database_url, token=run_token, data_dir=tmp_path)
     residence = _gateway("res", {RESIDENCE: rings[RESIDENCE]}, directory, **common)
     registration = _gateway("reg", {REGISTRATION: rings[REGISTRATION]}, directory, **common)
-    await residence.start()
-    await registration.start()
-    try:
+    async with running(residence, registration):
         yield residence, registration
-    finally:
-        await residence.stop()
-        await registration.stop()
-        await residence.broker.delete_topology()
-        await registration.broker.delete_topology()
 
 
 async def _case(gateway: Gateway, message_id: str):

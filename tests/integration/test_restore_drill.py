@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,9 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
 from gateway.access.principal import Role
 from gateway.adapters.sql.access_tables import audit_log
@@ -31,9 +28,11 @@ from gateway.adapters.sql.tables import messages
 from gateway.adapters.sql.workflow_tables import cases
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.node_setup import init_nodes
+from gateway.scenarios.scratch import created_database
 from gateway.settings import Settings
 from tests.access.helpers import signed_in_client
 from tests.gateways import FOUND, REGISTRATION, RESIDENCE, TEST_HOSTS, sample_query
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -85,22 +84,8 @@ def places(database_url: str, request: pytest.FixtureRequest, tmp_path: Path) ->
         yield Place(tmp_path / "source" / "var", None), Place(tmp_path / "restored" / "var", None)
         return
     server = request.getfixturevalue("postgres_server_url")
-    name = f"gw_restore_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        fresh = make_url(server).set(database=name).render_as_string(hide_password=False)
+    with created_database(server, f"gw_restore_{uuid.uuid4().hex[:12]}") as fresh:
         yield Place(tmp_path / "source" / "var", database_url), Place(tmp_path / "restored" / "var", fresh)
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await admin.dispose()
 
 
 @dataclass(frozen=True)
@@ -127,15 +112,6 @@ async def contents(url: str) -> Contents:
                             await count(receipts), await count(archive), await count(audit_log))
     finally:
         await engine.dispose()
-
-
-async def eventually(check, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

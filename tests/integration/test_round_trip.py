@@ -23,7 +23,7 @@ from gateway.security.envelope import open_envelope, parse_envelope
 from gateway.security.receipts import parse_receipt, split_bundle, verify_receipt
 from gateway.security.suites import SUITES
 from tests.access.helpers import signed_in_client
-from tests.gateways import FOUND, REGISTRATION, RESIDENCE, keyrings, real_gateway, sample_query
+from tests.gateways import FOUND, REGISTRATION, RESIDENCE, keyrings, real_gateway, running, sample_query
 
 pytestmark = [pytest.mark.broker]
 
@@ -51,15 +51,8 @@ async def two_gateways(database_url, amqp_url, run_token, tmp_path: Path) -> Asy
     registration = real_gateway([rings[REGISTRATION]], directory, amqp_url=amqp_url,
                                 database_url=urls["registration"], token=run_token, gateway_id="reg",
                                 data_dir=tmp_path)
-    await residence.start()
-    await registration.start()
-    try:
+    async with running(residence, registration):
         yield residence, registration, rings
-    finally:
-        await residence.stop()
-        await registration.stop()
-        await residence.broker.delete_topology()
-        await registration.broker.delete_topology()
 
 
 @pytest.fixture

@@ -24,18 +24,10 @@ from gateway.adapters.sql.audit_store import AuditBroken, AuditKeyMissing, SqlAu
 from gateway.adapters.sql.engine import create_engine, create_schema
 from gateway.adapters.sql.migrate import alembic_config
 from gateway.clock import FakeClock
+from gateway.scenarios.scratch import created_database
 from gateway.security.archive import record_hash
 from tests.gateways import RESIDENCE, T0
 from tests.security.attacker import past_the_guard, tamper
-
-async def _admin(server_url: str, statement: str) -> None:
-    admin = create_engine(server_url)
-    try:
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(statement))
-    finally:
-        await admin.dispose()
-
 
 HASHED = ("seq", "at", "username", "role", "source", "action", "object_id", "township", "result", "detail")
 
@@ -60,12 +52,8 @@ def files(tmp_path) -> AuditFiles:
 def shared_postgres_url(postgres_server_url):
     """One PostgreSQL database for the module (its audit tables emptied before each test): a database
     made and dropped per test took most of the module's time."""
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(postgres_server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with created_database(postgres_server_url, f"gw_test_{uuid.uuid4().hex[:12]}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

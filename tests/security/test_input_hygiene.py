@@ -9,16 +9,12 @@ import httpx
 import pytest
 
 from gateway.access.principal import Role
-from gateway.adapters.fakes import FakeBroker
 from gateway.api.app import create_app
 from gateway.api.input_hygiene import body_refusals, refusal_of
-from gateway.bootstrap import build_gateway
 from gateway.clock import FakeClock
-from gateway.exchange.nodes import HostedNode
-from gateway.security.directory import KeyDirectory
 from gateway.settings import Settings
 from tests.access.helpers import bearer_token, browser_client
-from tests.gateways import REGISTRATION, RESIDENCE, T0, TEST_HOSTS, keyrings, sample_query
+from tests.gateways import REGISTRATION, RESIDENCE, T0, database_gateway, keyrings, sample_query
 from tests.statements import statements_run
 
 pytestmark = pytest.mark.database
@@ -26,12 +22,7 @@ pytestmark = pytest.mark.database
 
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path):
-    rings = keyrings(RESIDENCE, REGISTRATION)
-    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0,
-                        allowed_hosts=TEST_HOSTS)
-    gw = build_gateway(settings, clock=FakeClock(T0), broker=FakeBroker(),
-                       nodes={c: HostedNode(r) for c, r in rings.items()},
-                       directory=KeyDirectory.from_keyrings(rings.values()))
+    gw = database_gateway(keyrings(RESIDENCE, REGISTRATION), database_url=database_url, data_dir=tmp_path)
     await gw.start(relay=False)
     yield gw
     await gw.stop()

@@ -14,7 +14,7 @@ from gateway.access.audit import Action
 from gateway.access.principal import Role
 from gateway.adapters.amqp import AmqpBroker, BrokerRightsMissing, operator_refusal
 from gateway.adapters.fake_case_store import FakeCaseStore
-from gateway.adapters.fakes import FakeBroker, FakeMessageStore, FakeReceiptStore
+from gateway.adapters.fakes import FakeMessageStore, FakeReceiptStore
 from gateway.adapters.topology import Topology
 from gateway.bootstrap import build_gateway
 from gateway.clock import FakeClock
@@ -22,7 +22,7 @@ from gateway.exchange.nodes import HostedNode
 from gateway.security.directory import KeyDirectory
 from gateway.settings import Settings
 from tests.access.helpers import browser_client, signed_in_client
-from tests.gateways import REGISTRATION, RESIDENCE, T0, TEST_HOSTS, fake_gateway, keyrings
+from tests.gateways import REGISTRATION, RESIDENCE, T0, TEST_HOSTS, database_gateway, fake_gateway, keyrings
 
 ACCESS_REFUSED = commands.Channel.Close(
     reply_code=403, reply_text="ACCESS_REFUSED - access to queue 'gw.poison' in vhost '/' refused for user 'gw1'")
@@ -69,12 +69,7 @@ async def test_a_role_without_the_permission_and_a_form_without_its_csrf_token_a
 
 @pytest.fixture
 async def sql_gateway(database_url: str, tmp_path: Path):
-    rings = keyrings(RESIDENCE, REGISTRATION)
-    settings = Settings(nodes=sorted(rings), data_dir=tmp_path, database_url=database_url, tick_interval_s=0,
-                        allowed_hosts=TEST_HOSTS)
-    gw = build_gateway(settings, clock=FakeClock(T0), broker=FakeBroker(),
-                       nodes={c: HostedNode(r) for c, r in rings.items()},
-                       directory=KeyDirectory.from_keyrings(rings.values()))
+    gw = database_gateway(keyrings(RESIDENCE, REGISTRATION), database_url=database_url, data_dir=tmp_path)
     await gw.start(relay=False)
     yield gw
     await gw.stop()

@@ -22,7 +22,7 @@ from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import MAGIC, PROTOCOL_VERSION, Envelope, EnvelopeHeader
 from gateway.settings import Settings
 from tests.access.helpers import signed_in_client
-from tests.gateways import REGISTRATION, RESIDENCE, TEST_HOSTS, keyrings, sample_query
+from tests.gateways import REGISTRATION, RESIDENCE, TEST_HOSTS, keyrings, running, sample_query
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
 
@@ -58,15 +58,8 @@ async def gateways(database_url, amqp_url, run_token, tmp_path: Path):
     common = {"database_url": database_url, "amqp_url": amqp_url, "token": run_token, "data_dir": tmp_path}
     residence = _gateway(rings[RESIDENCE], directory, gateway_id="res", **common)
     registration = _gateway(rings[REGISTRATION], directory, gateway_id="reg", **common)
-    await residence.start()
-    await registration.start()
-    try:
+    async with running(residence, registration):
         yield residence, registration
-    finally:
-        await residence.stop()
-        await registration.stop()
-        await residence.broker.delete_topology()
-        await registration.broker.delete_topology()
 
 
 async def publish_junk(amqp_url: str, token: str, bodies: list[bytes]) -> None:

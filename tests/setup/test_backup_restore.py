@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import tarfile
 import threading
@@ -22,48 +21,22 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from typer.testing import CliRunner
 
 from gateway.adapters.sql.backup import MANIFEST, POSTGRES_MEMBER, SQLITE_MEMBER, Locations, backup, libpq_conninfo
 from gateway.adapters.sql.engine import is_sqlite
 from gateway.adapters.sql.migrate import head_revision
-from gateway.cli import app
+from gateway.scenarios.scratch import created_database
+from tests.setup import commands
+from tests.setup.commands import Ran, one_line
 
 NODES = "110101001,120101001"
 PASSPHRASE = "backup-test-passphrase"
 
 
-class Ran:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-    def one_line(self) -> str:
-        assert "Traceback" not in self.stderr + self.stdout, self.stderr
-        lines = self.stderr.strip().splitlines()
-        assert len(lines) == 1, self.stderr
-        return lines[0]
-
-
 def run(cwd: Path, env: dict[str, str], *args: str) -> Ran:
-    """The Typer app in this process, in ``cwd``, with only the given GATEWAY_* variables."""
-    cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GATEWAY_")}
-    here = Path.cwd()
+    """The Typer app in this process, in ``cwd`` (made if missing), with only the given GATEWAY_* variables."""
     cwd.mkdir(parents=True, exist_ok=True)
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(app, list(args), env={**cleared, **env})
-    finally:
-        os.chdir(here)
-    return Ran(result.exit_code, result.stdout, result.stderr)
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await admin.dispose()
+    return commands.run(cwd, *args, **env)
 
 
 def _env(folder: Path, database_url: str | None) -> dict[str, str]:
@@ -78,13 +51,8 @@ def source_and_target(database_url: str, request: pytest.FixtureRequest, tmp_pat
         yield _env(tmp_path / "source", None), _env(tmp_path / "target", None)
         return
     server = request.getfixturevalue("postgres_server_url")
-    name = f"gw_restore_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        fresh = make_url(server).set(database=name).render_as_string(hide_password=False)
+    with created_database(server, f"gw_restore_{uuid.uuid4().hex[:12]}") as fresh:
         yield _env(tmp_path / "source", database_url), _env(tmp_path / "target", fresh)
-    finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
@@ -165,7 +133,7 @@ def test_restore_refuses_a_data_dir_that_holds_keys(backup_file, source_and_targ
     (keys / "signing.pem").write_text("another gateway's key")
     refused = run(tmp_path / "target", target, "restore", str(backup_file))
     assert refused.returncode == 2
-    line = refused.one_line()
+    line = one_line(refused)
     assert "is not empty" in line and "keys/110101001/signing.pem" in line and "nothing was written" in line
     assert (keys / "signing.pem").read_text() == "another gateway's key"
     assert _tables(target) == 0
@@ -177,7 +145,7 @@ def test_restore_refuses_a_database_that_holds_tables(backup_file, source_and_ta
     assert run(tmp_path / "target", env_without_nodes, "db", "upgrade").returncode == 0  # tables, and no keys
     refused = run(tmp_path / "target", target, "restore", str(backup_file))
     assert refused.returncode == 2
-    assert "not empty" in refused.one_line() and "tables" in refused.one_line()
+    assert "not empty" in one_line(refused) and "tables" in one_line(refused)
     assert not (Path(target["GATEWAY_DATA_DIR"]) / "keys").exists()
 
 
@@ -191,7 +159,7 @@ def test_a_backup_with_one_byte_changed_is_refused_before_anything_is_written(
     _flip_byte_in(backup_file, database if member == "database" else member)
     refused = run(tmp_path / "target", target, "restore", str(backup_file))
     assert refused.returncode == 1
-    line = refused.one_line()
+    line = one_line(refused)
     assert "SHA-256" in line and "nothing was written" in line
     _nothing_written(target)
 
@@ -203,7 +171,7 @@ def test_a_restore_into_another_kind_of_database_is_refused(backup_file, source_
                  else "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
     refused = run(tmp_path / "other", other, "restore", str(backup_file))
     assert refused.returncode == 2
-    assert "configure a" in refused.one_line()
+    assert "configure a" in one_line(refused)
     assert not (tmp_path / "other" / "var").exists()
 
 
@@ -267,7 +235,7 @@ def test_a_backup_of_an_unreachable_postgresql_says_so_in_one_line_with_exit_3(t
     refused = run(tmp_path, _env(tmp_path, "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"), "backup",
                   str(tmp_path / "gateway.backup"))
     assert refused.returncode == 3
-    assert "cannot reach the database" in refused.one_line()
+    assert "cannot reach the database" in one_line(refused)
     assert not (tmp_path / "gateway.backup").exists()
     assert not list(tmp_path.glob(".gateway-backup-*"))  # its work folder (a database copy) removed
 
@@ -306,6 +274,6 @@ def test_restore_refuses_a_keys_folder_elsewhere_that_holds_another_nodes_keys(b
     target = source_and_target[1] | {"GATEWAY_KEYS_DIR": str(tmp_path / "etc-keys")}
     refused = run(tmp_path / "target", target, "restore", str(backup_file))
     assert refused.returncode == 2
-    assert "keys folder" in refused.one_line() and "130102001/signing.pem" in refused.one_line()
+    assert "keys folder" in one_line(refused) and "130102001/signing.pem" in one_line(refused)
     assert not (tmp_path / "target" / "var").exists()
     assert _tables(target) == 0

@@ -14,32 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from gateway.cli import app
+from tests.setup.commands import Ran, one_line, run
 
 GATEWAY = Path(sys.executable).with_name("gateway")
 NODE = "110101001"
 NOWHERE_AMQP = "amqp://guest:guest@127.0.0.1:1/"  # port 1: nothing listens
-
-
-class Ran:
-    """What a command did: its exit code and output, from either way of running it."""
-
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def run(cwd: Path, *args: str, **env: str) -> Ran:
-    """The Typer app in this process (CliRunner), in ``cwd``, with only the given GATEWAY_* variables."""
-    cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GATEWAY_")}
-    here = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(app, list(args), env={**cleared, **env})
-    finally:
-        os.chdir(here)
-    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def run_process(cwd: Path, *args: str, timeout: float = 120, **env: str) -> Ran:
@@ -48,13 +28,6 @@ def run_process(cwd: Path, *args: str, timeout: float = 120, **env: str) -> Ran:
     done = subprocess.run([str(GATEWAY), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**clean, **env})
     return Ran(done.returncode, done.stdout, done.stderr)
-
-
-def one_line(result: Ran) -> str:
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def last_line(result: Ran) -> str:

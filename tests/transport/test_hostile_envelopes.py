@@ -3,11 +3,9 @@ quarantine as size, SHA-256 and a bounded prefix, with a reason of their own, an
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 import aio_pika
@@ -21,18 +19,10 @@ from gateway.exchange.records import Direction
 from gateway.exchange.refusals import DEFAULT_PREFIX_BYTES
 from gateway.security.directory import KeyDirectory
 from gateway.security.envelope import MAGIC, PROTOCOL_VERSION, Envelope, EnvelopeHeader, seal
-from tests.gateways import REGISTRATION, RESIDENCE, keyrings, real_gateway, sample_query
+from tests.gateways import REGISTRATION, RESIDENCE, keyrings, real_gateway, running, sample_query
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.database]
-
-
-async def eventually(check, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 def forged(**fields: str) -> bytes:
@@ -52,15 +42,8 @@ async def gateways(database_url, amqp_url, run_token, tmp_path: Path):
                              token=run_token, gateway_id="res", data_dir=tmp_path)
     registration = real_gateway([rings[REGISTRATION]], directory, amqp_url=amqp_url, database_url=database_url,
                                 token=run_token, gateway_id="reg", data_dir=tmp_path)
-    await residence.start()
-    await registration.start()
-    try:
+    async with running(residence, registration):
         yield residence, registration
-    finally:
-        await residence.stop()
-        await registration.stop()
-        await residence.broker.delete_topology()
-        await registration.broker.delete_topology()
 
 
 async def publish_raw(amqp_url: str, token: str, bodies: list[bytes]) -> None:
