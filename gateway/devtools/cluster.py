@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from gateway.devtools.local_nodes import give_to, port_open, unreachable_parent
 
 DEFAULT_DIR = Path("/tmp/gateway-cluster")
 FORBIDDEN_PORTS = {5672, 5671, 25672, 15672, 4369}
@@ -142,7 +143,7 @@ class LocalCluster:
             raise ClusterError("rabbitmq-server not found: install Debian's rabbitmq-server package")
         if (self.base_dir / STATE_FILE).exists():
             raise ClusterError(f"a cluster is already set up in {self.base_dir}: run `down` first")
-        busy = [n for n in self.nodes if _port_open(n.amqp_port) or _port_open(n.dist_port)]
+        busy = [n for n in self.nodes if port_open(n.amqp_port) or port_open(n.dist_port)]
         if busy:
             raise ClusterError(f"ports of {', '.join(n.name for n in busy)} are in use")
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +211,7 @@ class LocalCluster:
 
     def running_node(self) -> NodeSpec:
         for node in self.nodes:
-            if _port_open(node.amqp_port):
+            if port_open(node.amqp_port):
                 return node
         raise ClusterError("no node of the cluster is running")
 
@@ -260,7 +261,7 @@ class LocalCluster:
         raise ClusterError(f"{name} is not a node of this cluster")
 
     def is_running(self, index: int) -> bool:
-        return _port_open(self.nodes[index - 1].amqp_port)
+        return port_open(self.nodes[index - 1].amqp_port)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -320,7 +321,7 @@ class LocalCluster:
         return env
 
     def _spawn(self, node: NodeSpec) -> None:
-        if _port_open(node.amqp_port):
+        if port_open(node.amqp_port):
             raise ClusterError(f"{node.name}: port {node.amqp_port} already in use")
         self.pid_file(node).unlink(missing_ok=True)
         # In the foreground of a child process of ours (not -detached): a node that fails to boot
@@ -345,7 +346,7 @@ class LocalCluster:
             if process is not None and process.poll() is not None:
                 tail = self._startup_log(node).read_text(errors="replace")[-3000:]
                 raise ClusterError(f"{node.name} did not start (exit {process.returncode}):\n{tail}")
-            if self.pid_file(node).exists() and _port_open(node.amqp_port):
+            if self.pid_file(node).exists() and port_open(node.amqp_port):
                 try:
                     self.ctl(node, "await_startup", timeout=max(5.0, deadline - time.monotonic()))
                     return
@@ -356,7 +357,7 @@ class LocalCluster:
 
     def _stop(self, node: NodeSpec) -> None:
         pid = _read_pid(self.pid_file(node))
-        if pid is None and not _port_open(node.amqp_port):
+        if pid is None and not port_open(node.amqp_port):
             self._started.discard(node.name)
             return
         try:
@@ -457,39 +458,12 @@ def _raise_open_files() -> None:
 
 
 def _give_to_rabbitmq(path: Path) -> None:
-    """The nodes run as the `rabbitmq` user (the Debian wrapper switches to it when started as root)."""
-    if os.geteuid() != 0:
-        return
-    import pwd
-
-    try:
-        user = pwd.getpwnam("rabbitmq")
-    except KeyError:
-        return
-    paths = [path] if path.is_file() else [path, *path.rglob("*")]
-    for p in paths:
-        os.chown(p, user.pw_uid, user.pw_gid)
+    give_to("rabbitmq", path)
 
 
 def _check_reachable(folder: Path) -> None:
-    """The `rabbitmq` user must be able to reach the folder (a 0700 temporary folder above it would not do)."""
-    if os.geteuid() != 0:
-        return
-    for parent in folder.parents:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            raise ClusterError(f"{parent} is not reachable by the rabbitmq user (mode {oct(mode & 0o777)}): "
-                               "put the cluster elsewhere or `chmod o+x` it")
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    if (where := unreachable_parent(folder)) is not None:
+        raise ClusterError(f"{where} is not reachable by the rabbitmq user: put the cluster elsewhere or `chmod o+x` it")
 
 
 def _read_pid(path: Path) -> int | None:
@@ -561,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cluster down: {', '.join(n.name for n in cluster.nodes)} stopped, {cluster.base_dir} removed")
         return 0
     for node in cluster.nodes:
-        print(f"{node.name}\t127.0.0.1:{node.amqp_port}\t{'running' if _port_open(node.amqp_port) else 'stopped'}")
+        print(f"{node.name}\t127.0.0.1:{node.amqp_port}\t{'running' if port_open(node.amqp_port) else 'stopped'}")
     return 0
 
 

@@ -41,7 +41,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
+from gateway.devtools.local_nodes import give_to, port_open, unreachable_parent
 
 DEFAULT_DIR = Path("/tmp/gateway-pg-formation")
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -165,7 +165,7 @@ class PgFormation:
         if self.base_dir.exists() and any(self.base_dir.iterdir()):
             # It is given to the postgres user and removed by `down`: never a folder holding anything else.
             raise FormationError(f"{self.base_dir} is not empty: give the formation a folder of its own")
-        busy = [p for p in (self.monitor_port, *self.node_ports) if _port_open(p)]
+        busy = [p for p in (self.monitor_port, *self.node_ports) if port_open(p)]
         if busy:
             raise FormationError(f"ports {busy} are in use")
         for sub in ("", "config", "data", "run"):
@@ -357,7 +357,7 @@ class PgFormation:
         raise FormationError(f"waited {timeout_s or self.start_timeout_s:.0f}s for {what}; see {logs}")
 
     def _monitor_answers(self) -> bool:
-        if not _port_open(self.monitor_port):
+        if not port_open(self.monitor_port):
             return False
         try:
             self._ctl("show", "state", "--pgdata", str(self.monitor_dir), timeout=10)
@@ -431,33 +431,12 @@ class PgFormation:
 
 
 def _give_to_postgres(path: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    import pwd
-
-    user = pwd.getpwnam(RUN_AS)
-    paths = [path] if path.is_file() else [path, *path.rglob("*")]
-    for p in paths:
-        os.chown(p, user.pw_uid, user.pw_gid)
+    give_to("postgres", path)
 
 
 def _check_reachable(folder: Path) -> None:
-    """The postgres user must be able to reach DIR (a 0700 temporary folder above it would not do)."""
-    if os.geteuid() != 0:
-        return
-    for parent in folder.parents:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            raise FormationError(f"{parent} is not reachable by the postgres user (mode {oct(mode & 0o777)}): "
-                                 "put the formation elsewhere or `chmod o+x` it")
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    if (where := unreachable_parent(folder)) is not None:
+        raise FormationError(f"{where} is not reachable by the postgres user: put the formation elsewhere or `chmod o+x` it")
 
 
 def _read_pid(path: Path) -> int | None:

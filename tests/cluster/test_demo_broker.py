@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devtools.cluster import _port_open
+from gateway.devtools.local_nodes import port_open
 from gateway.devtools.demo_broker import DEMO_DIR, DEMO_PORT
 
 pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.slow]
@@ -28,4 +28,4 @@ def test_demo_starts_a_broker_of_its_own_when_none_answers_and_says_which() -> N
     said, summary = done.stdout.strip().splitlines()[0], json.loads(done.stdout.strip().splitlines()[-1])
     assert said.startswith("broker: none on 127.0.0.1:5698; starting the local rabbitmq-server")
     assert summary["ok"] and summary["lost"] == 0 and summary["quarantined"] == 1
-    assert not _port_open(DEMO_PORT) and not DEMO_DIR.exists()  # stopped and removed afterwards
+    assert not port_open(DEMO_PORT) and not DEMO_DIR.exists()  # stopped and removed afterwards
